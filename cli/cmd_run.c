@@ -1,0 +1,102 @@
+/* cmd_run.c - `sealpost run`: the proxy. */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "log.h"
+#include "server.h"
+
+static struct server *running;
+
+static void
+on_signal(int sig)
+{
+	(void)sig;
+	if (running)
+		server_stop(running);
+}
+
+static void
+help(FILE *f)
+{
+	fprintf(f, "usage: sealpost run [-c FILE] [-v]\n\n"
+	           "Runs the proxy: mail clients submit on [proxy] listen, each message is\n"
+	           "encrypted per recipient and relayed to [upstream].  Stops on SIGTERM/SIGINT.\n\n"
+	           "  -c, --config FILE  config file (default: $XDG_CONFIG_HOME/sealpost/sealpost.conf,\n"
+	           "                     then /etc/sealpost/sealpost.conf)\n"
+	           "  -v, --verbose      log the SMTP transcript (AUTH payloads and message\n"
+	           "                     bodies are never logged)\n");
+}
+
+int
+cmd_run(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sp_config cfg;
+	struct server srv;
+	struct sigaction sa;
+	const char *cfgpath = NULL;
+	char err[SP_ERRLEN];
+	bool verbose = false;
+	int c, rv;
+
+	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'v':
+			verbose = true;
+			break;
+		case 'h':
+			help(stdout);
+			return EXIT_OK;
+		default:
+			help(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind != argc) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
+	if ((rv = cli_load_config(cfgpath, true, &cfg)) != 0)
+		return rv;
+	sp_log_init(verbose ? SP_LOG_DEBUG : cfg.log.level);
+	sp_log_info("sealpost starting with %s", cfg.path);
+	if (server_init(&srv, &cfg, err, sizeof err) < 0) {
+		sp_log_error("%s", err);
+		server_free(&srv);
+		sp_config_free(&cfg);
+		return EXIT_RUNTIME;
+	}
+	if (server_drop_privileges(cfg.proxy.user, err, sizeof err) < 0) {
+		sp_log_error("%s", err);
+		server_free(&srv);
+		sp_config_free(&cfg);
+		return EXIT_RUNTIME;
+	}
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = on_signal;
+	sigemptyset(&sa.sa_mask);
+	running = &srv;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	rv = server_run(&srv);
+	running = NULL;
+	if (rv != 0)
+		sp_log_warn("sessions still running after %ds; exiting anyway (their clients "
+		            "got no 250 and will retry)", SERVER_SHUTDOWN_GRACE_S);
+	sp_log_info("stopped");
+	server_free(&srv);
+	if (rv == 0)
+		sp_config_free(&cfg);
+	return EXIT_OK;
+}

@@ -1,0 +1,130 @@
+/* config.h - sealpost.conf, read with GLib's key-file parser.
+ *
+ * Every key of SPEC "Config" is described once in a table (config.c) with its
+ * type, default and reason; loading fills struct sp_config and reports the first
+ * problem as "FILE:LINE: [section] key: reason".
+ */
+#ifndef SP_CONFIG_H
+#define SP_CONFIG_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define SP_MAX_LISTEN 16
+
+struct sp_listen {
+	char host[256];        /* numeric address or name, no brackets */
+	char port[8];
+	bool implicit_tls;     /* "ADDR:PORT tls": TLS from the first byte (465 style) */
+};
+
+enum sp_auth_mode { SP_AUTH_NONE, SP_AUTH_USERS, SP_AUTH_PASSTHROUGH };
+enum sp_upstream_tls { SP_UPSTREAM_STARTTLS, SP_UPSTREAM_TLS, SP_UPSTREAM_NONE };
+enum sp_pgp_trust { SP_TRUST_KEYRING, SP_TRUST_ALWAYS };
+enum sp_linkserver_mode { SP_LINKSERVER_EMBEDDED, SP_LINKSERVER_OFF };
+enum sp_no_key { SP_NOKEY_LINK, SP_NOKEY_REJECT, SP_NOKEY_PLAIN };
+
+struct sp_config {
+	char *path;                /* the file that was read */
+	char *state_dir;           /* /var/lib/sealpost or $XDG_STATE_HOME/sealpost */
+
+	struct {
+		struct sp_listen listen[SP_MAX_LISTEN];
+		unsigned n_listen;
+		char *tls_cert;
+		char *tls_key;
+		bool tls_generate;     /* neither cert nor key configured: make one */
+		enum sp_auth_mode auth;
+		char *users_file;
+		uint64_t max_message_size;
+		uint64_t max_recipients;
+		uint64_t max_connections;
+		char *user;
+		int64_t timeout;       /* waiting for a command */
+		int64_t data_timeout;  /* waiting for the next chunk of DATA */
+	} proxy;
+
+	struct {
+		char *host;
+		char port[8];
+		enum sp_upstream_tls tls;
+		char *ca_file;
+		char *username;
+		char *password_file;
+		char *password_command;
+		char *helo;
+		int64_t timeout;
+	} upstream;
+
+	struct {
+		char *gnupg_home;
+		enum sp_pgp_trust trust;
+		bool hide_subject;
+		bool encrypt_to_self;
+		bool sign;
+	} pgp;
+
+	struct {
+		char *recipients;
+		bool recipients_explicit;
+	} sodium;
+
+	struct {
+		char *store;
+		char *base_url;
+		int64_t expiry;
+		uint64_t max_views;
+		uint64_t max_failed_attempts;
+		char *upload_url;
+		char *upload_token_file;
+	} link;
+
+	struct {
+		enum sp_linkserver_mode mode;
+		struct sp_listen listen;
+		char *tls_cert;
+		char *tls_key;
+		bool outbox;
+	} linkserver;
+
+	struct {
+		enum sp_no_key no_key;
+	} policy;
+
+	struct {
+		char *dir;
+		int64_t lifetime;
+	} queue;
+
+	struct {
+		enum sp_log_level level;
+	} log;
+};
+
+/* Which file to read: explicit (-c), else $XDG_CONFIG_HOME/sealpost/sealpost.conf,
+ * else /etc/sealpost/sealpost.conf.  Returns NULL (and err) when none exists. */
+char *sp_config_find(const char *explicit_path, char *err, size_t errsz);
+
+/* Load and validate.  need_upstream: whether [upstream] host is required
+ * (the viewer alone does not need it).  Returns 0, or -1 with err set. */
+int sp_config_load(struct sp_config *cfg, const char *path, bool need_upstream,
+                   char *err, size_t errsz);
+/* Same, from text in memory (tests, fuzzing); `name` is used in messages. */
+int sp_config_load_data(struct sp_config *cfg, const char *name, const char *data,
+                        size_t len, bool need_upstream, char *err, size_t errsz);
+void sp_config_free(struct sp_config *cfg);
+
+/* The default state directory for this user. */
+char *sp_config_default_state_dir(void);
+
+/* "127.0.0.1:587", "[::1]:587 tls", "localhost:2525" */
+int sp_parse_listen(const char *s, struct sp_listen *out, char *err, size_t errsz);
+bool sp_host_is_loopback(const char *host);
+
+const char *sp_auth_mode_name(enum sp_auth_mode m);
+const char *sp_upstream_tls_name(enum sp_upstream_tls t);
+const char *sp_no_key_name(enum sp_no_key n);
+
+#endif

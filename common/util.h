@@ -1,0 +1,95 @@
+/* util.h - small helpers shared by every module: errors, buffers, numbers, time.
+ *
+ * Error convention (used across sealpost): a function that can fail returns 0 on
+ * success and -1 on failure, and on failure writes one human-readable line into a
+ * caller-owned buffer `char *err` of `errsz` bytes.  The message never contains a
+ * secret (password, key, message body).
+ */
+#ifndef SP_UTIL_H
+#define SP_UTIL_H
+
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Size of the error buffers passed around: one log line, never truncated in practice. */
+#define SP_ERRLEN 512
+
+#define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+#define SP_PRINTF(f, a) __attribute__((format(printf, f, a)))
+
+void sp_seterr(char *err, size_t errsz, const char *fmt, ...) SP_PRINTF(3, 4);
+
+/* Growable byte buffer with a hard cap: appending past `limit` fails instead of
+ * eating memory.  limit == 0 means SIZE_MAX. data is always NUL-terminated. */
+struct sp_buf {
+	char *data;
+	size_t len;
+	size_t cap;
+	size_t limit;
+};
+
+void sp_buf_init(struct sp_buf *b, size_t limit);
+int sp_buf_reserve(struct sp_buf *b, size_t extra);
+int sp_buf_append(struct sp_buf *b, const void *p, size_t n);
+int sp_buf_puts(struct sp_buf *b, const char *s);
+int sp_buf_printf(struct sp_buf *b, const char *fmt, ...) SP_PRINTF(2, 3);
+/* Detach the data (caller frees); the buffer becomes empty. */
+char *sp_buf_steal(struct sp_buf *b, size_t *len);
+void sp_buf_reset(struct sp_buf *b);
+void sp_buf_free(struct sp_buf *b);
+/* Zero the contents before freeing: for anything that held plaintext or secrets. */
+void sp_buf_wipe(struct sp_buf *b);
+
+/* Abort on allocation failure: only for small, bounded allocations. */
+void *sp_xmalloc(size_t n);
+void *sp_xcalloc(size_t n, size_t m);
+char *sp_xstrdup(const char *s);
+char *sp_xstrndup(const char *s, size_t n);
+char *sp_xasprintf(const char *fmt, ...) SP_PRINTF(1, 2);
+
+/* Free a string that held a secret, wiping it first. */
+void sp_free_secret(char *s);
+
+/* "30", "30s", "5m", "2h", "14d", "1w" -> seconds. */
+int sp_parse_duration(const char *s, int64_t *out, char *err, size_t errsz);
+/* "52428800", "50M", "64k", "1G" (binary multiples) -> bytes. */
+int sp_parse_size(const char *s, uint64_t *out, char *err, size_t errsz);
+/* Decimal unsigned integer within [min, max]. */
+int sp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errsz);
+/* Format seconds as "3d", "2h", "90s" (exact, largest unit that divides). */
+void sp_format_duration(int64_t secs, char *out, size_t outsz);
+
+/* Monotonic clock in milliseconds. */
+int64_t sp_now_ms(void);
+/* Wall clock, seconds. */
+int64_t sp_time(void);
+
+bool sp_streq_nocase(const char *a, const char *b);
+/* Mail address equality: exact, ignoring ASCII case (what users and GnuPG expect;
+ * never a substring match). */
+bool sp_addr_equal(const char *a, const char *b);
+bool sp_has_prefix_nocase(const char *s, const char *prefix);
+/* Strip leading/trailing ASCII whitespace in place, returns s. */
+char *sp_strstrip(char *s);
+/* Copy with truncation, always NUL-terminates. */
+size_t sp_strlcpy(char *dst, const char *src, size_t dstsz);
+
+/* Make the printable-ASCII form of untrusted text for a log line: control and
+ * non-ASCII bytes become '?', at most maxlen bytes (then "..."). */
+void sp_sanitize(const char *in, size_t inlen, char *out, size_t outsz);
+
+/* 128 random bits as 32 lowercase hex chars (CSPRNG); used for queue/session ids. */
+void sp_random_id(char out[33]);
+
+/* Expand a leading "~/" with $HOME. Returns a newly allocated string. */
+char *sp_expand_home(const char *path);
+
+/* mkdir -p with the given mode for created components. */
+int sp_mkdir_p(const char *path, unsigned mode, char *err, size_t errsz);
+
+/* Read a whole small file (config-type data) with a size cap. */
+int sp_read_file(const char *path, size_t limit, char **out, size_t *outlen, char *err, size_t errsz);
+
+#endif

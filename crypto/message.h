@@ -1,0 +1,63 @@
+/* message.h - the values that flow down the data path:
+ *   accept (envelope + data) -> policy (a form per recipient) ->
+ *   compose (one copy per form, per Bcc recipient) -> relay.
+ */
+#ifndef SP_MESSAGE_H
+#define SP_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "util.h"
+
+/* Strongest first: the policy tries them in this order. */
+enum sp_form {
+	SP_FORM_PGP,
+	SP_FORM_SODIUM,
+	SP_FORM_LINK,
+	SP_FORM_PLAIN,
+	SP_FORM_COUNT
+};
+
+const char *sp_form_name(enum sp_form f);
+
+struct sp_rcpt {
+	char *addr;
+	enum sp_form form;
+	char detail[160];     /* OpenPGP fingerprint, sodium key, link id: for logs and receipts */
+	bool bcc;             /* not named in To/Cc: gets a copy of its own */
+};
+
+struct sp_envelope {
+	char id[17];          /* transaction id in logs */
+	char *mail_from;      /* "" for the null sender <> */
+	bool smtputf8;        /* MAIL ... SMTPUTF8 */
+	bool body_8bit;       /* MAIL ... BODY=8BITMIME */
+	struct sp_rcpt *rcpts;
+	size_t n_rcpts;
+};
+
+void sp_envelope_init(struct sp_envelope *e);
+void sp_envelope_add_rcpt(struct sp_envelope *e, const char *addr, enum sp_form form, const char *detail);
+void sp_envelope_free(struct sp_envelope *e);
+
+/* One message to send upstream: what, and to whom. */
+struct sp_copy {
+	enum sp_form form;
+	size_t *rcpts;        /* indexes into the envelope's rcpts */
+	size_t n_rcpts;
+	struct sp_buf data;   /* CRLF line endings, not dot-stuffed */
+	bool eightbit;        /* contains 8-bit bytes: needs 8BITMIME upstream */
+	bool smtputf8;        /* needs SMTPUTF8 upstream */
+};
+
+struct sp_copies {
+	struct sp_copy *v;
+	size_t n;
+};
+
+struct sp_copy *sp_copies_add(struct sp_copies *c, enum sp_form form);
+void sp_copy_add_rcpt(struct sp_copy *c, size_t rcpt);
+void sp_copies_free(struct sp_copies *c);
+
+#endif

@@ -1,0 +1,62 @@
+/* mime_message.h - the client's message as GMime sees it, plus the byte spans
+ * of its top-level header fields, so copies can drop or replace fields while
+ * every other byte (body, attachments, signatures) stays exactly as sent.
+ */
+#ifndef SP_MIME_MESSAGE_H
+#define SP_MIME_MESSAGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <gmime/gmime.h>
+
+#include "util.h"
+
+/* A message with more top-level header fields than this is junk (RFC 5322 has
+ * no limit; real mail has a few dozen, mailing lists a hundred or two). */
+#define SP_MIME_MAX_HEADERS 1000
+
+struct sp_mime_header {
+	const char *name;        /* as written (owned by GMime) */
+	size_t start;            /* byte offset of the field in the message */
+	size_t end;              /* one past its last byte (after its CRLF) */
+	bool content;            /* a Content-* field (belongs to the body entity) */
+};
+
+struct sp_mime {
+	GMimeMessage *msg;
+	const char *data;        /* the message, borrowed */
+	size_t len;
+	size_t headers_end;      /* offset of the empty line ending the header block */
+	size_t body_start;       /* first byte of the body (after the empty line) */
+	struct sp_mime_header *hdrs;
+	size_t n_hdrs;
+	/* private */
+	GMimeParser *parser;
+	GMimeStream *stream;
+	GByteArray *array;
+};
+
+/* Call once per process before any other GMime use. */
+void sp_mime_global_init(void);
+
+/* Parse data (CRLF or LF).  data must be heap memory from malloc: it is lent to
+ * GMime without a copy and given back by sp_mime_free; do not touch it between. */
+int sp_mime_parse(char *data, size_t len, struct sp_mime *m, char *err, size_t errsz);
+void sp_mime_free(struct sp_mime *m);
+
+/* Is addr named in the To or Cc header (groups included)? */
+bool sp_mime_names_rcpt(const struct sp_mime *m, const char *addr);
+/* Raw (unfolded, trimmed) value of the first top-level header with that name, or NULL. */
+char *sp_mime_header_value(const struct sp_mime *m, const char *name);
+
+/* Append the message's header block to out, leaving out every field for which
+ * drop(name) is true; the empty line and body are NOT appended. */
+typedef bool (*sp_mime_header_filter)(const char *name, void *arg);
+int sp_mime_copy_headers(const struct sp_mime *m, sp_mime_header_filter drop, void *arg,
+                         struct sp_buf *out);
+
+/* Headers that never leave sealpost: Bcc and every X-Sealpost-* control header. */
+bool sp_mime_is_private_header(const char *name);
+
+#endif

@@ -1,0 +1,35 @@
+/* policy.h - which form each recipient gets.
+ *
+ * Per recipient, strongest first: a usable OpenPGP key -> a registered sodium key
+ * -> a link (when [link] base_url is set and a store or upload URL exists) ->
+ * [policy] no_key (link | reject | plain; plain only when chosen explicitly).
+ * The decision is made at RCPT time, so a recipient that can get no allowed
+ * form is refused right there; compose re-checks at DATA time.
+ */
+#ifndef SP_POLICY_H
+#define SP_POLICY_H
+
+#include "config.h"
+#include "message.h"
+
+enum sp_policy_result {
+	SP_POLICY_OK,        /* d->form chosen */
+	SP_POLICY_REFUSE,    /* no allowed form: 550 5.7.1 with d->reason */
+	SP_POLICY_TEMPFAIL,  /* a lookup failed (keyring unreadable...): 451 4.7.0 with d->reason */
+};
+
+struct sp_decision {
+	enum sp_form form;
+	char detail[160];    /* fingerprint / key / "" */
+	char reason[320];    /* why refused, or why a weaker form was chosen */
+};
+
+/* One per session: it holds per-thread state (a GPGME context). */
+struct sp_policy;
+
+struct sp_policy *sp_policy_new(const struct sp_config *cfg, char *err, size_t errsz);
+void sp_policy_free(struct sp_policy *p);
+enum sp_policy_result sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d);
+const struct sp_config *sp_policy_config(const struct sp_policy *p);
+
+#endif

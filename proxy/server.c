@@ -1,0 +1,249 @@
+/* server.c - listeners, accept loop, session threads, privileges. */
+#include "server.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "net.h"
+#include "tls.h"
+
+struct session_arg {
+	struct server *srv;
+	int fd;
+	bool implicit_tls;
+};
+
+int
+server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t errsz)
+{
+	unsigned i;
+
+	memset(srv, 0, sizeof *srv);
+	srv->cfg = cfg;
+	srv->stop_pipe[0] = srv->stop_pipe[1] = -1;
+	for (i = 0; i < SP_MAX_LISTEN; i++)
+		srv->lfd[i] = -1;
+	pthread_mutex_init(&srv->lock, NULL);
+	pthread_cond_init(&srv->idle, NULL);
+	srv->ctx.cfg = cfg;
+	srv->ctx.hostname = "localhost";
+	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
+		sp_seterr(err, errsz, "pipe: %s", strerror(errno));
+		return -1;
+	}
+	if (cfg->proxy.tls_generate) {
+		char fp[128];
+		if (sp_mkdir_p(cfg->state_dir, 0700, err, errsz) < 0)
+			return -1;
+		if (tls_ensure_selfsigned(cfg->proxy.tls_cert, cfg->proxy.tls_key, err, errsz) < 0)
+			return -1;
+		if (tls_cert_fingerprint(cfg->proxy.tls_cert, fp, sizeof fp, err, errsz) == 0)
+			sp_log_info("client-side TLS: self-signed %s (SHA-256 %s); accept it once in "
+			            "your mail client", cfg->proxy.tls_cert, fp);
+	}
+	srv->ctx.tls = tls_server_ctx(cfg->proxy.tls_cert, cfg->proxy.tls_key, err, errsz);
+	if (srv->ctx.tls == NULL)
+		return -1;
+	if (cfg->proxy.auth == SP_AUTH_USERS &&
+	    sp_users_load(cfg->proxy.users_file, &srv->ctx.users, err, errsz) < 0)
+		return -1;
+	srv->ctx.relay = relay_new(cfg, err, errsz);
+	if (srv->ctx.relay == NULL)
+		return -1;
+	for (i = 0; i < cfg->proxy.n_listen; i++) {
+		srv->lfd[i] = net_listen(&cfg->proxy.listen[i], err, errsz);
+		if (srv->lfd[i] < 0)
+			return -1;
+		srv->ltls[i] = cfg->proxy.listen[i].implicit_tls;
+		srv->n_listen++;
+	}
+	return 0;
+}
+
+int
+server_drop_privileges(const char *user, char *err, size_t errsz)
+{
+	struct passwd *pw;
+
+	if (geteuid() != 0) {
+		if (user && *user)
+			sp_log_warn("[proxy] user = %s ignored: not started as root", user);
+		return 0;
+	}
+	if (user == NULL || *user == '\0') {
+		sp_log_warn("running as root: set [proxy] user so sessions run unprivileged "
+		            "(the systemd units use User= instead)");
+		return 0;
+	}
+	pw = getpwnam(user);
+	if (pw == NULL) {
+		sp_seterr(err, errsz, "[proxy] user: no such user '%s'", user);
+		return -1;
+	}
+	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
+		sp_seterr(err, errsz, "dropping privileges to %s: %s", user, strerror(errno));
+		return -1;
+	}
+	/* Never able to get root back. */
+	if (setuid(0) == 0) {
+		sp_seterr(err, errsz, "dropping privileges to %s: still able to become root", user);
+		return -1;
+	}
+	sp_log_info("running as %s (uid %u)", user, (unsigned)pw->pw_uid);
+	return 0;
+}
+
+static void *
+session_thread(void *p)
+{
+	struct session_arg *a = p;
+	struct server *srv = a->srv;
+
+	smtp_session_run(&srv->ctx, a->fd, a->implicit_tls);
+	free(a);
+	pthread_mutex_lock(&srv->lock);
+	if (atomic_fetch_sub(&srv->active, 1) == 1)
+		pthread_cond_broadcast(&srv->idle);
+	pthread_mutex_unlock(&srv->lock);
+	return NULL;
+}
+
+static void
+refuse(int fd, const char *msg)
+{
+	ssize_t r = send(fd, msg, strlen(msg), MSG_NOSIGNAL | MSG_DONTWAIT);
+
+	(void)r;
+	close(fd);
+}
+
+static void
+accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
+{
+	struct session_arg *a;
+	pthread_t tid;
+	int fd;
+
+	fd = accept4(srv->lfd[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE) {
+			sp_log_error("accept: %s; raise the file limit or lower max_connections", strerror(errno));
+			usleep(100000);
+		}
+		return;
+	}
+	if (atomic_load(&srv->active) >= srv->cfg->proxy.max_connections) {
+		char peer[64];
+		net_peer_name(fd, peer, sizeof peer);
+		sp_log_warn("smtp %s: refused: %llu connections already (max_connections)", peer,
+		            (unsigned long long)srv->cfg->proxy.max_connections);
+		refuse(fd, "421 4.7.0 localhost Too many connections; try again later\r\n");
+		return;
+	}
+	a = sp_xcalloc(1, sizeof *a);
+	a->srv = srv;
+	a->fd = fd;
+	a->implicit_tls = srv->ltls[i];
+	atomic_fetch_add(&srv->active, 1);
+	if (pthread_create(&tid, attr, session_thread, a) != 0) {
+		atomic_fetch_sub(&srv->active, 1);
+		sp_log_error("cannot start a session thread: %s", strerror(errno));
+		refuse(fd, "421 4.3.2 localhost Service temporarily unavailable\r\n");
+		free(a);
+	}
+}
+
+int
+server_run(struct server *srv)
+{
+	struct pollfd pfd[SP_MAX_LISTEN + 1];
+	pthread_attr_t attr;
+	struct timespec ts;
+	unsigned i;
+
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
+	for (i = 0; i < srv->n_listen; i++) {
+		char *l = sp_xasprintf("%s:%s%s", srv->cfg->proxy.listen[i].host,
+		                       srv->cfg->proxy.listen[i].port, srv->ltls[i] ? " (implicit TLS)" : "");
+		sp_log_info("listening on %s", l);
+		free(l);
+	}
+	for (;;) {
+		for (i = 0; i < srv->n_listen; i++) {
+			pfd[i].fd = srv->lfd[i];
+			pfd[i].events = POLLIN;
+			pfd[i].revents = 0;
+		}
+		pfd[i].fd = srv->stop_pipe[0];
+		pfd[i].events = POLLIN;
+		pfd[i].revents = 0;
+		if (poll(pfd, srv->n_listen + 1, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			sp_log_error("poll: %s", strerror(errno));
+			break;
+		}
+		if (pfd[srv->n_listen].revents)
+			break;
+		for (i = 0; i < srv->n_listen; i++)
+			if (pfd[i].revents & POLLIN)
+				accept_one(srv, i, &attr);
+	}
+	pthread_attr_destroy(&attr);
+	for (i = 0; i < srv->n_listen; i++) {
+		close(srv->lfd[i]);
+		srv->lfd[i] = -1;
+	}
+	sp_log_info("shutting down; %u session(s) active", atomic_load(&srv->active));
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += SERVER_SHUTDOWN_GRACE_S;
+	pthread_mutex_lock(&srv->lock);
+	while (atomic_load(&srv->active) > 0)
+		if (pthread_cond_timedwait(&srv->idle, &srv->lock, &ts) == ETIMEDOUT)
+			break;
+	pthread_mutex_unlock(&srv->lock);
+	return atomic_load(&srv->active) == 0 ? 0 : 1;
+}
+
+void
+server_stop(struct server *srv)
+{
+	ssize_t r = write(srv->stop_pipe[1], "x", 1);
+
+	(void)r;
+}
+
+void
+server_free(struct server *srv)
+{
+	unsigned i;
+
+	/* Sessions still running (grace period over) keep their context: the
+	 * process is about to exit; freeing under them would be a use-after-free. */
+	if (atomic_load(&srv->active) > 0)
+		return;
+	for (i = 0; i < SP_MAX_LISTEN; i++)
+		if (srv->lfd[i] >= 0)
+			close(srv->lfd[i]);
+	if (srv->stop_pipe[0] >= 0)
+		close(srv->stop_pipe[0]);
+	if (srv->stop_pipe[1] >= 0)
+		close(srv->stop_pipe[1]);
+	if (srv->ctx.tls)
+		SSL_CTX_free(srv->ctx.tls);
+	sp_users_free(srv->ctx.users);
+	relay_free(srv->ctx.relay);
+	pthread_mutex_destroy(&srv->lock);
+	pthread_cond_destroy(&srv->idle);
+}

@@ -1,0 +1,43 @@
+/* server.h - the proxy process: listeners, the accept loop, one thread per
+ * client session (bounded by max_connections), privilege drop, shutdown.
+ */
+#ifndef SP_SERVER_H
+#define SP_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "config.h"
+#include "smtp_server.h"
+
+/* Stack for each session thread: sessions keep big buffers on the heap, and
+ * 1,000 idle clients should not reserve 8 MiB each. */
+#define SERVER_THREAD_STACK (1024 * 1024)
+/* On SIGTERM, sessions in flight get this long to finish their transaction. */
+#define SERVER_SHUTDOWN_GRACE_S 10
+
+struct server {
+	const struct sp_config *cfg;
+	struct smtp_server_ctx ctx;
+	int lfd[SP_MAX_LISTEN];
+	bool ltls[SP_MAX_LISTEN];
+	unsigned n_listen;
+	int stop_pipe[2];
+	atomic_uint active;
+	pthread_mutex_t lock;
+	pthread_cond_t idle;
+};
+
+/* Load TLS material (generating it on first run), users, upstream password;
+ * bind every listener.  Everything privileged happens here. */
+int server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t errsz);
+/* setgid/setgroups/setuid to [proxy] user. */
+int server_drop_privileges(const char *user, char *err, size_t errsz);
+/* Accept until server_stop(); then wait (bounded) for sessions to end. */
+int server_run(struct server *srv);
+/* Async-signal-safe. */
+void server_stop(struct server *srv);
+void server_free(struct server *srv);
+
+#endif
