@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "log.h"
 #include "mime_message.h"
+#include "pgp.h"
 #include "sealpost-config.h"
 
 struct command {
@@ -62,6 +63,13 @@ main(int argc, char **argv)
 		return EXIT_OK;
 	}
 	sp_mime_global_init();
+	{
+		char err[SP_ERRLEN];
+		if (sp_pgp_global_init(err, sizeof err) < 0) {
+			fprintf(stderr, "sealpost: %s\n", err);
+			return EXIT_RUNTIME;
+		}
+	}
 	for (i = 0; i < sizeof commands / sizeof commands[0]; i++)
 		if (strcmp(argv[1], commands[i].name) == 0)
 			return commands[i].fn(argc - 1, argv + 1);

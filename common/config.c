@@ -65,7 +65,7 @@ static const struct key_def keys[] = {
 	{ "proxy", "max_message_size", K_SIZE, OFF(proxy.max_message_size), "52428800", NULL,
 	  1024, 1024ULL * 1024 * 1024 },
 	/* RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients. */
-	{ "proxy", "max_recipients", K_UINT, OFF(proxy.max_recipients), "100", NULL, 1, 10000 },
+	{ "proxy", "max_recipients", K_UINT, OFF(proxy.max_recipients), "100", NULL, 1, 1000 },
 	{ "proxy", "max_connections", K_UINT, OFF(proxy.max_connections), "256", NULL, 1, 10000 },
 	{ "proxy", "user", K_STRING, OFF(proxy.user), "", NULL, 0, 0 },
 	/* RFC 5321 4.5.3.2.7: at least 5 minutes waiting for the next command. */
@@ -85,6 +85,7 @@ static const struct key_def keys[] = {
 	{ "upstream", "timeout", K_DURATION, OFF(upstream.timeout), "5m", NULL, 1, 3600 },
 
 	{ "pgp", "gnupg_home", K_PATH, OFF(pgp.gnupg_home), "$GNUPGHOME", NULL, 0, 0 },
+	{ "pgp", "gpg_program", K_PATH, OFF(pgp.gpg_program), "", NULL, 0, 0 },
 	{ "pgp", "trust", K_ENUM, OFF(pgp.trust), "keyring", trust_names, 0, 0 },
 	{ "pgp", "hide_subject", K_BOOL, OFF(pgp.hide_subject), "yes", NULL, 0, 0 },
 	{ "pgp", "encrypt_to_self", K_BOOL, OFF(pgp.encrypt_to_self), "yes", NULL, 0, 0 },

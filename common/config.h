@@ -60,6 +60,7 @@ struct sp_config {
 
 	struct {
 		char *gnupg_home;
+		char *gpg_program;     /* "" = GPGME's default gpg */
 		enum sp_pgp_trust trust;
 		bool hide_subject;
 		bool encrypt_to_self;

@@ -1,10 +1,23 @@
 /* compose.c - one plaintext message in, the per-form copies out. */
 #include "compose.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "mime_message.h"
+#include "pgp_mime.h"
+
+/* What is decided once per message, for every copy. */
+struct compose_ctx {
+	struct sp_policy *policy;
+	const struct sp_config *cfg;
+	struct sp_envelope *env;
+	struct sp_mime mime;
+	bool client_encrypted;        /* relayed as it is */
+	char self_fpr[SP_PGP_FPR_MAX];  /* encrypt_to_self: the sender's key, or "" */
+	char sign_fpr[SP_PGP_FPR_MAX];  /* sign = yes: the sender's secret key */
+};
 
 static bool
 drop_private(const char *name, void *arg)
@@ -24,55 +37,165 @@ has_8bit(const char *p, size_t len)
 	return false;
 }
 
-/* The plain form: the client's message minus the private headers, byte-exact. */
+/* The client's message minus the private headers, every other byte as sent:
+ * the plain form, and messages the client already encrypted. */
 static enum sp_compose_result
-build_plain(const struct sp_mime *m, const struct sp_envelope *env, struct sp_copy *cp,
-            char *err, size_t errsz)
+build_as_is(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
+	const struct sp_mime *m = &cx->mime;
+
 	if (sp_buf_reserve(&cp->data, m->len) < 0 ||
 	    sp_mime_copy_headers(m, drop_private, NULL, &cp->data) < 0 ||
 	    sp_buf_append(&cp->data, m->data + m->headers_end, m->len - m->headers_end) < 0) {
 		sp_seterr(err, errsz, "out of memory building the copy");
 		return SP_COMPOSE_TEMPFAIL;
 	}
-	cp->eightbit = has_8bit(cp->data.data, cp->data.len);
-	cp->smtputf8 = env->smtputf8;
 	return SP_COMPOSE_OK;
 }
 
 static enum sp_compose_result
-build_copy(struct sp_policy *p, const struct sp_mime *m, const struct sp_envelope *env,
-           struct sp_copy *cp, char *err, size_t errsz)
+build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
-	(void)p;
-	switch (cp->form) {
-	case SP_FORM_PLAIN:
-		return build_plain(m, env, cp, err, errsz);
-	case SP_FORM_PGP:
-	case SP_FORM_SODIUM:
-	case SP_FORM_LINK:
-	default:
-		/* Fail closed: a form this build cannot produce is never downgraded. */
-		sp_seterr(err, errsz, "the %s form is not available in this build", sp_form_name(cp->form));
-		return SP_COMPOSE_PERMFAIL;
+	struct sp_pgp *pgp = sp_policy_pgp(cx->policy, err, errsz);
+	const char **fprs = sp_xcalloc(cp->n_rcpts + 2, sizeof *fprs);
+	enum sp_compose_result rv = SP_COMPOSE_TEMPFAIL;
+	char why[SP_ERRLEN];
+	size_t i, n = 0;
+
+	if (pgp == NULL)
+		goto out;
+	for (i = 0; i < cp->n_rcpts; i++) {
+		const struct sp_rcpt *r = &cx->env->rcpts[cp->rcpts[i]];
+		/* The key chosen at RCPT time must still be usable now. */
+		switch (sp_pgp_recheck(pgp, r->addr, r->detail, why, sizeof why)) {
+		case SP_PGP_FOUND:
+			break;
+		case SP_PGP_NONE:
+			sp_seterr(err, errsz, "<%s>: %s (changed since RCPT); not sent in any other form",
+			          r->addr, why);
+			rv = SP_COMPOSE_PERMFAIL;
+			goto out;
+		default:
+			sp_seterr(err, errsz, "<%s>: %s", r->addr, why);
+			goto out;
+		}
+		fprs[n++] = r->detail;
 	}
+	if (cx->self_fpr[0]) {
+		for (i = 0; i < n && strcmp(fprs[i], cx->self_fpr) != 0; i++)
+			;
+		if (i == n)
+			fprs[n++] = cx->self_fpr;
+	}
+	if (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
+	                      cx->sign_fpr[0] ? cx->sign_fpr : NULL, &cp->data, err, errsz) < 0)
+		goto out;
+	rv = SP_COMPOSE_OK;
+out:
+	free(fprs);
+	return rv;
+}
+
+static enum sp_compose_result
+build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
+{
+	enum sp_compose_result r;
+
+	if (cx->client_encrypted) {
+		r = build_as_is(cx, cp, err, errsz);
+	} else {
+		switch (cp->form) {
+		case SP_FORM_PLAIN:
+			r = build_as_is(cx, cp, err, errsz);
+			break;
+		case SP_FORM_PGP:
+			r = build_pgp(cx, cp, err, errsz);
+			break;
+		case SP_FORM_SODIUM:
+		case SP_FORM_LINK:
+		default:
+			/* Fail closed: a form this build cannot produce is never downgraded. */
+			sp_seterr(err, errsz, "the %s form is not available in this build", sp_form_name(cp->form));
+			return SP_COMPOSE_PERMFAIL;
+		}
+	}
+	if (r == SP_COMPOSE_OK) {
+		cp->eightbit = has_8bit(cp->data.data, cp->data.len);
+		cp->smtputf8 = cx->env->smtputf8;
+	}
+	return r;
+}
+
+/* Sender-side decisions made once: encrypt-to-self and the signing key. */
+static enum sp_compose_result
+prepare_pgp(struct compose_ctx *cx, char *err, size_t errsz)
+{
+	struct sp_pgp_key_info info;
+	struct sp_pgp *pgp;
+	char why[SP_ERRLEN];
+	size_t i;
+	bool any = false;
+
+	for (i = 0; i < cx->env->n_rcpts; i++)
+		if (cx->env->rcpts[i].form == SP_FORM_PGP)
+			any = true;
+	if (!any || cx->client_encrypted)
+		return SP_COMPOSE_OK;
+	if ((pgp = sp_policy_pgp(cx->policy, err, errsz)) == NULL)
+		return SP_COMPOSE_TEMPFAIL;
+	if (cx->cfg->pgp.encrypt_to_self && cx->env->mail_from[0]) {
+		switch (sp_pgp_find_key(pgp, cx->env->mail_from, &info, why, sizeof why)) {
+		case SP_PGP_FOUND:
+			sp_strlcpy(cx->self_fpr, info.fpr, sizeof cx->self_fpr);
+			break;
+		case SP_PGP_NONE:
+			sp_log_debug("%s: encrypt_to_self: %s", cx->env->id, why);
+			break;
+		default:
+			sp_seterr(err, errsz, "encrypt_to_self: %s", why);
+			return SP_COMPOSE_TEMPFAIL;
+		}
+	}
+	if (cx->cfg->pgp.sign) {
+		if (cx->env->mail_from[0] == '\0') {
+			sp_seterr(err, errsz, "[pgp] sign = yes, but the message has no sender to sign as");
+			return SP_COMPOSE_PERMFAIL;
+		}
+		switch (sp_pgp_find_signer(pgp, cx->env->mail_from, &info, why, sizeof why)) {
+		case SP_PGP_FOUND:
+			sp_strlcpy(cx->sign_fpr, info.fpr, sizeof cx->sign_fpr);
+			break;
+		case SP_PGP_NONE:
+			sp_seterr(err, errsz, "[pgp] sign = yes, but no usable secret key for <%s>: %s; "
+			          "not sent unsigned", cx->env->mail_from, why);
+			return SP_COMPOSE_PERMFAIL;
+		default:
+			sp_seterr(err, errsz, "[pgp] sign: %s", why);
+			return SP_COMPOSE_TEMPFAIL;
+		}
+	}
+	return SP_COMPOSE_OK;
 }
 
 enum sp_compose_result
 sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
            struct sp_copies *out, char *err, size_t errsz)
 {
+	struct compose_ctx cx = { .policy = p, .cfg = sp_policy_config(p), .env = env };
 	enum sp_compose_result rv = SP_COMPOSE_PERMFAIL;
-	struct sp_mime m;
 	size_t i;
 	int f;
 
 	memset(out, 0, sizeof *out);
-	if (sp_mime_parse(data, len, &m, err, errsz) < 0)
+	if (sp_mime_parse(data, len, &cx.mime, err, errsz) < 0)
 		return SP_COMPOSE_PERMFAIL;
+	cx.client_encrypted = sp_mime_is_encrypted(&cx.mime);
+	if (cx.client_encrypted)
+		sp_log_info("%s: the client already encrypted this message; relaying it as it is", env->id);
 	for (i = 0; i < env->n_rcpts; i++)
-		env->rcpts[i].bcc = !sp_mime_names_rcpt(&m, env->rcpts[i].addr);
-	/* Strongest form first, so the log and the receipt read in that order. */
+		env->rcpts[i].bcc = !sp_mime_names_rcpt(&cx.mime, env->rcpts[i].addr);
+	/* One copy per form for the To/Cc recipients, one per Bcc recipient;
+	 * strongest form first, so logs and receipts read in that order. */
 	for (f = 0; f < SP_FORM_COUNT; f++) {
 		struct sp_copy *shared = NULL;
 		for (i = 0; i < env->n_rcpts; i++) {
@@ -90,14 +213,17 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 			sp_copy_add_rcpt(cp, i);
 		}
 	}
+	rv = prepare_pgp(&cx, err, errsz);
+	if (rv != SP_COMPOSE_OK)
+		goto out;
 	for (i = 0; i < out->n; i++) {
-		rv = build_copy(p, &m, env, &out->v[i], err, errsz);
+		rv = build_copy(&cx, &out->v[i], err, errsz);
 		if (rv != SP_COMPOSE_OK)
 			goto out;
 	}
 	rv = SP_COMPOSE_OK;
 out:
-	sp_mime_free(&m);
+	sp_mime_free(&cx.mime);
 	if (rv != SP_COMPOSE_OK)
 		sp_copies_free(out);
 	return rv;

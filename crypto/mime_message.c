@@ -193,3 +193,187 @@ sp_mime_is_private_header(const char *name)
 {
 	return g_ascii_strcasecmp(name, "Bcc") == 0 || g_ascii_strncasecmp(name, "X-Sealpost-", 11) == 0;
 }
+
+bool
+sp_mime_is_structural_header(const char *name)
+{
+	return g_ascii_strcasecmp(name, "MIME-Version") == 0 || g_ascii_strncasecmp(name, "Content-", 8) == 0;
+}
+
+/* Fields copied into the protected entity (SPEC: Subject, From, To, Cc, Date,
+ * Message-ID inside; the rest helps replies thread correctly). */
+static const char *const protected_fields[] = {
+	"Subject", "From", "To", "Cc", "Date", "Message-ID", "Reply-To", "In-Reply-To", "References",
+};
+
+static bool
+is_protected_field(const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(protected_fields); i++)
+		if (g_ascii_strcasecmp(name, protected_fields[i]) == 0)
+			return true;
+	return false;
+}
+
+/* What the outer copy carries for a field: NULL = dropped, "" = as written. */
+static const char *
+outer_value(const char *name, bool hide_subject)
+{
+	if (sp_mime_is_private_header(name) || sp_mime_is_structural_header(name))
+		return NULL;
+	if (hide_subject && g_ascii_strcasecmp(name, "Subject") == 0)
+		return "...";
+	return "";
+}
+
+int
+sp_mime_write_outer_headers(const struct sp_mime *m, bool hide_subject, struct sp_buf *out)
+{
+	bool subject_written = false;
+	size_t i;
+
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		const char *v = outer_value(h->name, hide_subject);
+		if (v == NULL)
+			continue;
+		if (*v) {
+			/* One obscured Subject, even if the client wrote several. */
+			if (subject_written)
+				continue;
+			subject_written = true;
+			if (sp_buf_printf(out, "%s: %s\r\n", h->name, v) < 0)
+				return -1;
+		} else if (sp_buf_append(out, m->data + h->start, h->end - h->start) < 0) {
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Unfolded, trimmed value of one field occurrence, from its raw bytes. */
+static char *
+field_value(const struct sp_mime *m, const struct sp_mime_header *h)
+{
+	const char *colon = memchr(m->data + h->start, ':', h->end - h->start);
+	char *raw, *v, *r;
+
+	if (colon == NULL)
+		return sp_xstrdup("");
+	raw = sp_xstrndup(colon + 1, (size_t)(m->data + h->end - colon - 1));
+	v = g_mime_utils_header_unfold(raw);
+	r = sp_xstrdup(g_strstrip(v));
+	g_free(v);
+	free(raw);
+	return r;
+}
+
+int
+sp_mime_write_protected_entity(const struct sp_mime *m, bool hide_subject, struct sp_buf *out,
+                               char *err, size_t errsz)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
+	GMimeFormatOptions *fo = g_mime_format_options_new();
+	GMimeContentType *ct = NULL;
+	bool have_ct = false;
+	char *enc = NULL;
+	size_t i;
+	int rv = -1;
+
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	for (i = 0; i < m->n_hdrs; i++)
+		if (g_ascii_strcasecmp(m->hdrs[i].name, "Content-Type") == 0)
+			have_ct = true;
+	if (have_ct && body)
+		ct = g_object_ref(g_mime_object_get_content_type(body));
+	else
+		ct = g_mime_content_type_parse(NULL, "text/plain; charset=us-ascii");
+	/* A copy: the parsed message stays as the client wrote it. */
+	{
+		GMimeContentType *copy = g_mime_content_type_parse(NULL, "text/plain");
+		GMimeParamList *src = g_mime_content_type_get_parameters(ct);
+		int n = g_mime_param_list_length(src), j;
+		g_mime_content_type_set_media_type(copy, g_mime_content_type_get_media_type(ct));
+		g_mime_content_type_set_media_subtype(copy, g_mime_content_type_get_media_subtype(ct));
+		for (j = 0; j < n; j++) {
+			GMimeParam *prm = g_mime_param_list_get_parameter_at(src, j);
+			g_mime_content_type_set_parameter(copy, g_mime_param_get_name(prm), g_mime_param_get_value(prm));
+		}
+		g_object_unref(ct);
+		ct = copy;
+	}
+	g_mime_content_type_set_parameter(ct, "protected-headers", "v1");
+	g_mime_content_type_set_parameter(ct, "hp", "cipher");
+	enc = g_mime_content_type_encode(ct, fo);
+	if (enc == NULL) {
+		sp_seterr(err, errsz, "cannot encode the Content-Type");
+		goto out;
+	}
+	if (sp_buf_printf(out, "Content-Type:%s", enc) < 0)
+		goto nomem;
+	/* The other content fields exactly as written (Content-Transfer-Encoding...). */
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		if (g_ascii_strncasecmp(h->name, "Content-", 8) == 0 && g_ascii_strcasecmp(h->name, "Content-Type") != 0 &&
+		    sp_buf_append(out, m->data + h->start, h->end - h->start) < 0)
+			goto nomem;
+	}
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		if (is_protected_field(h->name) && sp_buf_append(out, m->data + h->start, h->end - h->start) < 0)
+			goto nomem;
+	}
+	/* RFC 9788 2.2.1: what the outer header section says, so a receiver can
+	 * tell which fields were confidential. */
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		const char *v = outer_value(h->name, hide_subject);
+		char *val;
+		int r;
+		if (v == NULL)
+			continue;
+		val = *v ? sp_xstrdup(v) : field_value(m, h);
+		r = sp_buf_printf(out, "HP-Outer: %s: %s\r\n", h->name, val);
+		free(val);
+		if (r < 0)
+			goto nomem;
+	}
+	if (sp_buf_append(out, "\r\n", 2) < 0 ||
+	    sp_buf_append(out, m->data + m->body_start, m->len - m->body_start) < 0)
+		goto nomem;
+	rv = 0;
+	goto out;
+nomem:
+	sp_seterr(err, errsz, "out of memory building the protected entity");
+out:
+	g_free(enc);
+	if (ct)
+		g_object_unref(ct);
+	g_mime_format_options_free(fo);
+	return rv;
+}
+
+bool
+sp_mime_is_encrypted(const struct sp_mime *m)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
+	static const char armor[] = "-----BEGIN PGP MESSAGE-----";
+	const char *p = m->data + m->body_start, *end = m->data + m->len;
+
+	if (body && GMIME_IS_MULTIPART_ENCRYPTED(body))
+		return true;
+	if (body && GMIME_IS_MULTIPART(body))
+		return false;
+	/* Inline PGP: the armor header at the start of a body line. */
+	while (p < end) {
+		const char *hit = memmem(p, (size_t)(end - p), armor, sizeof armor - 1);
+		if (hit == NULL)
+			return false;
+		if (hit == m->data + m->body_start || hit[-1] == '\n')
+			return true;
+		p = hit + 1;
+	}
+	return false;
+}

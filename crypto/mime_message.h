@@ -58,5 +58,26 @@ int sp_mime_copy_headers(const struct sp_mime *m, sp_mime_header_filter drop, vo
 
 /* Headers that never leave sealpost: Bcc and every X-Sealpost-* control header. */
 bool sp_mime_is_private_header(const char *name);
+/* MIME-Version and Content-*: they belong to the body entity. */
+bool sp_mime_is_structural_header(const char *name);
+
+/* The header block of an encrypted copy (no empty line): every field the
+ * client wrote except the private and structural ones, byte-exact, with the
+ * Subject replaced by "..." when hide_subject.  The caller appends its own
+ * MIME-Version and Content-Type. */
+int sp_mime_write_outer_headers(const struct sp_mime *m, bool hide_subject, struct sp_buf *out);
+
+/* The entity that gets encrypted (RFC 9788 header protection, hp="cipher",
+ * plus the legacy protected-headers="v1" that Thunderbird and K-9 read):
+ * the client's content headers with those two parameters added to
+ * Content-Type, copies of Subject/From/To/Cc/Date/Message-ID/Reply-To/
+ * In-Reply-To/References, one HP-Outer field per outer field, an empty line,
+ * and the client's body byte-for-byte (attachments and signatures intact). */
+int sp_mime_write_protected_entity(const struct sp_mime *m, bool hide_subject, struct sp_buf *out,
+                                   char *err, size_t errsz);
+
+/* Is the client's message already encrypted (multipart/encrypted, or inline
+ * PGP armor in the body)?  Then it is relayed as it is. */
+bool sp_mime_is_encrypted(const struct sp_mime *m);
 
 #endif

@@ -5,8 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 struct sp_policy {
 	const struct sp_config *cfg;
+	struct sp_pgp *pgp;          /* created on first use: a session may never need it */
+	char pgp_err[SP_ERRLEN];
 };
 
 struct sp_policy *
@@ -23,6 +27,9 @@ sp_policy_new(const struct sp_config *cfg, char *err, size_t errsz)
 void
 sp_policy_free(struct sp_policy *p)
 {
+	if (p == NULL)
+		return;
+	sp_pgp_free(p->pgp);
 	free(p);
 }
 
@@ -32,28 +39,56 @@ sp_policy_config(const struct sp_policy *p)
 	return p->cfg;
 }
 
+struct sp_pgp *
+sp_policy_pgp(struct sp_policy *p, char *err, size_t errsz)
+{
+	if (p->pgp == NULL)
+		p->pgp = sp_pgp_new(p->cfg, err, errsz);
+	return p->pgp;
+}
+
 enum sp_policy_result
 sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 {
 	const struct sp_config *cfg = p->cfg;
+	struct sp_pgp_key_info info;
+	char pgp_why[SP_ERRLEN], err[SP_ERRLEN];
+	struct sp_pgp *pgp;
 
-	(void)addr;
 	memset(d, 0, sizeof *d);
+	/* 1. OpenPGP.  A GnuPG failure is not "no key": never downgrade on it. */
+	pgp = sp_policy_pgp(p, err, sizeof err);
+	if (pgp == NULL) {
+		sp_seterr(d->reason, sizeof d->reason, "cannot look up OpenPGP keys: %s", err);
+		return SP_POLICY_TEMPFAIL;
+	}
+	switch (sp_pgp_find_key(pgp, addr, &info, pgp_why, sizeof pgp_why)) {
+	case SP_PGP_FOUND:
+		d->form = SP_FORM_PGP;
+		sp_strlcpy(d->detail, info.fpr, sizeof d->detail);
+		return SP_POLICY_OK;
+	case SP_PGP_ERROR:
+		sp_seterr(d->reason, sizeof d->reason, "%s", pgp_why);
+		return SP_POLICY_TEMPFAIL;
+	case SP_PGP_NONE:
+	default:
+		break;
+	}
+	/* 4. What to do without a key. */
 	switch (cfg->policy.no_key) {
 	case SP_NOKEY_PLAIN:
 		d->form = SP_FORM_PLAIN;
-		snprintf(d->reason, sizeof d->reason, "no key; [policy] no_key = plain");
+		sp_seterr(d->reason, sizeof d->reason, "%s; [policy] no_key = plain", pgp_why);
 		return SP_POLICY_OK;
 	case SP_NOKEY_LINK:
-		snprintf(d->reason, sizeof d->reason,
-		         "no OpenPGP or sodium key for this recipient and link mode is not "
-		         "configured ([link] base_url); refusing to send in clear");
+		sp_seterr(d->reason, sizeof d->reason,
+		         "%s; no sodium key; link mode is not configured ([link] base_url); "
+		         "refusing to send in clear", pgp_why);
 		return SP_POLICY_REFUSE;
 	case SP_NOKEY_REJECT:
 	default:
-		snprintf(d->reason, sizeof d->reason,
-		         "no OpenPGP or sodium key for this recipient; refusing to send in clear "
-		         "([policy] no_key = reject)");
+		sp_seterr(d->reason, sizeof d->reason,
+		         "%s; no sodium key; refusing to send in clear ([policy] no_key = reject)", pgp_why);
 		return SP_POLICY_REFUSE;
 	}
 }

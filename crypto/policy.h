@@ -11,6 +11,7 @@
 
 #include "config.h"
 #include "message.h"
+#include "pgp.h"
 
 enum sp_policy_result {
 	SP_POLICY_OK,        /* d->form chosen */
@@ -21,7 +22,7 @@ enum sp_policy_result {
 struct sp_decision {
 	enum sp_form form;
 	char detail[160];    /* fingerprint / key / "" */
-	char reason[320];    /* why refused, or why a weaker form was chosen */
+	char reason[768];    /* why refused, or why a weaker form was chosen */
 };
 
 /* One per session: it holds per-thread state (a GPGME context). */
@@ -31,5 +32,7 @@ struct sp_policy *sp_policy_new(const struct sp_config *cfg, char *err, size_t e
 void sp_policy_free(struct sp_policy *p);
 enum sp_policy_result sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d);
 const struct sp_config *sp_policy_config(const struct sp_policy *p);
+/* The session's GnuPG context (created on first use); NULL with err on failure. */
+struct sp_pgp *sp_policy_pgp(struct sp_policy *p, char *err, size_t errsz);
 
 #endif

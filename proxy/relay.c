@@ -213,6 +213,12 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		}
 		if (c == NULL && relay_open(r, creds, &c, &t.final) < 0) {
 			c = NULL;
+			if (t.final.code == 535)
+				/* Wrong credentials are for the user to fix; meanwhile the
+				 * client keeps the message (4xx), it is not bounced. */
+				smtp_reply_set(&t.final, 451, "4.7.8", "%s (%s)", t.final.text,
+				               creds && creds->user ? "the credentials given at AUTH"
+				                                    : "[upstream] username/password");
 		} else if (smtp_client_send(c, &t) < 0) {
 			/* Connection lost mid-transaction: t.final says why (451). */
 		}

@@ -267,13 +267,8 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 		conn_tls_info(&c->conn, c->tls_info, sizeof c->tls_info);
 		tls_peer_summary(c->conn.ssl, c->peer_cert, sizeof c->peer_cert);
 	}
-	if (o->username && *o->username && smtp_client_auth(c, o->username, o->password, fail) < 0) {
-		if (fail->code == 535)
-			/* The configured credentials are wrong: the user has to fix the config,
-			 * the client should keep the message meanwhile. */
-			smtp_reply_set(fail, 451, "4.7.8", "%s ([upstream] username/password)", fail->text);
+	if (o->username && *o->username && smtp_client_auth(c, o->username, o->password, fail) < 0)
 		goto fail;
-	}
 	smtp_reply_clear(&r);
 	*out = c;
 	return 0;

@@ -21,14 +21,18 @@ smtp_reply_clear(struct smtp_reply *r)
 void
 smtp_reply_set(struct smtp_reply *r, int code, const char *enh, const char *fmt, ...)
 {
+	char text[SMTP_REPLY_TEXT_MAX], e[16];
 	va_list ap;
 
+	/* Format first: the arguments may point into r itself. */
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof text, fmt, ap);
+	va_end(ap);
+	sp_strlcpy(e, enh ? enh : "", sizeof e);
 	smtp_reply_clear(r);
 	r->code = code;
-	sp_strlcpy(r->enh, enh ? enh : "", sizeof r->enh);
-	va_start(ap, fmt);
-	vsnprintf(r->text, sizeof r->text, fmt, ap);
-	va_end(ap);
+	memcpy(r->enh, e, sizeof r->enh);
+	memcpy(r->text, text, sizeof r->text);
 }
 
 int

@@ -60,6 +60,7 @@ struct smtp_session {
 	char *auth_pass;                /* only kept for auth = passthrough */
 	unsigned errors;
 	unsigned auth_failures;
+	unsigned rcpt_attempts;         /* RCPT commands in this transaction */
 	struct sp_policy *policy;
 	struct sp_envelope env;
 	uint64_t declared_size;
@@ -153,6 +154,7 @@ reset_transaction(struct smtp_session *s)
 	sp_envelope_free(&s->env);
 	sp_envelope_init(&s->env);
 	s->declared_size = 0;
+	s->rcpt_attempts = 0;
 	if (s->state > SMTP_STATE_HELO && s->state != SMTP_STATE_QUIT)
 		enter_state(s, SMTP_STATE_HELO);
 }
@@ -536,6 +538,7 @@ check_rcpt(struct smtp_session *s, const char *args)
 		reply_error(s, 503, "5.5.1", "Need MAIL before RCPT");
 		return -1;
 	}
+	s->rcpt_attempts++;
 	if (!sp_has_prefix_nocase(args, "TO:")) {
 		reply_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
 		return -1;
@@ -602,7 +605,7 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 static int
 check_data(struct smtp_session *s, const char *args)
 {
-	if (s->state == SMTP_STATE_MAIL) {
+	if (s->state == SMTP_STATE_MAIL && s->rcpt_attempts) {
 		/* MAIL was accepted but every RCPT was refused (RFC 2920 3.1). */
 		reply_error(s, 554, "5.5.1", "No valid recipients");
 		return -1;
@@ -619,7 +622,9 @@ check_data(struct smtp_session *s, const char *args)
 static int
 read_data(struct smtp_session *s, struct sp_buf *msg)
 {
-	char line[SMTP_TEXT_LINE_MAX + 1];
+	/* +1: the transparency dot a client adds to a line starting with "."
+	 * is not part of the 1000 octets (RFC 5321 4.5.2). */
+	char line[SMTP_TEXT_LINE_MAX + 2];
 	int64_t total_deadline = sp_now_ms() + (int64_t)SMTP_DATA_TOTAL_TIMEOUT_S * 1000;
 	enum data_error derr = DATA_OK;
 	bool prev_crlf = s->cmd_crlf;
@@ -634,7 +639,9 @@ read_data(struct smtp_session *s, struct sp_buf *msg)
 
 		if (dl > total_deadline)
 			dl = total_deadline;
-		st = conn_read_line(&s->conn, line, SMTP_TEXT_LINE_MAX, &len, dl);
+		st = conn_read_line(&s->conn, line, SMTP_TEXT_LINE_MAX + 1, &len, dl);
+		if (st == CONN_OK && len > SMTP_TEXT_LINE_MAX && line[0] != '.')
+			st = CONN_TOOLONG;
 		if (st == CONN_TIMEOUT) {
 			reply(s, 421, "4.4.2", "%s Error: timeout exceeded while reading data; closing",
 			      s->ctx->hostname);

@@ -1,0 +1,450 @@
+/* pgp.c - OpenPGP through GPGME (see pgp.h). */
+#include "pgp.h"
+
+#include <errno.h>
+#include <locale.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gpgme.h>
+#include <sodium.h>
+
+#include "log.h"
+
+struct sp_pgp {
+	const struct sp_config *cfg;
+	gpgme_ctx_t ctx;
+};
+
+static const char *
+validity_name(gpgme_validity_t v)
+{
+	switch (v) {
+	case GPGME_VALIDITY_ULTIMATE: return "ultimate";
+	case GPGME_VALIDITY_FULL: return "full";
+	case GPGME_VALIDITY_MARGINAL: return "marginal";
+	case GPGME_VALIDITY_NEVER: return "never";
+	case GPGME_VALIDITY_UNDEFINED: return "undefined";
+	case GPGME_VALIDITY_UNKNOWN:
+	default: return "unknown";
+	}
+}
+
+int
+sp_pgp_global_init(char *err, size_t errsz)
+{
+	gpgme_error_t e;
+
+	if (gpgme_check_version("1.18.0") == NULL) {
+		sp_seterr(err, errsz, "GPGME is older than 1.18.0");
+		return -1;
+	}
+	gpgme_set_locale(NULL, LC_CTYPE, setlocale(LC_CTYPE, NULL));
+	e = gpgme_engine_check_version(GPGME_PROTOCOL_OpenPGP);
+	if (e) {
+		sp_seterr(err, errsz, "GnuPG engine not usable: %s", gpgme_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+struct sp_pgp *
+sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz)
+{
+	struct sp_pgp *p = sp_xcalloc(1, sizeof *p);
+	gpgme_error_t e;
+
+	p->cfg = cfg;
+	e = gpgme_new(&p->ctx);
+	if (!e)
+		e = gpgme_set_protocol(p->ctx, GPGME_PROTOCOL_OpenPGP);
+	if (!e)
+		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP,
+		                              cfg->pgp.gpg_program[0] ? cfg->pgp.gpg_program : NULL,
+		                              cfg->pgp.gnupg_home);
+	if (e) {
+		sp_seterr(err, errsz, "GnuPG (%s): %s", cfg->pgp.gnupg_home, gpgme_strerror(e));
+		sp_pgp_free(p);
+		return NULL;
+	}
+	gpgme_set_armor(p->ctx, 1);
+	gpgme_set_offline(p->ctx, 1);
+	gpgme_set_pinentry_mode(p->ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+	gpgme_set_keylist_mode(p->ctx, GPGME_KEYLIST_MODE_LOCAL);
+	return p;
+}
+
+void
+sp_pgp_free(struct sp_pgp *p)
+{
+	if (p == NULL)
+		return;
+	if (p->ctx)
+		gpgme_release(p->ctx);
+	free(p);
+}
+
+/* ---- watchdog: cancel an operation that takes longer than SP_PGP_TIMEOUT_S ---- */
+
+struct watchdog {
+	pthread_t tid;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	gpgme_ctx_t ctx;
+	bool done;
+	bool fired;
+};
+
+static void *
+watchdog_main(void *arg)
+{
+	struct watchdog *w = arg;
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	ts.tv_sec += SP_PGP_TIMEOUT_S;
+	pthread_mutex_lock(&w->lock);
+	while (!w->done) {
+		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) {
+			if (!w->done) {
+				w->fired = true;
+				gpgme_cancel_async(w->ctx);
+			}
+			break;
+		}
+	}
+	pthread_mutex_unlock(&w->lock);
+	return NULL;
+}
+
+static int
+watchdog_start(struct watchdog *w, gpgme_ctx_t ctx)
+{
+	memset(w, 0, sizeof *w);
+	w->ctx = ctx;
+	pthread_mutex_init(&w->lock, NULL);
+	pthread_cond_init(&w->cond, NULL);
+	return pthread_create(&w->tid, NULL, watchdog_main, w) == 0 ? 0 : -1;
+}
+
+static bool
+watchdog_stop(struct watchdog *w)
+{
+	bool fired;
+
+	pthread_mutex_lock(&w->lock);
+	w->done = true;
+	pthread_cond_signal(&w->cond);
+	pthread_mutex_unlock(&w->lock);
+	pthread_join(w->tid, NULL);
+	fired = w->fired;
+	pthread_mutex_destroy(&w->lock);
+	pthread_cond_destroy(&w->cond);
+	return fired;
+}
+
+/* ---- key selection ---- */
+
+static bool
+uid_matches(gpgme_user_id_t u, const char *addr)
+{
+	return !u->revoked && !u->invalid && u->address && sp_addr_equal(u->address, addr);
+}
+
+/* Can k be used for addr?  If not, why says why.  *when gets the creation
+ * time of its newest usable subkey for the purpose. */
+static bool
+key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sign,
+           gpgme_user_id_t *uid_out, long *when, long long *expires, char *why, size_t whysz)
+{
+	gpgme_user_id_t u, best_uid = NULL;
+	gpgme_subkey_t sk;
+	bool subkey_expired = false, subkey_revoked = false;
+
+	*when = -1;
+	for (u = k->uids; u; u = u->next)
+		if (uid_matches(u, addr) && (best_uid == NULL || u->validity > best_uid->validity))
+			best_uid = u;
+	if (best_uid == NULL) {
+		sp_seterr(why, whysz, "no valid user ID with exactly this address");
+		return false;
+	}
+	*uid_out = best_uid;
+	if (k->revoked) {
+		sp_seterr(why, whysz, "key revoked");
+		return false;
+	}
+	if (k->expired) {
+		sp_seterr(why, whysz, "key expired");
+		return false;
+	}
+	if (k->disabled) {
+		sp_seterr(why, whysz, "key disabled");
+		return false;
+	}
+	if (k->invalid) {
+		sp_seterr(why, whysz, "key invalid");
+		return false;
+	}
+	for (sk = k->subkeys; sk; sk = sk->next) {
+		if (!(for_sign ? sk->can_sign : sk->can_encrypt))
+			continue;
+		if (sk->revoked) {
+			subkey_revoked = true;
+			continue;
+		}
+		if (sk->expired) {
+			subkey_expired = true;
+			continue;
+		}
+		if (sk->disabled || sk->invalid || (for_sign && !sk->secret))
+			continue;
+		if (sk->timestamp > *when) {
+			*when = sk->timestamp;
+			*expires = sk->expires;
+		}
+	}
+	if (*when < 0) {
+		if (subkey_expired) {
+			sp_seterr(why, whysz, "%s", for_sign ? "signing subkey expired" : "encryption subkey expired");
+			return false;
+		}
+		if (subkey_revoked) {
+			sp_seterr(why, whysz, "%s", for_sign ? "signing subkey revoked" : "encryption subkey revoked");
+			return false;
+		} {
+		sp_seterr(why, whysz, "%s", for_sign ? "no usable secret signing key" : "no encryption-capable subkey");
+		return false;
+	}
+	}
+	if (!for_sign && p->cfg->pgp.trust == SP_TRUST_KEYRING &&
+	    best_uid->validity < GPGME_VALIDITY_FULL) {
+		sp_seterr(why, whysz, "key not valid in the keyring (validity %s; certify it, or "
+		          "set [pgp] trust = always)", validity_name(best_uid->validity));
+		return false;
+	}
+	return true;
+}
+
+static enum sp_pgp_lookup
+find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
+     struct sp_pgp_key_info *info, char *why, size_t whysz)
+{
+	gpgme_key_t k, best = NULL;
+	gpgme_user_id_t best_uid = NULL;
+	gpgme_error_t e;
+	char pattern[300], first_reason[300] = "";
+	long best_when = -1;
+	long long best_expires = 0;
+
+	memset(info, 0, sizeof *info);
+	/* "<addr>": GnuPG's exact mailbox match; checked again below. */
+	snprintf(pattern, sizeof pattern, "<%s>", addr);
+	e = gpgme_op_keylist_start(p->ctx, only_fpr ? only_fpr : pattern, secret);
+	if (e) {
+		sp_seterr(why, whysz, "GnuPG key listing failed: %s", gpgme_strerror(e));
+		return SP_PGP_ERROR;
+	}
+	while ((e = gpgme_op_keylist_next(p->ctx, &k)) == 0) {
+		gpgme_user_id_t uid = NULL;
+		long when;
+		long long expires = 0;
+		char bad[200];
+
+		if (!key_usable(p, k, addr, secret, &uid, &when, &expires, bad, sizeof bad)) {
+			if (uid && first_reason[0] == '\0')
+				snprintf(first_reason, sizeof first_reason, "OpenPGP key %s: %s", k->fpr, bad);
+			gpgme_key_unref(k);
+			continue;
+		}
+		if (when > best_when) {
+			if (best)
+				gpgme_key_unref(best);
+			best = k;
+			best_uid = uid;
+			best_when = when;
+			best_expires = expires;
+		} else {
+			gpgme_key_unref(k);
+		}
+	}
+	if (gpg_err_code(e) != GPG_ERR_EOF) {
+		if (best)
+			gpgme_key_unref(best);
+		sp_seterr(why, whysz, "GnuPG key listing failed: %s", gpgme_strerror(e));
+		gpgme_op_keylist_end(p->ctx);
+		return SP_PGP_ERROR;
+	}
+	if (best == NULL) {
+		if (first_reason[0])
+			sp_seterr(why, whysz, "%s", first_reason);
+		else
+			sp_seterr(why, whysz, "no OpenPGP %skey for this address", secret ? "secret " : "");
+		return SP_PGP_NONE;
+	}
+	sp_strlcpy(info->fpr, best->fpr, sizeof info->fpr);
+	sp_strlcpy(info->uid, best_uid->uid ? best_uid->uid : addr, sizeof info->uid);
+	sp_strlcpy(info->validity, validity_name(best_uid->validity), sizeof info->validity);
+	info->expires = best_expires;
+	gpgme_key_unref(best);
+	return SP_PGP_FOUND;
+}
+
+enum sp_pgp_lookup
+sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *why, size_t whysz)
+{
+	return find(p, addr, NULL, false, info, why, whysz);
+}
+
+enum sp_pgp_lookup
+sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *why, size_t whysz)
+{
+	return find(p, addr, NULL, true, info, why, whysz);
+}
+
+enum sp_pgp_lookup
+sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *why, size_t whysz)
+{
+	struct sp_pgp_key_info info;
+
+	return find(p, addr, fpr, false, &info, why, whysz);
+}
+
+/* ---- encryption ---- */
+
+static ssize_t
+sink_write(void *handle, const void *buf, size_t size)
+{
+	if (sp_buf_append(handle, buf, size) < 0) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return (ssize_t)size;
+}
+
+static struct gpgme_data_cbs sink_cbs = { .write = sink_write };
+
+static int
+get_key(struct sp_pgp *p, const char *fpr, bool secret, gpgme_key_t *k, char *err, size_t errsz)
+{
+	gpgme_error_t e = gpgme_get_key(p->ctx, fpr, k, secret);
+
+	if (e) {
+		sp_seterr(err, errsz, "OpenPGP key %s: %s", fpr, gpgme_strerror(e));
+		return -1;
+	}
+	return 0;
+}
+
+int
+sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+               const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz)
+{
+	gpgme_key_t *keys = sp_xcalloc(n + 1, sizeof *keys), signer = NULL;
+	gpgme_data_t plain = NULL, cipher = NULL;
+	gpgme_encrypt_result_t er;
+	struct watchdog wd;
+	gpgme_error_t e;
+	size_t i, start = out->len;
+	int rv = -1;
+	bool fired;
+
+	for (i = 0; i < n; i++)
+		if (get_key(p, fprs[i], false, &keys[i], err, errsz) < 0)
+			goto out;
+	gpgme_signers_clear(p->ctx);
+	if (sign_fpr) {
+		if (get_key(p, sign_fpr, true, &signer, err, errsz) < 0)
+			goto out;
+		if ((e = gpgme_signers_add(p->ctx, signer)) != 0) {
+			sp_seterr(err, errsz, "signing key %s: %s", sign_fpr, gpgme_strerror(e));
+			goto out;
+		}
+	}
+	if ((e = gpgme_data_new_from_mem(&plain, in, len, 0)) != 0 ||
+	    (e = gpgme_data_new_from_cbs(&cipher, &sink_cbs, out)) != 0) {
+		sp_seterr(err, errsz, "GPGME data: %s", gpgme_strerror(e));
+		goto out;
+	}
+	if (watchdog_start(&wd, p->ctx) < 0) {
+		sp_seterr(err, errsz, "cannot start the gpg watchdog");
+		goto out;
+	}
+	/* Validity was checked at selection (trust = keyring), so gpg need not
+	 * re-ask; NO_ENCRYPT_TO keeps gpg.conf's encrypt-to out of our control. */
+	if (sign_fpr)
+		e = gpgme_op_encrypt_sign(p->ctx, keys, GPGME_ENCRYPT_ALWAYS_TRUST | GPGME_ENCRYPT_NO_ENCRYPT_TO,
+		                          plain, cipher);
+	else
+		e = gpgme_op_encrypt(p->ctx, keys, GPGME_ENCRYPT_ALWAYS_TRUST | GPGME_ENCRYPT_NO_ENCRYPT_TO,
+		                     plain, cipher);
+	fired = watchdog_stop(&wd);
+	if (fired) {
+		sp_seterr(err, errsz, "gpg did not finish within %d seconds", SP_PGP_TIMEOUT_S);
+		goto out;
+	}
+	if (e) {
+		sp_seterr(err, errsz, "gpg %s failed: %s", sign_fpr ? "sign+encrypt" : "encrypt", gpgme_strerror(e));
+		goto out;
+	}
+	er = gpgme_op_encrypt_result(p->ctx);
+	if (er && er->invalid_recipients) {
+		sp_seterr(err, errsz, "gpg refused key %s: %s", er->invalid_recipients->fpr,
+		          gpgme_strerror(er->invalid_recipients->reason));
+		goto out;
+	}
+	if (sign_fpr) {
+		gpgme_sign_result_t sr = gpgme_op_sign_result(p->ctx);
+		if (sr == NULL || sr->invalid_signers || sr->signatures == NULL) {
+			sp_seterr(err, errsz, "gpg did not sign with %s%s%s", sign_fpr,
+			          sr && sr->invalid_signers ? ": " : "",
+			          sr && sr->invalid_signers ? gpgme_strerror(sr->invalid_signers->reason) : "");
+			goto out;
+		}
+	}
+	if (out->len == start || out->len - start < 30 || memcmp(out->data + start, "-----BEGIN PGP MESSAGE-----", 27) != 0) {
+		sp_seterr(err, errsz, "gpg produced no armored message");
+		goto out;
+	}
+	rv = 0;
+out:
+	if (rv < 0) {
+		/* Never leave a partial result behind. */
+		out->len = start;
+		if (out->data)
+			out->data[start] = '\0';
+	}
+	gpgme_data_release(plain);
+	gpgme_data_release(cipher);
+	for (i = 0; i < n; i++)
+		if (keys[i])
+			gpgme_key_unref(keys[i]);
+	free(keys);
+	if (signer)
+		gpgme_key_unref(signer);
+	gpgme_signers_clear(p->ctx);
+	return rv;
+}
+
+int
+sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz)
+{
+	gpgme_data_t d = NULL;
+	gpgme_error_t e;
+	int rv = -1;
+
+	gpgme_set_armor(p->ctx, 0);
+	if ((e = gpgme_data_new_from_cbs(&d, &sink_cbs, out)) != 0 ||
+	    (e = gpgme_op_export(p->ctx, fpr, GPGME_EXPORT_MODE_MINIMAL, d)) != 0) {
+		sp_seterr(err, errsz, "exporting %s: %s", fpr, gpgme_strerror(e));
+		goto out;
+	}
+	rv = 0;
+out:
+	gpgme_set_armor(p->ctx, 1);
+	gpgme_data_release(d);
+	return rv;
+}

@@ -1,0 +1,66 @@
+/* pgp.h - OpenPGP through GPGME: key selection and encryption.
+ *
+ * A key is used for a recipient only when one of its user IDs has exactly that
+ * address (never a substring), it is valid under [pgp] trust (GnuPG's
+ * validity: full or ultimate; or `always`), and it is not expired, revoked,
+ * disabled or without a usable encryption subkey.  Keys are chosen and logged
+ * by full fingerprint; encryption names keys by fingerprint only.
+ */
+#ifndef SP_PGP_H
+#define SP_PGP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "util.h"
+
+/* A full v4/v5 fingerprint in hex. */
+#define SP_PGP_FPR_MAX 65
+/* gpg gets this long for one operation before it is cancelled: a hung gpg
+ * or agent must not hold a session (and the client) forever. */
+#define SP_PGP_TIMEOUT_S 120
+
+struct sp_pgp;
+
+/* Once per process, before threads. */
+int sp_pgp_global_init(char *err, size_t errsz);
+
+/* One per session (a GPGME context is not shared between threads). */
+struct sp_pgp *sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz);
+void sp_pgp_free(struct sp_pgp *p);
+
+enum sp_pgp_lookup {
+	SP_PGP_FOUND,
+	SP_PGP_NONE,     /* no usable key; why says what was found and why unusable */
+	SP_PGP_ERROR,    /* GnuPG failed; why says how */
+};
+
+struct sp_pgp_key_info {
+	char fpr[SP_PGP_FPR_MAX];
+	char uid[256];
+	long long expires;     /* 0 = never */
+	char validity[16];     /* "ultimate", "full", ... */
+};
+
+/* The best usable public key for addr (the newest usable encryption subkey
+ * wins among several). */
+enum sp_pgp_lookup sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
+                                   char *why, size_t whysz);
+/* The secret key to sign as addr ([pgp] sign = yes). */
+enum sp_pgp_lookup sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
+                                      char *why, size_t whysz);
+/* Re-check, at DATA time, that the key chosen at RCPT time is still usable
+ * for addr (it may have been revoked or expired in between). */
+enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *why, size_t whysz);
+
+/* Encrypt (and sign, when sign_fpr is set) in to every fingerprint in fprs;
+ * ASCII armor appended to out.  Integrity protection (MDC/AEAD) is what
+ * GnuPG 2.2+ always produces; the tests check the packets. */
+int sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+                   const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz);
+
+/* The public key of fpr, minimal (for Autocrypt), appended to out. */
+int sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz);
+
+#endif

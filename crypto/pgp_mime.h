@@ -1,0 +1,18 @@
+/* pgp_mime.h - the OpenPGP copy: RFC 3156 multipart/encrypted around the
+ * protected entity (see sp_mime_write_protected_entity). */
+#ifndef SP_PGP_MIME_H
+#define SP_PGP_MIME_H
+
+#include "mime_message.h"
+#include "pgp.h"
+
+/* Encrypt the client's message to fprs (and sign with sign_fpr when set) and
+ * append the whole copy (outer headers + multipart/encrypted) to out. */
+int sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject,
+                      const char *const *fprs, size_t n, const char *sign_fpr, struct sp_buf *out,
+                      char *err, size_t errsz);
+
+/* Append a MIME entity built with GMime, CRLF line endings. */
+int sp_mime_append_object(GMimeObject *obj, struct sp_buf *out);
+
+#endif
