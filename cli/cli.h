@@ -14,6 +14,8 @@
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_passwd(int argc, char **argv);
+int cmd_keygen(int argc, char **argv);
+int cmd_open(int argc, char **argv);
 
 /* Find and load the config for a subcommand; prints the error and returns
  * EXIT_USAGE on failure, else 0. */

@@ -9,6 +9,7 @@
 #include "policy.h"
 #include "relay.h"
 #include "smtp_client.h"
+#include "sodium_keys.h"
 
 static void
 help(FILE *f)
@@ -65,7 +66,20 @@ cmd_check(int argc, char **argv)
 		return rv;
 	}
 	sp_log_init(SP_LOG_ERROR);
-	printf("config      %s: ok\n", cfg.path);
+	{
+		struct sp_sodium_recipients *r = NULL;
+		if (sp_policy_load_sodium(&cfg, &r, err, sizeof err) < 0) {
+			fprintf(stderr, "sealpost: %s\n", err);
+			sp_config_free(&cfg);
+			free(rcpts);
+			return EXIT_USAGE;
+		}
+		printf("config      %s: ok\n", cfg.path);
+		if (r)
+			printf("sodium      %zu recipient(s) in %s\n", sp_sodium_recipients_count(r),
+			       cfg.sodium.recipients);
+		sp_sodium_recipients_free(r);
+	}
 	for (i = 0; i < cfg.proxy.n_listen; i++)
 		printf("listen      %s:%s (%s, auth %s)\n", cfg.proxy.listen[i].host, cfg.proxy.listen[i].port,
 		       cfg.proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",

@@ -6,7 +6,9 @@
 
 #include "cli.h"
 #include "log.h"
+#include "policy.h"
 #include "server.h"
+#include "sodium_keys.h"
 
 static struct server *running;
 
@@ -71,6 +73,19 @@ cmd_run(int argc, char **argv)
 		return rv;
 	sp_log_init(verbose ? SP_LOG_DEBUG : cfg.log.level);
 	sp_log_info("sealpost starting with %s", cfg.path);
+	{
+		/* A malformed recipients file is a config error, found now. */
+		struct sp_sodium_recipients *r = NULL;
+		if (sp_policy_load_sodium(&cfg, &r, err, sizeof err) < 0) {
+			fprintf(stderr, "sealpost: %s\n", err);
+			sp_config_free(&cfg);
+			return EXIT_USAGE;
+		}
+		if (r)
+			sp_log_info("%zu sodium recipient(s) in %s", sp_sodium_recipients_count(r),
+			            cfg.sodium.recipients);
+		sp_sodium_recipients_free(r);
+	}
 	if (server_init(&srv, &cfg, err, sizeof err) < 0) {
 		sp_log_error("%s", err);
 		server_free(&srv);

@@ -21,6 +21,8 @@ struct command {
 static const struct command commands[] = {
 	{ "run", cmd_run, "run the proxy (and the embedded link viewer)" },
 	{ "check", cmd_check, "validate the config, test the upstream, show what recipients would get" },
+	{ "keygen", cmd_keygen, "make a sodium key pair; print the public line" },
+	{ "open", cmd_open, "decrypt a sodium message to the original MIME message" },
 	{ "passwd", cmd_passwd, "hash a password for [proxy] users_file" },
 };
 

@@ -472,3 +472,26 @@ out:
 	close(fd);
 	return rv;
 }
+
+int
+sp_tmpfile(char *err, size_t errsz)
+{
+	const char *dir = getenv("TMPDIR");
+	char *tmpl;
+	int fd;
+
+	if (dir == NULL || *dir != '/')
+		dir = "/tmp";
+	fd = open(dir, O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
+	if (fd >= 0)
+		return fd;
+	/* File systems without O_TMPFILE: create, then unlink at once. */
+	tmpl = sp_xasprintf("%s/sealpost-XXXXXX", dir);
+	fd = mkostemp(tmpl, O_CLOEXEC);
+	if (fd >= 0)
+		unlink(tmpl);
+	else
+		sp_seterr(err, errsz, "cannot create a temporary file in %s: %s", dir, strerror(errno));
+	free(tmpl);
+	return fd;
+}

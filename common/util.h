@@ -89,6 +89,10 @@ char *sp_expand_home(const char *path);
 /* mkdir -p with the given mode for created components. */
 int sp_mkdir_p(const char *path, unsigned mode, char *err, size_t errsz);
 
+/* An anonymous temporary file for ciphertext spools: O_TMPFILE in $TMPDIR (or
+ * /tmp), never linked into the file system.  Plaintext never goes here. */
+int sp_tmpfile(char *err, size_t errsz);
+
 /* Read a whole small file (config-type data) with a size cap. */
 int sp_read_file(const char *path, size_t limit, char **out, size_t *outlen, char *err, size_t errsz);
 

@@ -3,10 +3,13 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "mime_message.h"
 #include "pgp_mime.h"
+#include "sodium_keys.h"
+#include "sodium_seal.h"
 
 /* What is decided once per message, for every copy. */
 struct compose_ctx {
@@ -96,6 +99,92 @@ out:
 	return rv;
 }
 
+/* The client's message minus the private headers, as a stream over the
+ * received bytes: nothing is copied (a 25 MB message stays one copy). */
+static GMimeStream *
+as_is_stream(const struct sp_mime *m)
+{
+	GMimeStream *cat = g_mime_stream_cat_new();
+	size_t i;
+
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		GMimeStream *sub;
+		if (sp_mime_is_private_header(h->name))
+			continue;
+		sub = g_mime_stream_substream(m->stream, (gint64)h->start, (gint64)h->end);
+		g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), sub);
+		g_object_unref(sub);
+	}
+	{
+		GMimeStream *body = g_mime_stream_substream(m->stream, (gint64)m->headers_end, (gint64)m->len);
+		g_mime_stream_cat_add_source(GMIME_STREAM_CAT(cat), body);
+		g_object_unref(body);
+	}
+	return cat;
+}
+
+/* The sodium form: the whole message (minus private headers) sealed to every
+ * recipient of the copy, wrapped in a multipart/mixed with instructions. */
+static enum sp_compose_result
+build_sodium(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
+{
+	const struct sp_sodium_recipients *dir = sp_policy_sodium(cx->policy, err, errsz);
+	const unsigned char **pks = sp_xcalloc(cp->n_rcpts, sizeof *pks);
+	enum sp_compose_result rv = SP_COMPOSE_TEMPFAIL;
+	GMimeStream *in = NULL, *spool = NULL;
+	GMimeObject *entity = NULL;
+	size_t i;
+	int fd;
+
+	if (dir == NULL) {
+		if (err[0] == '\0')
+			sp_seterr(err, errsz, "the [sodium] recipients file is gone");
+		goto out;
+	}
+	for (i = 0; i < cp->n_rcpts; i++) {
+		const struct sp_rcpt *r = &cx->env->rcpts[cp->rcpts[i]];
+		char line[SP_SODIUM_PUBLINE_LEN + 1];
+		pks[i] = sp_sodium_recipients_lookup(dir, r->addr);
+		if (pks[i] == NULL) {
+			sp_seterr(err, errsz, "<%s>: no sodium key any more; not sent in any other form", r->addr);
+			rv = SP_COMPOSE_PERMFAIL;
+			goto out;
+		}
+		sp_sodium_format_public(pks[i], line);
+		if (strcmp(line, r->detail) != 0) {
+			sp_seterr(err, errsz, "<%s>: the sodium key changed since RCPT; not sent", r->addr);
+			rv = SP_COMPOSE_PERMFAIL;
+			goto out;
+		}
+	}
+	/* The sealed bytes are ciphertext: they may wait in an unlinked file
+	 * instead of memory while the copy is written. */
+	fd = sp_tmpfile(err, errsz);
+	if (fd >= 0)
+		spool = g_mime_stream_fs_new(fd);
+	in = as_is_stream(&cx->mime);
+	entity = sp_sodium_make_copy_stream(pks, cp->n_rcpts, in, spool, err, errsz);
+	if (entity == NULL)
+		goto out;
+	if (sp_mime_write_outer_headers(&cx->mime, cx->cfg->pgp.hide_subject, &cp->data) < 0 ||
+	    sp_buf_puts(&cp->data, "MIME-Version: 1.0\r\n") < 0 ||
+	    sp_mime_append_object(entity, &cp->data) < 0) {
+		sp_seterr(err, errsz, "out of memory building the sodium copy");
+		goto out;
+	}
+	rv = SP_COMPOSE_OK;
+out:
+	if (entity)
+		g_object_unref(entity);
+	if (in)
+		g_object_unref(in);
+	if (spool)
+		g_object_unref(spool);
+	free(pks);
+	return rv;
+}
+
 static enum sp_compose_result
 build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
@@ -112,6 +201,8 @@ build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 			r = build_pgp(cx, cp, err, errsz);
 			break;
 		case SP_FORM_SODIUM:
+			r = build_sodium(cx, cp, err, errsz);
+			break;
 		case SP_FORM_LINK:
 		default:
 			/* Fail closed: a form this build cannot produce is never downgraded. */

@@ -4,13 +4,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
+#include "sodium_keys.h"
 
 struct sp_policy {
 	const struct sp_config *cfg;
 	struct sp_pgp *pgp;          /* created on first use: a session may never need it */
-	char pgp_err[SP_ERRLEN];
+	struct sp_sodium_recipients *sodium;   /* read once per session */
+	bool sodium_loaded;
 };
 
 struct sp_policy *
@@ -30,7 +33,29 @@ sp_policy_free(struct sp_policy *p)
 	if (p == NULL)
 		return;
 	sp_pgp_free(p->pgp);
+	sp_sodium_recipients_free(p->sodium);
 	free(p);
+}
+
+int
+sp_policy_load_sodium(const struct sp_config *cfg, struct sp_sodium_recipients **out, char *err, size_t errsz)
+{
+	*out = NULL;
+	/* The default file is optional; one named in the config must exist. */
+	if (!cfg->sodium.recipients_explicit && access(cfg->sodium.recipients, F_OK) != 0)
+		return 0;
+	return sp_sodium_recipients_load(cfg->sodium.recipients, out, err, errsz);
+}
+
+const struct sp_sodium_recipients *
+sp_policy_sodium(struct sp_policy *p, char *err, size_t errsz)
+{
+	if (!p->sodium_loaded) {
+		if (sp_policy_load_sodium(p->cfg, &p->sodium, err, errsz) < 0)
+			return NULL;
+		p->sodium_loaded = true;
+	}
+	return p->sodium;
 }
 
 const struct sp_config *
@@ -73,6 +98,20 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 	case SP_PGP_NONE:
 	default:
 		break;
+	}
+	/* 2. A registered sodium key. */
+	{
+		const struct sp_sodium_recipients *r = sp_policy_sodium(p, err, sizeof err);
+		const unsigned char *pk;
+		if (r == NULL && !p->sodium_loaded) {
+			sp_seterr(d->reason, sizeof d->reason, "%s", err);
+			return SP_POLICY_TEMPFAIL;
+		}
+		if (r && (pk = sp_sodium_recipients_lookup(r, addr)) != NULL) {
+			d->form = SP_FORM_SODIUM;
+			sp_sodium_format_public(pk, d->detail);
+			return SP_POLICY_OK;
+		}
 	}
 	/* 4. What to do without a key. */
 	switch (cfg->policy.no_key) {

@@ -32,6 +32,14 @@ struct sp_policy *sp_policy_new(const struct sp_config *cfg, char *err, size_t e
 void sp_policy_free(struct sp_policy *p);
 enum sp_policy_result sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d);
 const struct sp_config *sp_policy_config(const struct sp_policy *p);
+struct sp_sodium_recipients;
+/* The [sodium] recipients file: a missing default file means none; one named
+ * in the config must exist.  *out stays NULL when there is none. */
+int sp_policy_load_sodium(const struct sp_config *cfg, struct sp_sodium_recipients **out,
+                          char *err, size_t errsz);
+/* The session's sodium recipients (read on first use); NULL when there are none
+ * or on error (then err is set and the lookup must fail closed). */
+const struct sp_sodium_recipients *sp_policy_sodium(struct sp_policy *p, char *err, size_t errsz);
 /* The session's GnuPG context (created on first use); NULL with err on failure. */
 struct sp_pgp *sp_policy_pgp(struct sp_policy *p, char *err, size_t errsz);
 

@@ -1,0 +1,43 @@
+#!/bin/bash
+# test.sh - install what the tests need, build, and run every test:
+# unit tests and the integration suite, in a normal build and again in an
+# AddressSanitizer + UndefinedBehaviorSanitizer build.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+scripts/deps.sh test
+
+PY=/usr/bin/python3          # Debian's Python: it has aiosmtpd, pytest, selenium
+export SEALPOST_TEST_ROOT=$ROOT
+
+setup() {
+	local dir=$1; shift
+	if [ -f "$dir/build.ninja" ]; then
+		meson setup --reconfigure "$dir" "$@" >/dev/null
+	else
+		meson setup "$dir" "$@" >/dev/null
+	fi
+	ninja -C "$dir"
+}
+
+run_suite() {
+	local dir=$1 label=$2
+	echo "== $label: unit tests"
+	meson test -C "$dir" --print-errorlogs --suite unit
+	echo "== $label: integration tests"
+	SEALPOST_BIN="$ROOT/$dir/cli/sealpost" SEALPOST_BUILD_DIR="$ROOT/$dir" \
+		$PY -m pytest -q -p no:cacheprovider tests/integration
+}
+
+setup build
+run_suite build "normal build"
+
+# Sanitizers: any report fails the run (the harness also scans sealpost's stderr).
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:strict_string_checks=1:detect_stack_use_after_return=1"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
+setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
+run_suite build-asan "ASan+UBSan build"
+
+echo "== all tests passed"
