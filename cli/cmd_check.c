@@ -86,7 +86,7 @@ cmd_check(int argc, char **argv)
 		       sp_auth_mode_name(cfg.proxy.auth));
 	printf("upstream    %s:%s, tls %s\n", cfg.upstream.host, cfg.upstream.port,
 	       sp_upstream_tls_name(cfg.upstream.tls));
-	relay = relay_new(&cfg, err, sizeof err);
+	relay = relay_new(&cfg, NULL, err, sizeof err);
 	if (relay == NULL) {
 		printf("upstream    FAILED: %s\n", err);
 		problems++;

@@ -92,7 +92,7 @@ cmd_run(int argc, char **argv)
 		sp_config_free(&cfg);
 		return EXIT_RUNTIME;
 	}
-	if (server_drop_privileges(cfg.proxy.user, err, sizeof err) < 0) {
+	if (server_drop_privileges(&cfg, err, sizeof err) < 0) {
 		sp_log_error("%s", err);
 		server_free(&srv);
 		sp_config_free(&cfg);

@@ -23,6 +23,9 @@ static const struct command commands[] = {
 	{ "check", cmd_check, "validate the config, test the upstream, show what recipients would get" },
 	{ "keygen", cmd_keygen, "make a sodium key pair; print the public line" },
 	{ "open", cmd_open, "decrypt a sodium message to the original MIME message" },
+	{ "queue", cmd_queue, "list, flush or delete queued copies" },
+	{ "linkserver", cmd_linkserver, "run only the link viewer (for a public host)" },
+	{ "revoke", cmd_revoke, "delete a link message at once" },
 	{ "passwd", cmd_passwd, "hash a password for [proxy] users_file" },
 };
 

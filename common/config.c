@@ -111,6 +111,10 @@ static const struct key_def keys[] = {
 
 	{ "queue", "dir", K_PATH, OFF(queue.dir), "$STATE/queue", NULL, 0, 0 },
 	{ "queue", "lifetime", K_DURATION, OFF(queue.lifetime), "3d", NULL, 60, 60 * 86400 },
+	/* First retry after a minute, doubling up to an hour (Postfix: 300s/4000s;
+	 * a laptop that is back online should not wait long). */
+	{ "queue", "min_backoff", K_DURATION, OFF(queue.min_backoff), "1m", NULL, 1, 86400 },
+	{ "queue", "max_backoff", K_DURATION, OFF(queue.max_backoff), "1h", NULL, 1, 86400 },
 
 	{ "log", "level", K_ENUM, OFF(log.level), "info", level_names, 0, 0 },
 };
@@ -530,6 +534,8 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
+	if (cfg->queue.max_backoff < cfg->queue.min_backoff)
+		return key_error(lc, "queue", "max_backoff", "smaller than min_backoff");
 	return 0;
 }
 

@@ -97,6 +97,8 @@ struct sp_config {
 	struct {
 		char *dir;
 		int64_t lifetime;
+		int64_t min_backoff;
+		int64_t max_backoff;
 	} queue;
 
 	struct {

@@ -280,6 +280,8 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 	memset(out, 0, sizeof *out);
 	if (sp_mime_parse(data, len, &cx.mime, err, errsz) < 0)
 		return SP_COMPOSE_PERMFAIL;
+	free(env->message_id);
+	env->message_id = sp_mime_header_value(&cx.mime, "Message-ID");
 	cx.client_encrypted = sp_mime_is_encrypted(&cx.mime);
 	if (cx.client_encrypted)
 		sp_log_info("%s: the client already encrypted this message; relaying it as it is", env->id);

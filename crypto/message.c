@@ -42,6 +42,7 @@ sp_envelope_free(struct sp_envelope *e)
 		free(e->rcpts[i].addr);
 	free(e->rcpts);
 	free(e->mail_from);
+	free(e->message_id);
 	memset(e, 0, sizeof *e);
 }
 

@@ -35,6 +35,8 @@ struct sp_envelope {
 	bool body_8bit;       /* MAIL ... BODY=8BITMIME */
 	struct sp_rcpt *rcpts;
 	size_t n_rcpts;
+	char *message_id;     /* the client's Message-ID (for DSNs), set by compose */
+	int64_t arrival;      /* when the message was accepted */
 };
 
 void sp_envelope_init(struct sp_envelope *e);

@@ -1,8 +1,10 @@
-/* relay.c - copies upstream, one reply for the client. */
+/* relay.c - copies upstream, the queue for what cannot go now, one reply. */
 #include "relay.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,20 +22,34 @@
 /* password_command gets this long to answer (it may ask gpg-agent for a PIN). */
 #define RELAY_PASSWORD_COMMAND_TIMEOUT_S 60
 
+struct pooled {
+	struct smtp_client *c;
+	char *user;               /* NULL: configured credentials */
+	int64_t since;
+};
+
+struct remembered {
+	char *user;
+	char *pass;               /* sodium_malloc'd */
+};
+
 struct relay {
 	const struct sp_config *cfg;
+	struct queue *queue;
 	SSL_CTX *tls;
 	char *password;           /* sodium_malloc'd, or NULL */
+	pthread_mutex_t lock;     /* pool and creds */
+	struct pooled pool[RELAY_POOL_MAX];
+	size_t n_pool;
+	struct remembered creds[RELAY_CREDS_MAX];
+	size_t n_creds;
 };
 
 static char *
 secret_from(const char *p, size_t n)
 {
-	char *s;
+	char *s = sodium_malloc(n + 1);
 
-	while (n && (p[n - 1] == '\n' || p[n - 1] == '\r'))
-		n--;
-	s = sodium_malloc(n + 1);
 	if (s == NULL)
 		abort();
 	memcpy(s, p, n);
@@ -117,11 +133,13 @@ run_password_command(struct relay *r, const char *cmd, char *err, size_t errsz)
 }
 
 struct relay *
-relay_new(const struct sp_config *cfg, char *err, size_t errsz)
+relay_new(const struct sp_config *cfg, struct queue *queue, char *err, size_t errsz)
 {
 	struct relay *r = sp_xcalloc(1, sizeof *r);
 
 	r->cfg = cfg;
+	r->queue = queue;
+	pthread_mutex_init(&r->lock, NULL);
 	r->tls = tls_client_ctx(cfg->upstream.ca_file, err, errsz);
 	if (r->tls == NULL)
 		goto fail;
@@ -139,12 +157,23 @@ fail:
 void
 relay_free(struct relay *r)
 {
+	size_t i;
+
 	if (r == NULL)
 		return;
+	for (i = 0; i < r->n_pool; i++) {
+		smtp_client_close(r->pool[i].c);
+		free(r->pool[i].user);
+	}
+	for (i = 0; i < r->n_creds; i++) {
+		free(r->creds[i].user);
+		sodium_free(r->creds[i].pass);
+	}
 	if (r->tls)
 		SSL_CTX_free(r->tls);
 	if (r->password)
 		sodium_free(r->password);
+	pthread_mutex_destroy(&r->lock);
 	free(r);
 }
 
@@ -171,103 +200,411 @@ relay_open(struct relay *r, const struct relay_creds *creds, struct smtp_client 
 	return smtp_client_open(&o, out, fail);
 }
 
+void
+relay_remember_creds(struct relay *r, const char *user, const char *pass)
+{
+	size_t i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->n_creds && strcmp(r->creds[i].user, user) != 0; i++)
+		;
+	if (i == r->n_creds) {
+		if (r->n_creds == RELAY_CREDS_MAX) {
+			/* Forget the oldest. */
+			free(r->creds[0].user);
+			sodium_free(r->creds[0].pass);
+			memmove(&r->creds[0], &r->creds[1], (RELAY_CREDS_MAX - 1) * sizeof r->creds[0]);
+			r->n_creds--;
+			i = r->n_creds;
+		}
+		r->creds[i].user = sp_xstrdup(user);
+		r->n_creds++;
+	} else {
+		sodium_free(r->creds[i].pass);
+	}
+	r->creds[i].pass = secret_from(pass, strlen(pass));
+	pthread_mutex_unlock(&r->lock);
+}
+
+char *
+relay_lookup_creds(struct relay *r, const char *user)
+{
+	char *p = NULL;
+	size_t i;
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->n_creds; i++)
+		if (strcmp(r->creds[i].user, user) == 0)
+			p = secret_from(r->creds[i].pass, strlen(r->creds[i].pass));
+	pthread_mutex_unlock(&r->lock);
+	return p;
+}
+
+/* ---- the connection pool ---- */
+
+static bool
+same_user(const char *a, const char *b)
+{
+	return (a == NULL && b == NULL) || (a && b && strcmp(a, b) == 0);
+}
+
+/* An idle connection is usable if the server has not said anything (a 421 or
+ * a close would make it readable). */
+static bool
+still_alive(struct smtp_client *c)
+{
+	struct pollfd pfd = { .fd = c->conn.fd, .events = POLLIN };
+
+	return !c->broken && c->conn.fd >= 0 && poll(&pfd, 1, 0) == 0;
+}
+
+static struct smtp_client *
+acquire(struct relay *r, const struct relay_creds *creds, struct smtp_reply *fail)
+{
+	const char *user = creds ? creds->user : NULL;
+	struct smtp_client *c = NULL, *stale[RELAY_POOL_MAX];
+	size_t i, n_stale = 0;
+	int64_t now = sp_now_ms();
+
+	pthread_mutex_lock(&r->lock);
+	for (i = 0; i < r->n_pool;) {
+		struct pooled *p = &r->pool[i];
+		bool expired = now - p->since > RELAY_POOL_IDLE_MS;
+		if (expired || (c == NULL && same_user(p->user, user))) {
+			if (expired)
+				stale[n_stale++] = p->c;
+			else
+				c = p->c;
+			free(p->user);
+			memmove(p, p + 1, (r->n_pool - i - 1) * sizeof *p);
+			r->n_pool--;
+			continue;
+		}
+		i++;
+	}
+	pthread_mutex_unlock(&r->lock);
+	for (i = 0; i < n_stale; i++)
+		smtp_client_close(stale[i]);
+	if (c && !still_alive(c)) {
+		c->broken = true;
+		smtp_client_close(c);
+		c = NULL;
+	}
+	if (c)
+		return c;
+	if (relay_open(r, creds, &c, fail) < 0)
+		return NULL;
+	return c;
+}
+
+static void
+release(struct relay *r, const struct relay_creds *creds, struct smtp_client *c)
+{
+	struct smtp_client *evict = NULL;
+
+	if (c == NULL)
+		return;
+	if (c->broken || c->transactions >= RELAY_POOL_MAX_TXNS) {
+		smtp_client_close(c);
+		return;
+	}
+	pthread_mutex_lock(&r->lock);
+	if (r->n_pool == RELAY_POOL_MAX) {
+		evict = r->pool[0].c;
+		free(r->pool[0].user);
+		memmove(&r->pool[0], &r->pool[1], (RELAY_POOL_MAX - 1) * sizeof r->pool[0]);
+		r->n_pool--;
+	}
+	r->pool[r->n_pool].c = c;
+	r->pool[r->n_pool].user = creds && creds->user ? sp_xstrdup(creds->user) : NULL;
+	r->pool[r->n_pool].since = sp_now_ms();
+	r->n_pool++;
+	pthread_mutex_unlock(&r->lock);
+	smtp_client_close(evict);
+}
+
+/* ---- one copy ---- */
+
 static void
 set_outcome(struct relay_outcome *o, const struct smtp_reply *rep)
 {
-	char enh[16];
-
-	smtp_reply_default_enh(rep, enh);
+	smtp_reply_default_enh(rep, o->enh);
 	o->code = rep->code;
-	snprintf(o->text, sizeof o->text, "%d %s %.360s", rep->code, enh, rep->text);
+	o->status = rep->code / 100 == 2 ? RELAY_SENT : rep->code / 100 == 4 ? RELAY_TEMPFAIL : RELAY_FAILED;
+	snprintf(o->text, sizeof o->text, "%d %s %.360s", rep->code, o->enh, rep->text);
+}
+
+void
+relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
+           const char *const *rcpts, size_t n, const char *data, size_t len, bool eightbit,
+           bool smtputf8, struct relay_outcome *outcomes)
+{
+	struct smtp_txn t = { 0 };
+	struct smtp_client *c;
+	size_t j;
+	int attempt;
+
+	t.mail_from = from;
+	t.eightbit = eightbit;
+	t.smtputf8 = smtputf8;
+	t.rcpts = rcpts;
+	t.n_rcpts = n;
+	t.data = data;
+	t.len = len;
+	t.rcpt_replies = sp_xcalloc(n ? n : 1, sizeof *t.rcpt_replies);
+	/* A pooled connection the server dropped a moment ago fails at once;
+	 * one more try on a fresh connection is not a retry of the message. */
+	for (attempt = 0; attempt < 2; attempt++) {
+		bool fresh;
+		c = acquire(r, creds, &t.final);
+		if (c == NULL)
+			break;
+		fresh = c->transactions == 0;
+		if (smtp_client_send(c, &t) == 0 || fresh || t.n_accepted) {
+			release(r, creds, c);
+			break;
+		}
+		release(r, creds, c);
+	}
+	for (j = 0; j < n; j++) {
+		const struct smtp_reply *rr = &t.rcpt_replies[j];
+		/* Accepted only when both its RCPT and the end of data were 2xx. */
+		if (rr->code / 100 == 2 || rr->code == 0)
+			set_outcome(&outcomes[j], &t.final);
+		else
+			set_outcome(&outcomes[j], rr);
+		smtp_reply_clear(&t.rcpt_replies[j]);
+	}
+	/* Wrong credentials are for the user to fix; meanwhile nothing bounces. */
+	for (j = 0; j < n; j++) {
+		if (outcomes[j].code == 535) {
+			outcomes[j].status = RELAY_TEMPFAIL;
+			snprintf(outcomes[j].enh, sizeof outcomes[j].enh, "4.7.8");
+			outcomes[j].code = 451;
+		}
+	}
+	free(t.rcpt_replies);
+	smtp_reply_clear(&t.final);
+}
+
+/* ---- DSN ---- */
+
+void
+relay_send_dsn(struct relay *r, const struct relay_creds *creds, const char *sender, const char *txn,
+               const char *msgid, int64_t arrival, const struct sp_dsn_rcpt *rcpts, size_t n)
+{
+	struct relay_outcome o;
+	struct sp_buf dsn;
+	char err[SP_ERRLEN];
+	const char *to[1] = { sender };
+
+	if (sender == NULL || sender[0] == '\0' || n == 0)
+		return;
+	sp_buf_init(&dsn, 0);
+	if (sp_dsn_build(sender, msgid ? msgid : "", arrival, rcpts, n, &dsn, err, sizeof err) < 0) {
+		sp_log_error("%s: cannot build a DSN for <%s>: %s", txn, sender, err);
+		goto out;
+	}
+	/* RFC 3464: the null sender; a submission server that refuses it gets
+	 * the user's own address (a DSN never causes another DSN here). */
+	relay_send(r, creds, "", to, 1, dsn.data, dsn.len, false, false, &o);
+	if (o.status == RELAY_FAILED)
+		relay_send(r, creds, sender, to, 1, dsn.data, dsn.len, false, false, &o);
+	if (o.status == RELAY_SENT) {
+		sp_log_info("%s: DSN to <%s> sent (%zu failed recipient%s)", txn, sender, n, n == 1 ? "" : "s");
+	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
+		struct queue_entry e = { 0 };
+		char *rc[1] = { (char *)sender };
+		e.created = sp_time();
+		e.next_attempt = e.created + r->cfg->queue.min_backoff;
+		sp_strlcpy(e.form, "dsn", sizeof e.form);
+		e.mail_from = (char *)"";
+		e.user = (char *)(creds && creds->user ? creds->user : "");
+		sp_strlcpy(e.txn, txn, sizeof e.txn);
+		e.rcpts = rc;
+		e.n_rcpts = 1;
+		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
+		if (queue_add(r->queue, &e, dsn.data, dsn.len, err, sizeof err) == 0)
+			sp_log_info("%s: DSN to <%s> queued as %s: %s", txn, sender, e.id, o.text);
+		else
+			sp_log_error("%s: DSN to <%s> lost: %s; and cannot queue it: %s", txn, sender, o.text, err);
+	} else {
+		sp_log_error("%s: DSN to <%s> refused: %s", txn, sender, o.text);
+	}
+out:
+	sp_buf_free(&dsn);
+}
+
+/* ---- one message ---- */
+
+static void
+queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+           const struct sp_copy *cp, struct relay_result *res, char *qerr, size_t qerrsz)
+{
+	struct queue_entry e = { 0 };
+	char **rc = sp_xcalloc(cp->n_rcpts, sizeof *rc);
+	char last[400] = "";
+	size_t j;
+
+	for (j = 0; j < cp->n_rcpts; j++) {
+		struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
+		if (o->status != RELAY_TEMPFAIL)
+			continue;
+		rc[e.n_rcpts++] = env->rcpts[cp->rcpts[j]].addr;
+		if (last[0] == '\0')
+			sp_strlcpy(last, o->text, sizeof last);
+	}
+	if (e.n_rcpts == 0)
+		goto out;
+	if (r->queue == NULL) {
+		sp_seterr(qerr, qerrsz, "no queue");
+		goto out;
+	}
+	e.created = env->arrival ? env->arrival : sp_time();
+	e.next_attempt = sp_time() + r->cfg->queue.min_backoff;
+	e.attempts = 1;
+	sp_strlcpy(e.form, sp_form_name(cp->form), sizeof e.form);
+	e.eightbit = cp->eightbit;
+	e.smtputf8 = cp->smtputf8;
+	e.mail_from = env->mail_from;
+	e.user = (char *)(creds && creds->user ? creds->user : "");
+	sp_strlcpy(e.txn, env->id, sizeof e.txn);
+	e.rcpts = rc;
+	sp_strlcpy(e.last_error, last, sizeof e.last_error);
+	if (queue_add(r->queue, &e, cp->data.data, cp->data.len, qerr, qerrsz) < 0)
+		goto out;
+	for (j = 0; j < cp->n_rcpts; j++) {
+		struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
+		if (o->status == RELAY_TEMPFAIL) {
+			char was[400];
+			sp_strlcpy(was, o->text, sizeof was);
+			o->status = RELAY_QUEUED;
+			snprintf(o->text, sizeof o->text, "queued as %s after %.340s", e.id, was);
+		}
+	}
+out:
+	free(rc);
+}
+
+static const struct relay_outcome *
+first_with(const struct relay_result *res, size_t n, enum relay_status st)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (res->outcomes[i].status == st)
+			return &res->outcomes[i];
+	return NULL;
 }
 
 void
 relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
               const struct sp_copies *copies, struct relay_result *res)
 {
-	struct smtp_client *c = NULL;
-	struct smtp_reply first_temp = { 0 }, first_perm = { 0 };
-	size_t i, j;
+	size_t *order = sp_xcalloc(copies->n + 1, sizeof *order);
+	size_t i, j, k = 0;
+	bool abort_plain = false;
+	char qerr[SP_ERRLEN] = "";
 
 	memset(res, 0, sizeof *res);
 	res->outcomes = sp_xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof *res->outcomes);
-	/* One upstream session carries every copy of the message. */
-	for (i = 0; i < copies->n; i++) {
-		const struct sp_copy *cp = &copies->v[i];
+	/* Unencrypted copies first: they cannot be queued, so if one of them
+	 * cannot go now the client retries before anything else went out. */
+	for (i = 0; i < copies->n; i++)
+		if (copies->v[i].form == SP_FORM_PLAIN)
+			order[k++] = i;
+	for (i = 0; i < copies->n; i++)
+		if (copies->v[i].form != SP_FORM_PLAIN)
+			order[k++] = i;
+
+	for (k = 0; k < copies->n; k++) {
+		const struct sp_copy *cp = &copies->v[order[k]];
 		const char **rcpts = sp_xcalloc(cp->n_rcpts, sizeof *rcpts);
-		struct smtp_txn t = { 0 };
+		struct relay_outcome *out = sp_xcalloc(cp->n_rcpts, sizeof *out);
 
 		for (j = 0; j < cp->n_rcpts; j++)
 			rcpts[j] = env->rcpts[cp->rcpts[j]].addr;
-		t.mail_from = env->mail_from;
-		t.eightbit = cp->eightbit;
-		t.smtputf8 = cp->smtputf8;
-		t.rcpts = rcpts;
-		t.n_rcpts = cp->n_rcpts;
-		t.data = cp->data.data;
-		t.len = cp->data.len;
-		t.rcpt_replies = sp_xcalloc(cp->n_rcpts, sizeof *t.rcpt_replies);
-		if (c && c->broken) {
-			smtp_client_close(c);
-			c = NULL;
-		}
-		if (c == NULL && relay_open(r, creds, &c, &t.final) < 0) {
-			c = NULL;
-			if (t.final.code == 535)
-				/* Wrong credentials are for the user to fix; meanwhile the
-				 * client keeps the message (4xx), it is not bounced. */
-				smtp_reply_set(&t.final, 451, "4.7.8", "%s (%s)", t.final.text,
-				               creds && creds->user ? "the credentials given at AUTH"
-				                                    : "[upstream] username/password");
-		} else if (smtp_client_send(c, &t) < 0) {
-			/* Connection lost mid-transaction: t.final says why (451). */
+		if (abort_plain) {
+			for (j = 0; j < cp->n_rcpts; j++) {
+				out[j].status = RELAY_TEMPFAIL;
+				out[j].code = 451;
+				snprintf(out[j].enh, sizeof out[j].enh, "4.3.0");
+				snprintf(out[j].text, sizeof out[j].text, "451 4.3.0 not attempted");
+			}
+		} else {
+			relay_send(r, creds, env->mail_from, rcpts, cp->n_rcpts, cp->data.data, cp->data.len,
+			           cp->eightbit, cp->smtputf8, out);
 		}
 		for (j = 0; j < cp->n_rcpts; j++) {
-			struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
-			const struct smtp_reply *rr = &t.rcpt_replies[j];
-			const struct smtp_reply *eff;
-			/* Accepted only when both its RCPT and the end of data were 2xx. */
-			if (rr->code / 100 == 2 && t.final.code / 100 == 2)
-				eff = &t.final;
-			else if (rr->code && rr->code / 100 != 2)
-				eff = rr;
-			else
-				eff = &t.final;
-			set_outcome(o, eff);
-			if (eff->code / 100 == 2) {
-				res->n_sent++;
-			} else {
-				res->n_failed++;
-				if (eff->code / 100 == 4 && first_temp.code == 0)
-					smtp_reply_set(&first_temp, eff->code, eff->enh, "%s", eff->text);
-				if (eff->code / 100 == 5 && first_perm.code == 0)
-					smtp_reply_set(&first_perm, eff->code, eff->enh, "%s", eff->text);
-			}
+			res->outcomes[cp->rcpts[j]] = out[j];
+			if (cp->form == SP_FORM_PLAIN && out[j].status == RELAY_TEMPFAIL)
+				abort_plain = true;
 		}
-		for (j = 0; j < cp->n_rcpts; j++)
-			smtp_reply_clear(&t.rcpt_replies[j]);
-		free(t.rcpt_replies);
-		smtp_reply_clear(&t.final);
+		free(out);
 		free(rcpts);
 	}
-	smtp_client_close(c);
 
-	if (res->n_failed == 0) {
-		smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s sent upstream (%zu %s)", env->id,
-		               copies->n, copies->n == 1 ? "copy" : "copies");
-	} else {
-		const struct smtp_reply *f = first_temp.code ? &first_temp : &first_perm;
-		char enh[16];
-		smtp_reply_default_enh(f, enh);
-		if (res->n_sent)
-			smtp_reply_set(&res->reply, f->code, enh,
-			               "upstream refused %zu of %zu recipients (%zu accepted): %s",
-			               res->n_failed, res->n_failed + res->n_sent, res->n_sent, f->text);
-		else
-			smtp_reply_set(&res->reply, f->code, enh, "%s", f->text);
+	if (abort_plain) {
+		const struct relay_outcome *t = first_with(res, env->n_rcpts, RELAY_TEMPFAIL);
+		smtp_reply_set(&res->reply, 451, t->enh, "%s (an unencrypted copy is never queued; "
+		               "try again later)", t->text);
+		goto out;
 	}
-	smtp_reply_clear(&first_temp);
-	smtp_reply_clear(&first_perm);
+	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
+		queue_copy(r, creds, env, &copies->v[k], res, qerr, sizeof qerr);
+	if (qerr[0]) {
+		sp_log_error("%s: cannot queue: %s", env->id, qerr);
+		smtp_reply_set(&res->reply, 451, "4.3.0", "upstream unavailable and the queue cannot be "
+		               "written (%s); try again later", qerr);
+		goto out;
+	}
+	for (i = 0; i < env->n_rcpts; i++) {
+		switch (res->outcomes[i].status) {
+		case RELAY_SENT: res->n_sent++; break;
+		case RELAY_QUEUED: res->n_queued++; break;
+		default: res->n_failed++; break;
+		}
+	}
+	if (res->n_failed && res->n_sent == 0 && res->n_queued == 0) {
+		/* Every recipient refused: the upstream's own answer, no DSN. */
+		const struct relay_outcome *f = first_with(res, env->n_rcpts, RELAY_FAILED);
+		const char *text = f->text;
+		/* "550 5.1.1 text" -> "text" */
+		if (strlen(text) > 4 && text[3] == ' ')
+			text += 4;
+		if (strncmp(text, f->enh, strlen(f->enh)) == 0 && text[strlen(f->enh)] == ' ')
+			text += strlen(f->enh) + 1;
+		smtp_reply_set(&res->reply, f->code, f->enh, "%s", text);
+		goto out;
+	}
+	if (res->n_failed) {
+		struct sp_dsn_rcpt *d = sp_xcalloc(res->n_failed, sizeof *d);
+		size_t n = 0;
+		for (i = 0; i < env->n_rcpts; i++) {
+			if (res->outcomes[i].status != RELAY_FAILED)
+				continue;
+			d[n].addr = env->rcpts[i].addr;
+			d[n].form = sp_form_name(env->rcpts[i].form);
+			d[n].diagnostic = res->outcomes[i].text;
+			sp_strlcpy(d[n].status, res->outcomes[i].enh, sizeof d[n].status);
+			n++;
+		}
+		relay_send_dsn(r, creds, env->mail_from, env->id, env->message_id, env->arrival, d, n);
+		free(d);
+	}
+	{
+		char extra[200] = "";
+		if (res->n_queued)
+			snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", %zu queued for retry",
+			         res->n_queued);
+		if (res->n_failed)
+			snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+			         ", %zu refused (a delivery report follows)", res->n_failed);
+		smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
+		               res->n_sent, env->n_rcpts, extra);
+	}
+out:
+	free(order);
 }
 
 void

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
@@ -11,6 +12,8 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <glib.h>
 
 #include "log.h"
 #include "net.h"
@@ -56,7 +59,9 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 	if (cfg->proxy.auth == SP_AUTH_USERS &&
 	    sp_users_load(cfg->proxy.users_file, &srv->ctx.users, err, errsz) < 0)
 		return -1;
-	srv->ctx.relay = relay_new(cfg, err, errsz);
+	if (queue_open(cfg->queue.dir, &srv->queue, err, errsz) < 0)
+		return -1;
+	srv->ctx.relay = relay_new(cfg, srv->queue, err, errsz);
 	if (srv->ctx.relay == NULL)
 		return -1;
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
@@ -69,9 +74,24 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 	return 0;
 }
 
-int
-server_drop_privileges(const char *user, char *err, size_t errsz)
+static uid_t chown_uid;
+static gid_t chown_gid;
+
+static int
+chown_one(const char *path, const struct stat *st, int flag, struct FTW *ftw)
 {
+	(void)st;
+	(void)flag;
+	(void)ftw;
+	if (lchown(path, chown_uid, chown_gid) < 0)
+		sp_log_warn("chown %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int
+server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz)
+{
+	const char *user = cfg->proxy.user;
 	struct passwd *pw;
 
 	if (geteuid() != 0) {
@@ -88,6 +108,16 @@ server_drop_privileges(const char *user, char *err, size_t errsz)
 	if (pw == NULL) {
 		sp_seterr(err, errsz, "[proxy] user: no such user '%s'", user);
 		return -1;
+	}
+	/* What the sessions and the queue runner write must be theirs. */
+	chown_uid = pw->pw_uid;
+	chown_gid = pw->pw_gid;
+	nftw(cfg->queue.dir, chown_one, 16, FTW_PHYS);
+	{
+		char *dir = g_path_get_dirname(cfg->link.store);
+		if (access(dir, F_OK) == 0)
+			nftw(dir, chown_one, 16, FTW_PHYS);
+		g_free(dir);
 	}
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		sp_seterr(err, errsz, "dropping privileges to %s: %s", user, strerror(errno));
@@ -170,6 +200,13 @@ server_run(struct server *srv)
 	struct timespec ts;
 	unsigned i;
 
+	{
+		char err[SP_ERRLEN];
+		if (queue_runner_start(srv->queue, srv->ctx.relay, srv->cfg, &srv->runner, err, sizeof err) < 0) {
+			sp_log_error("%s", err);
+			return 1;
+		}
+	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
@@ -213,6 +250,8 @@ server_run(struct server *srv)
 		if (pthread_cond_timedwait(&srv->idle, &srv->lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&srv->lock);
+	queue_runner_stop(srv->runner);
+	srv->runner = NULL;
 	return atomic_load(&srv->active) == 0 ? 0 : 1;
 }
 
@@ -244,6 +283,7 @@ server_free(struct server *srv)
 		SSL_CTX_free(srv->ctx.tls);
 	sp_users_free(srv->ctx.users);
 	relay_free(srv->ctx.relay);
+	queue_close(srv->queue);
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
 }

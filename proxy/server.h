@@ -9,6 +9,8 @@
 #include <stdbool.h>
 
 #include "config.h"
+#include "queue.h"
+#include "queue_runner.h"
 #include "smtp_server.h"
 
 /* Stack for each session thread: sessions keep big buffers on the heap, and
@@ -23,6 +25,8 @@ struct server {
 	int lfd[SP_MAX_LISTEN];
 	bool ltls[SP_MAX_LISTEN];
 	unsigned n_listen;
+	struct queue *queue;
+	struct queue_runner *runner;
 	int stop_pipe[2];
 	atomic_uint active;
 	pthread_mutex_t lock;
@@ -32,8 +36,9 @@ struct server {
 /* Load TLS material (generating it on first run), users, upstream password;
  * bind every listener.  Everything privileged happens here. */
 int server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t errsz);
-/* setgid/setgroups/setuid to [proxy] user. */
-int server_drop_privileges(const char *user, char *err, size_t errsz);
+/* setgid/setgroups/setuid to [proxy] user, after handing it the state
+ * directories (queue, store) it must write. */
+int server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz);
 /* Accept until server_stop(); then wait (bounded) for sessions to end. */
 int server_run(struct server *srv);
 /* Async-signal-safe. */

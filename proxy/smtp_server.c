@@ -420,8 +420,11 @@ proceed_auth(struct smtp_session *s, const char *args)
 		goto out;
 	}
 	s->auth_user = secret_dup(user);
-	if (s->cfg->proxy.auth == SP_AUTH_PASSTHROUGH)
+	if (s->cfg->proxy.auth == SP_AUTH_PASSTHROUGH) {
 		s->auth_pass = secret_dup(pass);
+		/* Queued copies of this user are retried with these. */
+		relay_remember_creds(s->ctx->relay, user, pass);
+	}
 	{
 		char safe[80];
 		sp_sanitize(user, strlen(user), safe, sizeof safe);
@@ -763,6 +766,7 @@ proceed_data(struct smtp_session *s, const char *args)
 
 	/* The whole message is held (once) in memory, never beyond the limit. */
 	sp_buf_init(&msg, s->cfg->proxy.max_message_size);
+	s->env.arrival = sp_time();
 	sp_buf_reserve(&msg, s->declared_size && s->declared_size < s->cfg->proxy.max_message_size
 	                     ? s->declared_size : 0);
 	reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");

@@ -27,6 +27,7 @@ run_suite() {
 	meson test -C "$dir" --print-errorlogs --suite unit
 	echo "== $label: integration tests"
 	SEALPOST_BIN="$ROOT/$dir/cli/sealpost" SEALPOST_BUILD_DIR="$ROOT/$dir" \
+		SP_VIEWER_HARNESS="$ROOT/$dir/tests/viewer_harness" \
 		$PY -m pytest -q -p no:cacheprovider tests/integration
 }
 

@@ -1,0 +1,131 @@
+/* cmd_revoke.c - `sealpost revoke LINK-ID`: delete a link message at once. */
+#include <getopt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "link_envelope.h"
+#include "link_store.h"
+#include "link_upload.h"
+#include "log.h"
+
+static void
+help(FILE *f)
+{
+	fprintf(f, "usage: sealpost revoke [-c FILE] [--link-only] LINK-ID|LINK\n\n"
+	           "Deletes the message behind a link at once, with every link to it (all its\n"
+	           "recipients); with --link-only, only that one link.  LINK-ID is the 32-digit\n"
+	           "hex id shown in the outbox and the delivery report; a whole link URL works\n"
+	           "too.  With [link] upload_url set, the message is deleted on the remote viewer.\n"
+	           "Exit status 0 deleted, 1 no such link (or an error).\n");
+}
+
+/* "0123...ef" or "https://host/s/<token>" or "<token>" -> the link id. */
+static bool
+parse_target(const char *arg, char id[SP_LINK_ID_HEXLEN + 1])
+{
+	struct sp_link_token t;
+	const char *slash;
+
+	if (link_store_id_valid(arg)) {
+		sp_strlcpy(id, arg, SP_LINK_ID_HEXLEN + 1);
+		return true;
+	}
+	slash = strrchr(arg, '/');
+	if (slash != NULL)
+		arg = slash + 1;
+	if (strlen(arg) != SP_LINK_TOKEN_STRLEN || sp_link_token_decode(arg, strlen(arg), &t) < 0)
+		return false;
+	sp_link_id_hex(t.id, id);
+	memset(&t, 0, sizeof t);
+	return true;
+}
+
+int
+cmd_revoke(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "link-only", no_argument, NULL, 'l' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct sp_config cfg;
+	struct link_store *store = NULL;
+	const char *cfgpath = NULL;
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	bool link_only = false;
+	enum link_store_rc rc;
+	int c, rv;
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "c:lh", opts, NULL)) != -1) {
+		switch (c) {
+		case 'c':
+			cfgpath = optarg;
+			break;
+		case 'l':
+			link_only = true;
+			break;
+		case 'h':
+			help(stdout);
+			return EXIT_OK;
+		default:
+			help(stderr);
+			return EXIT_USAGE;
+		}
+	}
+	if (optind + 1 != argc) {
+		help(stderr);
+		return EXIT_USAGE;
+	}
+	if (!parse_target(argv[optind], id)) {
+		fprintf(stderr, "sealpost: revoke: '%s' is neither a link id (32 hex digits) nor a "
+		        "link\n", argv[optind]);
+		return EXIT_USAGE;
+	}
+	if ((rv = cli_load_config(cfgpath, false, &cfg)) != 0)
+		return rv;
+	sp_log_init(SP_LOG_WARN);
+	rv = EXIT_RUNTIME;
+	if (cfg.link.upload_url && cfg.link.upload_url[0]) {
+		int r;
+		if (link_only) {
+			fprintf(stderr, "sealpost: revoke: --link-only is not available for a remote "
+			        "viewer; run it on the viewer's host\n");
+			rv = EXIT_USAGE;
+			goto out;
+		}
+		r = link_upload_revoke(cfg.link.upload_url, cfg.link.upload_token_file, id, err,
+		                       sizeof err);
+		if (r == 0) {
+			printf("revoked %s on %s\n", id, cfg.link.upload_url);
+			rv = EXIT_OK;
+		} else if (r == 1) {
+			fprintf(stderr, "sealpost: revoke: no link %s on the viewer (expired, used up "
+			        "or already revoked)\n", id);
+		} else {
+			fprintf(stderr, "sealpost: revoke: %s\n", err);
+		}
+		goto out;
+	}
+	if (link_store_open(cfg.link.store, &store, err, sizeof err) != LINK_STORE_OK) {
+		fprintf(stderr, "sealpost: %s\n", err);
+		goto out;
+	}
+	rc = link_store_revoke(store, id, !link_only, err, sizeof err);
+	if (rc == LINK_STORE_OK) {
+		printf("revoked %s%s\n", id, link_only ? " (this link only)" : " and its message");
+		rv = EXIT_OK;
+	} else if (rc == LINK_STORE_GONE) {
+		fprintf(stderr, "sealpost: revoke: no link %s in %s (expired, used up or already "
+		        "revoked)\n", id, cfg.link.store);
+	} else {
+		fprintf(stderr, "sealpost: revoke: %s\n", err);
+	}
+out:
+	link_store_close(store);
+	sp_config_free(&cfg);
+	return rv;
+}

@@ -1,0 +1,807 @@
+/* link_store.c - the SQLite link store (see link_store.h). */
+#include "link_store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <sodium.h>
+#include <sqlite3.h>
+
+#include "log.h"
+
+struct link_store {
+	sqlite3 *db;
+	pthread_mutex_t lock; /* one connection, one transaction at a time */
+	char *path;
+};
+
+/* A link is live while this holds; everything else is swept.  `?1` is now. */
+#define LIVE_SQL "revoked = 0 AND expires > ?1 AND (max_views = 0 OR views < max_views) " \
+                 "AND failed < max_failed"
+
+/* Schema migrations: entry i brings the file from user_version i to i + 1.
+ * Append only; never edit a step that has shipped. */
+static const char *const migrations[] = {
+	/* 0 -> 1 */
+	"CREATE TABLE messages ("
+	"  id TEXT PRIMARY KEY NOT NULL,"        /* 128 random bits, hex */
+	"  created INTEGER NOT NULL,"
+	"  ciphertext BLOB NOT NULL"              /* sp_link_seal_message() output */
+	") WITHOUT ROWID;"
+	"CREATE TABLE links ("
+	"  id TEXT PRIMARY KEY NOT NULL,"        /* link id, hex; the secret half is never here */
+	"  message_id TEXT NOT NULL REFERENCES messages(id) ON DELETE CASCADE,"
+	"  wrapped BLOB NOT NULL,"               /* sp_link_wrap_key() output */
+	"  created INTEGER NOT NULL,"
+	"  expires INTEGER NOT NULL,"
+	"  max_views INTEGER NOT NULL CHECK (max_views >= 0),"
+	"  views INTEGER NOT NULL DEFAULT 0,"
+	"  max_failed INTEGER NOT NULL CHECK (max_failed >= 1),"
+	"  failed INTEGER NOT NULL DEFAULT 0,"
+	"  revoked INTEGER NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX links_message ON links(message_id);"
+	"CREATE INDEX links_expires ON links(expires);",
+};
+
+_Static_assert(SP_ARRAY_LEN(migrations) == LINK_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+static void
+db_err(struct link_store *s, char *err, size_t errsz, const char *what)
+{
+	sp_seterr(err, errsz, "link store %s: %s: %s", s->path, what, sqlite3_errmsg(s->db));
+}
+
+static int
+exec_sql(struct link_store *s, const char *sql, char *err, size_t errsz)
+{
+	char *msg = NULL;
+
+	if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+		sp_seterr(err, errsz, "link store %s: %s", s->path, msg ? msg : sqlite3_errmsg(s->db));
+		sqlite3_free(msg);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+rollback(struct link_store *s)
+{
+	if (!sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* After a delete: move the WAL back into the database and truncate it, so the
+ * deleted rows (zeroed in the database by secure_delete) do not live on in the
+ * -wal file.  Best effort: a concurrent reader makes it a no-op until next time. */
+static void
+checkpoint(struct link_store *s)
+{
+	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
+static sqlite3_stmt *
+prepare(struct link_store *s, const char *sql, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+
+	if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK) {
+		db_err(s, err, errsz, "prepare");
+		return NULL;
+	}
+	return st;
+}
+
+bool
+link_store_id_valid(const char *s)
+{
+	size_t i;
+
+	if (s == NULL)
+		return false;
+	for (i = 0; i < SP_LINK_ID_HEXLEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	return s[i] == '\0';
+}
+
+bool
+link_store_link_live(const struct link_store_link *l, int64_t now)
+{
+	return !l->revoked && l->expires > now && (l->max_views == 0 || l->views < l->max_views) &&
+	       l->failed < l->max_failed;
+}
+
+static int
+migrate(struct link_store *s, char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	int version = 0, rv = -1;
+	size_t i;
+
+	for (i = 0; i < SP_ARRAY_LEN(migrations); i++) {
+		/* Read the version inside the write transaction: another process may
+		 * be migrating the same file right now. */
+		if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+			goto out;
+		if ((st = prepare(s, "PRAGMA user_version", err, errsz)) == NULL)
+			goto out;
+		if (sqlite3_step(st) != SQLITE_ROW) {
+			db_err(s, err, errsz, "reading the schema version");
+			goto out;
+		}
+		version = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		st = NULL;
+		if (version > LINK_STORE_SCHEMA_VERSION) {
+			sp_seterr(err, errsz, "link store %s: schema version %d is newer than this "
+			          "sealpost understands (%d)", s->path, version, LINK_STORE_SCHEMA_VERSION);
+			goto out;
+		}
+		if ((size_t)version > i) {
+			rollback(s);
+			continue;
+		}
+		if (exec_sql(s, migrations[i], err, errsz) < 0)
+			goto out;
+		char pragma[64];
+		snprintf(pragma, sizeof pragma, "PRAGMA user_version = %zu", i + 1);
+		if (exec_sql(s, pragma, err, errsz) < 0 || exec_sql(s, "COMMIT", err, errsz) < 0)
+			goto out;
+		sp_log_info("link store %s: schema migrated to version %zu", s->path, i + 1);
+	}
+	rv = 0;
+out:
+	sqlite3_finalize(st);
+	if (rv < 0)
+		rollback(s);
+	return rv;
+}
+
+enum link_store_rc
+link_store_open(const char *path, struct link_store **out, char *err, size_t errsz)
+{
+	struct link_store *s = NULL;
+	char *dir = NULL, *slash;
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int fd;
+
+	*out = NULL;
+	if (path == NULL || *path == '\0') {
+		sp_seterr(err, errsz, "link store: no path configured ([link] store)");
+		return LINK_STORE_ERROR;
+	}
+	dir = sp_xstrdup(path);
+	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
+		*slash = '\0';
+		if (sp_mkdir_p(dir, 0700, err, errsz) < 0)
+			goto out;
+	}
+	/* Create the file ourselves so that it is 0600 whatever the umask; SQLite
+	 * gives the -wal and -shm files the same mode. */
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+	if (fd < 0) {
+		sp_seterr(err, errsz, "link store %s: %s", path, strerror(errno));
+		goto out;
+	}
+	{
+		struct stat sb;
+		if (fstat(fd, &sb) == 0 && (sb.st_mode & 077) != 0 && fchmod(fd, 0600) < 0)
+			sp_log_warn("link store %s: cannot make it private (chmod 0600): %s", path,
+			            strerror(errno));
+	}
+	close(fd);
+
+	s = sp_xcalloc(1, sizeof *s);
+	s->path = sp_xstrdup(path);
+	pthread_mutex_init(&s->lock, NULL);
+	if (sqlite3_open_v2(path, &s->db,
+	                    SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX | SQLITE_OPEN_NOFOLLOW,
+	                    NULL) != SQLITE_OK) {
+		if (s->db)
+			db_err(s, err, errsz, "open");
+		else
+			sp_seterr(err, errsz, "link store %s: cannot open", path);
+		goto out;
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	sqlite3_busy_timeout(s->db, LINK_STORE_BUSY_TIMEOUT_MS);
+	/* WAL: readers never block the writer.  synchronous=FULL: a stored link
+	 * survives a power cut once the proxy has said 250.  secure_delete: freed
+	 * pages are zeroed, so deleted ciphertext and wrapped keys do not linger in
+	 * the file.  trusted_schema=OFF: the file is data, never code. */
+	if (exec_sql(s, "PRAGMA foreign_keys = ON; PRAGMA secure_delete = ON; "
+	             "PRAGMA synchronous = FULL; PRAGMA trusted_schema = OFF", err, errsz) < 0)
+		goto out;
+	if ((st = prepare(s, "PRAGMA journal_mode = WAL", err, errsz)) == NULL)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW ||
+	    strcmp((const char *)sqlite3_column_text(st, 0), "wal") != 0) {
+		db_err(s, err, errsz, "cannot switch to WAL mode");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	st = NULL;
+	if (migrate(s, err, errsz) < 0)
+		goto out;
+	*out = s;
+	s = NULL;
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	link_store_close(s);
+	free(dir);
+	return rv;
+}
+
+void
+link_store_close(struct link_store *s)
+{
+	if (s == NULL)
+		return;
+	if (s->db) {
+		checkpoint(s);
+		sqlite3_close_v2(s->db);
+	}
+	pthread_mutex_destroy(&s->lock);
+	free(s->path);
+	free(s);
+}
+
+static int
+validate_put(const struct link_store_new_msg *m, char *err, size_t errsz)
+{
+	size_t i;
+
+	if (m->ciphertext == NULL || m->ciphertext_len == 0) {
+		sp_seterr(err, errsz, "link store: empty message ciphertext");
+		return -1;
+	}
+	if (m->n_links == 0 || m->n_links > LINK_STORE_LINKS_MAX) {
+		sp_seterr(err, errsz, "link store: a message needs 1..%d links, not %zu",
+		          LINK_STORE_LINKS_MAX, m->n_links);
+		return -1;
+	}
+	if (m->expires <= m->created) {
+		sp_seterr(err, errsz, "link store: expiry is not after creation");
+		return -1;
+	}
+	if (m->max_failed == 0 || m->max_failed > INT64_MAX || m->max_views > INT64_MAX) {
+		sp_seterr(err, errsz, "link store: max_failed_attempts must be at least 1");
+		return -1;
+	}
+	for (i = 0; i < m->n_links; i++) {
+		if (!link_store_id_valid(m->links[i].id)) {
+			sp_seterr(err, errsz, "link store: link %zu: malformed id", i);
+			return -1;
+		}
+		if (m->links[i].wrapped == NULL || m->links[i].wrapped_len == 0 ||
+		    m->links[i].wrapped_len > LINK_STORE_WRAPPED_MAX) {
+			sp_seterr(err, errsz, "link store: link %zu: wrapped key of %zu bytes", i,
+			          m->links[i].wrapped_len);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+enum link_store_rc
+link_store_put(struct link_store *s, const struct link_store_new_msg *m,
+               char msg_id[LINK_STORE_MSGID_HEXLEN + 1], char *err, size_t errsz)
+{
+	sqlite3_stmt *sm = NULL, *sl = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	char id[LINK_STORE_MSGID_HEXLEN + 1];
+	size_t i;
+	int rc;
+
+	if (validate_put(m, err, errsz) < 0)
+		return LINK_STORE_ERROR;
+	if (m->ciphertext_len > INT32_MAX) {
+		sp_seterr(err, errsz, "link store: message ciphertext too large");
+		return LINK_STORE_ERROR;
+	}
+	sp_random_id(id);
+	pthread_mutex_lock(&s->lock);
+	if ((sm = prepare(s, "INSERT INTO messages (id, created, ciphertext) VALUES (?, ?, ?)",
+	                  err, errsz)) == NULL ||
+	    (sl = prepare(s, "INSERT INTO links (id, message_id, wrapped, created, expires, "
+	                  "max_views, max_failed) VALUES (?, ?, ?, ?, ?, ?, ?)", err, errsz)) == NULL)
+		goto out;
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	sqlite3_bind_text(sm, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(sm, 2, m->created);
+	sqlite3_bind_blob(sm, 3, m->ciphertext, (int)m->ciphertext_len, SQLITE_STATIC);
+	if (sqlite3_step(sm) != SQLITE_DONE) {
+		db_err(s, err, errsz, "storing the message");
+		goto out;
+	}
+	for (i = 0; i < m->n_links; i++) {
+		sqlite3_reset(sl);
+		sqlite3_bind_text(sl, 1, m->links[i].id, -1, SQLITE_STATIC);
+		sqlite3_bind_text(sl, 2, id, -1, SQLITE_STATIC);
+		sqlite3_bind_blob(sl, 3, m->links[i].wrapped, (int)m->links[i].wrapped_len,
+		                  SQLITE_STATIC);
+		sqlite3_bind_int64(sl, 4, m->created);
+		sqlite3_bind_int64(sl, 5, m->expires);
+		sqlite3_bind_int64(sl, 6, (sqlite3_int64)m->max_views);
+		sqlite3_bind_int64(sl, 7, (sqlite3_int64)m->max_failed);
+		rc = sqlite3_step(sl);
+		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
+			sp_seterr(err, errsz, "link store: link id %s already exists", m->links[i].id);
+			rv = LINK_STORE_EXISTS;
+			goto out;
+		}
+		if (rc != SQLITE_DONE) {
+			db_err(s, err, errsz, "storing a link");
+			goto out;
+		}
+	}
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	if (msg_id)
+		memcpy(msg_id, id, sizeof id);
+	rv = LINK_STORE_OK;
+out:
+	if (rv != LINK_STORE_OK)
+		rollback(s);
+	sqlite3_finalize(sm);
+	sqlite3_finalize(sl);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+#define LINK_COLUMNS "id, message_id, created, expires, max_views, views, max_failed, " \
+                     "failed, revoked"
+
+static void
+read_link_row(sqlite3_stmt *st, struct link_store_link *l)
+{
+	const unsigned char *t;
+
+	memset(l, 0, sizeof *l);
+	if ((t = sqlite3_column_text(st, 0)) != NULL)
+		sp_strlcpy(l->id, (const char *)t, sizeof l->id);
+	if ((t = sqlite3_column_text(st, 1)) != NULL)
+		sp_strlcpy(l->message_id, (const char *)t, sizeof l->message_id);
+	l->created = sqlite3_column_int64(st, 2);
+	l->expires = sqlite3_column_int64(st, 3);
+	l->max_views = (uint64_t)sqlite3_column_int64(st, 4);
+	l->views = (uint64_t)sqlite3_column_int64(st, 5);
+	l->max_failed = (uint64_t)sqlite3_column_int64(st, 6);
+	l->failed = (uint64_t)sqlite3_column_int64(st, 7);
+	l->revoked = sqlite3_column_int(st, 8) != 0;
+}
+
+/* Inside a write transaction: read one link's state.  1 found, 0 not, -1 error. */
+static int
+load_link(struct link_store *s, const char *id, struct link_store_link *l, char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	int rc, rv = -1;
+
+	if ((st = prepare(s, "SELECT " LINK_COLUMNS " FROM links WHERE id = ?", err, errsz)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		read_link_row(st, l);
+		rv = 1;
+	} else if (rc == SQLITE_DONE) {
+		rv = 0;
+	} else {
+		db_err(s, err, errsz, "reading a link");
+	}
+	sqlite3_finalize(st);
+	return rv;
+}
+
+/* Inside a write transaction: delete links (one, or all of a message) and the
+ * message when no link remains. */
+static int
+delete_links(struct link_store *s, const char *id, const char *message_id, bool whole_message,
+             char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	int rv = -1;
+
+	if (whole_message) {
+		if ((st = prepare(s, "DELETE FROM links WHERE message_id = ?", err, errsz)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	} else {
+		if ((st = prepare(s, "DELETE FROM links WHERE id = ?", err, errsz)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	}
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "deleting a link");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if ((st = prepare(s, "DELETE FROM messages WHERE id = ?1 AND NOT EXISTS "
+	                  "(SELECT 1 FROM links WHERE message_id = ?1)", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, message_id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "deleting a message");
+		goto out;
+	}
+	rv = 0;
+out:
+	sqlite3_finalize(st);
+	return rv;
+}
+
+void
+link_store_link_clear(struct link_store_link *l)
+{
+	if (l == NULL)
+		return;
+	if (l->wrapped) {
+		sodium_memzero(l->wrapped, l->wrapped_len);
+		free(l->wrapped);
+	}
+	memset(l, 0, sizeof *l);
+}
+
+/* Delete a dead link found outside a transaction; returns GONE or ERROR. */
+static enum link_store_rc
+delete_dead(struct link_store *s, const char *id, int64_t now, char *err, size_t errsz)
+{
+	struct link_store_link l;
+	int found;
+
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		return LINK_STORE_ERROR;
+	found = load_link(s, id, &l, err, errsz);
+	if (found < 0)
+		goto fail;
+	/* Re-check inside the transaction: it may have been deleted meanwhile. */
+	if (found == 1 && !link_store_link_live(&l, now) &&
+	    delete_links(s, id, l.message_id, false, err, errsz) < 0)
+		goto fail;
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto fail;
+	if (found == 1)
+		checkpoint(s);
+	return LINK_STORE_GONE;
+fail:
+	rollback(s);
+	return LINK_STORE_ERROR;
+}
+
+enum link_store_rc
+link_store_get(struct link_store *s, const char *id, int64_t now, struct link_store_link *out,
+               char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int rc;
+
+	memset(out, 0, sizeof *out);
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT " LINK_COLUMNS ", wrapped FROM links WHERE id = ?",
+	                  err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		db_err(s, err, errsz, "reading a link");
+		goto out;
+	}
+	read_link_row(st, out);
+	if (!link_store_link_live(out, now)) {
+		sqlite3_finalize(st);
+		st = NULL;
+		memset(out, 0, sizeof *out);
+		rv = delete_dead(s, id, now, err, errsz);
+		goto out;
+	}
+	out->wrapped_len = (size_t)sqlite3_column_bytes(st, 9);
+	if (out->wrapped_len == 0 || out->wrapped_len > LINK_STORE_WRAPPED_MAX) {
+		sp_seterr(err, errsz, "link store %s: link %s has a damaged key blob", s->path, id);
+		memset(out, 0, sizeof *out);
+		goto out;
+	}
+	out->wrapped = sp_xmalloc(out->wrapped_len);
+	memcpy(out->wrapped, sqlite3_column_blob(st, 9), out->wrapped_len);
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct sp_buf *ciphertext,
+                      uint64_t *views_out, char *err, size_t errsz)
+{
+	struct link_store_link l;
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	bool deleted = false;
+	int found, rc;
+
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	pthread_mutex_lock(&s->lock);
+	/* IMMEDIATE: take the write lock before reading, so that the check and the
+	 * increment are one step for every connection and process. */
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+		goto out;
+	if (found == 0) {
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if (!link_store_link_live(&l, now)) {
+		if (delete_links(s, id, l.message_id, false, err, errsz) < 0 ||
+		    exec_sql(s, "COMMIT", err, errsz) < 0)
+			goto out;
+		deleted = true;
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if ((st = prepare(s, "SELECT ciphertext FROM messages WHERE id = ?", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, l.message_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW) {
+		db_err(s, err, errsz, "reading a message");
+		goto out;
+	}
+	if (sp_buf_append(ciphertext, sqlite3_column_blob(st, 0),
+	                  (size_t)sqlite3_column_bytes(st, 0)) < 0) {
+		sp_seterr(err, errsz, "link store: message too large for the buffer");
+		goto out;
+	}
+	sqlite3_finalize(st);
+	if ((st = prepare(s, "UPDATE links SET views = views + 1 WHERE id = ?", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "counting a view");
+		goto out;
+	}
+	l.views++;
+	/* The last view: burn it now, in the same transaction. */
+	if (l.max_views != 0 && l.views >= l.max_views) {
+		if (delete_links(s, id, l.message_id, false, err, errsz) < 0)
+			goto out;
+		deleted = true;
+	}
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	if (views_out)
+		*views_out = l.views;
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	if (rv == LINK_STORE_ERROR || (rv == LINK_STORE_GONE && !deleted))
+		rollback(s);
+	if (deleted && rv != LINK_STORE_ERROR)
+		checkpoint(s);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroyed,
+                char *err, size_t errsz)
+{
+	struct link_store_link l;
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	bool deleted = false;
+	int found;
+
+	if (destroyed)
+		*destroyed = false;
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	pthread_mutex_lock(&s->lock);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+		goto out;
+	if (found == 0) {
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if (link_store_link_live(&l, now)) {
+		if ((st = prepare(s, "UPDATE links SET failed = failed + 1 WHERE id = ?",
+		                  err, errsz)) == NULL)
+			goto out;
+		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+		if (sqlite3_step(st) != SQLITE_DONE) {
+			db_err(s, err, errsz, "counting a failed attempt");
+			goto out;
+		}
+		l.failed++;
+	}
+	if (!link_store_link_live(&l, now)) {
+		if (delete_links(s, id, l.message_id, false, err, errsz) < 0)
+			goto out;
+		deleted = true;
+	}
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	if (destroyed)
+		*destroyed = deleted;
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	if (rv != LINK_STORE_OK)
+		rollback(s);
+	else if (deleted)
+		checkpoint(s);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_revoke(struct link_store *s, const char *id, bool whole_message, char *err, size_t errsz)
+{
+	struct link_store_link l;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int found;
+
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	pthread_mutex_lock(&s->lock);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+		goto out;
+	if (found == 0) {
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if (delete_links(s, id, l.message_id, whole_message, err, errsz) < 0 ||
+	    exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	checkpoint(s);
+	rv = LINK_STORE_OK;
+out:
+	if (rv != LINK_STORE_OK)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned *n_messages,
+                 char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int dl = 0, dm = 0;
+
+	pthread_mutex_lock(&s->lock);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	if ((st = prepare(s, "DELETE FROM links WHERE NOT (" LIVE_SQL ")", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "sweeping links");
+		goto out;
+	}
+	dl = sqlite3_changes(s->db);
+	sqlite3_finalize(st);
+	if ((st = prepare(s, "DELETE FROM messages WHERE NOT EXISTS "
+	                  "(SELECT 1 FROM links WHERE links.message_id = messages.id)",
+	                  err, errsz)) == NULL)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "sweeping messages");
+		goto out;
+	}
+	dm = sqlite3_changes(s->db);
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	if (dl || dm)
+		checkpoint(s);
+	if (n_links)
+		*n_links = (unsigned)dl;
+	if (n_messages)
+		*n_messages = (unsigned)dm;
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	if (rv != LINK_STORE_OK)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_list(struct link_store *s, struct link_store_link **out, size_t *n, char *err,
+                size_t errsz)
+{
+	struct link_store_link *v = NULL;
+	size_t len = 0, cap = 0;
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT " LINK_COLUMNS " FROM links ORDER BY created DESC, id",
+	                  err, errsz)) == NULL)
+		goto out;
+	while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+		if (len == cap) {
+			cap = cap ? cap * 2 : 16;
+			v = realloc(v, cap * sizeof *v);
+			if (v == NULL)
+				abort();
+		}
+		read_link_row(st, &v[len++]);
+	}
+	if (rc != SQLITE_DONE) {
+		db_err(s, err, errsz, "listing links");
+		goto out;
+	}
+	*out = v;
+	*n = len;
+	v = NULL;
+	rv = LINK_STORE_OK;
+out:
+	free(v);
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+void
+link_store_list_free(struct link_store_link *v, size_t n)
+{
+	(void)n;
+	free(v);
+}
+
+enum link_store_rc
+link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages, char *err,
+                 size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT (SELECT count(*) FROM links), (SELECT count(*) FROM messages)",
+	                  err, errsz)) == NULL)
+		goto out;
+	if (sqlite3_step(st) != SQLITE_ROW) {
+		db_err(s, err, errsz, "counting");
+		goto out;
+	}
+	if (n_links)
+		*n_links = (unsigned)sqlite3_column_int(st, 0);
+	if (n_messages)
+		*n_messages = (unsigned)sqlite3_column_int(st, 1);
+	rv = LINK_STORE_OK;
+out:
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}

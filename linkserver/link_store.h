@@ -1,0 +1,144 @@
+/* link_store.h - the SQLite store behind link mode.
+ *
+ * What it holds (and nothing else): per message, the message ciphertext (one
+ * copy, shared by that message's links); per link, the link id (hex), its
+ * message, the opaque wrapped-key blob from sp_link_wrap_key(), created and
+ * expiry times, max_views / views, max_failed_attempts / failed attempts and a
+ * revoked flag.  Never a password, a link secret or plaintext.
+ *
+ * The schema is versioned with PRAGMA user_version and migrated by a table of
+ * steps (link_store.c); the database runs in WAL mode with secure_delete on,
+ * a busy timeout, and every update inside one transaction.  Deletions really
+ * delete: freed pages are zeroed and the WAL is truncated after deletes.
+ *
+ * Threads: one handle may be shared by any number of threads (calls are
+ * serialised by a mutex).  Several handles, in one process or several, on the
+ * same file are safe too: claim_view uses BEGIN IMMEDIATE, so with
+ * max_views = 1 exactly one of any number of concurrent unlocks wins.
+ *
+ * Errors: functions return enum link_store_rc; on LINK_STORE_ERROR one line is
+ * written into err (it never contains a blob).
+ */
+#ifndef SP_LINK_STORE_H
+#define SP_LINK_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "link_envelope.h"
+#include "util.h"
+
+/* The schema this code writes; older files are migrated on open, newer ones refused. */
+#define LINK_STORE_SCHEMA_VERSION 1
+/* A message id is 128 random bits in lowercase hex, like sp_random_id(). */
+#define LINK_STORE_MSGID_HEXLEN 32
+/* How long one call waits for another process's write lock before failing:
+ * long enough for a sweep of a large store, short enough that an unlock does
+ * not hang a browser. */
+#define LINK_STORE_BUSY_TIMEOUT_MS 10000
+/* A wrapped key blob is ~100 bytes; anything this large is not one of ours. */
+#define LINK_STORE_WRAPPED_MAX 4096
+/* Links per message: one per link recipient, bounded like [proxy] max_recipients. */
+#define LINK_STORE_LINKS_MAX 1000
+
+enum link_store_rc {
+	LINK_STORE_ERROR = -1,
+	LINK_STORE_OK = 0,
+	LINK_STORE_GONE = 1,   /* unknown, expired, revoked, used up or lost a race */
+	LINK_STORE_EXISTS = 2, /* put: a link id is already in the store */
+};
+
+struct link_store;
+
+/* One link of a message being stored. */
+struct link_store_new_link {
+	char id[SP_LINK_ID_HEXLEN + 1]; /* sp_link_id_hex() of the token's id */
+	const void *wrapped;            /* sp_link_wrap_key() output, opaque */
+	size_t wrapped_len;
+};
+
+/* A message with its links, stored in one transaction. */
+struct link_store_new_msg {
+	const void *ciphertext; /* sp_link_seal_message() output, opaque */
+	size_t ciphertext_len;
+	int64_t created;        /* unix seconds */
+	int64_t expires;        /* unix seconds; the links answer 410 from then on */
+	uint64_t max_views;     /* 0 = unlimited */
+	uint64_t max_failed;    /* >= 1: failed unlocks before the link is destroyed */
+	const struct link_store_new_link *links;
+	size_t n_links;
+};
+
+/* A link's state (no ciphertext). */
+struct link_store_link {
+	char id[SP_LINK_ID_HEXLEN + 1];
+	char message_id[LINK_STORE_MSGID_HEXLEN + 1];
+	unsigned char *wrapped; /* malloc'd; NULL from link_store_list() */
+	size_t wrapped_len;
+	int64_t created;
+	int64_t expires;
+	uint64_t max_views;
+	uint64_t views;
+	uint64_t max_failed;
+	uint64_t failed;
+	bool revoked;
+};
+
+/* Open (creating the file 0600 and its directory 0700) and migrate. */
+enum link_store_rc link_store_open(const char *path, struct link_store **out, char *err, size_t errsz);
+void link_store_close(struct link_store *s);
+
+/* Store a message and all its links atomically; msg_id (optional) receives the
+ * new message id.  LINK_STORE_EXISTS when a link id is taken (nothing stored). */
+enum link_store_rc link_store_put(struct link_store *s, const struct link_store_new_msg *m,
+                                  char msg_id[LINK_STORE_MSGID_HEXLEN + 1], char *err, size_t errsz);
+
+/* A live link's state and wrapped blob (free with link_store_link_clear()).
+ * A link that exists but is expired, revoked or used up is deleted (with its
+ * message when no link remains) and answers LINK_STORE_GONE like an unknown one. */
+enum link_store_rc link_store_get(struct link_store *s, const char *id, int64_t now,
+                                  struct link_store_link *out, char *err, size_t errsz);
+void link_store_link_clear(struct link_store_link *l);
+
+/* Count one view, atomically: when the link is live and has views left, views
+ * is incremented, the message ciphertext is appended to `ciphertext`, and a link
+ * that has now used its last view is deleted (with an orphaned message) in the
+ * same transaction.  Otherwise LINK_STORE_GONE and nothing is returned.
+ * views_out (optional) receives the new count. */
+enum link_store_rc link_store_claim_view(struct link_store *s, const char *id, int64_t now,
+                                         struct sp_buf *ciphertext, uint64_t *views_out,
+                                         char *err, size_t errsz);
+
+/* Record one failed unlock; at max_failed the link is destroyed (and its
+ * message when no link remains): *destroyed (optional) says so. */
+enum link_store_rc link_store_fail(struct link_store *s, const char *id, int64_t now,
+                                   bool *destroyed, char *err, size_t errsz);
+
+/* Delete now: the link, or (whole_message) every link of its message; the
+ * message goes when no link remains.  LINK_STORE_GONE if there was no such link. */
+enum link_store_rc link_store_revoke(struct link_store *s, const char *id, bool whole_message,
+                                     char *err, size_t errsz);
+
+/* Delete expired, revoked and used-up links, then messages without links.
+ * Counts (optional) say how many rows went. */
+enum link_store_rc link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links,
+                                    unsigned *n_messages, char *err, size_t errsz);
+
+/* Every link (wrapped == NULL), newest first, for the outbox and tools; free
+ * with link_store_list_free(). */
+enum link_store_rc link_store_list(struct link_store *s, struct link_store_link **out, size_t *n,
+                                   char *err, size_t errsz);
+void link_store_list_free(struct link_store_link *v, size_t n);
+
+/* Row counts (tests, `sealpost check`). */
+enum link_store_rc link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages,
+                                    char *err, size_t errsz);
+
+/* Is a link with this state usable at `now`? (not revoked, not expired, views left) */
+bool link_store_link_live(const struct link_store_link *l, int64_t now);
+
+/* Is `s` a 32-char lowercase hex id? */
+bool link_store_id_valid(const char *s);
+
+#endif

@@ -1,0 +1,34 @@
+/* link_upload.h - the proxy's side of a remote viewer ([link] upload_url).
+ *
+ * The record is already encrypted (link_record.h); the transfer adds a bearer
+ * token from [link] upload_token_file and HTTPS with the certificate chain and
+ * host name verified (plain http only to a loopback host, for tests and an
+ * SSH tunnel).  Anything but "201 Created" is a failure: the caller fails
+ * closed and sends no weaker form.
+ */
+#ifndef SP_LINK_UPLOAD_H
+#define SP_LINK_UPLOAD_H
+
+#include <stddef.h>
+
+#include "link_store.h"
+#include "util.h"
+
+/* Seconds to set up TCP+TLS: a viewer that does not answer this fast is down. */
+#define LINK_UPLOAD_CONNECT_TIMEOUT_S 10
+/* Seconds for the whole transfer: a 50 MB message over a slow uplink. */
+#define LINK_UPLOAD_TIMEOUT_S 300
+/* The viewer's answer is one line; more is not read. */
+#define LINK_UPLOAD_REPLY_MAX 4096
+
+/* POST the message with its links to url (the viewer's /api/v1/links).
+ * 0 when the viewer stored it, -1 with err otherwise. */
+int link_upload(const char *url, const char *token_file, const struct link_store_new_msg *m,
+                char *err, size_t errsz);
+
+/* DELETE url/<link_id>: revoke the whole message on the remote viewer.
+ * 0 done, 1 no such link there, -1 error. */
+int link_upload_revoke(const char *url, const char *token_file, const char *link_id,
+                       char *err, size_t errsz);
+
+#endif

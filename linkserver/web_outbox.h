@@ -1,0 +1,52 @@
+/* web_outbox.h - the sender's recent link messages, in memory only.
+ *
+ * The proxy calls web_outbox_add() for every message it sends with link
+ * recipients; the loopback-only outbox page lists them with the links and
+ * passwords (view counts come from the store).  Links and passwords must never
+ * be on disk in clear, so this list lives in this process only: bounded,
+ * dropped when the links expire, and wiped when an entry is freed.  It is
+ * process-wide (the proxy needs no handle to the viewer); thread-safe.
+ */
+#ifndef SP_WEB_OUTBOX_H
+#define SP_WEB_OUTBOX_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* Messages kept; the oldest is dropped (and wiped) first.  A page, not an archive. */
+#define WEB_OUTBOX_MAX 100
+/* Recipients kept per message (the proxy's max_recipients is larger; the page
+ * says when some are not shown). */
+#define WEB_OUTBOX_MAX_RCPTS 200
+
+/* One recipient of a message and what they got.  Every field is copied. */
+struct web_outbox_rcpt {
+	const char *address;
+	const char *form;     /* "link", "openpgp", "sodium", "plain" */
+	const char *detail;   /* optional, e.g. the OpenPGP key fingerprint */
+	const char *link_id;  /* link recipients: sp_link_id_hex() */
+	const char *url;      /* link recipients: the whole link */
+	const char *password; /* link recipients */
+};
+
+struct web_outbox_entry {
+	char *from;
+	char *subject;        /* optional */
+	int64_t sent;         /* unix seconds */
+	int64_t expires;      /* when its links expire; the entry goes then */
+	struct web_outbox_rcpt *rcpts;
+	size_t n_rcpts;
+	size_t n_dropped;     /* recipients beyond WEB_OUTBOX_MAX_RCPTS */
+};
+
+void web_outbox_add(const char *from, const char *subject, int64_t sent, int64_t expires,
+                    const struct web_outbox_rcpt *r, size_t n);
+/* Call fn on each entry, newest first, under the list's lock (do not call back in). */
+void web_outbox_foreach(void (*fn)(const struct web_outbox_entry *e, void *arg), void *arg);
+/* Drop entries whose links have expired. */
+void web_outbox_expire(int64_t now);
+/* Drop (and wipe) everything: at shutdown. */
+void web_outbox_clear(void);
+size_t web_outbox_count(void);
+
+#endif

@@ -1,0 +1,1200 @@
+/* web_server.c - the link viewer: routing, limits, headers, handlers. */
+#include "web_server.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <pthread.h>
+#include <semaphore.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <microhttpd.h>
+#include <sodium.h>
+
+#include "link_envelope.h"
+#include "link_record.h"
+#include "log.h"
+#include "web_client.h"
+#include "web_html.h"
+#include "web_outbox.h"
+#include "web_pages.h"
+#include "web_render.h"
+#include "web_session.h"
+
+/* ---- limits (docs/viewer.md "Limits") ---- */
+
+/* A client that sends nothing for this long is dropped: MHD's default is no
+ * timeout at all, and every connection holds a thread. */
+#define WEB_CONNECTION_TIMEOUT_S 30
+/* Connections at once (each is a thread): enough for a busy personal viewer,
+ * bounded so a flood cannot exhaust threads or memory. */
+#define WEB_CONNECTION_LIMIT 256
+/* Connections from one address.  Behind a reverse proxy on the same host all
+ * come from it, so this is generous; the proxy should limit per client. */
+#define WEB_PER_IP_CONNECTION_LIMIT 32
+/* MHD's per-connection memory pool: request line, headers, small buffers.  A
+ * request whose headers do not fit is refused by MHD (431). */
+#define WEB_CONNECTION_MEMORY_LIMIT (64 * 1024)
+/* A form POST (password, download, revoke) is a few hundred bytes. */
+#define WEB_FORM_MAX 8192
+/* The longest password accepted; generated ones are ~30 characters. */
+#define WEB_PASSWORD_MAX 1024
+/* Argon2id runs at once: each takes the KDF's memory (64 MiB by default), so
+ * this caps the viewer's peak memory for unlocks at about 256 MiB. */
+#define WEB_KDF_CONCURRENCY 4
+/* Largest decrypted message shown: the proxy accepts at most
+ * [proxy] max_message_size; this is the hard ceiling whatever it says. */
+#define WEB_MESSAGE_MAX ((size_t)256 * 1024 * 1024)
+/* Listen backlog. */
+#define WEB_LISTEN_BACKLOG 128
+/* TLS certificate and key files are small PEM files. */
+#define WEB_PEM_MAX (1024 * 1024)
+/* The upload API token file holds one token line. */
+#define WEB_TOKEN_FILE_MAX 4096
+/* Shortest upload token accepted: 128 bits in hex or base64 is 22+ chars. */
+#define WEB_TOKEN_MIN 22
+/* Uploaded links may not claim an expiry further away than [link] expiry allows
+ * at most (366 days) plus a day of clock skew. */
+#define WEB_UPLOAD_MAX_TTL ((int64_t)367 * 86400)
+
+enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW };
+enum csp_kind { CSP_PAGE, CSP_MESSAGE, CSP_NONE };
+enum guard { GUARD_NONE, GUARD_OUTBOX, GUARD_API };
+
+struct web_req;
+typedef enum MHD_Result (*web_handler)(struct web_server *ws, struct web_req *r);
+
+struct web_route {
+	const char *method;  /* "GET" also answers HEAD */
+	const char *path;    /* NULL: the link path of [link] base_url */
+	bool prefix;
+	enum body_kind body;
+	enum guard guard;    /* checked before any body is read */
+	web_handler handler;
+};
+
+/* Form fields we accept; anything else in a form is ignored. */
+#define FIELD_MAX 80
+struct web_req {
+	const struct web_route *route;
+	struct MHD_Connection *conn;
+	char *url;
+	char *method;
+	char client[WEB_CLIENT_KEYLEN];
+	bool loopback;
+	struct MHD_PostProcessor *pp;
+	struct sp_buf body;      /* BODY_RAW */
+	size_t body_len;         /* bytes received, any body kind */
+	size_t body_max;
+	bool bad_form;
+	struct sp_buf password;  /* wiped */
+	char dl[FIELD_MAX], part[FIELD_MAX], csrf[FIELD_MAX], link[FIELD_MAX], scope[FIELD_MAX];
+	bool has_dl;
+};
+
+struct web_server {
+	struct MHD_Daemon *daemon;
+	struct link_store *store;
+	char *link_path;
+	size_t link_path_len;
+	bool outbox;
+	bool hsts;
+	uint16_t port;
+	size_t upload_max;
+	unsigned char api_token_hash[crypto_generichash_BYTES];
+	bool api_enabled;
+	char csrf[65];
+	char *csp_page, *csp_message;
+	sem_t kdf_slots;
+	struct web_tarpit *tarpit;
+	struct web_sessions *sessions;
+	char *tls_cert, *tls_key;
+	size_t tls_key_len;
+	pthread_t sweeper;
+	bool sweeper_running;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
+	bool stopping;
+};
+
+static enum MHD_Result h_index(struct web_server *, struct web_req *);
+static enum MHD_Result h_robots(struct web_server *, struct web_req *);
+static enum MHD_Result h_link_get(struct web_server *, struct web_req *);
+static enum MHD_Result h_link_post(struct web_server *, struct web_req *);
+static enum MHD_Result h_outbox(struct web_server *, struct web_req *);
+static enum MHD_Result h_outbox_revoke(struct web_server *, struct web_req *);
+static enum MHD_Result h_api_upload(struct web_server *, struct web_req *);
+static enum MHD_Result h_api_revoke(struct web_server *, struct web_req *);
+
+/* Exact paths first: the link path may be "/", which matches everything. */
+static const struct web_route routes[] = {
+	{ "GET", "/", false, BODY_NONE, GUARD_NONE, h_index },
+	{ "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, h_robots },
+	{ "GET", "/outbox", false, BODY_NONE, GUARD_OUTBOX, h_outbox },
+	{ "POST", "/outbox/revoke", false, BODY_FORM, GUARD_OUTBOX, h_outbox_revoke },
+	{ "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, h_api_upload },
+	{ "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, h_api_revoke },
+	{ "GET", NULL, true, BODY_NONE, GUARD_NONE, h_link_get },
+	{ "POST", NULL, true, BODY_FORM, GUARD_NONE, h_link_post },
+};
+
+/* ---- responses ---- */
+
+struct wipe_body {
+	char *data;
+	size_t len;
+};
+
+/* Every response body may hold plaintext: wipe it when MHD is done with it. */
+static void
+wipe_body_free(void *cls)
+{
+	struct wipe_body *w = cls;
+
+	if (w->data) {
+		sodium_memzero(w->data, w->len);
+		free(w->data);
+	}
+	free(w);
+}
+
+static const char *
+csp_value(struct web_server *ws, enum csp_kind csp)
+{
+	switch (csp) {
+	case CSP_PAGE: return ws->csp_page;
+	case CSP_MESSAGE: return ws->csp_message;
+	case CSP_NONE: break;
+	}
+	/* Downloads, API answers, plain text: nothing may load or run, ever. */
+	return "default-src 'none'; frame-ancestors 'none'; form-action 'none'; base-uri 'none'; "
+	       "sandbox";
+}
+
+/* Queue a response: takes body (may be NULL), adds the headers every response
+ * carries, plus one optional extra header. */
+static enum MHD_Result
+respond(struct web_server *ws, struct web_req *r, unsigned status, enum csp_kind csp,
+        const char *ctype, struct sp_buf *body, const char *h1, const char *v1,
+        const char *h2, const char *v2)
+{
+	struct wipe_body *w = sp_xcalloc(1, sizeof *w);
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+
+	if (body) {
+		w->data = sp_buf_steal(body, &w->len);
+	}
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(w->len, w->data,
+	                                                              wipe_body_free, w);
+	if (resp == NULL) {
+		wipe_body_free(w);
+		return MHD_NO;
+	}
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Pragma", "no-cache");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "Content-Security-Policy", csp_value(ws, csp));
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+	MHD_add_response_header(resp, "X-Robots-Tag", "noindex, nofollow, noarchive");
+	MHD_add_response_header(resp, "Permissions-Policy",
+	                        "camera=(), microphone=(), geolocation=(), interest-cohort=()");
+	if (ws->hsts)
+		MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+	if (ctype)
+		MHD_add_response_header(resp, "Content-Type", ctype);
+	if (h1)
+		MHD_add_response_header(resp, h1, v1);
+	if (h2)
+		MHD_add_response_header(resp, h2, v2);
+	ret = MHD_queue_response(r->conn, status, resp);
+	MHD_destroy_response(resp);
+	return ret;
+}
+
+#define HTML "text/html; charset=utf-8"
+#define TEXT "text/plain; charset=utf-8"
+
+static enum MHD_Result
+respond_page(struct web_server *ws, struct web_req *r, unsigned status, struct sp_buf *b)
+{
+	return respond(ws, r, status, CSP_PAGE, HTML, b, NULL, NULL, NULL, NULL);
+}
+
+static enum MHD_Result
+respond_notice(struct web_server *ws, struct web_req *r, unsigned status, const char *title,
+               const char *text)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	web_page_notice(&b, title, text);
+	return respond_page(ws, r, status, &b);
+}
+
+static enum MHD_Result
+respond_gone(struct web_server *ws, struct web_req *r, enum web_gone why)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	web_page_gone(&b, why);
+	return respond_page(ws, r, MHD_HTTP_GONE, &b);
+}
+
+static enum MHD_Result
+respond_text(struct web_server *ws, struct web_req *r, unsigned status, const char *text,
+             const char *h1, const char *v1)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	sp_buf_printf(&b, "%s\n", text);
+	return respond(ws, r, status, CSP_NONE, TEXT, &b, h1, v1, NULL, NULL);
+}
+
+static enum MHD_Result
+respond_unavailable(struct web_server *ws, struct web_req *r)
+{
+	return respond_notice(ws, r, MHD_HTTP_SERVICE_UNAVAILABLE, "Temporarily unavailable",
+	                      "The viewer cannot reach its store right now. Please try again in "
+	                      "a few minutes.");
+}
+
+/* ---- small helpers ---- */
+
+static int64_t
+now_s(void)
+{
+	return sp_time();
+}
+
+static void
+sleep_ms(int64_t ms)
+{
+	struct timespec ts = { .tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The link token after the link path: exactly SP_LINK_TOKEN_STRLEN chars. */
+static bool
+link_from_url(struct web_server *ws, const char *url, struct sp_link_token *t,
+              char id[SP_LINK_ID_HEXLEN + 1])
+{
+	const char *tok = url + ws->link_path_len;
+
+	if (strncmp(url, ws->link_path, ws->link_path_len) != 0 ||
+	    strlen(tok) != SP_LINK_TOKEN_STRLEN ||
+	    sp_link_token_decode(tok, SP_LINK_TOKEN_STRLEN, t) < 0)
+		return false;
+	sp_link_id_hex(t->id, id);
+	return true;
+}
+
+static const char *
+header(struct web_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
+
+/* The outbox shows passwords: only to this machine's own browser.  A loopback
+ * peer is not enough on its own: a reverse proxy on this host forwards the
+ * world from loopback (it adds forwarding headers, or a public Host), and DNS
+ * rebinding makes a hostile page talk to us under its own host name. */
+static unsigned
+outbox_guard(struct web_server *ws, struct web_req *r)
+{
+	static const char *const forwarded[] = { "Forwarded", "X-Forwarded-For", "X-Real-IP",
+	                                         "X-Forwarded-Host", "Via" };
+	const char *origin;
+	size_t i;
+
+	if (!ws->outbox)
+		return MHD_HTTP_NOT_FOUND;
+	if (!r->loopback)
+		return MHD_HTTP_FORBIDDEN;
+	for (i = 0; i < SP_ARRAY_LEN(forwarded); i++)
+		if (header(r, forwarded[i]) != NULL)
+			return MHD_HTTP_FORBIDDEN;
+	if (!web_host_is_loopback(header(r, "Host")))
+		return MHD_HTTP_FORBIDDEN;
+	origin = header(r, "Origin");
+	if (origin != NULL) {
+		const char *h = strstr(origin, "://");
+		if (h == NULL || !web_host_is_loopback(h + 3))
+			return MHD_HTTP_FORBIDDEN;
+	}
+	return 0;
+}
+
+static bool
+api_authorized(struct web_server *ws, struct web_req *r)
+{
+	unsigned char h[crypto_generichash_BYTES];
+	const char *a = header(r, "Authorization");
+	bool ok;
+
+	if (!ws->api_enabled || a == NULL || !sp_has_prefix_nocase(a, "Bearer "))
+		return false;
+	a += 7;
+	while (*a == ' ')
+		a++;
+	/* Compare fixed-size hashes in constant time: neither the token's bytes nor
+	 * its length leak through timing. */
+	crypto_generichash(h, sizeof h, (const unsigned char *)a, strlen(a), NULL, 0);
+	ok = sodium_memcmp(h, ws->api_token_hash, sizeof h) == 0;
+	sodium_memzero(h, sizeof h);
+	return ok;
+}
+
+/* ---- handlers ---- */
+
+static enum MHD_Result
+h_index(struct web_server *ws, struct web_req *r)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	web_page_index(&b);
+	return respond_page(ws, r, MHD_HTTP_OK, &b);
+}
+
+static enum MHD_Result
+h_robots(struct web_server *ws, struct web_req *r)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	sp_buf_puts(&b, "User-agent: *\nDisallow: /\n");
+	return respond(ws, r, MHD_HTTP_OK, CSP_NONE, TEXT, &b, NULL, NULL, NULL, NULL);
+}
+
+static enum MHD_Result
+h_link_get(struct web_server *ws, struct web_req *r)
+{
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	struct link_store_link l;
+	struct sp_link_token t;
+	enum link_store_rc rc;
+	struct sp_buf b;
+	bool ok;
+
+	ok = link_from_url(ws, r->url, &t, id);
+	sodium_memzero(&t, sizeof t);
+	if (!ok)
+		return respond_gone(ws, r, WEB_GONE_LINK);
+	/* Looking never counts: link scanners in mail filters burn nothing. */
+	rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
+	link_store_link_clear(&l);
+	if (rc == LINK_STORE_ERROR) {
+		sp_log_error("viewer: %s", err);
+		return respond_unavailable(ws, r);
+	}
+	if (rc != LINK_STORE_OK)
+		return respond_gone(ws, r, WEB_GONE_LINK);
+	sp_buf_init(&b, 0);
+	web_page_form(&b, r->url, WEB_FORM_PLAIN, 0);
+	return respond_page(ws, r, MHD_HTTP_OK, &b);
+}
+
+static enum MHD_Result
+respond_form(struct web_server *ws, struct web_req *r, unsigned status, enum web_form_note note,
+             int64_t wait_ms)
+{
+	int64_t wait_s = (wait_ms + 999) / 1000;
+	char retry[32];
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	web_page_form(&b, r->url, note, wait_s);
+	if (note == WEB_FORM_WAIT) {
+		snprintf(retry, sizeof retry, "%" PRId64, wait_s);
+		return respond(ws, r, status, CSP_PAGE, HTML, &b, "Retry-After", retry, NULL, NULL);
+	}
+	return respond_page(ws, r, status, &b);
+}
+
+static enum MHD_Result
+download(struct web_server *ws, struct web_req *r, const char *id)
+{
+	char ascii[128], err[SP_ERRLEN];
+	struct web_attachment a;
+	struct sp_buf body, disp;
+	enum MHD_Result ret;
+	uint64_t part;
+
+	if (sp_parse_uint(r->part, 0, WEB_RENDER_MAX_PARTS, &part, err, sizeof err) < 0 ||
+	    web_sessions_get(ws->sessions, r->dl, id, (size_t)part, sp_now_ms(), &a) < 0)
+		return respond_gone(ws, r, WEB_GONE_DOWNLOAD);
+	/* Always a download, never rendered: an HTML or SVG attachment served
+	 * inline from this origin would be a script on the viewer's own site. */
+	web_ascii_filename(a.filename, "attachment", ascii, sizeof ascii);
+	sp_buf_init(&disp, 0);
+	sp_buf_printf(&disp, "attachment; filename=\"%s\"; filename*=UTF-8''", ascii);
+	web_percent_encode(&disp, a.filename, strlen(a.filename));
+	sp_buf_init(&body, 0);
+	sp_buf_append(&body, a.data, a.len);
+	ret = respond(ws, r, MHD_HTTP_OK, CSP_NONE, "application/octet-stream", &body,
+	              "Content-Disposition", disp.data, NULL, NULL);
+	sp_buf_free(&disp);
+	web_attachment_clear(&a);
+	return ret;
+}
+
+static enum MHD_Result
+unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, const char *id)
+{
+	unsigned char key[SP_LINK_KEYBYTES];
+	char err[SP_ERRLEN], cap[WEB_SESSION_CAPLEN + 1];
+	struct sp_buf ct, plain, page;
+	struct web_message m = { 0 };
+	struct link_store_link l = { 0 };
+	enum link_store_rc rc;
+	enum MHD_Result ret;
+	uint64_t views = 0;
+	int64_t wait;
+	bool destroyed = false;
+	int ok;
+
+	sp_buf_init(&ct, WEB_MESSAGE_MAX + 65536);
+	sp_buf_init(&plain, WEB_MESSAGE_MAX);
+	sp_buf_init(&page, 0);
+	/* Slow down a client that got passwords wrong, across all links. */
+	wait = web_tarpit_enter(ws->tarpit, r->client, sp_now_ms());
+	if (wait < 0) {
+		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_WAIT, -wait);
+		goto out;
+	}
+	if (wait > 0)
+		sleep_ms(wait);
+	if (r->password.len == 0) {
+		ret = respond_form(ws, r, MHD_HTTP_OK, WEB_FORM_EMPTY, 0);
+		goto out;
+	}
+	rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
+	if (rc != LINK_STORE_OK) {
+		if (rc == LINK_STORE_ERROR)
+			sp_log_error("viewer: %s", err);
+		ret = rc == LINK_STORE_ERROR ? respond_unavailable(ws, r) :
+		      respond_gone(ws, r, WEB_GONE_LINK);
+		goto out;
+	}
+	/* The expensive step (Argon2id), bounded in parallel. */
+	while (sem_wait(&ws->kdf_slots) < 0 && errno == EINTR)
+		;
+	ok = sp_link_unwrap_key(l.wrapped, l.wrapped_len, r->password.data, t, key, err, sizeof err);
+	sem_post(&ws->kdf_slots);
+	if (ok < 0) {
+		/* Wrong password and wrong link secret are one case: same page, same work. */
+		web_tarpit_failed(ws->tarpit, r->client, sp_now_ms());
+		rc = link_store_fail(ws->store, id, now_s(), &destroyed, err, sizeof err);
+		if (rc == LINK_STORE_ERROR) {
+			sp_log_error("viewer: %s", err);
+			ret = respond_unavailable(ws, r);
+		} else if (destroyed) {
+			sp_log_info("viewer: link %s destroyed after %" PRIu64 " wrong passwords", id,
+			            l.max_failed);
+			ret = respond_gone(ws, r, WEB_GONE_DESTROYED);
+		} else if (rc == LINK_STORE_GONE) {
+			ret = respond_gone(ws, r, WEB_GONE_LINK);
+		} else {
+			sp_log_info("viewer: link %s: wrong password", id);
+			ret = respond_form(ws, r, MHD_HTTP_FORBIDDEN, WEB_FORM_WRONG, 0);
+		}
+		goto out;
+	}
+	/* The right password: count the view atomically (burn after reading has
+	 * exactly one winner), and only then decrypt. */
+	rc = link_store_claim_view(ws->store, id, now_s(), &ct, &views, err, sizeof err);
+	if (rc != LINK_STORE_OK) {
+		if (rc == LINK_STORE_ERROR)
+			sp_log_error("viewer: %s", err);
+		ret = rc == LINK_STORE_ERROR ? respond_unavailable(ws, r) :
+		      respond_gone(ws, r, WEB_GONE_LINK);
+		goto out;
+	}
+	if (sp_link_open_message(key, ct.data, ct.len, &plain, err, sizeof err) < 0 ||
+	    web_render_parse(plain.data, plain.len, &m, err, sizeof err) < 0) {
+		sp_log_error("viewer: link %s: cannot open the stored message: %s", id, err);
+		ret = respond_notice(ws, r, MHD_HTTP_INTERNAL_SERVER_ERROR, "Cannot show this message",
+		                     "The stored message is damaged and cannot be decrypted.");
+		goto out;
+	}
+	web_sessions_new_cap(cap);
+	web_page_message(&page, r->url, &m, cap, views, l.max_views);
+	if (web_sessions_add(ws->sessions, cap, id, &m, sp_now_ms()) < 0)
+		sp_log_warn("viewer: link %s: attachments too large to offer for download", id);
+	sp_log_info("viewer: link %s opened (view %" PRIu64 "%s)", id, views,
+	            l.max_views && views >= l.max_views ? ", last: deleted" : "");
+	ret = respond(ws, r, MHD_HTTP_OK, CSP_MESSAGE, HTML, &page, NULL, NULL, NULL, NULL);
+out:
+	sodium_memzero(key, sizeof key);
+	sodium_memzero(cap, sizeof cap);
+	link_store_link_clear(&l);
+	web_message_free(&m);
+	sp_buf_wipe(&plain);
+	sp_buf_free(&ct);
+	sp_buf_wipe(&page);
+	return ret;
+}
+
+static enum MHD_Result
+h_link_post(struct web_server *ws, struct web_req *r)
+{
+	char id[SP_LINK_ID_HEXLEN + 1];
+	struct sp_link_token t;
+	enum MHD_Result ret;
+
+	if (!link_from_url(ws, r->url, &t, id)) {
+		ret = respond_gone(ws, r, WEB_GONE_LINK);
+	} else if (r->bad_form) {
+		ret = respond_notice(ws, r, MHD_HTTP_BAD_REQUEST, "Bad request",
+		                     "The form could not be read.");
+	} else if (r->has_dl) {
+		ret = download(ws, r, id);
+	} else {
+		ret = unlock(ws, r, &t, id);
+	}
+	sodium_memzero(&t, sizeof t);
+	return ret;
+}
+
+static enum MHD_Result
+h_outbox(struct web_server *ws, struct web_req *r)
+{
+	const char *done = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "done");
+	const char *notice = NULL;
+	struct link_store_link *links = NULL;
+	char err[SP_ERRLEN];
+	struct sp_buf b;
+	size_t n = 0;
+
+	if (link_store_list(ws->store, &links, &n, err, sizeof err) != LINK_STORE_OK) {
+		sp_log_error("viewer: %s", err);
+		return respond_unavailable(ws, r);
+	}
+	if (done && strcmp(done, "revoked") == 0)
+		notice = "Revoked: the link no longer opens and its data has been deleted.";
+	else if (done && strcmp(done, "gone") == 0)
+		notice = "That link was already gone.";
+	sp_buf_init(&b, 0);
+	web_page_outbox(&b, links, n, ws->csrf, now_s(), notice);
+	link_store_list_free(links, n);
+	return respond_page(ws, r, MHD_HTTP_OK, &b);
+}
+
+static enum MHD_Result
+h_outbox_revoke(struct web_server *ws, struct web_req *r)
+{
+	char err[SP_ERRLEN];
+	enum link_store_rc rc;
+
+	if (r->bad_form || strlen(r->csrf) != strlen(ws->csrf) ||
+	    sodium_memcmp(r->csrf, ws->csrf, strlen(ws->csrf)) != 0)
+		return respond_notice(ws, r, MHD_HTTP_FORBIDDEN, "Forbidden",
+		                      "The form has expired; reload the outbox and try again.");
+	rc = link_store_revoke(ws->store, r->link, strcmp(r->scope, "message") == 0, err, sizeof err);
+	if (rc == LINK_STORE_ERROR) {
+		sp_log_error("viewer: %s", err);
+		return respond_unavailable(ws, r);
+	}
+	if (rc == LINK_STORE_OK)
+		sp_log_info("viewer: link %s revoked from the outbox (%s)", r->link,
+		            strcmp(r->scope, "message") == 0 ? "whole message" : "this link");
+	return respond(ws, r, MHD_HTTP_SEE_OTHER, CSP_PAGE, HTML, NULL, "Location",
+	               rc == LINK_STORE_OK ? "/outbox?done=revoked" : "/outbox?done=gone",
+	               NULL, NULL);
+}
+
+static enum MHD_Result
+h_api_upload(struct web_server *ws, struct web_req *r)
+{
+	char err[SP_ERRLEN], msg_id[LINK_STORE_MSGID_HEXLEN + 1];
+	struct link_store_new_msg m;
+	enum link_store_rc rc;
+	enum MHD_Result ret;
+	int64_t now = now_s();
+
+	if (link_record_decode(r->body.data, r->body.len, &m, err, sizeof err) < 0)
+		return respond_text(ws, r, MHD_HTTP_BAD_REQUEST, err, NULL, NULL);
+	m.created = now;
+	if (m.expires <= now || m.expires > now + WEB_UPLOAD_MAX_TTL) {
+		link_record_free(&m);
+		return respond_text(ws, r, MHD_HTTP_BAD_REQUEST,
+		                    "link record: expiry is in the past or too far away "
+		                    "(check both clocks)", NULL, NULL);
+	}
+	rc = link_store_put(ws->store, &m, msg_id, err, sizeof err);
+	switch (rc) {
+	case LINK_STORE_OK:
+		sp_log_info("viewer: stored an uploaded message %s with %zu link(s)", msg_id, m.n_links);
+		ret = respond_text(ws, r, MHD_HTTP_CREATED, msg_id, NULL, NULL);
+		break;
+	case LINK_STORE_EXISTS:
+		ret = respond_text(ws, r, MHD_HTTP_CONFLICT, err, NULL, NULL);
+		break;
+	default:
+		sp_log_error("viewer: upload: %s", err);
+		ret = respond_text(ws, r, MHD_HTTP_SERVICE_UNAVAILABLE, "the store is unavailable",
+		                   NULL, NULL);
+		break;
+	}
+	link_record_free(&m);
+	return ret;
+}
+
+static enum MHD_Result
+h_api_revoke(struct web_server *ws, struct web_req *r)
+{
+	const char *id = r->url + strlen("/api/v1/links/");
+	char err[SP_ERRLEN];
+	enum link_store_rc rc;
+
+	rc = link_store_revoke(ws->store, id, true, err, sizeof err);
+	if (rc == LINK_STORE_ERROR) {
+		sp_log_error("viewer: %s", err);
+		return respond_text(ws, r, MHD_HTTP_SERVICE_UNAVAILABLE, "the store is unavailable",
+		                    NULL, NULL);
+	}
+	if (rc != LINK_STORE_OK)
+		return respond_text(ws, r, MHD_HTTP_NOT_FOUND, "no such link", NULL, NULL);
+	sp_log_info("viewer: link %s revoked through the API", id);
+	return respond_text(ws, r, MHD_HTTP_OK, "revoked", NULL, NULL);
+}
+
+/* ---- MHD plumbing ---- */
+
+static bool
+method_matches(const char *want, const char *got)
+{
+	return strcmp(want, got) == 0 || (strcmp(want, "GET") == 0 && strcmp(got, "HEAD") == 0);
+}
+
+static bool
+path_matches(struct web_server *ws, const struct web_route *rt, const char *url)
+{
+	const char *p = rt->path ? rt->path : ws->link_path;
+
+	return rt->prefix ? strncmp(url, p, strlen(p)) == 0 : strcmp(url, p) == 0;
+}
+
+/* The route for (method, url); *allow is set when only the method is wrong. */
+static const struct web_route *
+route_find(struct web_server *ws, const char *method, const char *url, const char **allow)
+{
+	size_t i;
+
+	*allow = NULL;
+	for (i = 0; i < SP_ARRAY_LEN(routes); i++) {
+		if (!path_matches(ws, &routes[i], url))
+			continue;
+		if (method_matches(routes[i].method, method))
+			return &routes[i];
+		if (*allow == NULL)
+			*allow = strcmp(routes[i].method, "GET") == 0 ? "GET, HEAD" : routes[i].method;
+	}
+	return NULL;
+}
+
+static void
+field_append(char *dst, const char *data, uint64_t off, size_t size, bool *bad)
+{
+	size_t have = strlen(dst);
+
+	if (off != have || have + size >= FIELD_MAX) {
+		*bad = true;
+		return;
+	}
+	memcpy(dst + have, data, size);
+	dst[have + size] = '\0';
+}
+
+static enum MHD_Result
+post_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *filename,
+           const char *content_type, const char *transfer_encoding, const char *data,
+           uint64_t off, size_t size)
+{
+	struct web_req *r = cls;
+
+	if (strcmp(key, "password") == 0) {
+		if (size && sp_buf_append(&r->password, data, size) < 0)
+			r->bad_form = true;
+		else if (r->password.data == NULL)
+			sp_buf_append(&r->password, "", 0);
+		/* A NUL inside the password would cut it short: refuse instead. */
+		if (size && memchr(data, '\0', size) != NULL)
+			r->bad_form = true;
+	} else if (strcmp(key, "dl") == 0) {
+		r->has_dl = true;
+		field_append(r->dl, data, off, size, &r->bad_form);
+	} else if (strcmp(key, "part") == 0) {
+		field_append(r->part, data, off, size, &r->bad_form);
+	} else if (strcmp(key, "csrf") == 0) {
+		field_append(r->csrf, data, off, size, &r->bad_form);
+	} else if (strcmp(key, "link") == 0) {
+		field_append(r->link, data, off, size, &r->bad_form);
+	} else if (strcmp(key, "scope") == 0) {
+		field_append(r->scope, data, off, size, &r->bad_form);
+	}
+	return MHD_YES;
+}
+
+static void
+req_free(struct web_req *r)
+{
+	if (r == NULL)
+		return;
+	if (r->pp)
+		MHD_destroy_post_processor(r->pp);
+	sp_buf_wipe(&r->password);
+	sp_buf_wipe(&r->body);
+	free(r->url);
+	free(r->method);
+	sodium_memzero(r, sizeof *r);
+	free(r);
+}
+
+static void
+on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+             enum MHD_RequestTerminationCode toe)
+{
+	req_free(*req_cls);
+	*req_cls = NULL;
+}
+
+static void
+client_of(struct web_req *r)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
+	const char *xff = header(r, "X-Forwarded-For"), *last = NULL;
+
+	r->loopback = web_addr_is_loopback(sa);
+	if (xff != NULL) {
+		last = strrchr(xff, ',');
+		last = last ? last + 1 : xff;
+	} else {
+		last = header(r, "X-Real-IP");
+	}
+	if (!web_client_key(sa, last, r->client))
+		sp_strlcpy(r->client, "unknown", sizeof r->client);
+}
+
+/* First call for a request: route it, run the guard, prepare for its body.
+ * Returns MHD_YES with *done false to go on reading. */
+static enum MHD_Result
+req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, const char *method,
+          void **req_cls, bool *done)
+{
+	struct web_req *r = sp_xcalloc(1, sizeof *r);
+	const char *allow, *clen;
+	unsigned status;
+
+	*done = true;
+	*req_cls = r;
+	r->conn = c;
+	r->url = sp_xstrdup(url);
+	r->method = sp_xstrdup(method);
+	sp_buf_init(&r->body, 0);
+	sp_buf_init(&r->password, WEB_PASSWORD_MAX);
+	client_of(r);
+	r->route = route_find(ws, method, url, &allow);
+	if (r->route == NULL && allow != NULL)
+		return respond(ws, r, MHD_HTTP_METHOD_NOT_ALLOWED, CSP_PAGE, TEXT, NULL, "Allow", allow,
+		               NULL, NULL);
+	if (r->route == NULL)
+		return respond_notice(ws, r, MHD_HTTP_NOT_FOUND, "Not found",
+		                      "There is nothing at this address.");
+	switch (r->route->guard) {
+	case GUARD_OUTBOX:
+		if ((status = outbox_guard(ws, r)) != 0)
+			return status == MHD_HTTP_NOT_FOUND ?
+			       respond_notice(ws, r, status, "Not found", "The outbox is turned off.") :
+			       respond_notice(ws, r, status, "Forbidden",
+			                      "The outbox is shown only to a browser on the computer "
+			                      "that runs sealpost.");
+		break;
+	case GUARD_API:
+		if (!ws->api_enabled)
+			return respond_text(ws, r, MHD_HTTP_NOT_FOUND, "the upload API is turned off",
+			                    NULL, NULL);
+		if (!api_authorized(ws, r))
+			return respond_text(ws, r, MHD_HTTP_UNAUTHORIZED, "bad or missing bearer token",
+			                    "WWW-Authenticate", "Bearer realm=\"sealpost\"");
+		break;
+	case GUARD_NONE:
+		break;
+	}
+	if (r->route->body == BODY_NONE) {
+		*done = false;
+		return MHD_YES;
+	}
+	r->body_max = r->route->body == BODY_RAW ? ws->upload_max : WEB_FORM_MAX;
+	r->body.limit = r->body_max;
+	clen = header(r, "Content-Length");
+	if (clen != NULL) {
+		uint64_t n;
+		char err[SP_ERRLEN];
+		if (sp_parse_uint(clen, 0, UINT64_MAX, &n, err, sizeof err) < 0 || n > r->body_max)
+			return respond_text(ws, r, MHD_HTTP_CONTENT_TOO_LARGE, "request body too large",
+			                    NULL, NULL);
+	}
+	if (r->route->body == BODY_FORM) {
+		r->pp = MHD_create_post_processor(c, 1024, post_field, r);
+		if (r->pp == NULL)
+			return respond_notice(ws, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Bad request",
+			                      "Expected a form.");
+	}
+	*done = false;
+	return MHD_YES;
+}
+
+static enum MHD_Result
+on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+           const char *version, const char *upload_data, size_t *upload_data_size,
+           void **req_cls)
+{
+	struct web_server *ws = cls;
+	struct web_req *r = *req_cls;
+	bool done;
+
+	if (r == NULL) {
+		enum MHD_Result ret = req_begin(ws, c, url, method, req_cls, &done);
+		if (done || ret != MHD_YES)
+			return ret;
+		r = *req_cls;
+		if (r->route->body != BODY_NONE)
+			return MHD_YES; /* the body comes in the next calls */
+	}
+	if (*upload_data_size != 0) {
+		size_t n = *upload_data_size;
+		*upload_data_size = 0;
+		if (r->body_max == 0 || n > r->body_max - r->body_len)
+			return MHD_NO; /* chunked body past the limit: hang up */
+		r->body_len += n;
+		if (r->pp != NULL)
+			return MHD_post_process(r->pp, upload_data, n) == MHD_YES ? MHD_YES : MHD_NO;
+		return sp_buf_append(&r->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
+	}
+	return r->route->handler(ws, r);
+}
+
+SP_PRINTF(2, 0)
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	sp_log_warn("viewer: %s", line);
+}
+
+/* ---- sweeper ---- */
+
+void
+web_server_sweep(struct web_server *ws)
+{
+	char err[SP_ERRLEN];
+	unsigned nl = 0, nm = 0;
+
+	if (link_store_sweep(ws->store, now_s(), &nl, &nm, err, sizeof err) != LINK_STORE_OK)
+		sp_log_error("viewer: sweep: %s", err);
+	else if (nl || nm)
+		sp_log_info("viewer: swept %u expired link(s) and %u message(s)", nl, nm);
+	web_sessions_expire(ws->sessions, sp_now_ms());
+	web_tarpit_expire(ws->tarpit, sp_now_ms());
+	web_outbox_expire(now_s());
+}
+
+static void *
+sweeper_main(void *arg)
+{
+	struct web_server *ws = arg;
+	struct timespec until;
+
+	pthread_mutex_lock(&ws->stop_lock);
+	while (!ws->stopping) {
+		pthread_mutex_unlock(&ws->stop_lock);
+		web_server_sweep(ws);
+		pthread_mutex_lock(&ws->stop_lock);
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		until.tv_sec += WEB_SWEEP_INTERVAL_S;
+		while (!ws->stopping &&
+		       pthread_cond_timedwait(&ws->stop_cond, &ws->stop_lock, &until) != ETIMEDOUT)
+			;
+	}
+	pthread_mutex_unlock(&ws->stop_lock);
+	return NULL;
+}
+
+/* ---- start / stop ---- */
+
+char *
+web_link_path(const char *base_url)
+{
+	const char *p;
+
+	if (base_url == NULL || *base_url == '\0')
+		return sp_xstrdup("/s/");
+	if (sp_has_prefix_nocase(base_url, "https://"))
+		p = base_url + 8;
+	else if (sp_has_prefix_nocase(base_url, "http://"))
+		p = base_url + 7;
+	else
+		return NULL;
+	p = strchr(p, '/');
+	if (p == NULL)
+		return sp_xstrdup("/");
+	if (strpbrk(p, "?#") != NULL)
+		return NULL;
+	return sp_xstrdup(p);
+}
+
+static int
+listen_socket(const struct sp_listen *l, char *err, size_t errsz)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	int fd = -1, one = 1, rc;
+
+	rc = getaddrinfo(l->host[0] ? l->host : NULL, l->port, &hints, &res);
+	if (rc != 0) {
+		sp_seterr(err, errsz, "[linkserver] listen %s:%s: %s", l->host, l->port, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		sp_seterr(err, errsz, "[linkserver] listen: socket: %s", strerror(errno));
+		goto out;
+	}
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+		sp_seterr(err, errsz, "[linkserver] listen %s:%s: cannot bind: %s%s", l->host, l->port,
+		          strerror(errno), errno == EACCES ?
+		          " (ports below 1024 need privileges: use a higher port behind a reverse proxy)" :
+		          "");
+		close(fd);
+		fd = -1;
+		goto out;
+	}
+	if (listen(fd, WEB_LISTEN_BACKLOG) < 0) {
+		sp_seterr(err, errsz, "[linkserver] listen: %s", strerror(errno));
+		close(fd);
+		fd = -1;
+	}
+out:
+	freeaddrinfo(res);
+	return fd;
+}
+
+static int
+load_api_token(struct web_server *ws, const char *path, char *err, size_t errsz)
+{
+	char *tok = NULL;
+	size_t len = 0;
+	int rv = -1;
+
+	if (path == NULL || *path == '\0')
+		return 0;
+	if (sp_read_file(path, WEB_TOKEN_FILE_MAX, &tok, &len, err, errsz) < 0)
+		return -1;
+	sp_strstrip(tok);
+	if (strlen(tok) < WEB_TOKEN_MIN || strpbrk(tok, " \t\r\n") != NULL) {
+		sp_seterr(err, errsz, "[link] upload_token_file %s: the token must be one line of at "
+		          "least %d characters without spaces", path, WEB_TOKEN_MIN);
+		goto out;
+	}
+	crypto_generichash(ws->api_token_hash, sizeof ws->api_token_hash, (unsigned char *)tok,
+	                   strlen(tok), NULL, 0);
+	ws->api_enabled = true;
+	rv = 0;
+out:
+	sp_free_secret(tok);
+	return rv;
+}
+
+static void
+server_free(struct web_server *ws)
+{
+	if (ws == NULL)
+		return;
+	if (ws->sweeper_running) {
+		pthread_mutex_lock(&ws->stop_lock);
+		ws->stopping = true;
+		pthread_cond_signal(&ws->stop_cond);
+		pthread_mutex_unlock(&ws->stop_lock);
+		pthread_join(ws->sweeper, NULL);
+	}
+	pthread_cond_destroy(&ws->stop_cond);
+	pthread_mutex_destroy(&ws->stop_lock);
+	web_sessions_free(ws->sessions);
+	web_tarpit_free(ws->tarpit);
+	sem_destroy(&ws->kdf_slots);
+	free(ws->link_path);
+	free(ws->csp_page);
+	free(ws->csp_message);
+	free(ws->tls_cert);
+	if (ws->tls_key) {
+		sodium_memzero(ws->tls_key, ws->tls_key_len);
+		free(ws->tls_key);
+	}
+	sodium_memzero(ws, sizeof *ws);
+	free(ws);
+}
+
+int
+web_server_start(const struct sp_config *cfg, struct link_store *store, struct web_server **out,
+                 char *err, size_t errsz)
+{
+	struct web_server *ws = sp_xcalloc(1, sizeof *ws);
+	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+	                 MHD_USE_POLL | MHD_USE_ERROR_LOG;
+	unsigned char raw[32];
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+	int fd = -1, rv = -1;
+	size_t tls_cert_len = 0;
+	pthread_condattr_t ca;
+	struct MHD_OptionItem tls_opts[3];
+	bool v6;
+
+	*out = NULL;
+	ws->store = store;
+	pthread_mutex_init(&ws->stop_lock, NULL);
+	pthread_condattr_init(&ca);
+	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+	pthread_cond_init(&ws->stop_cond, &ca);
+	pthread_condattr_destroy(&ca);
+	sem_init(&ws->kdf_slots, 0, WEB_KDF_CONCURRENCY);
+	ws->tarpit = web_tarpit_new(WEB_TARPIT_MAX_CLIENTS);
+	ws->sessions = web_sessions_new(WEB_SESSION_MAX_BYTES, WEB_SESSION_MAX);
+	ws->link_path = web_link_path(cfg->link.base_url);
+	if (ws->link_path == NULL) {
+		sp_seterr(err, errsz, "[link] base_url '%s' is not http(s)://host/path/",
+		          cfg->link.base_url);
+		goto out;
+	}
+	ws->link_path_len = strlen(ws->link_path);
+	ws->outbox = cfg->linkserver.outbox;
+	ws->hsts = cfg->link.base_url && sp_has_prefix_nocase(cfg->link.base_url, "https://");
+	/* An upload carries a message of at most [proxy] max_message_size, its
+	 * encryption overhead (well under 1/64) and the links' wrapped keys. */
+	ws->upload_max = (size_t)cfg->proxy.max_message_size + (size_t)cfg->proxy.max_message_size / 64 +
+	                 (size_t)LINK_STORE_LINKS_MAX * (LINK_STORE_WRAPPED_MAX + 32) + 4096;
+	if (load_api_token(ws, cfg->link.upload_token_file, err, errsz) < 0)
+		goto out;
+	randombytes_buf(raw, sizeof raw);
+	sodium_bin2hex(ws->csrf, sizeof ws->csrf, raw, sizeof raw);
+	sodium_memzero(raw, sizeof raw);
+	/* style-src: our one stylesheet by hash.  img-src data: on the message page
+	 * only, for images embedded in the HTML part; never a remote URL. */
+	ws->csp_page = sp_xasprintf("default-src 'none'; style-src %s; form-action 'self'; "
+	                            "frame-ancestors 'none'; base-uri 'none'",
+	                            web_pages_style_source());
+	ws->csp_message = sp_xasprintf("default-src 'none'; style-src %s; img-src data:; "
+	                               "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+	                               web_pages_style_source());
+
+	if (cfg->linkserver.tls_cert && cfg->linkserver.tls_cert[0]) {
+		if (!MHD_is_feature_supported(MHD_FEATURE_TLS)) {
+			sp_seterr(err, errsz, "[linkserver] tls_cert: this libmicrohttpd has no TLS; use a "
+			          "TLS reverse proxy instead");
+			goto out;
+		}
+		if (sp_read_file(cfg->linkserver.tls_cert, WEB_PEM_MAX, &ws->tls_cert, &tls_cert_len,
+		                 err, errsz) < 0 ||
+		    sp_read_file(cfg->linkserver.tls_key, WEB_PEM_MAX, &ws->tls_key, &ws->tls_key_len,
+		                 err, errsz) < 0)
+			goto out;
+		flags |= MHD_USE_TLS;
+	}
+	if ((fd = listen_socket(&cfg->linkserver.listen, err, errsz)) < 0)
+		goto out;
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
+		ws->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		                 ((struct sockaddr_in *)&ss)->sin_port);
+	if (ss.ss_family == AF_INET6)
+		flags |= MHD_USE_IPv6;
+
+	tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	if (ws->tls_cert) {
+		tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, ws->tls_cert };
+		tls_opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, ws->tls_key };
+		tls_opts[2] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	}
+	ws->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, ws,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONNECTION_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_CONNECTION_LIMIT,
+		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WEB_PER_IP_CONNECTION_LIMIT,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONNECTION_MEMORY_LIMIT,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, ws,
+		MHD_OPTION_ARRAY, tls_opts,
+		MHD_OPTION_END);
+	if (ws->daemon == NULL) {
+		sp_seterr(err, errsz, "[linkserver] listen %s:%s: libmicrohttpd did not start",
+		          cfg->linkserver.listen.host, cfg->linkserver.listen.port);
+		goto out;
+	}
+	fd = -1; /* MHD owns it now */
+	if (pthread_create(&ws->sweeper, NULL, sweeper_main, ws) != 0) {
+		sp_seterr(err, errsz, "viewer: cannot start the sweeper thread");
+		goto out;
+	}
+	ws->sweeper_running = true;
+	v6 = strchr(cfg->linkserver.listen.host, ':') != NULL;
+	sp_log_info("viewer: listening on %s%s%s%s:%u, links under %s%s%s",
+	            ws->tls_cert ? "https://" : "http://", v6 ? "[" : "", cfg->linkserver.listen.host,
+	            v6 ? "]" : "", (unsigned)ws->port, ws->link_path,
+	            ws->outbox ? ", outbox at /outbox (loopback only)" : "",
+	            ws->api_enabled ? ", upload API on" : "");
+	*out = ws;
+	ws = NULL;
+	rv = 0;
+out:
+	if (fd >= 0)
+		close(fd);
+	if (ws) {
+		if (ws->daemon)
+			MHD_stop_daemon(ws->daemon);
+		server_free(ws);
+	}
+	return rv;
+}
+
+void
+web_server_stop(struct web_server *ws)
+{
+	if (ws == NULL)
+		return;
+	if (ws->daemon)
+		MHD_stop_daemon(ws->daemon);
+	ws->daemon = NULL;
+	server_free(ws);
+}
+
+uint16_t
+web_server_port(const struct web_server *ws)
+{
+	return ws->port;
+}

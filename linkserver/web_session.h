@@ -1,0 +1,53 @@
+/* web_session.h - what one successful unlock leaves behind: the attachments of
+ * the message, in memory, for a short while, behind a download capability.
+ *
+ * The capability is 256 bits from the CSPRNG, shown to the browser only inside
+ * the message page, as a hidden field of the per-attachment download forms
+ * (POST to the link URL itself).  It never appears in a URL (so not in access
+ * logs, browser history or a Referer), a download needs both it and the link
+ * token it was issued for, and it dies after WEB_SESSION_TTL_MS or when the
+ * memory bound evicts it; the attachment bytes are wiped then.  The password
+ * is never needed again, so it is never kept.
+ */
+#ifndef SP_WEB_SESSION_H
+#define SP_WEB_SESSION_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "link_envelope.h"
+#include "web_render.h"
+
+/* How long the attachments of an unlocked message stay downloadable: enough to
+ * read the message and click, short enough that a forgotten tab holds nothing. */
+#define WEB_SESSION_TTL_MS (10 * 60 * 1000)
+/* Unlocked messages held at once, and their total attachment bytes: the oldest
+ * is dropped first.  Bounds the viewer's memory whatever the traffic. */
+#define WEB_SESSION_MAX 256
+#define WEB_SESSION_MAX_BYTES ((size_t)512 * 1024 * 1024)
+#define WEB_SESSION_CAPLEN 64 /* hex of 32 random bytes */
+
+struct web_sessions;
+
+struct web_sessions *web_sessions_new(size_t max_bytes, unsigned max_sessions);
+void web_sessions_free(struct web_sessions *ss);
+
+/* A fresh capability (the page that offers the downloads is built with it
+ * before the attachments move into the session). */
+void web_sessions_new_cap(char cap[WEB_SESSION_CAPLEN + 1]);
+/* Keep the attachments of m (moved out of m: m->att becomes empty) for link_id
+ * under cap.  With no attachments nothing is kept.  Returns 0, or -1 when they
+ * are larger than the whole bound or cap is malformed. */
+int web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
+                     struct web_message *m, int64_t now_ms);
+
+/* A copy of attachment `part` for (cap, link_id), or -1 (unknown, expired,
+ * another link's capability, no such part).  Free the copy with
+ * web_attachment_clear(). */
+int web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, size_t part,
+                     int64_t now_ms, struct web_attachment *copy);
+
+/* Drop expired sessions (wiping them). */
+void web_sessions_expire(struct web_sessions *ss, int64_t now_ms);
+
+#endif

@@ -1,0 +1,649 @@
+/* test_link_store.c - the SQLite link store: schema, transactions, counters,
+ * deletion, and the burn-after-reading race (threads, connections, processes). */
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib.h>
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "link_store.h"
+
+/* A byte pattern that must vanish from the files once its message is deleted. */
+#define MARKER "SEALPOST-CIPHERTEXT-MARKER-"
+
+struct fixture {
+	char *dir;
+	char *path;
+	struct link_store *s;
+};
+
+static void
+fx_setup(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN];
+
+	fx->dir = g_dir_make_tmp("sp-store-XXXXXX", NULL);
+	g_assert_nonnull(fx->dir);
+	fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
+	err[0] = '\0';
+	if (link_store_open(fx->path, &fx->s, err, sizeof err) != LINK_STORE_OK)
+		g_error("open: %s", err);
+}
+
+static void
+rm_rf(const char *dir)
+{
+	char *cmd = g_strdup_printf("rm -rf '%s'", dir);
+	g_assert_cmpint(system(cmd), ==, 0);
+	g_free(cmd);
+}
+
+static void
+fx_teardown(struct fixture *fx, gconstpointer data)
+{
+	link_store_close(fx->s);
+	rm_rf(fx->dir);
+	g_free(fx->dir);
+	g_free(fx->path);
+}
+
+static void
+make_id(char out[SP_LINK_ID_HEXLEN + 1], unsigned n)
+{
+	snprintf(out, SP_LINK_ID_HEXLEN + 1, "%032x", n);
+}
+
+/* Store one message with n links (ids base, base+1, ...). */
+static enum link_store_rc
+put_msg(struct link_store *s, unsigned base, size_t n, int64_t now, int64_t ttl,
+        uint64_t max_views, uint64_t max_failed, char msg_id[LINK_STORE_MSGID_HEXLEN + 1])
+{
+	struct link_store_new_link links[8];
+	struct link_store_new_msg m;
+	char ct[64], err[SP_ERRLEN];
+	size_t i;
+
+	g_assert_cmpuint(n, <=, G_N_ELEMENTS(links));
+	snprintf(ct, sizeof ct, MARKER "%08u", base);
+	for (i = 0; i < n; i++) {
+		make_id(links[i].id, base + (unsigned)i);
+		links[i].wrapped = "WRAPPED-KEY-BLOB";
+		links[i].wrapped_len = 16;
+	}
+	m = (struct link_store_new_msg){
+		.ciphertext = ct, .ciphertext_len = strlen(ct),
+		.created = now, .expires = now + ttl,
+		.max_views = max_views, .max_failed = max_failed,
+		.links = links, .n_links = n,
+	};
+	return link_store_put(s, &m, msg_id, err, sizeof err);
+}
+
+static void
+assert_counts(struct link_store *s, unsigned want_links, unsigned want_msgs)
+{
+	unsigned nl = 99, nm = 99;
+	char err[SP_ERRLEN];
+
+	g_assert_cmpint(link_store_count(s, &nl, &nm, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, want_links);
+	g_assert_cmpuint(nm, ==, want_msgs);
+}
+
+/* ---- open, schema, file mode ---- */
+
+static void
+test_open(struct fixture *fx, gconstpointer data)
+{
+	struct link_store *s2 = NULL;
+	char err[SP_ERRLEN], *dir;
+	struct stat sb;
+	sqlite3 *db;
+	sqlite3_stmt *st;
+
+	g_assert_cmpint(stat(fx->path, &sb), ==, 0);
+	g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
+	dir = g_path_get_dirname(fx->path);
+	g_assert_cmpint(stat(dir, &sb), ==, 0);
+	g_assert_cmpint(sb.st_mode & 0777, ==, 0700);
+	g_free(dir);
+
+	/* Reopening an up-to-date store migrates nothing and works. */
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_OK);
+	link_store_close(s2);
+
+	g_assert_cmpint(sqlite3_open(fx->path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_prepare_v2(db, "PRAGMA user_version", -1, &st, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+	g_assert_cmpint(sqlite3_column_int(st, 0), ==, LINK_STORE_SCHEMA_VERSION);
+	sqlite3_finalize(st);
+	g_assert_cmpint(sqlite3_prepare_v2(db, "PRAGMA journal_mode", -1, &st, NULL), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_step(st), ==, SQLITE_ROW);
+	g_assert_cmpstr((const char *)sqlite3_column_text(st, 0), ==, "wal");
+	sqlite3_finalize(st);
+	/* A file from a newer sealpost is refused, not damaged. */
+	g_assert_cmpint(sqlite3_exec(db, "PRAGMA user_version = 99", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_ERROR);
+	g_assert_nonnull(strstr(err, "newer"));
+	g_assert_null(s2);
+}
+
+static void
+test_open_errors(void)
+{
+	struct link_store *s = NULL;
+	char err[SP_ERRLEN];
+
+	g_assert_cmpint(link_store_open("", &s, err, sizeof err), ==, LINK_STORE_ERROR);
+	g_assert_cmpint(link_store_open("/proc/no/such/dir/x.sqlite", &s, err, sizeof err), ==,
+	                LINK_STORE_ERROR);
+	g_assert_null(s);
+}
+
+/* ---- put / get ---- */
+
+static void
+test_put_get(struct fixture *fx, gconstpointer data)
+{
+	struct link_store_link l;
+	char err[SP_ERRLEN], msg_id[LINK_STORE_MSGID_HEXLEN + 1], id[SP_LINK_ID_HEXLEN + 1];
+	struct sp_buf ct;
+	int64_t now = 1700000000;
+
+	g_assert_cmpint(put_msg(fx->s, 10, 3, now, 3600, 0, 5, msg_id), ==, LINK_STORE_OK);
+	g_assert_true(link_store_id_valid(msg_id));
+	assert_counts(fx->s, 3, 1);
+
+	make_id(id, 11);
+	g_assert_cmpint(link_store_get(fx->s, id, now, &l, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpstr(l.id, ==, id);
+	g_assert_cmpstr(l.message_id, ==, msg_id);
+	g_assert_cmpmem(l.wrapped, l.wrapped_len, "WRAPPED-KEY-BLOB", 16);
+	g_assert_cmpint(l.created, ==, now);
+	g_assert_cmpint(l.expires, ==, now + 3600);
+	g_assert_cmpuint(l.max_failed, ==, 5);
+	g_assert_cmpuint(l.views, ==, 0);
+	link_store_link_clear(&l);
+
+	/* All links share one ciphertext. */
+	sp_buf_init(&ct, 0);
+	g_assert_cmpint(link_store_claim_view(fx->s, id, now, &ct, NULL, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpstr(ct.data, ==, MARKER "00000010");
+	sp_buf_free(&ct);
+
+	/* Unknown and malformed ids look the same: gone. */
+	make_id(id, 99);
+	g_assert_cmpint(link_store_get(fx->s, id, now, &l, err, sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_get(fx->s, "nothex", now, &l, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_get(fx->s, "0000000000000000000000000000000A", now, &l, err,
+	                               sizeof err), ==, LINK_STORE_GONE);
+}
+
+static void
+test_put_atomic(struct fixture *fx, gconstpointer data)
+{
+	int64_t now = 1700000000;
+
+	g_assert_cmpint(put_msg(fx->s, 20, 1, now, 60, 0, 5, NULL), ==, LINK_STORE_OK);
+	/* Links 18, 19, 20: 20 is taken, so neither 18 nor 19 nor the message is stored. */
+	g_assert_cmpint(put_msg(fx->s, 18, 3, now, 60, 0, 5, NULL), ==, LINK_STORE_EXISTS);
+	assert_counts(fx->s, 1, 1);
+	/* The store still works after the rolled-back transaction. */
+	g_assert_cmpint(put_msg(fx->s, 30, 2, now, 60, 0, 5, NULL), ==, LINK_STORE_OK);
+	assert_counts(fx->s, 3, 2);
+}
+
+struct put_case {
+	const char *label;
+	const char *id;
+	size_t wrapped_len;
+	size_t n_links;
+	int64_t ttl;
+	uint64_t max_failed;
+	size_t ct_len;
+	enum link_store_rc want;
+};
+
+static const struct put_case put_cases[] = {
+	{ "ok", "0123456789abcdef0123456789abcdef", 16, 1, 60, 1, 4, LINK_STORE_OK },
+	{ "uppercase id", "0123456789ABCDEF0123456789ABCDEF", 16, 1, 60, 1, 4, LINK_STORE_ERROR },
+	{ "short id", "0123", 16, 1, 60, 1, 4, LINK_STORE_ERROR },
+	{ "empty wrapped", "0123456789abcdef0123456789abcdef", 0, 1, 60, 1, 4, LINK_STORE_ERROR },
+	{ "huge wrapped", "0123456789abcdef0123456789abcdef", LINK_STORE_WRAPPED_MAX + 1, 1, 60, 1, 4,
+	  LINK_STORE_ERROR },
+	{ "no links", "0123456789abcdef0123456789abcdef", 16, 0, 60, 1, 4, LINK_STORE_ERROR },
+	{ "already expired", "0123456789abcdef0123456789abcdef", 16, 1, 0, 1, 4, LINK_STORE_ERROR },
+	{ "max_failed 0", "0123456789abcdef0123456789abcdef", 16, 1, 60, 0, 4, LINK_STORE_ERROR },
+	{ "empty ciphertext", "0123456789abcdef0123456789abcdef", 16, 1, 60, 1, 0, LINK_STORE_ERROR },
+};
+
+static void
+test_put_validation(struct fixture *fx, gconstpointer data)
+{
+	static unsigned char blob[LINK_STORE_WRAPPED_MAX + 1];
+	char err[SP_ERRLEN];
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(put_cases); i++) {
+		const struct put_case *c = &put_cases[i];
+		struct link_store_new_link l = { .wrapped = blob, .wrapped_len = c->wrapped_len };
+		struct link_store_new_msg m = {
+			.ciphertext = "abcd", .ciphertext_len = c->ct_len,
+			.created = 1000, .expires = 1000 + c->ttl,
+			.max_failed = c->max_failed, .links = &l, .n_links = c->n_links,
+		};
+		sp_strlcpy(l.id, c->id, sizeof l.id);
+		err[0] = '\0';
+		g_test_message("case %s", c->label);
+		g_assert_cmpint(link_store_put(fx->s, &m, NULL, err, sizeof err), ==, c->want);
+		if (c->want != LINK_STORE_OK)
+			g_assert_cmpstr(err, !=, "");
+		else
+			g_assert_cmpint(link_store_revoke(fx->s, c->id, true, err, sizeof err), ==,
+			                LINK_STORE_OK);
+	}
+	assert_counts(fx->s, 0, 0);
+}
+
+/* ---- liveness: a table of states and what get() answers ---- */
+
+struct live_case {
+	const char *label;
+	uint64_t max_views;
+	unsigned views;        /* successful claims before the check */
+	uint64_t max_failed;
+	unsigned fails;        /* failed attempts before the check */
+	int64_t age;           /* seconds after creation of the check */
+	enum link_store_rc want;
+};
+
+static const struct live_case live_cases[] = {
+	{ "fresh", 0, 0, 3, 0, 0, LINK_STORE_OK },
+	{ "unlimited, viewed", 0, 5, 3, 0, 10, LINK_STORE_OK },
+	{ "one view left", 2, 1, 3, 0, 10, LINK_STORE_OK },
+	{ "used up", 2, 2, 3, 0, 10, LINK_STORE_GONE },
+	{ "burned", 1, 1, 3, 0, 0, LINK_STORE_GONE },
+	{ "failed below limit", 0, 0, 3, 2, 0, LINK_STORE_OK },
+	{ "failed at limit", 0, 0, 3, 3, 0, LINK_STORE_GONE },
+	{ "just before expiry", 0, 0, 3, 0, 99, LINK_STORE_OK },
+	{ "at expiry", 0, 0, 3, 0, 100, LINK_STORE_GONE },
+	{ "long expired", 0, 0, 3, 0, 100000, LINK_STORE_GONE },
+};
+
+static void
+test_liveness(struct fixture *fx, gconstpointer data)
+{
+	int64_t now = 1700000000;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(live_cases); i++) {
+		const struct live_case *c = &live_cases[i];
+		char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+		struct link_store_link l;
+		unsigned k, base = 100 + (unsigned)i * 2;
+		bool destroyed = false;
+
+		g_test_message("case %s", c->label);
+		/* Two links per message: the sibling keeps the message alive. */
+		g_assert_cmpint(put_msg(fx->s, base, 2, now, 100, c->max_views, c->max_failed, NULL),
+		                ==, LINK_STORE_OK);
+		make_id(id, base);
+		for (k = 0; k < c->views; k++) {
+			struct sp_buf ct;
+			sp_buf_init(&ct, 0);
+			g_assert_cmpint(link_store_claim_view(fx->s, id, now, &ct, NULL, err, sizeof err),
+			                ==, LINK_STORE_OK);
+			sp_buf_free(&ct);
+		}
+		for (k = 0; k < c->fails; k++)
+			g_assert_cmpint(link_store_fail(fx->s, id, now, &destroyed, err, sizeof err), ==,
+			                LINK_STORE_OK);
+		g_assert_cmpint(link_store_get(fx->s, id, now + c->age, &l, err, sizeof err), ==,
+		                c->want);
+		if (c->want == LINK_STORE_OK) {
+			g_assert_cmpuint(l.views, ==, c->views);
+			g_assert_cmpuint(l.failed, ==, c->fails);
+		} else {
+			/* Gone means deleted: a second look finds no row at all. */
+			struct link_store_link *v;
+			size_t n, j;
+			g_assert_cmpint(link_store_list(fx->s, &v, &n, err, sizeof err), ==, LINK_STORE_OK);
+			for (j = 0; j < n; j++)
+				g_assert_cmpstr(v[j].id, !=, id);
+			link_store_list_free(v, n);
+		}
+		link_store_link_clear(&l);
+	}
+}
+
+/* ---- views, failures, revoke, sweep ---- */
+
+static void
+test_claim_burns(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], a[SP_LINK_ID_HEXLEN + 1], b[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000;
+	uint64_t views = 0;
+	struct sp_buf ct;
+
+	g_assert_cmpint(put_msg(fx->s, 200, 2, now, 100, 2, 3, NULL), ==, LINK_STORE_OK);
+	make_id(a, 200);
+	make_id(b, 201);
+	sp_buf_init(&ct, 0);
+	g_assert_cmpint(link_store_claim_view(fx->s, a, now, &ct, &views, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(views, ==, 1);
+	sp_buf_reset(&ct);
+	g_assert_cmpint(link_store_claim_view(fx->s, a, now, &ct, &views, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(views, ==, 2);
+	g_assert_cmpstr(ct.data, ==, MARKER "00000200");
+	/* The last view deleted link a in the same transaction; b keeps the message. */
+	assert_counts(fx->s, 1, 1);
+	sp_buf_reset(&ct);
+	g_assert_cmpint(link_store_claim_view(fx->s, a, now, &ct, &views, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpuint(ct.len, ==, 0);
+	/* An expired link gives nothing and is deleted, with its now orphaned message. */
+	g_assert_cmpint(link_store_claim_view(fx->s, b, now + 100, &ct, &views, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpuint(ct.len, ==, 0);
+	assert_counts(fx->s, 0, 0);
+	sp_buf_free(&ct);
+}
+
+static void
+test_fail_destroys(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], a[SP_LINK_ID_HEXLEN + 1], b[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000;
+	bool destroyed = true;
+	unsigned i;
+
+	g_assert_cmpint(put_msg(fx->s, 300, 2, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(a, 300);
+	make_id(b, 301);
+	for (i = 0; i < 2; i++) {
+		g_assert_cmpint(link_store_fail(fx->s, a, now, &destroyed, err, sizeof err), ==,
+		                LINK_STORE_OK);
+		g_assert_false(destroyed);
+	}
+	g_assert_cmpint(link_store_fail(fx->s, a, now, &destroyed, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_true(destroyed);
+	assert_counts(fx->s, 1, 1);
+	g_assert_cmpint(link_store_fail(fx->s, a, now, &destroyed, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	/* Destroying the last link of a message destroys the message. */
+	for (i = 0; i < 3; i++)
+		g_assert_cmpint(link_store_fail(fx->s, b, now, &destroyed, err, sizeof err), ==,
+		                LINK_STORE_OK);
+	g_assert_true(destroyed);
+	assert_counts(fx->s, 0, 0);
+}
+
+static void
+test_revoke(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000;
+
+	g_assert_cmpint(put_msg(fx->s, 400, 3, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	g_assert_cmpint(put_msg(fx->s, 410, 2, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 401);
+	g_assert_cmpint(link_store_revoke(fx->s, id, false, err, sizeof err), ==, LINK_STORE_OK);
+	assert_counts(fx->s, 4, 2);
+	g_assert_cmpint(link_store_revoke(fx->s, id, false, err, sizeof err), ==, LINK_STORE_GONE);
+	make_id(id, 400);
+	g_assert_cmpint(link_store_revoke(fx->s, id, true, err, sizeof err), ==, LINK_STORE_OK);
+	assert_counts(fx->s, 2, 1);
+	make_id(id, 402);
+	g_assert_cmpint(link_store_revoke(fx->s, id, true, err, sizeof err), ==, LINK_STORE_GONE);
+}
+
+static void
+test_sweep_list(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	struct link_store_link *v;
+	int64_t now = 1700000000;
+	unsigned nl = 0, nm = 0;
+	struct sp_buf ct;
+	size_t n;
+
+	g_assert_cmpint(put_msg(fx->s, 500, 2, now, 10, 0, 3, NULL), ==, LINK_STORE_OK);     /* expires */
+	g_assert_cmpint(put_msg(fx->s, 510, 1, now + 1, 1000, 1, 3, NULL), ==, LINK_STORE_OK); /* burned */
+	g_assert_cmpint(put_msg(fx->s, 520, 2, now + 2, 1000, 0, 3, NULL), ==, LINK_STORE_OK); /* stays */
+	make_id(id, 510);
+	sp_buf_init(&ct, 0);
+	g_assert_cmpint(link_store_claim_view(fx->s, id, now, &ct, NULL, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	sp_buf_free(&ct);
+
+	g_assert_cmpint(link_store_list(fx->s, &v, &n, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(n, ==, 4);
+	make_id(id, 520);
+	g_assert_cmpstr(v[0].id, ==, id); /* newest first */
+	g_assert_null(v[0].wrapped);
+	link_store_list_free(v, n);
+
+	g_assert_cmpint(link_store_sweep(fx->s, now + 5, &nl, &nm, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 0);
+	g_assert_cmpuint(nm, ==, 0);
+	g_assert_cmpint(link_store_sweep(fx->s, now + 10, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 2);
+	g_assert_cmpuint(nm, ==, 1);
+	assert_counts(fx->s, 2, 1);
+}
+
+/* Deleted ciphertext must not survive anywhere in the store's files. */
+static bool
+files_contain(const char *path, const char *needle)
+{
+	static const char *const suffixes[] = { "", "-wal", "-journal" };
+	bool found = false;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(suffixes); i++) {
+		char *p = g_strconcat(path, suffixes[i], NULL), *data = NULL;
+		gsize len = 0;
+		if (g_file_get_contents(p, &data, &len, NULL) && len >= strlen(needle) &&
+		    memmem(data, len, needle, strlen(needle)) != NULL)
+			found = true;
+		g_free(data);
+		g_free(p);
+	}
+	return found;
+}
+
+static void
+test_really_deleted(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000;
+
+	g_assert_cmpint(put_msg(fx->s, 600, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	g_assert_cmpint(put_msg(fx->s, 610, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	g_assert_true(files_contain(fx->path, MARKER "00000600"));
+	make_id(id, 600);
+	g_assert_cmpint(link_store_revoke(fx->s, id, true, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_false(files_contain(fx->path, MARKER "00000600"));
+	g_assert_true(files_contain(fx->path, MARKER "00000610"));
+	g_assert_cmpint(link_store_sweep(fx->s, now + 100, NULL, NULL, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_false(files_contain(fx->path, MARKER "00000610"));
+}
+
+/* ---- the burn-after-reading race ---- */
+
+#define RACE_THREADS 8
+#define RACE_ROUNDS 20
+
+struct racer {
+	struct link_store *s;   /* shared handle, or NULL: open a connection of its own */
+	const char *path;
+	const char *id;
+	pthread_barrier_t *barrier;
+	enum link_store_rc rc;
+};
+
+static void *
+race_thread(void *arg)
+{
+	struct racer *r = arg;
+	struct link_store *s = r->s;
+	char err[SP_ERRLEN];
+	struct sp_buf ct;
+
+	if (s == NULL)
+		g_assert_cmpint(link_store_open(r->path, &s, err, sizeof err), ==, LINK_STORE_OK);
+	sp_buf_init(&ct, 0);
+	pthread_barrier_wait(r->barrier);
+	r->rc = link_store_claim_view(s, r->id, 1700000000, &ct, NULL, err, sizeof err);
+	if (r->rc == LINK_STORE_OK)
+		g_assert_cmpmem(ct.data, 13, MARKER, 13);
+	else
+		g_assert_cmpuint(ct.len, ==, 0);
+	sp_buf_free(&ct);
+	if (r->s == NULL)
+		link_store_close(s);
+	return NULL;
+}
+
+static void
+run_race(struct fixture *fx, bool shared_handle)
+{
+	int round;
+
+	for (round = 0; round < RACE_ROUNDS; round++) {
+		struct racer r[RACE_THREADS];
+		pthread_t t[RACE_THREADS];
+		pthread_barrier_t barrier;
+		char id[SP_LINK_ID_HEXLEN + 1];
+		unsigned winners = 0, base = 1000 + (unsigned)round + (shared_handle ? 500 : 0);
+		int i;
+
+		g_assert_cmpint(put_msg(fx->s, base, 1, 1700000000, 100, 1, 3, NULL), ==,
+		                LINK_STORE_OK);
+		make_id(id, base);
+		pthread_barrier_init(&barrier, NULL, RACE_THREADS);
+		for (i = 0; i < RACE_THREADS; i++) {
+			r[i] = (struct racer){ .s = shared_handle ? fx->s : NULL, .path = fx->path,
+			                       .id = id, .barrier = &barrier };
+			g_assert_cmpint(pthread_create(&t[i], NULL, race_thread, &r[i]), ==, 0);
+		}
+		for (i = 0; i < RACE_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			g_assert_cmpint(r[i].rc, !=, LINK_STORE_ERROR);
+			winners += r[i].rc == LINK_STORE_OK;
+		}
+		pthread_barrier_destroy(&barrier);
+		g_assert_cmpuint(winners, ==, 1);
+	}
+	assert_counts(fx->s, 0, 0);
+}
+
+static void
+test_race_connections(struct fixture *fx, gconstpointer data)
+{
+	run_race(fx, false);
+}
+
+static void
+test_race_shared(struct fixture *fx, gconstpointer data)
+{
+	run_race(fx, true);
+}
+
+/* Two processes, each with its own connection, released at once by a pipe. */
+static void
+test_race_processes(struct fixture *fx, gconstpointer data)
+{
+	int round;
+
+	for (round = 0; round < 10; round++) {
+		char id[SP_LINK_ID_HEXLEN + 1];
+		int go[2], ready[2], i, winners = 0;
+		pid_t pid[2];
+
+		g_assert_cmpint(put_msg(fx->s, 2000 + (unsigned)round, 1, 1700000000, 100, 1, 3, NULL),
+		                ==, LINK_STORE_OK);
+		make_id(id, 2000 + (unsigned)round);
+		g_assert_cmpint(pipe(go), ==, 0);
+		g_assert_cmpint(pipe(ready), ==, 0);
+		for (i = 0; i < 2; i++) {
+			pid[i] = fork();
+			g_assert_cmpint(pid[i], >=, 0);
+			if (pid[i] == 0) {
+				struct link_store *s;
+				char err[SP_ERRLEN], c;
+				struct sp_buf ct;
+				enum link_store_rc rc;
+
+				close(go[1]);
+				close(ready[0]);
+				if (link_store_open(fx->path, &s, err, sizeof err) != LINK_STORE_OK)
+					_exit(3);
+				if (write(ready[1], "r", 1) != 1 || read(go[0], &c, 1) != 1)
+					_exit(4);
+				sp_buf_init(&ct, 0);
+				rc = link_store_claim_view(s, id, 1700000000, &ct, NULL, err, sizeof err);
+				link_store_close(s);
+				_exit(rc == LINK_STORE_OK ? 0 : rc == LINK_STORE_GONE ? 1 : 2);
+			}
+		}
+		close(go[0]);
+		close(ready[1]);
+		for (i = 0; i < 2; i++) {
+			char c;
+			g_assert_cmpint(read(ready[0], &c, 1), ==, 1);
+		}
+		g_assert_cmpint(write(go[1], "gg", 2), ==, 2);
+		close(go[1]);
+		close(ready[0]);
+		for (i = 0; i < 2; i++) {
+			int status;
+			g_assert_cmpint(waitpid(pid[i], &status, 0), ==, pid[i]);
+			g_assert_true(WIFEXITED(status));
+			g_assert_cmpint(WEXITSTATUS(status), <=, 1);
+			winners += WEXITSTATUS(status) == 0;
+		}
+		g_assert_cmpint(winners, ==, 1);
+	}
+	assert_counts(fx->s, 0, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+#define FX(name, fn) g_test_add(name, struct fixture, NULL, fx_setup, fn, fx_teardown)
+	FX("/link_store/open", test_open);
+	g_test_add_func("/link_store/open_errors", test_open_errors);
+	FX("/link_store/put_get", test_put_get);
+	FX("/link_store/put_atomic", test_put_atomic);
+	FX("/link_store/put_validation", test_put_validation);
+	FX("/link_store/liveness", test_liveness);
+	FX("/link_store/claim_burns", test_claim_burns);
+	FX("/link_store/fail_destroys", test_fail_destroys);
+	FX("/link_store/revoke", test_revoke);
+	FX("/link_store/sweep_list", test_sweep_list);
+	FX("/link_store/really_deleted", test_really_deleted);
+	FX("/link_store/race_connections", test_race_connections);
+	FX("/link_store/race_shared_handle", test_race_shared);
+	FX("/link_store/race_processes", test_race_processes);
+#undef FX
+	return g_test_run();
+}

@@ -1,0 +1,632 @@
+/* test_web.c - the viewer's building blocks: escaping, addresses, the tarpit,
+ * download sessions, the outbox list, the upload record format, the link path,
+ * MIME rendering and the pages. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <glib.h>
+#include <sodium.h>
+
+#include "link_record.h"
+#include "web_client.h"
+#include "web_html.h"
+#include "web_outbox.h"
+#include "web_pages.h"
+#include "web_render.h"
+#include "web_server.h"
+#include "web_session.h"
+
+/* ---- escaping ---- */
+
+static const struct {
+	const char *label, *in, *want;
+} esc_cases[] = {
+	{ "plain", "hello", "hello" },
+	{ "markup", "<script>alert(1)</script>", "&lt;script&gt;alert(1)&lt;/script&gt;" },
+	{ "attribute breakout", "\" onload=\"x", "&quot; onload=&quot;x" },
+	{ "single quote", "it's", "it&#39;s" },
+	{ "ampersand", "a&b&amp;", "a&amp;b&amp;amp;" },
+	{ "utf-8 kept", "Gr\xc3\xbc\xc3\x9f\x65 \xe2\x82\xac \xf0\x9f\x94\x92", "Gr\xc3\xbc\xc3\x9f\x65 \xe2\x82\xac \xf0\x9f\x94\x92" },
+	{ "invalid byte", "a\xff" "b", "a\xef\xbf\xbd" "b" },
+	{ "overlong slash", "\xc0\xaf", "\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "surrogate", "\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "truncated sequence", "x\xe2\x82", "x\xef\xbf\xbd\xef\xbf\xbd" },
+	{ "controls", "a\x01" "b\x7f" "c", "a\xef\xbf\xbd" "b\xef\xbf\xbd" "c" },
+	{ "whitespace kept", "a\tb\nc\r", "a\tb\nc\r" },
+};
+
+static void
+test_escape(void)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(esc_cases); i++) {
+		struct sp_buf b;
+		sp_buf_init(&b, 0);
+		g_test_message("case %s", esc_cases[i].label);
+		g_assert_cmpint(web_html_puts(&b, esc_cases[i].in), ==, 0);
+		g_assert_cmpstr(b.data ? b.data : "", ==, esc_cases[i].want);
+		sp_buf_free(&b);
+	}
+}
+
+static void
+test_escape_nul(void)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	g_assert_cmpint(web_html_escape(&b, "a\0<", 3), ==, 0);
+	g_assert_cmpstr(b.data, ==, "a\xef\xbf\xbd&lt;");
+	sp_buf_free(&b);
+}
+
+static const struct {
+	const char *in, *want;
+} fname_cases[] = {
+	{ "report.pdf", "report.pdf" },
+	{ "a\"b.txt", "a_b.txt" },
+	{ "../../etc/passwd", ".._.._etc_passwd" },
+	{ "Gr\xc3\xbc\xc3\x9f\x65.txt", "Gr__e.txt" },
+	{ "", "attachment" },
+	{ "..", "attachment" },
+	{ "a\r\nX-Evil: 1", "a__X-Evil: 1" },
+	{ NULL, "attachment" },
+};
+
+static void
+test_filename(void)
+{
+	size_t i;
+	char out[64];
+
+	for (i = 0; i < G_N_ELEMENTS(fname_cases); i++) {
+		web_ascii_filename(fname_cases[i].in, "attachment", out, sizeof out);
+		g_assert_cmpstr(out, ==, fname_cases[i].want);
+	}
+}
+
+static void
+test_percent(void)
+{
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	web_percent_encode(&b, "a b/\xc3\xbc\"~", 8);
+	g_assert_cmpstr(b.data, ==, "a%20b%2F%C3%BC%22~");
+	sp_buf_free(&b);
+}
+
+/* ---- addresses ---- */
+
+static void
+sa_from(const char *text, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof *ss);
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+		s6->sin6_family = AF_INET6;
+		g_assert_cmpint(inet_pton(AF_INET6, text, &s6->sin6_addr), ==, 1);
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+		s4->sin_family = AF_INET;
+		g_assert_cmpint(inet_pton(AF_INET, text, &s4->sin_addr), ==, 1);
+	}
+}
+
+static const struct {
+	const char *addr;
+	bool loopback;
+	const char *xff;     /* forwarded-for offered */
+	const char *key;     /* the tarpit key */
+} addr_cases[] = {
+	{ "127.0.0.1", true, NULL, "127.0.0.1" },
+	{ "127.0.0.2", true, NULL, "127.0.0.2" },
+	{ "127.255.255.254", true, NULL, "127.255.255.254" },
+	{ "10.0.0.1", false, NULL, "10.0.0.1" },
+	{ "192.0.2.2", false, NULL, "192.0.2.2" },
+	{ "128.0.0.1", false, NULL, "128.0.0.1" },
+	{ "::1", true, NULL, "::/64" },
+	{ "::ffff:127.0.0.1", true, NULL, "127.0.0.1" },
+	{ "::ffff:10.1.2.3", false, NULL, "10.1.2.3" },
+	{ "2001:db8:1:2:3:4:5:6", false, NULL, "2001:db8:1:2::/64" },
+	{ "fe80::1", false, NULL, "fe80::/64" },
+	/* A reverse proxy on loopback names the client; anyone else cannot. */
+	{ "127.0.0.1", true, "203.0.113.9", "203.0.113.9" },
+	{ "127.0.0.1", true, " 2001:db8::7 ", "2001:db8::/64" },
+	{ "127.0.0.1", true, "not-an-address", "127.0.0.1" },
+	{ "198.51.100.1", false, "203.0.113.9", "198.51.100.1" },
+};
+
+static void
+test_addresses(void)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(addr_cases); i++) {
+		struct sockaddr_storage ss;
+		char key[WEB_CLIENT_KEYLEN];
+
+		g_test_message("case %s xff=%s", addr_cases[i].addr, addr_cases[i].xff ? addr_cases[i].xff : "-");
+		sa_from(addr_cases[i].addr, &ss);
+		g_assert_cmpint(web_addr_is_loopback((struct sockaddr *)&ss), ==, addr_cases[i].loopback);
+		g_assert_true(web_client_key((struct sockaddr *)&ss, addr_cases[i].xff, key));
+		g_assert_cmpstr(key, ==, addr_cases[i].key);
+	}
+}
+
+static void
+test_address_other_family(void)
+{
+	struct sockaddr_un un = { .sun_family = AF_UNIX };
+	char key[WEB_CLIENT_KEYLEN];
+
+	g_assert_false(web_addr_is_loopback((struct sockaddr *)&un));
+	g_assert_false(web_addr_is_loopback(NULL));
+	g_assert_false(web_client_key((struct sockaddr *)&un, NULL, key));
+}
+
+static const struct {
+	const char *host;
+	bool loopback;
+} host_cases[] = {
+	{ "localhost", true },
+	{ "localhost:8025", true },
+	{ "LOCALHOST.", true },
+	{ "127.0.0.1", true },
+	{ "127.0.0.1:8025", true },
+	{ "127.9.9.9:1", true },
+	{ "[::1]:8025", true },
+	{ "[::1]", true },
+	{ "mail.example.org", false },
+	{ "mail.example.org:8025", false },
+	{ "127.0.0.1.nip.io:8025", false },  /* DNS rebinding names */
+	{ "localhost.example.org", false },
+	{ "[::2]:80", false },
+	{ "[::1", false },
+	{ "", false },
+	{ NULL, false },
+};
+
+static void
+test_host_header(void)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(host_cases); i++) {
+		g_test_message("case %s", host_cases[i].host ? host_cases[i].host : "(null)");
+		g_assert_cmpint(web_host_is_loopback(host_cases[i].host), ==, host_cases[i].loopback);
+	}
+}
+
+/* ---- tarpit ---- */
+
+static void
+test_tarpit_delays(void)
+{
+	static const struct { unsigned failures; int64_t ms; } cases[] = {
+		{ 0, 0 }, { 1, 1000 }, { 2, 2000 }, { 3, 4000 }, { 6, 32000 }, { 7, 60000 },
+		{ 64, 60000 },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++)
+		g_assert_cmpint(web_tarpit_delay(cases[i].failures), ==, cases[i].ms);
+}
+
+static void
+test_tarpit(void)
+{
+	struct web_tarpit *t = web_tarpit_new(2);
+	int64_t now = 1000000;
+
+	/* A client without failures goes ahead, as often as it likes. */
+	g_assert_cmpint(web_tarpit_enter(t, "a", now), ==, 0);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now), ==, 0);
+	/* One failure: the next attempt within a second is held for the rest of it. */
+	web_tarpit_failed(t, "a", now);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 300), ==, 700);
+	/* ... and a parallel one waits one more delay: the slot was taken. */
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 300), ==, 1700);
+	/* Other clients are not slowed. */
+	g_assert_cmpint(web_tarpit_enter(t, "b", now + 300), ==, 0);
+	/* Failures pile up: 1, 2, 4, 8 s ... beyond the hold limit it is refused. */
+	web_tarpit_failed(t, "a", now + 2000);
+	web_tarpit_failed(t, "a", now + 4000);
+	web_tarpit_failed(t, "a", now + 8000);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000), ==, -8000);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000 + 5000), ==, 3000);
+	/* Forgotten after WEB_TARPIT_FORGET_MS without failures. */
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000 + WEB_TARPIT_FORGET_MS), ==, 0);
+	/* Bounded: with room for 2 clients, a third evicts the oldest. */
+	web_tarpit_failed(t, "c", now);
+	web_tarpit_failed(t, "d", now + 1);
+	web_tarpit_failed(t, "e", now + 2);
+	g_assert_cmpint(web_tarpit_enter(t, "c", now + 3), ==, 0);
+	g_assert_cmpint(web_tarpit_enter(t, "e", now + 3), >, 0);
+	web_tarpit_expire(t, now + 10 * WEB_TARPIT_FORGET_MS);
+	g_assert_cmpint(web_tarpit_enter(t, "e", now + 10 * WEB_TARPIT_FORGET_MS), ==, 0);
+	web_tarpit_free(t);
+}
+
+/* ---- download sessions ---- */
+
+static void
+fake_message(struct web_message *m, size_t n, size_t size)
+{
+	size_t i;
+
+	memset(m, 0, sizeof *m);
+	m->att = sp_xcalloc(n, sizeof *m->att);
+	m->n_att = n;
+	for (i = 0; i < n; i++) {
+		m->att[i].filename = sp_xasprintf("file%zu.bin", i);
+		m->att[i].content_type = sp_xstrdup("application/octet-stream");
+		m->att[i].data = sp_xmalloc(size);
+		memset(m->att[i].data, 'a' + (int)i, size);
+		m->att[i].len = size;
+	}
+}
+
+static void
+test_sessions(void)
+{
+	struct web_sessions *ss = web_sessions_new(1000, 3);
+	char cap[WEB_SESSION_CAPLEN + 1], cap2[WEB_SESSION_CAPLEN + 1], bad[WEB_SESSION_CAPLEN + 1];
+	const char *id = "00000000000000000000000000000001";
+	const char *other = "00000000000000000000000000000002";
+	struct web_attachment a;
+	struct web_message m;
+	int64_t now = 5000;
+	int i;
+
+	fake_message(&m, 2, 10);
+	web_sessions_new_cap(cap);
+	g_assert_cmpuint(strlen(cap), ==, WEB_SESSION_CAPLEN);
+	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now), ==, 0);
+	g_assert_cmpuint(m.n_att, ==, 0); /* moved */
+	web_message_free(&m);
+
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 1, now + 1, &a), ==, 0);
+	g_assert_cmpstr(a.filename, ==, "file1.bin");
+	g_assert_cmpmem(a.data, a.len, "bbbbbbbbbb", 10);
+	web_attachment_clear(&a);
+	/* Bound to its link, its parts, its lifetime, and the exact capability. */
+	g_assert_cmpint(web_sessions_get(ss, cap, other, 1, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 2, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now + WEB_SESSION_TTL_MS, &a), ==, -1);
+	memcpy(bad, cap, sizeof bad);
+	bad[0] = bad[0] == '0' ? '1' : '0';
+	g_assert_cmpint(web_sessions_get(ss, bad, id, 0, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, "short", id, 0, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, NULL, id, 0, now, &a), ==, -1);
+
+	/* Too large for the whole bound: refused. */
+	fake_message(&m, 1, 2000);
+	web_sessions_new_cap(cap2);
+	g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now), ==, -1);
+	web_message_free(&m);
+	/* The byte bound evicts the oldest: 20 + 3 x 300 > 1000 drops the first. */
+	for (i = 0; i < 3; i++) {
+		fake_message(&m, 1, 300);
+		web_sessions_new_cap(cap2);
+		g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now), ==, 0);
+		web_message_free(&m);
+	}
+	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a), ==, 0);
+	web_attachment_clear(&a);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now, &a), ==, -1);
+	/* No attachments: nothing kept, nothing to fail. */
+	memset(&m, 0, sizeof m);
+	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now), ==, 0);
+	web_sessions_expire(ss, now + WEB_SESSION_TTL_MS);
+	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a), ==, -1);
+	web_sessions_free(ss);
+}
+
+/* ---- outbox ---- */
+
+static void
+count_entry(const struct web_outbox_entry *e, void *arg)
+{
+	GPtrArray *seen = arg;
+	g_ptr_array_add(seen, g_strdup(e->subject));
+}
+
+static void
+test_outbox(void)
+{
+	struct web_outbox_rcpt r = { .address = "bob@example.org", .form = "link",
+	                             .link_id = "00000000000000000000000000000001",
+	                             .url = "https://v/s/x", .password = "pw" };
+	GPtrArray *seen = g_ptr_array_new_with_free_func(g_free);
+	int i;
+
+	web_outbox_clear();
+	for (i = 0; i < WEB_OUTBOX_MAX + 5; i++) {
+		char subj[32];
+		snprintf(subj, sizeof subj, "m%d", i);
+		web_outbox_add("me@example.org", subj, 100, i < 10 ? 200 : 1000, &r, 1);
+	}
+	g_assert_cmpuint(web_outbox_count(), ==, WEB_OUTBOX_MAX);
+	web_outbox_foreach(count_entry, seen);
+	g_assert_cmpuint(seen->len, ==, WEB_OUTBOX_MAX);
+	g_assert_cmpstr(g_ptr_array_index(seen, 0), ==, "m104"); /* newest first */
+	g_assert_cmpstr(g_ptr_array_index(seen, WEB_OUTBOX_MAX - 1), ==, "m5");
+	web_outbox_expire(500); /* m5..m9 expired at 200 */
+	g_assert_cmpuint(web_outbox_count(), ==, WEB_OUTBOX_MAX - 5);
+	web_outbox_clear();
+	g_assert_cmpuint(web_outbox_count(), ==, 0);
+	g_ptr_array_free(seen, TRUE);
+}
+
+/* ---- upload record ---- */
+
+static void
+test_record_roundtrip(void)
+{
+	struct link_store_new_link links[2] = {
+		{ .id = "0123456789abcdef0123456789abcdef", .wrapped = "WRAP1", .wrapped_len = 5 },
+		{ .id = "fedcba9876543210fedcba9876543210", .wrapped = "WRAPPED-2", .wrapped_len = 9 },
+	};
+	struct link_store_new_msg m = { .ciphertext = "CIPHERTEXT", .ciphertext_len = 10,
+	                                .created = 5, .expires = 1700000000, .max_views = 1,
+	                                .max_failed = 10, .links = links, .n_links = 2 }, d;
+	char err[SP_ERRLEN];
+	struct sp_buf b;
+
+	sp_buf_init(&b, 0);
+	g_assert_cmpint(link_record_encode(&m, &b, err, sizeof err), ==, 0);
+	g_assert_cmpint(link_record_decode(b.data, b.len, &d, err, sizeof err), ==, 0);
+	g_assert_cmpint(d.expires, ==, 1700000000);
+	g_assert_cmpint(d.created, ==, 0);
+	g_assert_cmpuint(d.max_views, ==, 1);
+	g_assert_cmpuint(d.max_failed, ==, 10);
+	g_assert_cmpuint(d.n_links, ==, 2);
+	g_assert_cmpstr(d.links[1].id, ==, links[1].id);
+	g_assert_cmpmem(d.links[1].wrapped, d.links[1].wrapped_len, "WRAPPED-2", 9);
+	g_assert_cmpmem(d.ciphertext, d.ciphertext_len, "CIPHERTEXT", 10);
+	link_record_free(&d);
+
+	/* Every truncation is refused, and so is one byte too many. */
+	for (size_t cut = 0; cut < b.len; cut++)
+		g_assert_cmpint(link_record_decode(b.data, cut, &d, err, sizeof err), ==, -1);
+	sp_buf_append(&b, "X", 1);
+	g_assert_cmpint(link_record_decode(b.data, b.len, &d, err, sizeof err), ==, -1);
+	/* A wrong magic / version. */
+	b.data[7] = 2;
+	g_assert_cmpint(link_record_decode(b.data, b.len - 1, &d, err, sizeof err), ==, -1);
+	g_assert_nonnull(strstr(err, "version 1"));
+	sp_buf_free(&b);
+
+	/* Malformed input is refused by the encoder too. */
+	links[0].id[0] = 'X';
+	sp_buf_init(&b, 0);
+	g_assert_cmpint(link_record_encode(&m, &b, err, sizeof err), ==, -1);
+	sp_buf_free(&b);
+}
+
+static void
+test_record_fields(void)
+{
+	/* Header with 1 link, then hand-made bodies for the field checks. */
+	static const struct {
+		const char *label;
+		uint32_t max_failed;
+		uint16_t n_links;
+		uint16_t wlen;
+	} cases[] = {
+		{ "ok", 3, 1, 4 },
+		{ "max_failed 0", 0, 1, 4 },
+		{ "no links", 3, 0, 4 },
+		{ "too many links", 3, LINK_STORE_LINKS_MAX + 1, 4 },
+		{ "empty wrapped", 3, 1, 0 },
+		{ "huge wrapped", 3, 1, LINK_STORE_WRAPPED_MAX + 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		unsigned char buf[8192] = { 0 }, *p = buf;
+		struct link_store_new_msg d;
+		char err[SP_ERRLEN];
+		int want = i == 0 ? 0 : -1;
+
+		memcpy(p, LINK_RECORD_MAGIC, 8); p += 8;
+		p[7] = 100; p += 8;                           /* expires */
+		p += 4;                                       /* max_views */
+		p[3] = (unsigned char)cases[i].max_failed; p += 4;
+		p[0] = (unsigned char)(cases[i].n_links >> 8); p[1] = (unsigned char)cases[i].n_links; p += 2;
+		p += 16;                                      /* id */
+		p[0] = (unsigned char)(cases[i].wlen >> 8); p[1] = (unsigned char)cases[i].wlen; p += 2;
+		if (cases[i].wlen <= 4)
+			p += cases[i].wlen;
+		p[7] = 3; p += 8;                             /* ct_len */
+		p += 3;
+		g_test_message("case %s", cases[i].label);
+		g_assert_cmpint(link_record_decode(buf, (size_t)(p - buf), &d, err, sizeof err), ==, want);
+		if (want == 0)
+			link_record_free(&d);
+	}
+}
+
+/* ---- the link path of [link] base_url ---- */
+
+static void
+test_link_path(void)
+{
+	static const struct { const char *url, *want; } cases[] = {
+		{ "", "/s/" },
+		{ NULL, "/s/" },
+		{ "https://mail.example.org/s/", "/s/" },
+		{ "http://127.0.0.1:8025/view/", "/view/" },
+		{ "HTTPS://x.example/a/b/", "/a/b/" },
+		{ "https://x.example", "/" },
+		{ "https://x.example/?t=", NULL },
+		{ "ftp://x.example/s/", NULL },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *p = web_link_path(cases[i].url);
+		g_assert_cmpstr(p, ==, cases[i].want);
+		free(p);
+	}
+}
+
+/* ---- MIME rendering ---- */
+
+static const char sample[] =
+	"From: =?ISO-8859-1?Q?J=F6rg_M=FCller?= <joerg@example.org>\r\n"
+	"To: Bob <bob@example.net>, carol@example.net\r\n"
+	"Cc: =?UTF-8?B?w4lsb8Ovc2U=?= <eloise@example.com>\r\n"
+	"Date: Tue, 14 Nov 2023 22:13:20 +0100\r\n"
+	"Subject: =?UTF-8?Q?Quarterly_r=C3=A9sum=C3=A9_=E2=82=AC?=\r\n"
+	"MIME-Version: 1.0\r\n"
+	"Content-Type: multipart/mixed; boundary=\"outer\"\r\n"
+	"\r\n"
+	"--outer\r\n"
+	"Content-Type: multipart/alternative; boundary=\"alt\"\r\n"
+	"\r\n"
+	"--alt\r\n"
+	"Content-Type: text/plain; charset=ISO-8859-1\r\n"
+	"Content-Transfer-Encoding: quoted-printable\r\n"
+	"\r\n"
+	"Gr=FC=DFe aus K=F6ln <b>not bold</b>\r\n"
+	"--alt\r\n"
+	"Content-Type: text/html; charset=UTF-8\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"PHA+SGVsbG8gPGltZyBzcmM9Imh0dHA6Ly90cmFja2VyLmV4YW1wbGUvcC5naWYiPjwvcD4=\r\n"
+	"--alt--\r\n"
+	"--outer\r\n"
+	"Content-Type: application/octet-stream\r\n"
+	"Content-Disposition: attachment; filename*=UTF-8''r%C3%A9sum%C3%A9.bin\r\n"
+	"Content-Transfer-Encoding: base64\r\n"
+	"\r\n"
+	"AAECA/8=\r\n"
+	"--outer\r\n"
+	"Content-Type: text/plain; name=\"notes.txt\"\r\n"
+	"Content-Disposition: attachment\r\n"
+	"\r\n"
+	"just notes\r\n"
+	"--outer--\r\n";
+
+static void
+test_render(void)
+{
+	struct web_message m;
+	char err[SP_ERRLEN];
+
+	g_assert_cmpint(web_render_parse(sample, sizeof sample - 1, &m, err, sizeof err), ==, 0);
+	g_assert_nonnull(strstr(m.from, "J\xc3\xb6rg M\xc3\xbcller"));
+	g_assert_nonnull(strstr(m.from, "joerg@example.org"));
+	g_assert_nonnull(strstr(m.to, "bob@example.net"));
+	g_assert_nonnull(strstr(m.to, "carol@example.net"));
+	g_assert_nonnull(strstr(m.cc, "\xc3\x89lo\xc3\xafse"));
+	g_assert_cmpstr(m.subject, ==, "Quarterly r\xc3\xa9sum\xc3\xa9 \xe2\x82\xac");
+	g_assert_nonnull(strstr(m.date, "14 Nov 2023"));
+	g_assert_nonnull(strstr(m.text, "Gr\xc3\xbc\xc3\x9f\x65 aus K\xc3\xb6ln <b>not bold</b>"));
+	g_assert_cmpstr(m.html, ==, "<p>Hello <img src=\"http://tracker.example/p.gif\"></p>");
+	g_assert_cmpuint(m.n_att, ==, 2);
+	g_assert_cmpstr(m.att[0].filename, ==, "r\xc3\xa9sum\xc3\xa9.bin");
+	g_assert_cmpmem(m.att[0].data, m.att[0].len, "\x00\x01\x02\x03\xff", 5);
+	g_assert_cmpstr(m.att[1].filename, ==, "notes.txt");
+	g_assert_cmpstr(m.att[1].content_type, ==, "text/plain");
+	g_assert_false(m.truncated);
+
+	/* And the page shows it all escaped: the text's markup, the HTML part only
+	 * inside an escaped srcdoc of a sandboxed iframe. */
+	{
+		struct sp_buf b;
+		sp_buf_init(&b, 0);
+		g_assert_cmpint(web_page_message(&b, "/s/TOKEN", &m, "CAP", 1, 1), ==, 0);
+		g_assert_null(strstr(b.data, "<b>not bold"));
+		g_assert_nonnull(strstr(b.data, "&lt;b&gt;not bold"));
+		g_assert_null(strstr(b.data, "<img"));
+		g_assert_nonnull(strstr(b.data, "<iframe sandbox=\"\""));
+		g_assert_nonnull(strstr(b.data, "srcdoc=\"&lt;meta http-equiv=&quot;Content-Security-Policy"));
+		g_assert_nonnull(strstr(b.data, "&lt;img src=&quot;http://tracker.example/p.gif&quot;&gt;"));
+		g_assert_nonnull(strstr(b.data, "name=\"dl\" value=\"CAP\""));
+		g_assert_nonnull(strstr(b.data, "last allowed view"));
+		g_assert_true(g_utf8_validate(b.data, (gssize)b.len, NULL));
+		sp_buf_free(&b);
+	}
+	web_message_free(&m);
+}
+
+static void
+test_render_odd(void)
+{
+	static const struct { const char *label, *msg; const char *want_text; size_t n_att; } cases[] = {
+		{ "no headers at all", "\r\njust a body\r\n", "just a body", 0 },
+		{ "unknown charset", "Content-Type: text/plain; charset=x-unknown\r\n\r\nabc\xff\r\n",
+		  "abc", 0 },
+		{ "inline image", "Content-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+		  "iVBORw0KGgo=\r\n", NULL, 1 },
+		{ "forwarded message", "Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nhi\r\n",
+		  NULL, 1 },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		struct web_message m;
+		char err[SP_ERRLEN];
+
+		g_test_message("case %s", cases[i].label);
+		g_assert_cmpint(web_render_parse(cases[i].msg, strlen(cases[i].msg), &m, err, sizeof err),
+		                ==, 0);
+		if (cases[i].want_text)
+			g_assert_nonnull(strstr(m.text, cases[i].want_text));
+		else
+			g_assert_null(m.text);
+		if (m.text)
+			g_assert_true(g_utf8_validate(m.text, -1, NULL));
+		g_assert_cmpuint(m.n_att, ==, cases[i].n_att);
+		web_message_free(&m);
+	}
+}
+
+static void
+test_pages(void)
+{
+	struct sp_buf b;
+
+	/* The action is escaped too (it comes from the request URL). */
+	sp_buf_init(&b, 0);
+	g_assert_cmpint(web_page_form(&b, "/s/\"><script>", WEB_FORM_WRONG, 0), ==, 0);
+	g_assert_null(strstr(b.data, "<script>"));
+	g_assert_nonnull(strstr(b.data, "action=\"/s/&quot;&gt;&lt;script&gt;\""));
+	g_assert_nonnull(strstr(b.data, "does not open"));
+	g_assert_nonnull(strstr(b.data, "name=\"viewport\""));
+	sp_buf_free(&b);
+	g_assert_true(g_str_has_prefix(web_pages_style_source(), "'sha256-"));
+}
+
+int
+main(int argc, char **argv)
+{
+	g_test_init(&argc, &argv, NULL);
+	if (sodium_init() < 0)
+		return 1;
+	g_test_add_func("/web/escape", test_escape);
+	g_test_add_func("/web/escape_nul", test_escape_nul);
+	g_test_add_func("/web/filename", test_filename);
+	g_test_add_func("/web/percent", test_percent);
+	g_test_add_func("/web/addresses", test_addresses);
+	g_test_add_func("/web/address_other_family", test_address_other_family);
+	g_test_add_func("/web/host_header", test_host_header);
+	g_test_add_func("/web/tarpit_delays", test_tarpit_delays);
+	g_test_add_func("/web/tarpit", test_tarpit);
+	g_test_add_func("/web/sessions", test_sessions);
+	g_test_add_func("/web/outbox", test_outbox);
+	g_test_add_func("/web/record_roundtrip", test_record_roundtrip);
+	g_test_add_func("/web/record_fields", test_record_fields);
+	g_test_add_func("/web/link_path", test_link_path);
+	g_test_add_func("/web/render", test_render);
+	g_test_add_func("/web/render_odd", test_render_odd);
+	g_test_add_func("/web/pages", test_pages);
+	return g_test_run();
+}
