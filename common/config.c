@@ -90,6 +90,9 @@ static const struct key_def keys[] = {
 	{ "pgp", "hide_subject", K_BOOL, OFF(pgp.hide_subject), "yes", NULL, 0, 0 },
 	{ "pgp", "encrypt_to_self", K_BOOL, OFF(pgp.encrypt_to_self), "yes", NULL, 0, 0 },
 	{ "pgp", "sign", K_BOOL, OFF(pgp.sign), "no", NULL, 0, 0 },
+	/* A hung gpg or agent must not hold a session (and the client) forever;
+	 * 25 MB encrypts in about a second. */
+	{ "pgp", "timeout", K_DURATION, OFF(pgp.timeout), "2m", NULL, 1, 3600 },
 
 	{ "sodium", "recipients", K_PATH, OFF(sodium.recipients), "$CONFDIR/sodium-recipients", NULL, 0, 0 },
 

@@ -65,6 +65,7 @@ struct sp_config {
 		bool hide_subject;
 		bool encrypt_to_self;
 		bool sign;
+		int64_t timeout;       /* one gpg operation, then it is cancelled */
 	} pgp;
 
 	struct {

@@ -90,10 +90,17 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		if (i == n)
 			fprs[n++] = cx->self_fpr;
 	}
-	if (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
-	                      cx->sign_fpr[0] ? cx->sign_fpr : NULL, &cp->data, err, errsz) < 0)
-		goto out;
-	rv = SP_COMPOSE_OK;
+	switch (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
+	                          cx->sign_fpr[0] ? cx->sign_fpr : NULL, &cp->data, err, errsz)) {
+	case 0:
+		rv = SP_COMPOSE_OK;
+		break;
+	case -2:
+		rv = SP_COMPOSE_PERMFAIL;
+		break;
+	default:
+		break;
+	}
 out:
 	free(fprs);
 	return rv;
@@ -167,7 +174,7 @@ build_sodium(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz
 	entity = sp_sodium_make_copy_stream(pks, cp->n_rcpts, in, spool, err, errsz);
 	if (entity == NULL)
 		goto out;
-	if (sp_mime_write_outer_headers(&cx->mime, cx->cfg->pgp.hide_subject, &cp->data) < 0 ||
+	if (sp_mime_write_outer_headers(&cx->mime, cx->cfg->pgp.hide_subject ? "..." : NULL, &cp->data) < 0 ||
 	    sp_buf_puts(&cp->data, "MIME-Version: 1.0\r\n") < 0 ||
 	    sp_mime_append_object(entity, &cp->data) < 0) {
 		sp_seterr(err, errsz, "out of memory building the sodium copy");

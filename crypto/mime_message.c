@@ -219,32 +219,32 @@ is_protected_field(const char *name)
 
 /* What the outer copy carries for a field: NULL = dropped, "" = as written. */
 static const char *
-outer_value(const char *name, bool hide_subject)
+outer_value(const char *name, const char *subject)
 {
 	if (sp_mime_is_private_header(name) || sp_mime_is_structural_header(name))
 		return NULL;
-	if (hide_subject && g_ascii_strcasecmp(name, "Subject") == 0)
-		return "...";
+	if (subject && g_ascii_strcasecmp(name, "Subject") == 0)
+		return subject;
 	return "";
 }
 
 int
-sp_mime_write_outer_headers(const struct sp_mime *m, bool hide_subject, struct sp_buf *out)
+sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct sp_buf *out)
 {
 	bool subject_written = false;
 	size_t i;
 
 	for (i = 0; i < m->n_hdrs; i++) {
 		const struct sp_mime_header *h = &m->hdrs[i];
-		const char *v = outer_value(h->name, hide_subject);
+		const char *v = outer_value(h->name, subject);
 		if (v == NULL)
 			continue;
 		if (*v) {
-			/* One obscured Subject, even if the client wrote several. */
+			/* One replaced Subject, even if the client wrote several. */
 			if (subject_written)
 				continue;
 			subject_written = true;
-			if (sp_buf_printf(out, "%s: %s\r\n", h->name, v) < 0)
+			if (sp_buf_puts(out, "Subject: ") < 0 || sp_buf_puts(out, v) < 0 || sp_buf_puts(out, "\r\n") < 0)
 				return -1;
 		} else if (sp_buf_append(out, m->data + h->start, h->end - h->start) < 0) {
 			return -1;
@@ -271,7 +271,7 @@ field_value(const struct sp_mime *m, const struct sp_mime_header *h)
 }
 
 int
-sp_mime_write_protected_entity(const struct sp_mime *m, bool hide_subject, struct sp_buf *out,
+sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                char *err, size_t errsz)
 {
 	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
@@ -329,7 +329,7 @@ sp_mime_write_protected_entity(const struct sp_mime *m, bool hide_subject, struc
 	 * tell which fields were confidential. */
 	for (i = 0; i < m->n_hdrs; i++) {
 		const struct sp_mime_header *h = &m->hdrs[i];
-		const char *v = outer_value(h->name, hide_subject);
+		const char *v = outer_value(h->name, outer_subject);
 		char *val;
 		int r;
 		if (v == NULL)
@@ -355,25 +355,75 @@ out:
 	return rv;
 }
 
+/* Is the body, whitespace aside, exactly one armored OpenPGP message? */
+static bool
+is_one_armor_block(const char *p, const char *end)
+{
+	static const char begin[] = "-----BEGIN PGP MESSAGE-----";
+	static const char tail[] = "-----END PGP MESSAGE-----";
+
+	while (p < end && g_ascii_isspace(*p))
+		p++;
+	while (end > p && g_ascii_isspace(end[-1]))
+		end--;
+	if ((size_t)(end - p) < sizeof begin + sizeof tail || memcmp(p, begin, sizeof begin - 1) != 0 ||
+	    memcmp(end - (sizeof tail - 1), tail, sizeof tail - 1) != 0)
+		return false;
+	/* Only one block: a second BEGIN/END means text around or between. */
+	return memmem(p + 1, (size_t)(end - p - 1), begin, sizeof begin - 1) == NULL &&
+	       memmem(p, (size_t)(end - p) - (sizeof tail - 1), tail, sizeof tail - 1) == NULL;
+}
+
 bool
 sp_mime_is_encrypted(const struct sp_mime *m)
 {
 	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
-	static const char armor[] = "-----BEGIN PGP MESSAGE-----";
-	const char *p = m->data + m->body_start, *end = m->data + m->len;
+	GMimeContentType *ct;
 
-	if (body && GMIME_IS_MULTIPART_ENCRYPTED(body))
-		return true;
-	if (body && GMIME_IS_MULTIPART(body))
+	if (body == NULL)
 		return false;
-	/* Inline PGP: the armor header at the start of a body line. */
-	while (p < end) {
-		const char *hit = memmem(p, (size_t)(end - p), armor, sizeof armor - 1);
-		if (hit == NULL)
+	ct = g_mime_object_get_content_type(body);
+	if (GMIME_IS_MULTIPART_ENCRYPTED(body)) {
+		/* RFC 3156 exactly: the OpenPGP protocol and two parts, the second armored. */
+		const char *proto = g_mime_content_type_get_parameter(ct, "protocol");
+		GMimeObject *payload;
+		GMimeDataWrapper *w;
+		GMimeStream *s;
+		GByteArray *ba;
+		bool ok = false;
+		if (proto == NULL || g_ascii_strcasecmp(proto, "application/pgp-encrypted") != 0 ||
+		    g_mime_multipart_get_count(GMIME_MULTIPART(body)) != 2)
 			return false;
-		if (hit == m->data + m->body_start || hit[-1] == '\n')
-			return true;
-		p = hit + 1;
+		payload = g_mime_multipart_get_part(GMIME_MULTIPART(body), 1);
+		if (!GMIME_IS_PART(payload) || (w = g_mime_part_get_content(GMIME_PART(payload))) == NULL)
+			return false;
+		s = g_mime_stream_mem_new();
+		g_mime_data_wrapper_write_to_stream(w, s);
+		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
+		ok = is_one_armor_block((const char *)ba->data, (const char *)ba->data + ba->len);
+		g_object_unref(s);
+		return ok;
 	}
-	return false;
+	/* Inline PGP: a text/plain body that is nothing but one armored message. */
+	if (!GMIME_IS_PART(body) || !g_mime_content_type_is_type(ct, "text", "plain"))
+		return false;
+	return is_one_armor_block(m->data + m->body_start, m->data + m->len);
+}
+
+void
+sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *addr, size_t addrsz)
+{
+	InternetAddressList *from = g_mime_message_get_from(m->msg);
+	int i, n = from ? internet_address_list_length(from) : 0;
+
+	name[0] = addr[0] = '\0';
+	for (i = 0; i < n; i++) {
+		InternetAddress *a = internet_address_list_get_address(from, i);
+		if (INTERNET_ADDRESS_IS_MAILBOX(a)) {
+			const char *nm = internet_address_get_name(a);
+			sp_strlcpy(name, nm ? nm : "", namesz);
+			sp_strlcpy(addr, internet_address_mailbox_get_addr(INTERNET_ADDRESS_MAILBOX(a)), addrsz);
+			return;
+		}
+	}
 }

@@ -63,9 +63,12 @@ bool sp_mime_is_structural_header(const char *name);
 
 /* The header block of an encrypted copy (no empty line): every field the
  * client wrote except the private and structural ones, byte-exact, with the
- * Subject replaced by "..." when hide_subject.  The caller appends its own
- * MIME-Version and Content-Type. */
-int sp_mime_write_outer_headers(const struct sp_mime *m, bool hide_subject, struct sp_buf *out);
+ * Subject replaced by `subject` (when not NULL; "..." hides it).  The caller
+ * appends its own MIME-Version and Content-Type. */
+int sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct sp_buf *out);
+
+/* The From mailbox: display name ("" when none) and address ("" when none). */
+void sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *addr, size_t addrsz);
 
 /* The entity that gets encrypted (RFC 9788 header protection, hp="cipher",
  * plus the legacy protected-headers="v1" that Thunderbird and K-9 read):
@@ -73,7 +76,7 @@ int sp_mime_write_outer_headers(const struct sp_mime *m, bool hide_subject, stru
  * Content-Type, copies of Subject/From/To/Cc/Date/Message-ID/Reply-To/
  * In-Reply-To/References, one HP-Outer field per outer field, an empty line,
  * and the client's body byte-for-byte (attachments and signatures intact). */
-int sp_mime_write_protected_entity(const struct sp_mime *m, bool hide_subject, struct sp_buf *out,
+int sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                    char *err, size_t errsz);
 
 /* Is the client's message already encrypted (multipart/encrypted, or inline

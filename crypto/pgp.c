@@ -17,7 +17,56 @@
 struct sp_pgp {
 	const struct sp_config *cfg;
 	gpgme_ctx_t ctx;
+	/* What gpg said during the current operation (status lines). */
+	bool st_not_found;         /* ERROR keylist.getkey 9/17: no such key */
+	bool st_error;             /* any other ERROR or FAILURE */
+	char st_what[128];
+	bool passphrase_asked;     /* a secret key wanted a passphrase */
 };
+
+/* gpg's status lines tell "no such key" (a fact) from a failure (a crash, a
+ * corrupt keyring): only the first may move a recipient to another form. */
+static gpgme_error_t
+status_cb(void *hook, const char *keyword, const char *args)
+{
+	struct sp_pgp *p = hook;
+
+	if (strcmp(keyword, "ERROR") == 0) {
+		int code = 0;
+		if (args && sscanf(args, "keylist.getkey %d", &code) == 1 &&
+		    (code == GPG_ERR_NO_PUBKEY || code == GPG_ERR_NO_SECKEY)) {
+			p->st_not_found = true;
+		} else {
+			p->st_error = true;
+			snprintf(p->st_what, sizeof p->st_what, "gpg reported ERROR %s", args ? args : "");
+		}
+	} else if (strcmp(keyword, "FAILURE") == 0) {
+		p->st_error = true;
+		snprintf(p->st_what, sizeof p->st_what, "gpg reported FAILURE %s", args ? args : "");
+	}
+	return 0;
+}
+
+/* A daemon has nobody to type a passphrase: refuse, and say so. */
+static gpgme_error_t
+passphrase_cb(void *hook, const char *uid_hint, const char *info, int prev_bad, int fd)
+{
+	struct sp_pgp *p = hook;
+
+	(void)uid_hint;
+	(void)info;
+	(void)prev_bad;
+	(void)fd;
+	p->passphrase_asked = true;
+	return gpg_error(GPG_ERR_CANCELED);
+}
+
+static void
+status_reset(struct sp_pgp *p)
+{
+	p->st_not_found = p->st_error = p->passphrase_asked = false;
+	p->st_what[0] = '\0';
+}
 
 static const char *
 validity_name(gpgme_validity_t v)
@@ -73,6 +122,9 @@ sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz)
 	gpgme_set_armor(p->ctx, 1);
 	gpgme_set_offline(p->ctx, 1);
 	gpgme_set_pinentry_mode(p->ctx, GPGME_PINENTRY_MODE_LOOPBACK);
+	gpgme_set_passphrase_cb(p->ctx, passphrase_cb, p);
+	gpgme_set_ctx_flag(p->ctx, "full-status", "1");
+	gpgme_set_status_cb(p->ctx, status_cb, p);
 	gpgme_set_keylist_mode(p->ctx, GPGME_KEYLIST_MODE_LOCAL);
 	return p;
 }
@@ -94,6 +146,7 @@ struct watchdog {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	gpgme_ctx_t ctx;
+	int64_t timeout_s;
 	bool done;
 	bool fired;
 };
@@ -105,7 +158,7 @@ watchdog_main(void *arg)
 	struct timespec ts;
 
 	clock_gettime(CLOCK_REALTIME, &ts);
-	ts.tv_sec += SP_PGP_TIMEOUT_S;
+	ts.tv_sec += w->timeout_s;
 	pthread_mutex_lock(&w->lock);
 	while (!w->done) {
 		if (pthread_cond_timedwait(&w->cond, &w->lock, &ts) == ETIMEDOUT) {
@@ -121,10 +174,11 @@ watchdog_main(void *arg)
 }
 
 static int
-watchdog_start(struct watchdog *w, gpgme_ctx_t ctx)
+watchdog_start(struct watchdog *w, gpgme_ctx_t ctx, int64_t timeout_s)
 {
 	memset(w, 0, sizeof *w);
 	w->ctx = ctx;
+	w->timeout_s = timeout_s;
 	pthread_mutex_init(&w->lock, NULL);
 	pthread_cond_init(&w->cond, NULL);
 	return pthread_create(&w->tid, NULL, watchdog_main, w) == 0 ? 0 : -1;
@@ -151,7 +205,14 @@ watchdog_stop(struct watchdog *w)
 static bool
 uid_matches(gpgme_user_id_t u, const char *addr)
 {
-	return !u->revoked && !u->invalid && u->address && sp_addr_equal(u->address, addr);
+	return u->address && sp_addr_equal(u->address, addr);
+}
+
+/* Rank of a user ID for choosing among several with the same address. */
+static int
+uid_rank(gpgme_user_id_t u)
+{
+	return (u->revoked || u->invalid) ? -1 : (int)u->validity;
 }
 
 /* Can k be used for addr?  If not, why says why.  *when gets the creation
@@ -166,10 +227,10 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 
 	*when = -1;
 	for (u = k->uids; u; u = u->next)
-		if (uid_matches(u, addr) && (best_uid == NULL || u->validity > best_uid->validity))
+		if (uid_matches(u, addr) && (best_uid == NULL || uid_rank(u) > uid_rank(best_uid)))
 			best_uid = u;
 	if (best_uid == NULL) {
-		sp_seterr(why, whysz, "no valid user ID with exactly this address");
+		sp_seterr(why, whysz, "no user ID with exactly this address");
 		return false;
 	}
 	*uid_out = best_uid;
@@ -187,6 +248,14 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 	}
 	if (k->invalid) {
 		sp_seterr(why, whysz, "key invalid");
+		return false;
+	}
+	if (best_uid->revoked) {
+		sp_seterr(why, whysz, "user ID <%s> revoked", addr);
+		return false;
+	}
+	if (best_uid->invalid) {
+		sp_seterr(why, whysz, "user ID <%s> invalid", addr);
 		return false;
 	}
 	for (sk = k->subkeys; sk; sk = sk->next) {
@@ -240,7 +309,10 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 	long best_when = -1;
 	long long best_expires = 0;
 
+	unsigned listed = 0;
+
 	memset(info, 0, sizeof *info);
+	status_reset(p);
 	/* "<addr>": GnuPG's exact mailbox match; checked again below. */
 	snprintf(pattern, sizeof pattern, "<%s>", addr);
 	e = gpgme_op_keylist_start(p->ctx, only_fpr ? only_fpr : pattern, secret);
@@ -254,6 +326,7 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 		long long expires = 0;
 		char bad[200];
 
+		listed++;
 		if (!key_usable(p, k, addr, secret, &uid, &when, &expires, bad, sizeof bad)) {
 			if (uid && first_reason[0] == '\0')
 				snprintf(first_reason, sizeof first_reason, "OpenPGP key %s: %s", k->fpr, bad);
@@ -278,7 +351,15 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 		gpgme_op_keylist_end(p->ctx);
 		return SP_PGP_ERROR;
 	}
+	gpgme_op_keylist_end(p->ctx);
 	if (best == NULL) {
+		/* "No key" only when gpg said so; silence (a crash) or an error is
+		 * a failure, and a failure never moves a recipient to a weaker form. */
+		if (p->st_error || (listed == 0 && !p->st_not_found)) {
+			sp_seterr(why, whysz, "GnuPG key lookup failed: %s",
+			          p->st_what[0] ? p->st_what : "gpg ended without an answer");
+			return SP_PGP_ERROR;
+		}
 		if (first_reason[0])
 			sp_seterr(why, whysz, "%s", first_reason);
 		else
@@ -352,6 +433,7 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	int rv = -1;
 	bool fired;
 
+	status_reset(p);
 	for (i = 0; i < n; i++)
 		if (get_key(p, fprs[i], false, &keys[i], err, errsz) < 0)
 			goto out;
@@ -369,7 +451,7 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 		sp_seterr(err, errsz, "GPGME data: %s", gpgme_strerror(e));
 		goto out;
 	}
-	if (watchdog_start(&wd, p->ctx) < 0) {
+	if (watchdog_start(&wd, p->ctx, p->cfg->pgp.timeout) < 0) {
 		sp_seterr(err, errsz, "cannot start the gpg watchdog");
 		goto out;
 	}
@@ -383,11 +465,21 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 		                     plain, cipher);
 	fired = watchdog_stop(&wd);
 	if (fired) {
-		sp_seterr(err, errsz, "gpg did not finish within %d seconds", SP_PGP_TIMEOUT_S);
+		sp_seterr(err, errsz, "gpg did not finish within %lld seconds ([pgp] timeout)",
+		          (long long)p->cfg->pgp.timeout);
 		goto out;
 	}
 	if (e) {
-		sp_seterr(err, errsz, "gpg %s failed: %s", sign_fpr ? "sign+encrypt" : "encrypt", gpgme_strerror(e));
+		if (p->passphrase_asked) {
+			sp_seterr(err, errsz, "[pgp] sign = yes, but secret key %s needs a passphrase, and "
+			          "nobody is there to type it; use a key without one or preset it in gpg-agent",
+			          sign_fpr ? sign_fpr : "?");
+			rv = -2;
+		} else {
+			sp_seterr(err, errsz, "gpg %s failed: %s%s%s%s", sign_fpr ? "sign+encrypt" : "encrypt",
+			          gpgme_strerror(e), sign_fpr ? " (signing key " : "", sign_fpr ? sign_fpr : "",
+			          sign_fpr ? ")" : "");
+		}
 		goto out;
 	}
 	er = gpgme_op_encrypt_result(p->ctx);
@@ -411,7 +503,7 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	}
 	rv = 0;
 out:
-	if (rv < 0) {
+	if (rv != 0) {
 		/* Never leave a partial result behind. */
 		out->len = start;
 		if (out->data)

@@ -17,9 +17,6 @@
 
 /* A full v4/v5 fingerprint in hex. */
 #define SP_PGP_FPR_MAX 65
-/* gpg gets this long for one operation before it is cancelled: a hung gpg
- * or agent must not hold a session (and the client) forever. */
-#define SP_PGP_TIMEOUT_S 120
 
 struct sp_pgp;
 
@@ -56,7 +53,9 @@ enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char
 
 /* Encrypt (and sign, when sign_fpr is set) in to every fingerprint in fprs;
  * ASCII armor appended to out.  Integrity protection (MDC/AEAD) is what
- * GnuPG 2.2+ always produces; the tests check the packets. */
+ * GnuPG 2.2+ always produces; the tests check the packets.  Each operation is
+ * cancelled after [pgp] timeout.  Returns 0; -1 on a failure worth retrying;
+ * -2 when only the user can fix it (the signing key needs a passphrase). */
 int sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                    const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz);
 

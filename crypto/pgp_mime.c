@@ -41,22 +41,20 @@ part_7bit(const char *type, const char *subtype, const char *content, size_t len
 }
 
 int
-sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject,
-                  const char *const *fprs, size_t n, const char *sign_fpr, struct sp_buf *out,
-                  char *err, size_t errsz)
+sp_pgp_mime_encrypted_entity(struct sp_pgp *pgp, const char *inner, size_t len, const char *const *fprs,
+                             size_t n, const char *sign_fpr, struct sp_buf *out, char *err, size_t errsz)
 {
-	struct sp_buf inner, armor;
+	struct sp_buf armor;
 	GMimeMultipart *mp = NULL;
 	GMimePart *version = NULL, *payload = NULL;
 	size_t start = out->len;
-	int rv = -1;
+	int rv = -1, r;
 
-	sp_buf_init(&inner, 0);
 	sp_buf_init(&armor, 0);
-	if (sp_mime_write_protected_entity(m, hide_subject, &inner, err, errsz) < 0)
+	if ((r = sp_pgp_encrypt(pgp, fprs, n, sign_fpr, inner, len, &armor, err, errsz)) != 0) {
+		rv = r;
 		goto out;
-	if (sp_pgp_encrypt(pgp, fprs, n, sign_fpr, inner.data, inner.len, &armor, err, errsz) < 0)
-		goto out;
+	}
 	mp = g_mime_multipart_new_with_subtype("encrypted");
 	g_mime_content_type_set_parameter(g_mime_object_get_content_type(GMIME_OBJECT(mp)), "protocol",
 	                                  "application/pgp-encrypted");
@@ -70,15 +68,13 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
 	g_mime_part_set_filename(payload, "encrypted.asc");
 	g_mime_multipart_add(mp, GMIME_OBJECT(version));
 	g_mime_multipart_add(mp, GMIME_OBJECT(payload));
-	if (sp_mime_write_outer_headers(m, hide_subject, out) < 0 ||
-	    sp_buf_puts(out, "MIME-Version: 1.0\r\n") < 0 ||
-	    sp_mime_append_object(GMIME_OBJECT(mp), out) < 0) {
+	if (sp_mime_append_object(GMIME_OBJECT(mp), out) < 0) {
 		sp_seterr(err, errsz, "out of memory building the OpenPGP copy");
 		goto out;
 	}
 	rv = 0;
 out:
-	if (rv < 0)
+	if (rv != 0)
 		out->len = start;
 	if (version)
 		g_object_unref(version);
@@ -86,8 +82,32 @@ out:
 		g_object_unref(payload);
 	if (mp)
 		g_object_unref(mp);
+	sp_buf_free(&armor);
+	return rv;
+}
+
+int
+sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject,
+                  const char *const *fprs, size_t n, const char *sign_fpr, struct sp_buf *out,
+                  char *err, size_t errsz)
+{
+	const char *subject = hide_subject ? "..." : NULL;
+	struct sp_buf inner;
+	size_t start = out->len;
+	int rv = -1;
+
+	sp_buf_init(&inner, 0);
+	if (sp_mime_write_protected_entity(m, subject, &inner, err, errsz) < 0)
+		goto out;
+	if (sp_mime_write_outer_headers(m, subject, out) < 0 || sp_buf_puts(out, "MIME-Version: 1.0\r\n") < 0) {
+		sp_seterr(err, errsz, "out of memory building the OpenPGP copy");
+		goto out;
+	}
+	rv = sp_pgp_mime_encrypted_entity(pgp, inner.data, inner.len, fprs, n, sign_fpr, out, err, errsz);
+out:
+	if (rv != 0)
+		out->len = start;
 	/* The protected entity is plaintext. */
 	sp_buf_wipe(&inner);
-	sp_buf_free(&armor);
 	return rv;
 }
