@@ -81,7 +81,12 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 	struct sp_pgp *pgp;
 
 	memset(d, 0, sizeof *d);
-	/* 1. OpenPGP.  A GnuPG failure is not "no key": never downgrade on it. */
+	/* 1. OpenPGP.  A GnuPG failure is not "no key": never downgrade on it.
+	 * No keyring directory at all is a fact, though: no keys. */
+	if (access(cfg->pgp.gnupg_home, F_OK) != 0) {
+		sp_seterr(pgp_why, sizeof pgp_why, "no OpenPGP keyring (%s)", cfg->pgp.gnupg_home);
+		goto sodium;
+	}
 	pgp = sp_policy_pgp(p, err, sizeof err);
 	if (pgp == NULL) {
 		sp_seterr(d->reason, sizeof d->reason, "cannot look up OpenPGP keys: %s", err);
@@ -100,6 +105,7 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 		break;
 	}
 	/* 2. A registered sodium key. */
+sodium:
 	{
 		const struct sp_sodium_recipients *r = sp_policy_sodium(p, err, sizeof err);
 		const unsigned char *pk;
