@@ -103,6 +103,7 @@ static const struct key_def keys[] = {
 	{ "link", "max_failed_attempts", K_UINT, OFF(link.max_failed_attempts), "10", NULL, 1, 1000 },
 	{ "link", "upload_url", K_URL, OFF(link.upload_url), "", NULL, 0, 0 },
 	{ "link", "upload_token_file", K_PATH, OFF(link.upload_token_file), "", NULL, 0, 0 },
+	{ "link", "templates", K_PATH, OFF(link.templates), "", NULL, 0, 0 },
 
 	{ "linkserver", "mode", K_ENUM, OFF(linkserver.mode), "embedded", mode_names, 0, 0 },
 	{ "linkserver", "listen", K_LISTEN, OFF(linkserver.listen), "127.0.0.1:8025", NULL, 0, 0 },
@@ -537,6 +538,10 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
+	if (cfg->link.base_url[0] && cfg->link.base_url[strlen(cfg->link.base_url) - 1] != '/')
+		return key_error(lc, "link", "base_url", "must end with '/' (the link token is appended)");
+	if (cfg->link.upload_url[0] && cfg->link.upload_token_file[0] == '\0')
+		return key_error(lc, "link", "upload_token_file", "required with upload_url");
 	if (cfg->queue.max_backoff < cfg->queue.min_backoff)
 		return key_error(lc, "queue", "max_backoff", "smaller than min_backoff");
 	return 0;

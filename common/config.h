@@ -81,6 +81,7 @@ struct sp_config {
 		uint64_t max_failed_attempts;
 		char *upload_url;
 		char *upload_token_file;
+		char *templates;       /* "" = the built-in notification templates */
 	} link;
 
 	struct {

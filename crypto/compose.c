@@ -5,8 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <sodium.h>
+
 #include "log.h"
 #include "mime_message.h"
+#include "link_copy.h"
 #include "pgp_mime.h"
 #include "sodium_keys.h"
 #include "sodium_seal.h"
@@ -192,6 +195,152 @@ out:
 	return rv;
 }
 
+/* Link mode: seal once, a grant and a notification per link recipient. */
+static enum sp_compose_result
+build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t errsz)
+{
+	struct sp_link_settings settings;
+	enum sp_compose_result rv = SP_COMPOSE_TEMPFAIL;
+	struct sp_buf msg;
+	size_t *idx = sp_xcalloc(cx->env->n_rcpts ? cx->env->n_rcpts : 1, sizeof *idx), n = 0, i;
+
+	sp_buf_init(&msg, 0);
+	for (i = 0; i < cx->env->n_rcpts; i++)
+		if (cx->env->rcpts[i].form == SP_FORM_LINK)
+			idx[n++] = i;
+	if (n == 0) {
+		free(idx);
+		return SP_COMPOSE_OK;
+	}
+	if (cx->cfg->link.base_url[0] == '\0') {
+		sp_seterr(err, errsz, "link mode is no longer configured ([link] base_url)");
+		free(idx);
+		return SP_COMPOSE_PERMFAIL;
+	}
+	if (sp_link_settings_read(&cx->mime, cx->cfg, &settings, err, errsz) < 0) {
+		free(idx);
+		return SP_COMPOSE_PERMFAIL;
+	}
+	/* What the recipient will read: the message without the private headers. */
+	if (sp_buf_reserve(&msg, cx->mime.len) < 0 ||
+	    sp_mime_copy_headers(&cx->mime, drop_private, NULL, &msg) < 0 ||
+	    sp_buf_append(&msg, cx->mime.data + cx->mime.headers_end, cx->mime.len - cx->mime.headers_end) < 0) {
+		sp_seterr(err, errsz, "out of memory sealing the link message");
+		goto out;
+	}
+	if (sp_link_bundle_make(cx->cfg, cx->env, msg.data, msg.len, idx, n, &settings, &out->link, err, errsz) < 0)
+		goto out;
+	for (i = 0; i < out->link->n; i++) {
+		const struct sp_link_grant *g = &out->link->v[i];
+		struct sp_copy *cp = sp_copies_add(out, SP_FORM_LINK);
+		sp_copy_add_rcpt(cp, g->rcpt);
+		sp_strlcpy(cx->env->rcpts[g->rcpt].detail, g->id, sizeof cx->env->rcpts[g->rcpt].detail);
+		if (sp_link_notification(cx->cfg, &cx->mime, out->link, g, &cp->data, err, errsz) < 0)
+			goto out;
+		cp->eightbit = has_8bit(cp->data.data, cp->data.len);
+		cp->smtputf8 = cx->env->smtputf8;
+	}
+	rv = SP_COMPOSE_OK;
+out:
+	sp_link_settings_clear(&settings);
+	sp_buf_wipe(&msg);
+	free(idx);
+	return rv;
+}
+
+/* The delivery report for the sender, encrypted to the sender's own key:
+ * the only way generated passwords travel by mail. */
+static enum sp_compose_result
+build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t errsz)
+{
+	const struct sp_link_bundle *b = out->link;
+	struct sp_pgp_key_info self;
+	struct sp_pgp *pgp;
+	struct sp_buf inner;
+	GString *t;
+	char why[SP_ERRLEN], when[128], *mid;
+	const char *fprs[1];
+	struct sp_copy *cp;
+	size_t i, j;
+	int r;
+
+	if (b == NULL || b->n == 0 || cx->env->mail_from[0] == '\0')
+		return SP_COMPOSE_OK;
+	if (access(cx->cfg->pgp.gnupg_home, F_OK) != 0 || (pgp = sp_policy_pgp(cx->policy, why, sizeof why)) == NULL ||
+	    sp_pgp_find_key(pgp, cx->env->mail_from, &self, why, sizeof why) != SP_PGP_FOUND) {
+		sp_log_info("%s: no delivery report by mail: the sender <%s> has no usable OpenPGP key; "
+		            "the passwords are on the outbox page only", cx->env->id, cx->env->mail_from);
+		return SP_COMPOSE_OK;
+	}
+	t = g_string_new(NULL);
+	sp_link_format_time(b->expires, when, sizeof when);
+	g_string_append_printf(t, "sealpost delivery report for your message %s\n\n",
+	                       cx->env->message_id ? cx->env->message_id : "(no Message-ID)");
+	for (i = 0; i < cx->env->n_rcpts; i++) {
+		const struct sp_rcpt *r0 = &cx->env->rcpts[i];
+		g_string_append_printf(t, "<%s>\n", r0->addr);
+		switch (r0->form) {
+		case SP_FORM_PGP:
+			g_string_append_printf(t, "    OpenPGP, key %s\n", r0->detail);
+			break;
+		case SP_FORM_SODIUM:
+			g_string_append_printf(t, "    sodium, key %s\n", r0->detail);
+			break;
+		case SP_FORM_LINK:
+			for (j = 0; j < b->n && b->v[j].rcpt != i; j++)
+				;
+			if (j == b->n)
+				break;
+			g_string_append_printf(t, "    link      %s\n    password  %s%s\n    expires   %s\n", b->v[j].url,
+			                       b->v[j].password, b->v[j].generated ? "" : " (yours)", when);
+			if (b->max_views)
+				g_string_append_printf(t, "    views     at most %llu\n", (unsigned long long)b->max_views);
+			if (b->hint[0])
+				g_string_append_printf(t, "    hint      %s\n", b->hint);
+			g_string_append_printf(t, "    revoke    sealpost revoke %s\n", b->v[j].id);
+			break;
+		case SP_FORM_PLAIN:
+		default:
+			g_string_append(t, "    UNENCRYPTED ([policy] no_key = plain)\n");
+			break;
+		}
+	}
+	g_string_append(t, "\nGive each link recipient their password by another channel (phone, chat,\n"
+	                   "in person).  The outbox page of your viewer shows the same.\n");
+	sp_buf_init(&inner, 0);
+	mid = g_mime_utils_generate_message_id("sealpost.invalid");
+	{
+		GMimeTextPart *tp = g_mime_text_part_new_with_subtype("plain");
+		g_mime_text_part_set_text(tp, t->str);
+		g_mime_part_set_content_encoding(GMIME_PART(tp),
+		                                 g_mime_part_get_best_content_encoding(GMIME_PART(tp), GMIME_ENCODING_CONSTRAINT_7BIT));
+		g_mime_object_set_content_type_parameter(GMIME_OBJECT(tp), "protected-headers", "v1");
+		g_mime_object_set_header(GMIME_OBJECT(tp), "Subject", "sealpost delivery report", NULL);
+		sp_mime_append_object(GMIME_OBJECT(tp), &inner);
+		g_object_unref(tp);
+	}
+	sodium_memzero(t->str, t->len);
+	g_string_free(t, TRUE);
+	cp = sp_copies_add(out, SP_FORM_PGP);
+	cp->to_sender = sp_xstrdup(cx->env->mail_from);
+	{
+		GDateTime *now = g_date_time_new_now_local();
+		char *date = g_mime_utils_header_format_date(now);
+		sp_buf_printf(&cp->data, "From: <%s>\r\nTo: <%s>\r\nSubject: ...\r\nDate: %s\r\nMessage-ID: <%s>\r\n"
+		              "Auto-Submitted: auto-generated\r\nMIME-Version: 1.0\r\n",
+		              cx->env->mail_from, cx->env->mail_from, date, mid);
+		g_free(date);
+		g_date_time_unref(now);
+	}
+	g_free(mid);
+	fprs[0] = self.fpr;
+	r = sp_pgp_mime_encrypted_entity(pgp, inner.data, inner.len, fprs, 1, NULL, &cp->data, err, errsz);
+	sp_buf_wipe(&inner);
+	if (r != 0)
+		return r == -2 ? SP_COMPOSE_PERMFAIL : SP_COMPOSE_TEMPFAIL;
+	return SP_COMPOSE_OK;
+}
+
 static enum sp_compose_result
 build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
@@ -211,6 +360,7 @@ build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 			r = build_sodium(cx, cp, err, errsz);
 			break;
 		case SP_FORM_LINK:
+			return SP_COMPOSE_OK;   /* built by build_links */
 		default:
 			/* Fail closed: a form this build cannot produce is never downgraded. */
 			sp_seterr(err, errsz, "the %s form is not available in this build", sp_form_name(cp->form));
@@ -289,6 +439,13 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 		return SP_COMPOSE_PERMFAIL;
 	free(env->message_id);
 	env->message_id = sp_mime_header_value(&cx.mime, "Message-ID");
+	free(env->subject);
+	env->subject = NULL;
+	{
+		const char *subj = g_mime_message_get_subject(cx.mime.msg);
+		if (subj)
+			env->subject = sp_xstrdup(subj);
+	}
 	cx.client_encrypted = sp_mime_is_encrypted(&cx.mime);
 	if (cx.client_encrypted)
 		sp_log_info("%s: the client already encrypted this message; relaying it as it is", env->id);
@@ -301,7 +458,7 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 		for (i = 0; i < env->n_rcpts; i++) {
 			struct sp_rcpt *r = &env->rcpts[i];
 			struct sp_copy *cp;
-			if ((int)r->form != f)
+			if ((int)r->form != f || (r->form == SP_FORM_LINK && !cx.client_encrypted))
 				continue;
 			if (r->bcc) {
 				cp = sp_copies_add(out, (enum sp_form)f);
@@ -319,6 +476,12 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 	for (i = 0; i < out->n; i++) {
 		rv = build_copy(&cx, &out->v[i], err, errsz);
 		if (rv != SP_COMPOSE_OK)
+			goto out;
+	}
+	if (!cx.client_encrypted) {
+		/* Link recipients each get a notification of their own. */
+		if ((rv = build_links(&cx, out, err, errsz)) != SP_COMPOSE_OK ||
+		    (rv = build_receipt(&cx, out, err, errsz)) != SP_COMPOSE_OK)
 			goto out;
 	}
 	rv = SP_COMPOSE_OK;

@@ -1,6 +1,8 @@
 /* message.c - envelope and copy bookkeeping. */
 #include "message.h"
 
+#include "link_copy.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -43,6 +45,7 @@ sp_envelope_free(struct sp_envelope *e)
 	free(e->rcpts);
 	free(e->mail_from);
 	free(e->message_id);
+	free(e->subject);
 	memset(e, 0, sizeof *e);
 }
 
@@ -79,8 +82,11 @@ sp_copies_free(struct sp_copies *c)
 		/* A plain copy is plaintext: wipe it like any other message data. */
 		sp_buf_wipe(&c->v[i].data);
 		free(c->v[i].rcpts);
+		free(c->v[i].to_sender);
 	}
 	free(c->v);
 	c->v = NULL;
 	c->n = 0;
+	sp_link_bundle_free(c->link);
+	c->link = NULL;
 }

@@ -36,6 +36,7 @@ struct sp_envelope {
 	struct sp_rcpt *rcpts;
 	size_t n_rcpts;
 	char *message_id;     /* the client's Message-ID (for DSNs), set by compose */
+	char *subject;        /* decoded Subject, for the loopback outbox page only */
 	int64_t arrival;      /* when the message was accepted */
 };
 
@@ -51,11 +52,15 @@ struct sp_copy {
 	struct sp_buf data;   /* CRLF line endings, not dot-stuffed */
 	bool eightbit;        /* contains 8-bit bytes: needs 8BITMIME upstream */
 	bool smtputf8;        /* needs SMTPUTF8 upstream */
+	char *to_sender;      /* a receipt: goes to this address (the sender), no rcpts */
 };
+
+struct sp_link_bundle;
 
 struct sp_copies {
 	struct sp_copy *v;
 	size_t n;
+	struct sp_link_bundle *link;   /* link mode: what the proxy publishes first */
 };
 
 struct sp_copy *sp_copies_add(struct sp_copies *c, enum sp_form form);

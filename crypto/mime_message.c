@@ -250,6 +250,9 @@ sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct
 			return -1;
 		}
 	}
+	if (subject && !subject_written &&
+	    (sp_buf_puts(out, "Subject: ") < 0 || sp_buf_puts(out, subject) < 0 || sp_buf_puts(out, "\r\n") < 0))
+		return -1;
 	return 0;
 }
 

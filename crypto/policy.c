@@ -126,6 +126,11 @@ sodium:
 		sp_seterr(d->reason, sizeof d->reason, "%s; [policy] no_key = plain", pgp_why);
 		return SP_POLICY_OK;
 	case SP_NOKEY_LINK:
+		if (cfg->link.base_url[0]) {
+			d->form = SP_FORM_LINK;
+			sp_seterr(d->reason, sizeof d->reason, "%s; no sodium key", pgp_why);
+			return SP_POLICY_OK;
+		}
 		sp_seterr(d->reason, sizeof d->reason,
 		         "%s; no sodium key; link mode is not configured ([link] base_url); "
 		         "refusing to send in clear", pgp_why);

@@ -486,6 +486,41 @@ out:
 	free(rc);
 }
 
+/* A receipt for the sender: tried now, queued if the upstream cannot take
+ * it; its fate never changes the client's reply. */
+static void
+send_receipt(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+             const struct sp_copy *cp)
+{
+	const char *to[1] = { cp->to_sender };
+	struct relay_outcome o;
+	char err[SP_ERRLEN];
+
+	relay_send(r, creds, env->mail_from, to, 1, cp->data.data, cp->data.len, cp->eightbit, cp->smtputf8, &o);
+	if (o.status == RELAY_SENT) {
+		sp_log_info("%s: delivery report to <%s> sent (encrypted to the sender's key)", env->id, cp->to_sender);
+	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
+		struct queue_entry e = { 0 };
+		char *rc[1] = { cp->to_sender };
+		e.created = sp_time();
+		e.next_attempt = e.created + r->cfg->queue.min_backoff;
+		e.attempts = 1;
+		sp_strlcpy(e.form, "receipt", sizeof e.form);
+		e.mail_from = env->mail_from;
+		e.user = (char *)(creds && creds->user ? creds->user : "");
+		sp_strlcpy(e.txn, env->id, sizeof e.txn);
+		e.rcpts = rc;
+		e.n_rcpts = 1;
+		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
+		if (queue_add(r->queue, &e, cp->data.data, cp->data.len, err, sizeof err) == 0)
+			sp_log_info("%s: delivery report queued as %s: %s", env->id, e.id, o.text);
+		else
+			sp_log_error("%s: delivery report lost: %s; cannot queue it: %s", env->id, o.text, err);
+	} else {
+		sp_log_error("%s: delivery report to <%s> refused: %s", env->id, cp->to_sender, o.text);
+	}
+}
+
 static const struct relay_outcome *
 first_with(const struct relay_result *res, size_t n, enum relay_status st)
 {
@@ -502,7 +537,7 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
               const struct sp_copies *copies, struct relay_result *res)
 {
 	size_t *order = sp_xcalloc(copies->n + 1, sizeof *order);
-	size_t i, j, k = 0;
+	size_t i, j, k = 0, n_order;
 	bool abort_plain = false;
 	char qerr[SP_ERRLEN] = "";
 
@@ -511,13 +546,14 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 	/* Unencrypted copies first: they cannot be queued, so if one of them
 	 * cannot go now the client retries before anything else went out. */
 	for (i = 0; i < copies->n; i++)
-		if (copies->v[i].form == SP_FORM_PLAIN)
+		if (copies->v[i].form == SP_FORM_PLAIN && !copies->v[i].to_sender)
 			order[k++] = i;
 	for (i = 0; i < copies->n; i++)
-		if (copies->v[i].form != SP_FORM_PLAIN)
+		if (copies->v[i].form != SP_FORM_PLAIN && !copies->v[i].to_sender)
 			order[k++] = i;
+	n_order = k;
 
-	for (k = 0; k < copies->n; k++) {
+	for (k = 0; k < n_order; k++) {
 		const struct sp_copy *cp = &copies->v[order[k]];
 		const char **rcpts = sp_xcalloc(cp->n_rcpts, sizeof *rcpts);
 		struct relay_outcome *out = sp_xcalloc(cp->n_rcpts, sizeof *out);
@@ -551,7 +587,8 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		goto out;
 	}
 	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
-		queue_copy(r, creds, env, &copies->v[k], res, qerr, sizeof qerr);
+		if (!copies->v[k].to_sender)
+			queue_copy(r, creds, env, &copies->v[k], res, qerr, sizeof qerr);
 	if (qerr[0]) {
 		sp_log_error("%s: cannot queue: %s", env->id, qerr);
 		smtp_reply_set(&res->reply, 451, "4.3.0", "upstream unavailable and the queue cannot be "
@@ -603,6 +640,10 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
 		               res->n_sent, env->n_rcpts, extra);
 	}
+	/* The message is accepted: now the sender's own receipt. */
+	for (k = 0; k < copies->n; k++)
+		if (copies->v[k].to_sender)
+			send_receipt(r, creds, env, &copies->v[k]);
 out:
 	free(order);
 }

@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "tls.h"
+#include "web_outbox.h"
 
 struct session_arg {
 	struct server *srv;
@@ -63,6 +64,17 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 		return -1;
 	srv->ctx.relay = relay_new(cfg, srv->queue, err, errsz);
 	if (srv->ctx.relay == NULL)
+		return -1;
+	/* The link store: the embedded viewer reads it, the proxy writes it
+	 * (unless links are uploaded to a remote viewer). */
+	if (cfg->linkserver.mode == SP_LINKSERVER_EMBEDDED ||
+	    (cfg->link.base_url[0] && cfg->link.upload_url[0] == '\0')) {
+		if (link_store_open(cfg->link.store, &srv->store, err, errsz) != LINK_STORE_OK)
+			return -1;
+		srv->ctx.store = srv->store;
+	}
+	if (cfg->linkserver.mode == SP_LINKSERVER_EMBEDDED &&
+	    web_server_start(cfg, srv->store, &srv->web, err, errsz) < 0)
 		return -1;
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
 		srv->lfd[i] = net_listen(&cfg->proxy.listen[i], err, errsz);
@@ -279,6 +291,9 @@ server_free(struct server *srv)
 		close(srv->stop_pipe[0]);
 	if (srv->stop_pipe[1] >= 0)
 		close(srv->stop_pipe[1]);
+	web_server_stop(srv->web);
+	link_store_close(srv->store);
+	web_outbox_clear();
 	if (srv->ctx.tls)
 		SSL_CTX_free(srv->ctx.tls);
 	sp_users_free(srv->ctx.users);

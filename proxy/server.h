@@ -12,6 +12,7 @@
 #include "queue.h"
 #include "queue_runner.h"
 #include "smtp_server.h"
+#include "web_server.h"
 
 /* Stack for each session thread: sessions keep big buffers on the heap, and
  * 1,000 idle clients should not reserve 8 MiB each. */
@@ -27,6 +28,8 @@ struct server {
 	unsigned n_listen;
 	struct queue *queue;
 	struct queue_runner *runner;
+	struct link_store *store;
+	struct web_server *web;
 	int stop_pipe[2];
 	atomic_uint active;
 	pthread_mutex_t lock;

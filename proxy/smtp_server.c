@@ -22,6 +22,7 @@
 
 #include "compose.h"
 #include "conn.h"
+#include "link_publish.h"
 #include "log.h"
 #include "message.h"
 #include "net.h"
@@ -740,6 +741,13 @@ deliver(struct smtp_session *s, struct sp_buf *msg, int64_t started)
 		smtp_reply_set(&rep, 554, "5.6.0", "Message not sent: %s", err);
 		goto out;
 	}
+	/* Links must exist before anybody is told about them; if they cannot be
+	 * stored, no link recipient gets anything in any form. */
+	if (copies.link && link_publish(s->cfg, s->ctx->store, copies.link, err, sizeof err) < 0) {
+		smtp_reply_set(&rep, 451, "4.3.0", "Message not sent: the link %s failed: %s",
+		               s->cfg->link.upload_url[0] ? "upload" : "store", err);
+		goto out;
+	}
 	{
 		struct relay_creds creds = { NULL, NULL };
 		if (s->cfg->proxy.auth == SP_AUTH_PASSTHROUGH) {
@@ -749,6 +757,12 @@ deliver(struct smtp_session *s, struct sp_buf *msg, int64_t started)
 		relay_deliver(s->ctx->relay, &creds, &s->env, &copies, &res);
 	}
 	smtp_reply_set(&rep, res.reply.code, res.reply.enh, "%s", res.reply.text);
+	if (copies.link) {
+		if (rep.code / 100 == 2)
+			link_outbox_record(&s->env, copies.link, s->env.subject);
+		else if (res.n_sent == 0 && res.n_queued == 0)
+			link_unpublish(s->cfg, s->ctx->store, copies.link);
+	}
 out:
 	reply(s, rep.code, rep.enh, "%s", rep.text);
 	log_transaction(s, size, &copies, res.outcomes ? &res : NULL, &rep, started);

@@ -10,6 +10,7 @@
 #include <openssl/ssl.h>
 
 #include "config.h"
+#include "link_store.h"
 #include "relay.h"
 #include "smtp_auth.h"
 
@@ -36,6 +37,7 @@ struct smtp_server_ctx {
 	SSL_CTX *tls;                 /* STARTTLS / implicit TLS towards the client */
 	struct sp_users *users;       /* auth = users */
 	struct relay *relay;
+	struct link_store *store;     /* link mode with a local store, or NULL */
 	const char *hostname;         /* in the greeting and EHLO */
 };
 
