@@ -37,14 +37,19 @@ sp_link_settings_read(const struct sp_mime *m, const struct sp_config *cfg, stru
 	s->expiry = cfg->link.expiry;
 	s->max_views = cfg->link.max_views;
 	if ((v = sp_mime_header_value(m, "X-Sealpost-Password")) != NULL) {
-		size_t n = strlen(v);
+		/* Clients write non-ASCII header values as RFC 2047 encoded words. */
+		char *dec = g_mime_utils_header_decode_text(NULL, v);
+		size_t n = strlen(dec);
+		sp_free_secret(v);
 		if (n == 0 || n > SP_LINK_PASSWORD_INPUT_MAX) {
-			sp_free_secret(v);
+			sodium_memzero(dec, n);
+			g_free(dec);
 			sp_seterr(err, errsz, "X-Sealpost-Password: must be 1..%d bytes", SP_LINK_PASSWORD_INPUT_MAX);
 			return -1;
 		}
-		s->password = secret_dup(v);
-		sp_free_secret(v);
+		s->password = secret_dup(dec);
+		sodium_memzero(dec, n);
+		g_free(dec);
 	}
 	if ((v = sp_mime_header_value(m, "X-Sealpost-Hint")) != NULL) {
 		/* Decode RFC 2047 words: clients encode non-ASCII hints. */

@@ -183,8 +183,11 @@ link_store_open(const char *path, struct link_store **out, char *err, size_t err
 	dir = sp_xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
-		if (sp_mkdir_p(dir, 0700, err, errsz) < 0)
+		char why[SP_ERRLEN];
+		if (sp_mkdir_p(dir, 0700, why, sizeof why) < 0) {
+			sp_seterr(err, errsz, "link store %s: %s", path, why);
 			goto out;
+		}
 	}
 	/* Create the file ourselves so that it is 0600 whatever the umask; SQLite
 	 * gives the -wal and -shm files the same mode. */

@@ -433,7 +433,8 @@ queue_list(struct queue *q, struct queue_entry **out, size_t *n, char *err, size
 		v[cnt++] = e;
 	}
 	closedir(d);
-	qsort(v, cnt, sizeof *v, cmp_created);
+	if (cnt)
+		qsort(v, cnt, sizeof *v, cmp_created);
 	*out = v;
 	*n = cnt;
 	return 0;
