@@ -23,6 +23,7 @@ struct compose_ctx {
 	bool client_encrypted;        /* relayed as it is */
 	char self_fpr[SP_PGP_FPR_MAX];  /* encrypt_to_self: the sender's key, or "" */
 	char sign_fpr[SP_PGP_FPR_MAX];  /* sign = yes: the sender's secret key */
+	char *autocrypt;                /* "Autocrypt: ...\r\n" for every copy, or NULL */
 };
 
 static bool
@@ -374,6 +375,48 @@ build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 	return r;
 }
 
+/* Autocrypt Level 1: let recipients' clients learn the sender's key.  Only
+ * when the sender has a usable key and the client did not write the header
+ * itself (then it is kept as written). */
+static void
+prepare_autocrypt(struct compose_ctx *cx)
+{
+	struct sp_pgp_key_info info;
+	struct sp_pgp *pgp;
+	struct sp_buf key;
+	char why[SP_ERRLEN], *b64, *v;
+	GString *h;
+	size_t i, n;
+
+	if (cx->env->mail_from[0] == '\0' || access(cx->cfg->pgp.gnupg_home, F_OK) != 0)
+		return;
+	if ((v = sp_mime_header_value(&cx->mime, "Autocrypt")) != NULL) {
+		free(v);
+		return;
+	}
+	if ((pgp = sp_policy_pgp(cx->policy, why, sizeof why)) == NULL ||
+	    sp_pgp_find_key(pgp, cx->env->mail_from, &info, why, sizeof why) != SP_PGP_FOUND)
+		return;
+	sp_buf_init(&key, 0);
+	if (sp_pgp_export_minimal(pgp, info.fpr, &key, why, sizeof why) < 0 || key.len == 0) {
+		sp_log_debug("%s: no Autocrypt header: %s", cx->env->id, why);
+		sp_buf_free(&key);
+		return;
+	}
+	b64 = g_base64_encode((const guchar *)key.data, key.len);
+	sp_buf_free(&key);
+	/* RFC 5322 folding: keydata in 76-column lines after a space. */
+	h = g_string_new(NULL);
+	g_string_append_printf(h, "Autocrypt: addr=%s; keydata=", cx->env->mail_from);
+	n = strlen(b64);
+	for (i = 0; i < n; i += 76)
+		g_string_append_printf(h, "\r\n %.*s", (int)(n - i < 76 ? n - i : 76), b64 + i);
+	g_string_append(h, "\r\n");
+	g_free(b64);
+	cx->autocrypt = g_string_free(h, FALSE);
+	cx->mime.extra_headers = cx->autocrypt;
+}
+
 /* Sender-side decisions made once: encrypt-to-self and the signing key. */
 static enum sp_compose_result
 prepare_pgp(struct compose_ctx *cx, char *err, size_t errsz)
@@ -473,6 +516,8 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 	rv = prepare_pgp(&cx, err, errsz);
 	if (rv != SP_COMPOSE_OK)
 		goto out;
+	if (!cx.client_encrypted)
+		prepare_autocrypt(&cx);
 	for (i = 0; i < out->n; i++) {
 		rv = build_copy(&cx, &out->v[i], err, errsz);
 		if (rv != SP_COMPOSE_OK)
@@ -487,6 +532,7 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 	rv = SP_COMPOSE_OK;
 out:
 	sp_mime_free(&cx.mime);
+	g_free(cx.autocrypt);
 	if (rv != SP_COMPOSE_OK)
 		sp_copies_free(out);
 	return rv;

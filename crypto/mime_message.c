@@ -253,6 +253,8 @@ sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct
 	if (subject && !subject_written &&
 	    (sp_buf_puts(out, "Subject: ") < 0 || sp_buf_puts(out, subject) < 0 || sp_buf_puts(out, "\r\n") < 0))
 		return -1;
+	if (m->extra_headers && sp_buf_puts(out, m->extra_headers) < 0)
+		return -1;
 	return 0;
 }
 

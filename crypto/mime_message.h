@@ -31,6 +31,11 @@ struct sp_mime {
 	size_t body_start;       /* first byte of the body (after the empty line) */
 	struct sp_mime_header *hdrs;
 	size_t n_hdrs;
+	/* Header fields (CRLF-terminated) the outer header block of every
+	 * encrypted copy gets in addition (the Autocrypt header); NULL for none.
+	 * sp_mime_copy_headers (the unencrypted form: the original message)
+	 * leaves them out.  Owned by the caller. */
+	const char *extra_headers;
 	/* private */
 	GMimeParser *parser;
 	GMimeStream *stream;

@@ -20,6 +20,7 @@ import email
 import email.policy
 import hashlib
 import os
+import subprocess
 import re
 import time
 import uuid
@@ -417,6 +418,21 @@ def parse_rfc3156(raw: bytes) -> tuple[email.message.Message, bytes]:
     return m, armor
 
 
+def check_autocrypt(world: World, field: bytes) -> None:
+    """Autocrypt Level 1: addr= the sender, keydata= the sender's public key
+    (and no secret material)."""
+    value = re.sub(rb"\r?\n[ \t]", b"", field.split(b":", 1)[1]).decode().strip()
+    attrs = dict(a.strip().split("=", 1) for a in value.split(";"))
+    assert attrs["addr"] == world.alice.addr, value
+    key = base64.b64decode(attrs["keydata"])
+    res = subprocess.run(["gpg", "--batch", "--with-colons", "--import-options", "show-only",
+                          "--import"], input=key, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         env=dict(os.environ, GNUPGHOME=str(world.nokeys.path)))
+    out = res.stdout.decode()
+    assert f":{world.alice.fpr}:" in out, out
+    assert "\nsec:" not in out and not out.startswith("sec:"), "secret key in Autocrypt keydata"
+
+
 def check_pgp_copy(world: World, rec, client: Msg, readers: Sequence[Identity],
                    keyids: set, hide_subject: bool = True, nonreaders: Sequence[Identity] = (),
                    reader_homes: Sequence[GpgHome] = ()) -> PgpCopy:
@@ -435,7 +451,8 @@ def check_pgp_copy(world: World, rec, client: Msg, readers: Sequence[Identity],
         "outer header section differs from the client's (minus Bcc, X-Sealpost-*, Content-*):\n"
         f"got:  {ofields!r}\nwant: {want!r} + MIME-Version, Content-Type")
     rest = sorted(fname(f) for f in ofields[len(want):])
-    assert rest == ["content-type", "mime-version"], f"extra outer fields: {ofields[len(want):]!r}"
+    assert rest == ["autocrypt", "content-type", "mime-version"], f"extra outer fields: {ofields[len(want):]!r}"
+    check_autocrypt(world, [f for f in ofields[len(want):] if fname(f) == "autocrypt"][0])
     assert not re.search(rb"(?im)^bcc:", raw), "a Bcc header left sealpost"
     assert not re.search(rb"(?im)^x-sealpost-", raw), "an X-Sealpost-* header left sealpost"
     # Nothing of the body, the subject or the attachment names in clear.
@@ -1048,3 +1065,20 @@ def test_check_rcpt_reports_keys(world, sphome, start_sealpost, upstream, cli):
     assert world.bob.fpr in out, str(r)
     assert re.search(r"expired@example.net.*key expired", out), str(r)
     assert r.rc == 1, f"a refused recipient is a problem (exit 1): {r}"
+
+
+def test_autocrypt_header_written_by_the_client_is_kept(world, sphome, start_sealpost, upstream):
+    """Issue 9: a client's own Autocrypt header is kept as written (no second
+    one is added); an unencrypted copy is the original message, with no
+    Autocrypt header added."""
+    sp = start_pgp(start_sealpost, upstream, sphome, no_key="plain")
+    own = b"Autocrypt: addr=alice@example.com; prefer-encrypt=mutual; keydata=AAAA"
+    m = text_message(extra=(own,))
+    assert_reply(send(sp, [BOB], m.data)[-1], 250, "2.0.0")
+    [rec] = upstream.wait_for(1)
+    head = rec.content.split(b"\r\n\r\n", 1)[0]
+    assert head.count(b"Autocrypt:") == 1 and own in head, head
+    plain = text_message(to="nokey@example.org")
+    assert_reply(send(sp, ["nokey@example.org"], plain.data)[-1], 250, "2.0.0")
+    got = upstream.wait_for(2)[1]
+    assert got.content == plain.data, "the unencrypted copy is not the client's message"
