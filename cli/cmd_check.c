@@ -1,23 +1,263 @@
-/* cmd_check.c - `sealpost check`: config, upstream, and what each recipient gets. */
+/* cmd_check.c - `sealpost check`: config, upstream, and what each recipient gets.
+ *
+ * The checks fill one report; it is printed for people, or as JSON (--json)
+ * for scripts.  Exit 1 on any problem, 2 on a config error. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#include <glib.h>
 
 #include "cli.h"
+#include "link_copy.h"
 #include "log.h"
+#include "pgp.h"
 #include "policy.h"
 #include "relay.h"
 #include "smtp_client.h"
+#include "smtp_parse.h"
 #include "sodium_keys.h"
+
+struct rcpt_report {
+	const char *addr;
+	const char *status;           /* ok | refused | error */
+	const char *form;
+	char detail[160];
+	char reason[768];
+	struct sp_pgp_key_info key;   /* OpenPGP recipients */
+};
+
+struct report {
+	const char *config;
+	size_t n_sodium;
+	const struct sp_config *cfg;
+	bool upstream_ok;
+	char upstream_error[SMTP_REPLY_TEXT_MAX + 32];
+	char tls[96];
+	char cert[512];
+	const char *auth;             /* ok | not configured | failed */
+	char extensions[128];
+	struct rcpt_report *rcpts;
+	size_t n_rcpts;
+	int problems;
+};
 
 static void
 help(FILE *f)
 {
-	fprintf(f, "usage: sealpost check [-c FILE] [--rcpt ADDR...]\n\n"
+	fprintf(f, "usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
 	           "Validates the config, connects to the upstream (TLS, certificate, AUTH) and\n"
 	           "reports each step; for each --rcpt address, prints the form it would get and\n"
-	           "why.  Exit status 1 on any problem, 2 on a config error.\n");
+	           "why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
+	           "--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
+	           "a config error.\n");
+}
+
+static void
+check_upstream(struct report *r, struct relay *relay)
+{
+	struct smtp_client *client = NULL;
+	struct smtp_reply fail = { 0 };
+
+	if (relay_open(relay, NULL, &client, &fail) < 0) {
+		snprintf(r->upstream_error, sizeof r->upstream_error, "%d %s %s", fail.code, fail.enh, fail.text);
+		r->auth = r->cfg->upstream.username[0] ? "not tried" : "not configured";
+		r->problems++;
+		smtp_reply_clear(&fail);
+		return;
+	}
+	r->upstream_ok = true;
+	sp_strlcpy(r->tls, client->tls_info, sizeof r->tls);
+	sp_strlcpy(r->cert, client->peer_cert, sizeof r->cert);
+	r->auth = r->cfg->upstream.username[0] ? "ok" : "not configured";
+	snprintf(r->extensions, sizeof r->extensions, "%s%s%s%s", client->cap_pipelining ? "PIPELINING " : "",
+	         client->cap_8bitmime ? "8BITMIME " : "", client->cap_smtputf8 ? "SMTPUTF8 " : "",
+	         client->cap_size ? "SIZE" : "");
+	g_strchomp(r->extensions);
+	smtp_client_close(client);
+}
+
+static void
+check_rcpt(struct report *r, struct sp_policy *policy, struct rcpt_report *rr)
+{
+	struct sp_decision d;
+	struct smtp_path path;
+	const char *rest;
+	char err[SP_ERRLEN], *bracketed = sp_xasprintf("<%s>", rr->addr);
+	int bad = smtp_parse_path(bracketed, false, true, &path, &rest, err, sizeof err) < 0 || *rest;
+
+	free(bracketed);
+	if (bad) {
+		rr->status = "error";
+		rr->form = "none";
+		snprintf(rr->reason, sizeof rr->reason, "not a mail address: %s", err);
+		r->problems++;
+		return;
+	}
+	switch (sp_policy_decide(policy, rr->addr, &d)) {
+	case SP_POLICY_OK:
+		rr->status = "ok";
+		rr->form = sp_form_name(d.form);
+		sp_strlcpy(rr->detail, d.detail, sizeof rr->detail);
+		sp_strlcpy(rr->reason, d.reason, sizeof rr->reason);
+		if (d.form == SP_FORM_PGP) {
+			struct sp_pgp *pgp = sp_policy_pgp(policy, err, sizeof err);
+			if (pgp)
+				sp_pgp_find_key(pgp, rr->addr, &rr->key, err, sizeof err);
+		}
+		break;
+	case SP_POLICY_REFUSE:
+		rr->status = "refused";
+		rr->form = "none";
+		sp_strlcpy(rr->reason, d.reason, sizeof rr->reason);
+		r->problems++;
+		break;
+	default:
+		rr->status = "error";
+		rr->form = "none";
+		sp_strlcpy(rr->reason, d.reason, sizeof rr->reason);
+		r->problems++;
+		break;
+	}
+}
+
+static void
+print_text(const struct report *r)
+{
+	const struct sp_config *cfg = r->cfg;
+	size_t i;
+
+	printf("config      %s: ok\n", r->config);
+	if (r->n_sodium)
+		printf("sodium      %zu recipient(s) in %s\n", r->n_sodium, cfg->sodium.recipients);
+	for (i = 0; i < cfg->proxy.n_listen; i++)
+		printf("listen      %s:%s (%s, auth %s)\n", cfg->proxy.listen[i].host, cfg->proxy.listen[i].port,
+		       cfg->proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",
+		       sp_auth_mode_name(cfg->proxy.auth));
+	if (cfg->link.base_url[0])
+		printf("link        %s (%s)\n", cfg->link.base_url,
+		       cfg->link.upload_url[0] ? cfg->link.upload_url : cfg->link.store);
+	printf("upstream    %s:%s, tls %s\n", cfg->upstream.host, cfg->upstream.port,
+	       sp_upstream_tls_name(cfg->upstream.tls));
+	if (!r->upstream_ok) {
+		printf("upstream    FAILED: %s\n", r->upstream_error);
+	} else {
+		printf("connect     ok\n");
+		if (r->tls[0]) {
+			printf("tls         %s\n", r->tls);
+			printf("certificate verified: %s\n", r->cert);
+		} else {
+			printf("tls         none (loopback upstream, [upstream] tls = none)\n");
+		}
+		if (cfg->upstream.username[0])
+			printf("auth        ok as %s\n", cfg->upstream.username);
+		else
+			printf("auth        not configured ([upstream] username)\n");
+		printf("extensions  %s\n", r->extensions);
+	}
+	for (i = 0; i < r->n_rcpts; i++) {
+		const struct rcpt_report *rr = &r->rcpts[i];
+		if (strcmp(rr->status, "ok") != 0) {
+			printf("rcpt        %s: %s: %s\n", rr->addr, strcmp(rr->status, "refused") == 0 ? "REFUSED" : "FAILED",
+			       rr->reason);
+			continue;
+		}
+		printf("rcpt        %s: %s", rr->addr, rr->form);
+		if (rr->key.fpr[0]) {
+			char exp[64] = "never";
+			if (rr->key.expires) {
+				time_t t = (time_t)rr->key.expires;
+				struct tm tm;
+				gmtime_r(&t, &tm);
+				strftime(exp, sizeof exp, "%Y-%m-%d", &tm);
+			}
+			printf(" key %s (%s, validity %s, expires %s)", rr->key.fpr, rr->key.uid, rr->key.validity, exp);
+		} else if (rr->detail[0]) {
+			printf(" %s", rr->detail);
+		}
+		if (rr->reason[0])
+			printf(" - %s", rr->reason);
+		printf("\n");
+		if (strcmp(rr->form, "plain") == 0)
+			printf("            WARNING: this recipient would get the message unencrypted\n");
+	}
+	printf("%s\n", r->problems ? "check FAILED" : "check ok");
+}
+
+static void
+json_str(const char *s)
+{
+	putchar('"');
+	for (; s && *s; s++) {
+		unsigned char c = (unsigned char)*s;
+		if (c == '"' || c == '\\')
+			printf("\\%c", c);
+		else if (c < 0x20)
+			printf("\\u%04x", c);
+		else
+			putchar(c);
+	}
+	putchar('"');
+}
+
+static void
+json_kv(const char *k, const char *v, bool comma)
+{
+	json_str(k);
+	putchar(':');
+	json_str(v);
+	if (comma)
+		putchar(',');
+}
+
+static void
+print_json(const struct report *r)
+{
+	const struct sp_config *cfg = r->cfg;
+	size_t i;
+
+	printf("{");
+	json_kv("config", r->config, true);
+	printf("\"ok\":%s,\"sodium_recipients\":%zu,\"listen\":[", r->problems ? "false" : "true", r->n_sodium);
+	for (i = 0; i < cfg->proxy.n_listen; i++) {
+		printf("%s{", i ? "," : "");
+		json_kv("host", cfg->proxy.listen[i].host, true);
+		json_kv("port", cfg->proxy.listen[i].port, true);
+		json_kv("tls", cfg->proxy.listen[i].implicit_tls ? "implicit" : "starttls", true);
+		json_kv("auth", sp_auth_mode_name(cfg->proxy.auth), false);
+		printf("}");
+	}
+	printf("],\"upstream\":{");
+	json_kv("host", cfg->upstream.host, true);
+	json_kv("port", cfg->upstream.port, true);
+	json_kv("tls_mode", sp_upstream_tls_name(cfg->upstream.tls), true);
+	printf("\"ok\":%s,", r->upstream_ok ? "true" : "false");
+	json_kv("error", r->upstream_error, true);
+	json_kv("tls", r->tls, true);
+	json_kv("certificate", r->cert, true);
+	json_kv("auth", r->auth ? r->auth : "", true);
+	json_kv("extensions", r->extensions, false);
+	printf("},\"recipients\":[");
+	for (i = 0; i < r->n_rcpts; i++) {
+		const struct rcpt_report *rr = &r->rcpts[i];
+		printf("%s{", i ? "," : "");
+		json_kv("address", rr->addr, true);
+		json_kv("status", rr->status, true);
+		json_kv("form", rr->form, true);
+		json_kv("detail", rr->detail, true);
+		if (rr->key.fpr[0]) {
+			printf("\"key\":{");
+			json_kv("fingerprint", rr->key.fpr, true);
+			json_kv("uid", rr->key.uid, true);
+			json_kv("validity", rr->key.validity, true);
+			printf("\"expires\":%lld},", rr->key.expires);
+		}
+		json_kv("reason", rr->reason, false);
+		printf("}");
+	}
+	printf("]}\n");
 }
 
 int
@@ -26,121 +266,87 @@ cmd_check(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "rcpt", required_argument, NULL, 'r' },
+		{ "json", no_argument, NULL, 'j' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
+	struct report r = { 0 };
 	struct sp_config cfg;
 	struct relay *relay = NULL;
-	struct smtp_client *client = NULL;
-	struct smtp_reply fail = { 0 };
 	struct sp_policy *policy = NULL;
 	const char *cfgpath = NULL;
-	char **rcpts = sp_xcalloc((size_t)argc + 1, sizeof *rcpts);
-	size_t n_rcpts = 0, i;
+	const char **addrs = sp_xcalloc((size_t)argc + 1, sizeof *addrs);
+	size_t n_addrs = 0, i;
 	char err[SP_ERRLEN];
-	int c, rv, problems = 0;
+	bool json = false;
+	int c, rv;
 
-	while ((c = getopt_long(argc, argv, "c:r:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "c:r:jh", opts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
 			cfgpath = optarg;
 			break;
 		case 'r':
-			rcpts[n_rcpts++] = optarg;
+			addrs[n_addrs++] = optarg;
+			break;
+		case 'j':
+			json = true;
 			break;
 		case 'h':
 			help(stdout);
-			free(rcpts);
+			free(addrs);
 			return EXIT_OK;
 		default:
 			help(stderr);
-			free(rcpts);
+			free(addrs);
 			return EXIT_USAGE;
 		}
 	}
 	/* `--rcpt a@x b@y`: further addresses after the first. */
 	for (; optind < argc; optind++)
-		rcpts[n_rcpts++] = argv[optind];
+		addrs[n_addrs++] = argv[optind];
 	if ((rv = cli_load_config(cfgpath, true, &cfg)) != 0) {
-		free(rcpts);
+		free(addrs);
 		return rv;
 	}
 	sp_log_init(SP_LOG_ERROR);
+	r.cfg = &cfg;
+	r.config = cfg.path;
 	{
-		struct sp_sodium_recipients *r = NULL;
-		if (sp_policy_load_sodium(&cfg, &r, err, sizeof err) < 0) {
+		struct sp_sodium_recipients *sr = NULL;
+		if (sp_policy_load_sodium(&cfg, &sr, err, sizeof err) < 0) {
 			fprintf(stderr, "sealpost: %s\n", err);
 			sp_config_free(&cfg);
-			free(rcpts);
+			free(addrs);
 			return EXIT_USAGE;
 		}
-		printf("config      %s: ok\n", cfg.path);
-		if (r)
-			printf("sodium      %zu recipient(s) in %s\n", sp_sodium_recipients_count(r),
-			       cfg.sodium.recipients);
-		sp_sodium_recipients_free(r);
+		r.n_sodium = sr ? sp_sodium_recipients_count(sr) : 0;
+		sp_sodium_recipients_free(sr);
 	}
-	for (i = 0; i < cfg.proxy.n_listen; i++)
-		printf("listen      %s:%s (%s, auth %s)\n", cfg.proxy.listen[i].host, cfg.proxy.listen[i].port,
-		       cfg.proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",
-		       sp_auth_mode_name(cfg.proxy.auth));
-	printf("upstream    %s:%s, tls %s\n", cfg.upstream.host, cfg.upstream.port,
-	       sp_upstream_tls_name(cfg.upstream.tls));
 	relay = relay_new(&cfg, NULL, err, sizeof err);
 	if (relay == NULL) {
-		printf("upstream    FAILED: %s\n", err);
-		problems++;
-	} else if (relay_open(relay, NULL, &client, &fail) < 0) {
-		printf("upstream    FAILED: %d %s %s\n", fail.code, fail.enh, fail.text);
-		problems++;
+		snprintf(r.upstream_error, sizeof r.upstream_error, "%s", err);
+		r.problems++;
 	} else {
-		printf("connect     ok\n");
-		if (client->tls_info[0]) {
-			printf("tls         %s\n", client->tls_info);
-			printf("certificate verified: %s\n", client->peer_cert);
-		} else {
-			printf("tls         none (loopback upstream, [upstream] tls = none)\n");
-		}
-		if (cfg.upstream.username[0])
-			printf("auth        ok as %s\n", cfg.upstream.username);
-		else
-			printf("auth        not configured ([upstream] username)\n");
-		printf("extensions  %s%s%s%s\n", client->cap_pipelining ? "PIPELINING " : "",
-		       client->cap_8bitmime ? "8BITMIME " : "", client->cap_smtputf8 ? "SMTPUTF8 " : "",
-		       client->cap_size ? "SIZE" : "");
-		smtp_client_close(client);
+		check_upstream(&r, relay);
 	}
-	if (n_rcpts) {
+	r.rcpts = sp_xcalloc(n_addrs ? n_addrs : 1, sizeof *r.rcpts);
+	r.n_rcpts = n_addrs;
+	if (n_addrs)
 		policy = sp_policy_new(&cfg, err, sizeof err);
-		if (policy == NULL) {
-			printf("policy      FAILED: %s\n", err);
-			problems++;
-		}
+	for (i = 0; i < n_addrs; i++) {
+		r.rcpts[i].addr = addrs[i];
+		check_rcpt(&r, policy, &r.rcpts[i]);
 	}
-	for (i = 0; policy && i < n_rcpts; i++) {
-		struct sp_decision d;
-		switch (sp_policy_decide(policy, rcpts[i], &d)) {
-		case SP_POLICY_OK:
-			printf("rcpt        %s: %s%s%s%s%s\n", rcpts[i], sp_form_name(d.form),
-			       d.detail[0] ? " " : "", d.detail, d.reason[0] ? " - " : "", d.reason);
-			if (d.form == SP_FORM_PLAIN)
-				printf("            WARNING: this recipient would get the message unencrypted\n");
-			break;
-		case SP_POLICY_REFUSE:
-			printf("rcpt        %s: REFUSED: %s\n", rcpts[i], d.reason);
-			problems++;
-			break;
-		default:
-			printf("rcpt        %s: FAILED: %s\n", rcpts[i], d.reason);
-			problems++;
-			break;
-		}
-	}
-	printf("%s\n", problems ? "check FAILED" : "check ok");
+	if (json)
+		print_json(&r);
+	else
+		print_text(&r);
+	rv = r.problems ? EXIT_RUNTIME : EXIT_OK;
 	sp_policy_free(policy);
-	smtp_reply_clear(&fail);
 	relay_free(relay);
+	free(r.rcpts);
 	sp_config_free(&cfg);
-	free(rcpts);
-	return problems ? EXIT_RUNTIME : EXIT_OK;
+	free(addrs);
+	return rv;
 }

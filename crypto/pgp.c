@@ -272,8 +272,10 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 		if (sk->disabled || sk->invalid || (for_sign && !sk->secret))
 			continue;
 		if (sk->timestamp > *when) {
+			/* The key expires with whichever of primary and subkey goes first. */
+			long long pe = k->subkeys ? k->subkeys->expires : 0, se = sk->expires;
 			*when = sk->timestamp;
-			*expires = sk->expires;
+			*expires = pe && se ? (pe < se ? pe : se) : (pe ? pe : se);
 		}
 	}
 	if (*when < 0) {
