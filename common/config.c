@@ -67,6 +67,9 @@ static const struct key_def keys[] = {
 	/* RFC 5321 4.5.3.1.8: a server must accept at least 100 recipients. */
 	{ "proxy", "max_recipients", K_UINT, OFF(proxy.max_recipients), "100", NULL, 1, 1000 },
 	{ "proxy", "max_connections", K_UINT, OFF(proxy.max_connections), "256", NULL, 1, 10000 },
+	/* One remote address cannot take every slot; loopback clients are exempt
+	 * (all local mail clients share 127.0.0.1).  0 = no per-address limit. */
+	{ "proxy", "max_connections_per_ip", K_UINT, OFF(proxy.max_connections_per_ip), "20", NULL, 0, 10000 },
 	{ "proxy", "user", K_STRING, OFF(proxy.user), "", NULL, 0, 0 },
 	/* RFC 5321 4.5.3.2.7: at least 5 minutes waiting for the next command. */
 	{ "proxy", "timeout", K_DURATION, OFF(proxy.timeout), "5m", NULL, 1, 3600 },

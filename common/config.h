@@ -41,6 +41,7 @@ struct sp_config {
 		uint64_t max_message_size;
 		uint64_t max_recipients;
 		uint64_t max_connections;
+		uint64_t max_connections_per_ip;
 		char *user;
 		int64_t timeout;       /* waiting for a command */
 		int64_t data_timeout;  /* waiting for the next chunk of DATA */

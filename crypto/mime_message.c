@@ -55,6 +55,36 @@ collect_headers(struct sp_mime *m, GMimeHeaderList *hl, bool content, char *err,
 	return 0;
 }
 
+/* Depth and part count of the MIME tree; -1 past the limits. */
+static int
+check_structure(GMimeObject *obj, int depth, size_t *parts, char *err, size_t errsz)
+{
+	int i, n;
+
+	if (obj == NULL)
+		return 0;
+	if (depth > SP_MIME_MAX_DEPTH) {
+		sp_seterr(err, errsz, "MIME structure nested deeper than %d levels", SP_MIME_MAX_DEPTH);
+		return -1;
+	}
+	if (++*parts > SP_MIME_MAX_PARTS) {
+		sp_seterr(err, errsz, "more than %d MIME parts", SP_MIME_MAX_PARTS);
+		return -1;
+	}
+	if (GMIME_IS_MULTIPART(obj)) {
+		n = g_mime_multipart_get_count(GMIME_MULTIPART(obj));
+		for (i = 0; i < n; i++)
+			if (check_structure(g_mime_multipart_get_part(GMIME_MULTIPART(obj), i), depth + 1, parts,
+			                    err, errsz) < 0)
+				return -1;
+	} else if (GMIME_IS_MESSAGE_PART(obj)) {
+		GMimeMessage *inner = g_mime_message_part_get_message(GMIME_MESSAGE_PART(obj));
+		if (inner && check_structure(g_mime_message_get_mime_part(inner), depth + 1, parts, err, errsz) < 0)
+			return -1;
+	}
+	return 0;
+}
+
 int
 sp_mime_parse(char *data, size_t len, struct sp_mime *m, char *err, size_t errsz)
 {
@@ -91,6 +121,11 @@ sp_mime_parse(char *data, size_t len, struct sp_mime *m, char *err, size_t errsz
 	body = g_mime_message_get_mime_part(m->msg);
 	if (body && collect_headers(m, g_mime_object_get_header_list(body), true, err, errsz) < 0)
 		goto fail;
+	{
+		size_t parts = 0;
+		if (check_structure(body, 1, &parts, err, errsz) < 0)
+			goto fail;
+	}
 	qsort(m->hdrs, m->n_hdrs, sizeof *m->hdrs, cmp_start);
 	for (i = 0; i < m->n_hdrs; i++)
 		m->hdrs[i].end = i + 1 < m->n_hdrs ? m->hdrs[i + 1].start : m->headers_end;

@@ -15,6 +15,12 @@
 /* A message with more top-level header fields than this is junk (RFC 5322 has
  * no limit; real mail has a few dozen, mailing lists a hundred or two). */
 #define SP_MIME_MAX_HEADERS 1000
+/* MIME nesting and part count: real mail nests a handful of levels (a
+ * forwarded signed message with alternatives is about 6) and has at most
+ * hundreds of parts; deeper or bigger is an attack on whoever parses it next
+ * (the recipient's client, the viewer). */
+#define SP_MIME_MAX_DEPTH 64
+#define SP_MIME_MAX_PARTS 10000
 
 struct sp_mime_header {
 	const char *name;        /* as written (owned by GMime) */

@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "net.h"
+#include "peer_limits.h"
 #include "tls.h"
 #include "web_outbox.h"
 
@@ -24,6 +25,7 @@ struct session_arg {
 	struct server *srv;
 	int fd;
 	bool implicit_tls;
+	char ip[64];
 };
 
 int
@@ -151,6 +153,7 @@ session_thread(void *p)
 	struct server *srv = a->srv;
 
 	smtp_session_run(&srv->ctx, a->fd, a->implicit_tls);
+	peer_disconnect(a->ip);
 	free(a);
 	pthread_mutex_lock(&srv->lock);
 	if (atomic_fetch_sub(&srv->active, 1) == 1)
@@ -195,9 +198,18 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 	a->srv = srv;
 	a->fd = fd;
 	a->implicit_tls = srv->ltls[i];
+	if (!peer_connect(fd, (unsigned)srv->cfg->proxy.max_connections_per_ip, a->ip)) {
+		sp_log_warn("smtp %s: refused: %llu connections from this address already "
+		            "(max_connections_per_ip)", a->ip,
+		            (unsigned long long)srv->cfg->proxy.max_connections_per_ip);
+		refuse(fd, "421 4.7.0 localhost Too many connections from your address; try again later\r\n");
+		free(a);
+		return;
+	}
 	atomic_fetch_add(&srv->active, 1);
 	if (pthread_create(&tid, attr, session_thread, a) != 0) {
 		atomic_fetch_sub(&srv->active, 1);
+		peer_disconnect(a->ip);
 		sp_log_error("cannot start a session thread: %s", strerror(errno));
 		refuse(fd, "421 4.3.2 localhost Service temporarily unavailable\r\n");
 		free(a);

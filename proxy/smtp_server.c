@@ -26,6 +26,7 @@
 #include "log.h"
 #include "message.h"
 #include "net.h"
+#include "peer_limits.h"
 #include "policy.h"
 #include "smtp_parse.h"
 
@@ -52,6 +53,7 @@ struct smtp_session {
 	const struct sp_config *cfg;
 	struct conn conn;
 	char peer[64];
+	char ip[64];                    /* the peer's address without port */
 	bool loopback_listener;
 	enum smtp_state state;
 	bool esmtp;
@@ -278,6 +280,11 @@ check_auth(struct smtp_session *s, const char *args)
 		reply_error(s, 503, "5.5.1", "AUTH not allowed during a mail transaction");
 		return -1;
 	}
+	if (peer_auth_blocked(s->ip)) {
+		sp_log_warn("smtp %s: AUTH refused: too many failures from this address", s->peer);
+		reply(s, 454, "4.7.0", "Too many failed authentications from your address; try again later");
+		return -1;
+	}
 	return 0;
 }
 
@@ -408,6 +415,8 @@ proceed_auth(struct smtp_session *s, const char *args)
 	if (!verify_credentials(s, user, pass, &fail)) {
 		char safe[80];
 		s->auth_failures++;
+		if (fail.code == 535)
+			peer_auth_failed(s->ip);
 		sp_sanitize(user, strlen(user), safe, sizeof safe);
 		sp_log_warn("smtp %s: AUTH %s failed for user '%s' (%d %s)", s->peer, mech, safe,
 		            fail.code, fail.enh);
@@ -971,6 +980,12 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 	s->session_deadline = sp_now_ms() + (int64_t)SMTP_SESSION_MAX_S * 1000;
 	conn_init(&s->conn, fd);
 	net_peer_name(fd, s->peer, sizeof s->peer);
+	/* "127.0.0.1:5000" / "[::1]:5000" -> the address as peer_limits keys it. */
+	sp_strlcpy(s->ip, s->peer[0] == '[' ? s->peer + 1 : s->peer, sizeof s->ip);
+	if (strrchr(s->ip, ':'))
+		*strrchr(s->ip, ':') = '\0';
+	if (s->peer[0] == '[' && strchr(s->ip, ']'))
+		*strchr(s->ip, ']') = '\0';
 	s->loopback_listener = net_local_is_loopback(fd);
 	sp_envelope_init(&s->env);
 	sp_log_debug("smtp %s: connected%s", s->peer, implicit_tls ? " (implicit TLS)" : "");

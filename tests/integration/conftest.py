@@ -196,3 +196,14 @@ def cli(sealpost_bin, tmp_path):
     def run(*args, input: bytes | None = None, timeout: float = 30, env: dict | None = None):
         return run_cli(sealpost_bin, list(args), work, input=input, timeout=timeout, env_extra=env)
     return run
+
+
+@pytest.fixture(autouse=True)
+def _dev_null_intact():
+    """Something once replaced /dev/null with a regular file during a run;
+    name the test that does it."""
+    import os as _os
+    import stat as _stat
+    yield
+    st = _os.stat("/dev/null")
+    assert _stat.S_ISCHR(st.st_mode), "/dev/null is no longer a character device after this test"
