@@ -48,8 +48,15 @@ cli_read_secret(const char *prompt)
 		tcsetattr(STDIN_FILENO, TCSAFLUSH, &noecho);
 	}
 	while ((c = getchar()) != EOF && c != '\n') {
-		if (n + 1 < 1024)
-			buf[n++] = (char)c;
+		if (n + 1 >= 1024) {
+			/* Never shorten a secret silently. */
+			if (tty)
+				tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+			fprintf(stderr, "sealpost: longer than 1023 bytes\n");
+			sodium_free(buf);
+			return NULL;
+		}
+		buf[n++] = (char)c;
 	}
 	buf[n] = '\0';
 	if (n && buf[n - 1] == '\r')

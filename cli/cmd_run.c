@@ -3,6 +3,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli.h"
 #include "log.h"
@@ -15,7 +16,13 @@ static struct server *running;
 static void
 on_signal(int sig)
 {
-	(void)sig;
+	if (sig == SIGHUP) {
+		/* Nothing is reloaded: say so, and keep running. */
+		static const char msg[] = "sealpost: SIGHUP ignored (restart to reload the config)\n";
+		ssize_t r = write(STDERR_FILENO, msg, sizeof msg - 1);
+		(void)r;
+		return;
+	}
 	if (running)
 		server_stop(running);
 }
@@ -104,6 +111,7 @@ cmd_run(int argc, char **argv)
 	running = &srv;
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
 	rv = server_run(&srv);
 	running = NULL;
 	if (rv != 0)

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <pwd.h>
 #include <unistd.h>
 
 #include <glib.h>
@@ -154,7 +155,12 @@ sp_config_default_state_dir(void)
 		return sp_xstrdup("/var/lib/sealpost");
 	if (xdg && *xdg == '/')
 		return sp_xasprintf("%s/sealpost", xdg);
-	return sp_xasprintf("%s/.local/state/sealpost", home && *home ? home : "/tmp");
+	if (home == NULL || *home != '/') {
+		/* Never a guessable path in a world-writable directory. */
+		struct passwd *pw = getpwuid(geteuid());
+		home = pw && pw->pw_dir && pw->pw_dir[0] == '/' ? pw->pw_dir : "/nonexistent";
+	}
+	return sp_xasprintf("%s/.local/state/sealpost", home);
 }
 
 char *
@@ -314,6 +320,31 @@ find_line(const char *text, const char *section, const char *key)
 		line = strchr(line, '\n');
 		if (line)
 			line++;
+		n++;
+	}
+	return 0;
+}
+
+/* GLib names the offending line by its text ("... contains line “x” ...");
+ * find its number so the error reads FILE:LINE like every other one. */
+static unsigned
+syntax_error_line(const char *text, const char *msg)
+{
+	const char *open = strstr(msg, "\xe2\x80\x9c"), *close;
+	const char *line = text;
+	unsigned n = 1;
+	size_t len;
+
+	if (open == NULL || (close = strstr(open + 3, "\xe2\x80\x9d")) == NULL)
+		return 0;
+	open += 3;
+	len = (size_t)(close - open);
+	while (line && *line) {
+		const char *end = strchr(line, '\n');
+		size_t l = end ? (size_t)(end - line) : strlen(line);
+		if (l == len && strncmp(line, open, len) == 0)
+			return n;
+		line = end ? end + 1 : NULL;
 		n++;
 	}
 	return 0;
@@ -576,7 +607,11 @@ load(struct sp_config *cfg, const char *name, const char *data, size_t len, bool
 		goto out;
 	}
 	if (!g_key_file_load_from_data(kf, text, strlen(text), G_KEY_FILE_NONE, &gerr)) {
-		sp_seterr(err, errsz, "%s: syntax error: %s", name, gerr->message);
+		unsigned line = syntax_error_line(text, gerr->message);
+		if (line)
+			sp_seterr(err, errsz, "%s:%u: syntax error: %s", name, line, gerr->message);
+		else
+			sp_seterr(err, errsz, "%s: syntax error: %s", name, gerr->message);
 		goto out;
 	}
 	groups = g_key_file_get_groups(kf, NULL);

@@ -265,10 +265,23 @@ build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t e
 	size_t i, j;
 	int r;
 
-	if (b == NULL || b->n == 0 || cx->env->mail_from[0] == '\0')
+	if (b == NULL || b->n == 0)
 		return SP_COMPOSE_OK;
-	if (access(cx->cfg->pgp.gnupg_home, F_OK) != 0 || (pgp = sp_policy_pgp(cx->policy, why, sizeof why)) == NULL ||
+	if (cx->env->mail_from[0] == '\0' || access(cx->cfg->pgp.gnupg_home, F_OK) != 0 ||
+	    (pgp = sp_policy_pgp(cx->policy, why, sizeof why)) == NULL ||
 	    sp_pgp_find_key(pgp, cx->env->mail_from, &self, why, sizeof why) != SP_PGP_FOUND) {
+		bool generated = false, outbox = cx->cfg->linkserver.mode == SP_LINKSERVER_EMBEDDED &&
+		                                  cx->cfg->linkserver.outbox;
+		for (i = 0; i < b->n; i++)
+			generated |= b->v[i].generated;
+		if (generated && !outbox) {
+			/* A password nobody learns locks the recipient out: refuse. */
+			sp_seterr(err, errsz, "generated link passwords would reach nobody: the sender <%s> has "
+			          "no usable OpenPGP key for a delivery report and there is no outbox page "
+			          "([linkserver] mode/outbox); set X-Sealpost-Password, or give the sender a key",
+			          cx->env->mail_from);
+			return SP_COMPOSE_PERMFAIL;
+		}
 		sp_log_info("%s: no delivery report by mail: the sender <%s> has no usable OpenPGP key; "
 		            "the passwords are on the outbox page only", cx->env->id, cx->env->mail_from);
 		return SP_COMPOSE_OK;

@@ -185,8 +185,13 @@ sp_link_format_time(int64_t t, char *out, size_t outsz)
 	time_t tt = (time_t)t;
 	struct tm tm;
 
+	char day[16], rest[96];
+
 	localtime_r(&tt, &tm);
-	strftime(out, outsz, "%A %e %B %Y, %H:%M %Z", &tm);
+	/* "%e" pads with a blank ("Monday  7 December"); print the day plainly. */
+	strftime(day, sizeof day, "%A", &tm);
+	strftime(rest, sizeof rest, "%B %Y, %H:%M %Z", &tm);
+	snprintf(out, outsz, "%s %d %s", day, tm.tm_mday, rest);
 }
 
 /* Read a template: [link] templates DIR, else the built-in copy. */

@@ -286,10 +286,9 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 		if (subkey_revoked) {
 			sp_seterr(why, whysz, "%s", for_sign ? "signing subkey revoked" : "encryption subkey revoked");
 			return false;
-		} {
+		}
 		sp_seterr(why, whysz, "%s", for_sign ? "no usable secret signing key" : "no encryption-capable subkey");
 		return false;
-	}
 	}
 	if (!for_sign && p->cfg->pgp.trust == SP_TRUST_KEYRING &&
 	    best_uid->validity < GPGME_VALIDITY_FULL) {

@@ -28,7 +28,7 @@ struct queue_entry {
 	int64_t created;
 	int64_t next_attempt;
 	unsigned attempts;
-	char form[16];            /* openpgp | sodium | link | dsn */
+	char form[16];            /* openpgp | sodium | link | dsn | receipt */
 	bool eightbit;
 	bool smtputf8;
 	char *mail_from;          /* "" = null sender (DSNs) */

@@ -123,14 +123,25 @@ server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz)
 		sp_seterr(err, errsz, "[proxy] user: no such user '%s'", user);
 		return -1;
 	}
-	/* What the sessions and the queue runner write must be theirs. */
+	/* What the sessions and the queue runner write must be theirs - and
+	 * nothing else: the queue directory holds only sealpost's files; of the
+	 * link store, only its own files (and the state directory it lives in
+	 * when that is sealpost's). */
 	chown_uid = pw->pw_uid;
 	chown_gid = pw->pw_gid;
 	nftw(cfg->queue.dir, chown_one, 16, FTW_PHYS);
 	{
+		static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
 		char *dir = g_path_get_dirname(cfg->link.store);
-		if (access(dir, F_OK) == 0)
-			nftw(dir, chown_one, 16, FTW_PHYS);
+		size_t i;
+		for (i = 0; i < SP_ARRAY_LEN(suffixes); i++) {
+			char *f = sp_xasprintf("%s%s", cfg->link.store, suffixes[i]);
+			if (access(f, F_OK) == 0)
+				chown_one(f, NULL, 0, NULL);
+			free(f);
+		}
+		if (strcmp(dir, cfg->state_dir) == 0)
+			chown_one(dir, NULL, 0, NULL);
 		g_free(dir);
 	}
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {

@@ -34,7 +34,7 @@ static const struct bad_case bad_cases[] = {
 	{ "username without password", "[upstream]\nhost = x\nusername = me\n", "[upstream] username: needs password_file" },
 	{ "cert without key", "[upstream]\nhost = x\n[proxy]\ntls_cert = /a.crt\n", "[proxy] tls_key: tls_cert and tls_key go together" },
 	{ "bad url", "[upstream]\nhost = x\n[link]\nbase_url = ftp://x/\n", "[link] base_url: 'ftp://x/' is not an http(s):// URL" },
-	{ "syntax", "[upstream\nhost = x\n", "t.conf: syntax error" },
+	{ "syntax", "[upstream]\nhost = x\njunk line\n", "t.conf:3: syntax error" },
 	{ "nul byte", "[upstream]\nhost = x\0\n", "contains a NUL byte" },
 };
 
