@@ -344,6 +344,7 @@ cmd_check(int argc, char **argv)
 		print_text(&r);
 	rv = r.problems ? EXIT_RUNTIME : EXIT_OK;
 	sp_policy_free(policy);
+	sp_pgp_pool_clear();
 	relay_free(relay);
 	free(r.rcpts);
 	sp_config_free(&cfg);

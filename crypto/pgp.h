@@ -17,6 +17,8 @@
 
 /* A full v4/v5 fingerprint in hex. */
 #define SP_PGP_FPR_MAX 65
+/* Messages larger than this are encrypted without compression (see pgp.c). */
+#define SP_PGP_COMPRESS_MAX (1024 * 1024)
 
 struct sp_pgp;
 
@@ -26,6 +28,11 @@ int sp_pgp_global_init(char *err, size_t errsz);
 /* One per session (a GPGME context is not shared between threads). */
 struct sp_pgp *sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz);
 void sp_pgp_free(struct sp_pgp *p);
+/* The same from a process-wide pool of warm contexts (same cfg), and back. */
+struct sp_pgp *sp_pgp_acquire(const struct sp_config *cfg, char *err, size_t errsz);
+void sp_pgp_release(struct sp_pgp *p);
+/* At exit: free the pooled contexts. */
+void sp_pgp_pool_clear(void);
 
 enum sp_pgp_lookup {
 	SP_PGP_FOUND,

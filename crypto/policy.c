@@ -32,7 +32,7 @@ sp_policy_free(struct sp_policy *p)
 {
 	if (p == NULL)
 		return;
-	sp_pgp_free(p->pgp);
+	sp_pgp_release(p->pgp);
 	sp_sodium_recipients_free(p->sodium);
 	free(p);
 }
@@ -68,7 +68,7 @@ struct sp_pgp *
 sp_policy_pgp(struct sp_policy *p, char *err, size_t errsz)
 {
 	if (p->pgp == NULL)
-		p->pgp = sp_pgp_new(p->cfg, err, errsz);
+		p->pgp = sp_pgp_acquire(p->cfg, err, errsz);
 	return p->pgp;
 }
 

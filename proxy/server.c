@@ -18,6 +18,7 @@
 #include "log.h"
 #include "net.h"
 #include "peer_limits.h"
+#include "pgp.h"
 #include "tls.h"
 #include "web_outbox.h"
 
@@ -322,6 +323,7 @@ server_free(struct server *srv)
 	sp_users_free(srv->ctx.users);
 	relay_free(srv->ctx.relay);
 	queue_close(srv->queue);
+	sp_pgp_pool_clear();
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
 }
