@@ -384,6 +384,24 @@ sp_sanitize(const char *in, size_t inlen, char *out, size_t outsz)
 	out[o] = '\0';
 }
 
+bool
+sp_b64_alphabet_ok(const char *s, size_t n, bool urlsafe, bool padded)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+		if (isalnum(c) && c < 0x80)
+			continue;
+		if (urlsafe ? (c == '-' || c == '_') : (c == '+' || c == '/'))
+			continue;
+		if (padded && c == '=')
+			continue;
+		return false;
+	}
+	return true;
+}
+
 void
 sp_random_id(char out[33])
 {

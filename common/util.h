@@ -80,6 +80,11 @@ size_t sp_strlcpy(char *dst, const char *src, size_t dstsz);
  * non-ASCII bytes become '?', at most maxlen bytes (then "..."). */
 void sp_sanitize(const char *in, size_t inlen, char *out, size_t outsz);
 
+/* Is every byte of s[0..n) in the base64 alphabet (standard or URL-safe,
+ * '=' allowed only when padded)?  libsodium 1.0.18 accepts bytes >= 0x80 as
+ * digits, which would give one value several spellings. */
+bool sp_b64_alphabet_ok(const char *s, size_t n, bool urlsafe, bool padded);
+
 /* 128 random bits as 32 lowercase hex chars (CSPRNG); used for queue/session ids. */
 void sp_random_id(char out[33]);
 

@@ -510,7 +510,8 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 	/* One copy per form for the To/Cc recipients, one per Bcc recipient;
 	 * strongest form first, so logs and receipts read in that order. */
 	for (f = 0; f < SP_FORM_COUNT; f++) {
-		struct sp_copy *shared = NULL;
+		/* An index, not a pointer: sp_copies_add may move the array. */
+		size_t shared = SIZE_MAX;
 		for (i = 0; i < env->n_rcpts; i++) {
 			struct sp_rcpt *r = &env->rcpts[i];
 			struct sp_copy *cp;
@@ -519,9 +520,11 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 			if (r->bcc) {
 				cp = sp_copies_add(out, (enum sp_form)f);
 			} else {
-				if (shared == NULL)
-					shared = sp_copies_add(out, (enum sp_form)f);
-				cp = shared;
+				if (shared == SIZE_MAX) {
+					sp_copies_add(out, (enum sp_form)f);
+					shared = out->n - 1;
+				}
+				cp = &out->v[shared];
 			}
 			sp_copy_add_rcpt(cp, i);
 		}

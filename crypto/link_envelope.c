@@ -65,7 +65,7 @@ sp_link_token_decode(const char *s, size_t len, struct sp_link_token *t)
 	/* Strict: exactly 43 URL-safe characters, no padding, no whitespace, and
 	 * the two unused low bits of the last character zero (libsodium rejects
 	 * non-canonical trailing bits), so each token has one spelling. */
-	if (s == NULL || len != SP_LINK_TOKEN_STRLEN)
+	if (s == NULL || len != SP_LINK_TOKEN_STRLEN || !sp_b64_alphabet_ok(s, len, true, false))
 		goto out;
 	if (sodium_base642bin(raw, sizeof raw, s, len, NULL, &rawlen, &end,
 	                      sodium_base64_VARIANT_URLSAFE_NO_PADDING) != 0)

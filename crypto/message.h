@@ -7,6 +7,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/types.h>
 
 #include "util.h"
 
@@ -44,12 +45,36 @@ void sp_envelope_init(struct sp_envelope *e);
 void sp_envelope_add_rcpt(struct sp_envelope *e, const char *addr, enum sp_form form, const char *detail);
 void sp_envelope_free(struct sp_envelope *e);
 
-/* One message to send upstream: what, and to whom. */
+/* Bytes to send, without copying them again: pieces of memory, or a file. */
+struct sp_span {
+	const char *p;
+	size_t n;
+};
+
+struct sp_blob {
+	const struct sp_span *spans;   /* memory pieces, in order (when fd < 0) */
+	size_t n_spans;
+	int fd;                        /* or a spool file, read from offset 0 */
+	size_t len;                    /* total bytes */
+};
+
+/* Messages above this size get their encrypted copies built into an
+ * anonymous spool file (ciphertext only) instead of memory: a 25 MB message
+ * then needs one copy of itself in RAM, not four. */
+#define SP_SPOOL_THRESHOLD (1024 * 1024)
+
+/* One message to send upstream: what, and to whom.  Its bytes (CRLF line
+ * endings, not dot-stuffed) are in exactly one of: data, spans (pieces of the
+ * received message: the unencrypted form, no copy), or spool_fd. */
 struct sp_copy {
 	enum sp_form form;
 	size_t *rcpts;        /* indexes into the envelope's rcpts */
 	size_t n_rcpts;
-	struct sp_buf data;   /* CRLF line endings, not dot-stuffed */
+	struct sp_buf data;
+	struct sp_span *spans;
+	size_t n_spans;
+	int spool_fd;         /* -1, or an anonymous file holding the copy */
+	size_t spool_len;
 	bool eightbit;        /* contains 8-bit bytes: needs 8BITMIME upstream */
 	bool smtputf8;        /* needs SMTPUTF8 upstream */
 	char *to_sender;      /* a receipt: goes to this address (the sender), no rcpts */
@@ -64,6 +89,12 @@ struct sp_copies {
 };
 
 struct sp_copy *sp_copies_add(struct sp_copies *c, enum sp_form form);
+/* A view of the copy's bytes; `one` is storage for a single span. */
+void sp_copy_blob(const struct sp_copy *cp, struct sp_blob *b, struct sp_span *one);
+size_t sp_copy_len(const struct sp_copy *cp);
+/* Read up to n bytes at off from a blob; returns bytes read, -1 on error. */
+ssize_t sp_blob_read(const struct sp_blob *b, size_t off, void *buf, size_t n);
+bool sp_blob_has_8bit(const struct sp_blob *b);
 void sp_copy_add_rcpt(struct sp_copy *c, size_t rcpt);
 void sp_copies_free(struct sp_copies *c);
 

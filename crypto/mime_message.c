@@ -440,7 +440,7 @@ sp_mime_is_encrypted(const struct sp_mime *m)
 		s = g_mime_stream_mem_new();
 		g_mime_data_wrapper_write_to_stream(w, s);
 		ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-		ok = is_one_armor_block((const char *)ba->data, (const char *)ba->data + ba->len);
+		ok = ba->len > 0 && is_one_armor_block((const char *)ba->data, (const char *)ba->data + ba->len);
 		g_object_unref(s);
 		return ok;
 	}

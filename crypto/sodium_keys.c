@@ -107,7 +107,8 @@ parse_public_n(const char *s, size_t n, unsigned char pk[SP_SODIUM_PKBYTES], cha
 		          PUB_B64LEN, SP_SODIUM_PUBLIC_PREFIX, n - plen);
 		return -1;
 	}
-	if (sodium_base642bin(pk, SP_SODIUM_PKBYTES, s + plen, PUB_B64LEN, NULL, &binlen, &end,
+	if (!sp_b64_alphabet_ok(s + plen, PUB_B64LEN, false, true) ||
+	    sodium_base642bin(pk, SP_SODIUM_PKBYTES, s + plen, PUB_B64LEN, NULL, &binlen, &end,
 	                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 	    binlen != SP_SODIUM_PKBYTES || end != s + n) {
 		sp_seterr(err, errsz, "the public key is not valid base64");
@@ -173,7 +174,7 @@ sp_sodium_parse_secret(const char *name, const char *text, size_t len, struct sp
 		found = it.lineno;
 		binlen = 0;
 		end = NULL;
-		if (n - plen != SEC_B64LEN ||
+		if (n - plen != SEC_B64LEN || !sp_b64_alphabet_ok(line + plen, n - plen, false, true) ||
 		    sodium_base642bin(raw, sizeof raw, line + plen, n - plen, NULL, &binlen, &end,
 		                      sodium_base64_VARIANT_ORIGINAL) != 0 ||
 		    binlen != sizeof raw || end != line + n) {

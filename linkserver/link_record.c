@@ -78,7 +78,8 @@ link_record_free(struct link_store_new_msg *m)
 int
 link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, char *err, size_t errsz)
 {
-	const unsigned char *p = data, *end = p + len;
+	/* An empty body may come as NULL: never do arithmetic on NULL. */
+	const unsigned char *p = data ? data : (const unsigned char *)"", *end = p + len;
 	struct link_store_new_link *links = NULL;
 	uint64_t n, i, ct_len;
 

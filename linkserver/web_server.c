@@ -728,6 +728,11 @@ post_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *file
 {
 	struct web_req *r = cls;
 
+	/* A multipart/form-data part without a name: libmicrohttpd passes NULL. */
+	if (key == NULL) {
+		r->bad_form = true;
+		return MHD_YES;
+	}
 	if (strcmp(key, "password") == 0) {
 		if (size && sp_buf_append(&r->password, data, size) < 0)
 			r->bad_form = true;

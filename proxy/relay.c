@@ -521,6 +521,20 @@ send_receipt(struct relay *r, const struct relay_creds *creds, const struct sp_e
 	}
 }
 
+/* An outcome's text without its leading "550 5.1.1 ": the reply puts its
+ * own code in front. */
+static const char *
+outcome_reason(const struct relay_outcome *o)
+{
+	const char *text = o->text;
+
+	if (strlen(text) > 4 && text[3] == ' ')
+		text += 4;
+	if (strncmp(text, o->enh, strlen(o->enh)) == 0 && text[strlen(o->enh)] == ' ')
+		text += strlen(o->enh) + 1;
+	return text;
+}
+
 static const struct relay_outcome *
 first_with(const struct relay_result *res, size_t n, enum relay_status st)
 {
@@ -583,7 +597,7 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 	if (abort_plain) {
 		const struct relay_outcome *t = first_with(res, env->n_rcpts, RELAY_TEMPFAIL);
 		smtp_reply_set(&res->reply, 451, t->enh, "%s (an unencrypted copy is never queued; "
-		               "try again later)", t->text);
+		               "try again later)", outcome_reason(t));
 		goto out;
 	}
 	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
@@ -605,13 +619,7 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 	if (res->n_failed && res->n_sent == 0 && res->n_queued == 0) {
 		/* Every recipient refused: the upstream's own answer, no DSN. */
 		const struct relay_outcome *f = first_with(res, env->n_rcpts, RELAY_FAILED);
-		const char *text = f->text;
-		/* "550 5.1.1 text" -> "text" */
-		if (strlen(text) > 4 && text[3] == ' ')
-			text += 4;
-		if (strncmp(text, f->enh, strlen(f->enh)) == 0 && text[strlen(f->enh)] == ' ')
-			text += strlen(f->enh) + 1;
-		smtp_reply_set(&res->reply, f->code, f->enh, "%s", text);
+		smtp_reply_set(&res->reply, f->code, f->enh, "%s", outcome_reason(f));
 		goto out;
 	}
 	if (res->n_failed) {

@@ -153,8 +153,9 @@ sasl_b64_decode(const char *in, char **out, size_t *outlen)
 	buf = sodium_malloc(max + 1);
 	if (buf == NULL)
 		return -1;
-	if (inlen && sodium_base642bin((unsigned char *)buf, max, in, inlen, NULL, &n, NULL,
-	                               sodium_base64_VARIANT_ORIGINAL) != 0) {
+	if (inlen && (!sp_b64_alphabet_ok(in, inlen, false, true) ||
+	              sodium_base642bin((unsigned char *)buf, max, in, inlen, NULL, &n, NULL,
+	                                sodium_base64_VARIANT_ORIGINAL) != 0)) {
 		sodium_free(buf);
 		return -1;
 	}

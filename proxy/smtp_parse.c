@@ -9,7 +9,8 @@ is_atext(unsigned char c, bool utf8)
 {
 	if (c >= 0x80)
 		return utf8;
-	return isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL;
+	/* c != 0: strchr would find the string's own terminator. */
+	return c != '\0' && (isalnum(c) || strchr("!#$%&'*+-/=?^_`{|}~", c) != NULL);
 }
 
 static bool

@@ -87,6 +87,8 @@ struct smtp_cmd {
 	void (*proceed)(struct smtp_session *s, const char *args);
 };
 
+static void vreply(struct smtp_session *s, int code, const char *enh, const char *fmt, va_list ap)
+	SP_PRINTF(4, 0);
 static void reply(struct smtp_session *s, int code, const char *enh, const char *fmt, ...) SP_PRINTF(4, 5);
 static void reply_error(struct smtp_session *s, int code, const char *enh, const char *fmt, ...) SP_PRINTF(4, 5);
 

@@ -41,4 +41,10 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 run_suite build-asan "ASan+UBSan build"
 
+# libFuzzer targets (clang, ASan + UBSan): replay every committed crash
+# reproducer, then a short run of each target.  docs/fuzzing.md has the long runs.
+echo "== fuzzing: reproducers and a short run of each target"
+unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
+scripts/fuzz.sh "${SEALPOST_FUZZ_SECONDS:-20}"
+
 echo "== all tests passed"
