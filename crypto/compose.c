@@ -27,13 +27,6 @@ struct compose_ctx {
 };
 
 static bool
-drop_private(const char *name, void *arg)
-{
-	(void)arg;
-	return sp_mime_is_private_header(name);
-}
-
-static bool
 has_8bit(const char *p, size_t len)
 {
 	size_t i;
@@ -50,14 +43,49 @@ static enum sp_compose_result
 build_as_is(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
 	const struct sp_mime *m = &cx->mime;
+	size_t i;
 
-	if (sp_buf_reserve(&cp->data, m->len) < 0 ||
-	    sp_mime_copy_headers(m, drop_private, NULL, &cp->data) < 0 ||
-	    sp_buf_append(&cp->data, m->data + m->headers_end, m->len - m->headers_end) < 0) {
-		sp_seterr(err, errsz, "out of memory building the copy");
-		return SP_COMPOSE_TEMPFAIL;
+	(void)err;
+	(void)errsz;
+	/* Pieces of the received message, in place: a 25 MB message is not
+	 * copied to be sent as it is. */
+	cp->spans = sp_xcalloc(m->n_hdrs + 2, sizeof *cp->spans);
+	if (m->n_hdrs && m->hdrs[0].start > 0)
+		cp->spans[cp->n_spans++] = (struct sp_span){ m->data, m->hdrs[0].start };
+	for (i = 0; i < m->n_hdrs; i++) {
+		const struct sp_mime_header *h = &m->hdrs[i];
+		if (!sp_mime_is_private_header(h->name))
+			cp->spans[cp->n_spans++] = (struct sp_span){ m->data + h->start, h->end - h->start };
 	}
+	cp->spans[cp->n_spans++] = (struct sp_span){ m->data + m->headers_end, m->len - m->headers_end };
 	return SP_COMPOSE_OK;
+}
+
+/* Big messages get their encrypted copy built in an anonymous spool file
+ * (ciphertext only), small ones in memory. */
+static int
+copy_sink(const struct compose_ctx *cx, struct sp_copy *cp, struct sp_sink *sink, char *err, size_t errsz)
+{
+	sink->buf = NULL;
+	sink->fd = -1;
+	if (cx->mime.len <= SP_SPOOL_THRESHOLD) {
+		sink->buf = &cp->data;
+		return 0;
+	}
+	if ((cp->spool_fd = sp_tmpfile(err, errsz)) < 0)
+		return -1;
+	sink->fd = cp->spool_fd;
+	return 0;
+}
+
+/* After building: how long the spooled copy is. */
+static void
+copy_sink_done(struct sp_copy *cp)
+{
+	if (cp->spool_fd >= 0) {
+		off_t end = lseek(cp->spool_fd, 0, SEEK_END);
+		cp->spool_len = end > 0 ? (size_t)end : 0;
+	}
 }
 
 static enum sp_compose_result
@@ -94,16 +122,22 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		if (i == n)
 			fprs[n++] = cx->self_fpr;
 	}
-	switch (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
-	                          cx->sign_fpr[0] ? cx->sign_fpr : NULL, &cp->data, err, errsz)) {
-	case 0:
-		rv = SP_COMPOSE_OK;
-		break;
-	case -2:
-		rv = SP_COMPOSE_PERMFAIL;
-		break;
-	default:
-		break;
+	{
+		struct sp_sink sink;
+		if (copy_sink(cx, cp, &sink, err, errsz) < 0)
+			goto out;
+		switch (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
+		                          cx->sign_fpr[0] ? cx->sign_fpr : NULL, &sink, err, errsz)) {
+		case 0:
+			rv = SP_COMPOSE_OK;
+			copy_sink_done(cp);
+			break;
+		case -2:
+			rv = SP_COMPOSE_PERMFAIL;
+			break;
+		default:
+			break;
+		}
 	}
 out:
 	free(fprs);
@@ -171,18 +205,29 @@ build_sodium(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz
 	}
 	/* The sealed bytes are ciphertext: they may wait in an unlinked file
 	 * instead of memory while the copy is written. */
-	fd = sp_tmpfile(err, errsz);
-	if (fd >= 0)
+	if (cx->mime.len > SP_SPOOL_THRESHOLD) {
+		if ((fd = sp_tmpfile(err, errsz)) < 0)
+			goto out;
 		spool = g_mime_stream_fs_new(fd);
+	}
 	in = as_is_stream(&cx->mime);
 	entity = sp_sodium_make_copy_stream(pks, cp->n_rcpts, in, spool, err, errsz);
 	if (entity == NULL)
 		goto out;
-	if (sp_mime_write_outer_headers(&cx->mime, cx->cfg->pgp.hide_subject ? "..." : NULL, &cp->data) < 0 ||
-	    sp_buf_puts(&cp->data, "MIME-Version: 1.0\r\n") < 0 ||
-	    sp_mime_append_object(entity, &cp->data) < 0) {
-		sp_seterr(err, errsz, "out of memory building the sodium copy");
-		goto out;
+	{
+		struct sp_buf outer;
+		struct sp_sink sink;
+		int r;
+		sp_buf_init(&outer, 0);
+		r = sp_mime_write_outer_headers(&cx->mime, cx->cfg->pgp.hide_subject ? "..." : NULL, &outer) < 0 ||
+		    sp_buf_puts(&outer, "MIME-Version: 1.0\r\n") < 0 || copy_sink(cx, cp, &sink, err, errsz) < 0 ||
+		    sp_sink_write(&sink, outer.data, outer.len) < 0 || sp_sink_object(&sink, entity) < 0;
+		sp_buf_free(&outer);
+		if (r) {
+			sp_seterr(err, errsz, "cannot write the sodium copy");
+			goto out;
+		}
+		copy_sink_done(cp);
 	}
 	rv = SP_COMPOSE_OK;
 out:
@@ -202,10 +247,8 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 {
 	struct sp_link_settings settings;
 	enum sp_compose_result rv = SP_COMPOSE_TEMPFAIL;
-	struct sp_buf msg;
 	size_t *idx = sp_xcalloc(cx->env->n_rcpts ? cx->env->n_rcpts : 1, sizeof *idx), n = 0, i;
 
-	sp_buf_init(&msg, 0);
 	for (i = 0; i < cx->env->n_rcpts; i++)
 		if (cx->env->rcpts[i].form == SP_FORM_LINK)
 			idx[n++] = i;
@@ -222,15 +265,20 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		free(idx);
 		return SP_COMPOSE_PERMFAIL;
 	}
-	/* What the recipient will read: the message without the private headers. */
-	if (sp_buf_reserve(&msg, cx->mime.len) < 0 ||
-	    sp_mime_copy_headers(&cx->mime, drop_private, NULL, &msg) < 0 ||
-	    sp_buf_append(&msg, cx->mime.data + cx->mime.headers_end, cx->mime.len - cx->mime.headers_end) < 0) {
-		sp_seterr(err, errsz, "out of memory sealing the link message");
-		goto out;
+	/* What the recipient will read: the message without the private
+	 * headers - the same pieces as the unencrypted form, sealed in place. */
+	{
+		struct sp_copy view = { .spool_fd = -1 };
+		struct sp_blob b;
+		struct sp_span one;
+		int r;
+		build_as_is(cx, &view, err, errsz);
+		sp_copy_blob(&view, &b, &one);
+		r = sp_link_bundle_make(cx->cfg, cx->env, &b, idx, n, &settings, &out->link, err, errsz);
+		free(view.spans);
+		if (r < 0)
+			goto out;
 	}
-	if (sp_link_bundle_make(cx->cfg, cx->env, msg.data, msg.len, idx, n, &settings, &out->link, err, errsz) < 0)
-		goto out;
 	for (i = 0; i < out->link->n; i++) {
 		const struct sp_link_grant *g = &out->link->v[i];
 		struct sp_copy *cp = sp_copies_add(out, SP_FORM_LINK);
@@ -244,7 +292,6 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 	rv = SP_COMPOSE_OK;
 out:
 	sp_link_settings_clear(&settings);
-	sp_buf_wipe(&msg);
 	free(idx);
 	return rv;
 }
@@ -382,7 +429,10 @@ build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		}
 	}
 	if (r == SP_COMPOSE_OK) {
-		cp->eightbit = has_8bit(cp->data.data, cp->data.len);
+		struct sp_blob b;
+		struct sp_span one;
+		sp_copy_blob(cp, &b, &one);
+		cp->eightbit = sp_blob_has_8bit(&b);
 		cp->smtputf8 = cx->env->smtputf8;
 	}
 	return r;

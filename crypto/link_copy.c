@@ -118,8 +118,8 @@ sp_link_bundle_free(struct sp_link_bundle *b)
 }
 
 int
-sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const char *msg,
-                    size_t len, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
+sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
+                    const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                     struct sp_link_bundle **out, char *err, size_t errsz)
 {
 	struct sp_link_bundle *b = sp_xcalloc(1, sizeof *b);
@@ -136,7 +136,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	sp_strlcpy(b->hint, s->hint, sizeof b->hint);
 	b->v = sp_xcalloc(n ? n : 1, sizeof *b->v);
 	sp_link_key_new(key);
-	if (sp_link_seal_message(key, msg, len, &b->ciphertext, err, errsz) < 0)
+	if (sp_link_seal_blob(key, msg, &b->ciphertext, err, errsz) < 0)
 		goto out;
 	for (i = 0; i < n; i++) {
 		struct sp_link_grant *g = &b->v[b->n++];

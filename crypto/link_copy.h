@@ -60,8 +60,8 @@ struct sp_link_bundle {
 
 /* Seal the message (as-is bytes: private headers already removed) and make a
  * grant for each recipient index in rcpts. */
-int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const char *msg,
-                        size_t len, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
+int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
+                        const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
 void sp_link_bundle_free(struct sp_link_bundle *b);
 

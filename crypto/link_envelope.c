@@ -2,6 +2,8 @@
  * tokens and generated passwords.  Byte layouts: docs/formats.md. */
 #include "link_envelope.h"
 
+#include "message.h"
+
 #include <errno.h>
 #include <string.h>
 
@@ -115,9 +117,36 @@ sp_link_message_sealed_size(size_t len)
 }
 
 static int
+seal_pieces(const unsigned char key[SP_LINK_KEYBYTES], const unsigned char *header,
+            const struct sp_span *pieces, size_t n_pieces, size_t len, struct sp_buf *out,
+            char *err, size_t errsz);
+
+static int
 seal_message(const unsigned char key[SP_LINK_KEYBYTES], const unsigned char *header,
              const void *msg, size_t len, struct sp_buf *out, char *err, size_t errsz)
 {
+	struct sp_span one = { msg, len };
+
+	return seal_pieces(key, header, &one, 1, len, out, err, errsz);
+}
+
+int
+sp_link_seal_blob(const unsigned char key[SP_LINK_KEYBYTES], const struct sp_blob *msg, struct sp_buf *out,
+                  char *err, size_t errsz)
+{
+	if (msg->fd >= 0) {
+		sp_seterr(err, errsz, "link message: sealing from a file is not supported");
+		return -1;
+	}
+	return seal_pieces(key, NULL, msg->spans, msg->n_spans, msg->len, out, err, errsz);
+}
+
+static int
+seal_pieces(const unsigned char key[SP_LINK_KEYBYTES], const unsigned char *header,
+            const struct sp_span *pieces, size_t n_pieces, size_t len, struct sp_buf *out,
+            char *err, size_t errsz)
+{
+	size_t i;
 	unsigned char prefix[SP_LINK_MESSAGE_PREFIXBYTES];
 	struct sp_secretstream_push *s = NULL;
 	size_t start = out->len;
@@ -137,9 +166,12 @@ seal_message(const unsigned char key[SP_LINK_KEYBYTES], const unsigned char *hea
 		s = sp_secretstream_push_new_det(key, header, prefix, sizeof prefix, sp_write_buf, out, err, errsz);
 	else
 		s = sp_secretstream_push_new(key, prefix, sizeof prefix, sp_write_buf, out, err, errsz);
-	if (s == NULL ||
-	    sp_secretstream_push_update(s, msg, len, err, errsz) < 0 ||
-	    sp_secretstream_push_finish(s, err, errsz) < 0)
+	if (s == NULL)
+		goto out;
+	for (i = 0; i < n_pieces; i++)
+		if (pieces[i].n && sp_secretstream_push_update(s, pieces[i].p, pieces[i].n, err, errsz) < 0)
+			goto out;
+	if (sp_secretstream_push_finish(s, err, errsz) < 0)
 		goto out;
 	rv = 0;
 out:

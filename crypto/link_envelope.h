@@ -48,6 +48,12 @@ void sp_link_key_new(unsigned char key[SP_LINK_KEYBYTES]);
 /* Encrypt a whole message under key: out receives the versioned ciphertext blob. */
 int sp_link_seal_message(const unsigned char key[SP_LINK_KEYBYTES], const void *msg, size_t len,
                          struct sp_buf *out, char *err, size_t errsz);
+/* The same from pieces in memory (the message without its private headers,
+ * read in place: no copy of the plaintext). */
+struct sp_blob;
+int sp_link_seal_blob(const unsigned char key[SP_LINK_KEYBYTES], const struct sp_blob *msg, struct sp_buf *out,
+                      char *err, size_t errsz);
+
 /* Decrypt and authenticate the whole blob; on any failure (tampered, truncated,
  * wrong key, unknown version) out is left empty and -1 returned. */
 int sp_link_open_message(const unsigned char key[SP_LINK_KEYBYTES], const void *blob, size_t len,

@@ -1,8 +1,10 @@
 /* mime_message.c - GMime parsing with byte spans for the top-level headers. */
 #include "mime_message.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "message.h"
 
@@ -310,9 +312,26 @@ field_value(const struct sp_mime *m, const struct sp_mime_header *h)
 	return r;
 }
 
+static int write_protected(const struct sp_mime *m, const char *outer_subject, bool with_body,
+                           struct sp_buf *out, char *err, size_t errsz);
+
 int
 sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                char *err, size_t errsz)
+{
+	return write_protected(m, outer_subject, true, out, err, errsz);
+}
+
+int
+sp_mime_write_protected_header(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
+                               char *err, size_t errsz)
+{
+	return write_protected(m, outer_subject, false, out, err, errsz);
+}
+
+static int
+write_protected(const struct sp_mime *m, const char *outer_subject, bool with_body, struct sp_buf *out,
+                char *err, size_t errsz)
 {
 	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
 	GMimeFormatOptions *fo = g_mime_format_options_new();
@@ -381,7 +400,7 @@ sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subjec
 			goto nomem;
 	}
 	if (sp_buf_append(out, "\r\n", 2) < 0 ||
-	    sp_buf_append(out, m->data + m->body_start, m->len - m->body_start) < 0)
+	    (with_body && sp_buf_append(out, m->data + m->body_start, m->len - m->body_start) < 0))
 		goto nomem;
 	rv = 0;
 	goto out;
@@ -466,4 +485,60 @@ sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *addr, s
 			return;
 		}
 	}
+}
+
+int
+sp_sink_write(struct sp_sink *s, const void *p, size_t n)
+{
+	size_t off = 0;
+
+	if (s->buf)
+		return sp_buf_append(s->buf, p, n);
+	while (off < n) {
+		ssize_t k = write(s->fd, (const char *)p + off, n - off);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k <= 0)
+			return -1;
+		off += (size_t)k;
+	}
+	return 0;
+}
+
+int
+sp_sink_object(struct sp_sink *s, GMimeObject *obj)
+{
+	GMimeFormatOptions *fo;
+	GMimeStream *st;
+	int fd, rv = -1;
+
+	if (s->buf) {
+		fo = g_mime_format_options_new();
+		g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+		st = g_mime_stream_mem_new();
+		if (g_mime_object_write_to_stream(obj, fo, st) >= 0) {
+			GByteArray *ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(st));
+			rv = sp_buf_append(s->buf, ba->data, ba->len);
+		}
+		g_object_unref(st);
+		g_mime_format_options_free(fo);
+		return rv;
+	}
+	/* A dup shares the file offset: GMime appends where we are. */
+	fd = dup(s->fd);
+	if (fd < 0)
+		return -1;
+	fo = g_mime_format_options_new();
+	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
+	{
+		/* Buffered: GMime writes line by line, the file wants big writes. */
+		GMimeStream *fs = g_mime_stream_fs_new(fd);
+		st = g_mime_stream_buffer_new(fs, GMIME_STREAM_BUFFER_BLOCK_WRITE);
+		g_object_unref(fs);
+	}
+	if (g_mime_object_write_to_stream(obj, fo, st) >= 0 && g_mime_stream_flush(st) == 0)
+		rv = 0;
+	g_object_unref(st);
+	g_mime_format_options_free(fo);
+	return rv;
 }

@@ -90,6 +90,21 @@ void sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *ad
 int sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                    char *err, size_t errsz);
 
+/* The same without the body: everything up to and including the empty line
+ * (the body follows as m->data + m->body_start, never copied). */
+int sp_mime_write_protected_header(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
+                                   char *err, size_t errsz);
+
+/* Where a copy is built: in memory, or (buf NULL) appended to a spool file. */
+struct sp_sink {
+	struct sp_buf *buf;
+	int fd;
+};
+
+int sp_sink_write(struct sp_sink *s, const void *p, size_t n);
+/* Serialise a GMime object into the sink, CRLF line endings. */
+int sp_sink_object(struct sp_sink *s, GMimeObject *obj);
+
 /* Is the client's message already encrypted (multipart/encrypted, or inline
  * PGP armor in the body)?  Then it is relayed as it is. */
 bool sp_mime_is_encrypted(const struct sp_mime *m);

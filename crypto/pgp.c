@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sys/stat.h>
 
@@ -586,10 +587,55 @@ get_key(struct sp_pgp *p, const char *fpr, bool secret, gpgme_key_t *k, char *er
 	return 0;
 }
 
+/* GPGME reads the plaintext from a blob's pieces: no copy of it is made. */
+struct blob_reader {
+	const struct sp_blob *b;
+	size_t off;
+};
+
+static ssize_t
+blob_read_cb(void *handle, void *buf, size_t size)
+{
+	struct blob_reader *r = handle;
+	ssize_t n = sp_blob_read(r->b, r->off, buf, size);
+
+	if (n > 0)
+		r->off += (size_t)n;
+	return n;
+}
+
+static off_t
+blob_seek_cb(void *handle, off_t offset, int whence)
+{
+	struct blob_reader *r = handle;
+	off_t base = whence == SEEK_SET ? 0 : whence == SEEK_CUR ? (off_t)r->off : (off_t)r->b->len;
+
+	if (base + offset < 0 || (size_t)(base + offset) > r->b->len) {
+		errno = EINVAL;
+		return -1;
+	}
+	r->off = (size_t)(base + offset);
+	return (off_t)r->off;
+}
+
+static struct gpgme_data_cbs blob_cbs = { .read = blob_read_cb, .seek = blob_seek_cb };
+
 int
 sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz)
 {
+	struct sp_span span = { in, len };
+	struct sp_blob blob = { .spans = &span, .n_spans = 1, .fd = -1, .len = len };
+
+	return sp_pgp_encrypt_io(p, fprs, n, sign_fpr, &blob, out, -1, err, errsz);
+}
+
+int
+sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+                  const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
+{
+	struct blob_reader reader = { in, 0 };
+	size_t len = in->len;
 	gpgme_key_t signer = NULL;
 	GString *recp = g_string_new(NULL);
 	gpgme_encrypt_flags_t flags = GPGME_ENCRYPT_ALWAYS_TRUST | GPGME_ENCRYPT_NO_ENCRYPT_TO;
@@ -597,7 +643,7 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	gpgme_encrypt_result_t er;
 	struct watchdog wd;
 	gpgme_error_t e;
-	size_t i, start = out->len;
+	size_t i, start = out ? out->len : 0;
 	int rv = -1;
 	bool fired;
 
@@ -619,8 +665,8 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			goto out;
 		}
 	}
-	if ((e = gpgme_data_new_from_mem(&plain, in, len, 0)) != 0 ||
-	    (e = gpgme_data_new_from_cbs(&cipher, &sink_cbs, out)) != 0) {
+	if ((e = gpgme_data_new_from_cbs(&plain, &blob_cbs, &reader)) != 0 ||
+	    (e = out ? gpgme_data_new_from_cbs(&cipher, &sink_cbs, out) : gpgme_data_new_from_fd(&cipher, out_fd)) != 0) {
 		sp_seterr(err, errsz, "GPGME data: %s", gpgme_strerror(e));
 		goto out;
 	}
@@ -668,13 +714,20 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			goto out;
 		}
 	}
-	if (out->len == start || out->len - start < 30 || memcmp(out->data + start, "-----BEGIN PGP MESSAGE-----", 27) != 0) {
-		sp_seterr(err, errsz, "gpg produced no armored message");
-		goto out;
+	{
+		char head[27] = "";
+		if (out && out->len - start >= 30)
+			memcpy(head, out->data + start, sizeof head);
+		else if (!out && pread(out_fd, head, sizeof head, 0) != (ssize_t)sizeof head)
+			head[0] = '\0';
+		if (memcmp(head, "-----BEGIN PGP MESSAGE-----", sizeof head) != 0) {
+			sp_seterr(err, errsz, "gpg produced no armored message");
+			goto out;
+		}
 	}
 	rv = 0;
 out:
-	if (rv != 0) {
+	if (rv != 0 && out) {
 		/* Never leave a partial result behind. */
 		out->len = start;
 		if (out->data)

@@ -13,6 +13,7 @@
 #include <stddef.h>
 
 #include "config.h"
+#include "message.h"
 #include "util.h"
 
 /* A full v4/v5 fingerprint in hex. */
@@ -65,6 +66,11 @@ enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char
  * -2 when only the user can fix it (the signing key needs a passphrase). */
 int sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                    const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz);
+
+/* The same, reading the plaintext from a blob (no copy) and writing the
+ * armor to out, or (out NULL) to the file out_fd at its current offset. */
+int sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+                      const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz);
 
 /* The public key of fpr, minimal (for Autocrypt), appended to out. */
 int sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz);

@@ -2,112 +2,147 @@
 #include "pgp_mime.h"
 
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
 int
 sp_mime_append_object(GMimeObject *obj, struct sp_buf *out)
 {
-	GMimeFormatOptions *fo = g_mime_format_options_new();
-	GMimeStream *s = g_mime_stream_mem_new();
-	GByteArray *ba;
-	int rv = -1;
+	struct sp_sink sink = { out, -1 };
 
-	g_mime_format_options_set_newline_format(fo, GMIME_NEWLINE_FORMAT_DOS);
-	if (g_mime_object_write_to_stream(obj, fo, s) < 0)
-		goto out;
-	ba = g_mime_stream_mem_get_byte_array(GMIME_STREAM_MEM(s));
-	if (sp_buf_append(out, ba->data, ba->len) < 0)
-		goto out;
-	rv = 0;
-out:
-	g_object_unref(s);
-	g_mime_format_options_free(fo);
-	return rv;
+	return sp_sink_object(&sink, obj);
 }
 
 static GMimePart *
-part_7bit(const char *type, const char *subtype, const char *content, size_t len)
+part_7bit(const char *type, const char *subtype, GMimeStream *content)
 {
 	GMimePart *p = g_mime_part_new_with_type(type, subtype);
-	GMimeStream *s = g_mime_stream_mem_new_with_buffer(content, len);
-	GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(s, GMIME_CONTENT_ENCODING_7BIT);
+	GMimeDataWrapper *w = g_mime_data_wrapper_new_with_stream(content, GMIME_CONTENT_ENCODING_7BIT);
 
 	g_mime_part_set_content(p, w);
 	g_mime_part_set_content_encoding(p, GMIME_CONTENT_ENCODING_7BIT);
 	g_object_unref(w);
-	g_object_unref(s);
 	return p;
+}
+
+/* The multipart/encrypted entity around armored ciphertext (in a buffer, or
+ * in armor_fd from offset 0 when armor is NULL), written into out. */
+static int
+wrap_armor(const struct sp_buf *armor, int armor_fd, struct sp_sink *out, char *err, size_t errsz)
+{
+	GMimeMultipart *mp = g_mime_multipart_new_with_subtype("encrypted");
+	GMimeStream *vs = g_mime_stream_mem_new_with_buffer("Version: 1\n", 11), *as;
+	GMimePart *version = part_7bit("application", "pgp-encrypted", vs), *payload;
+	int rv = -1;
+
+	if (armor)
+		as = g_mime_stream_mem_new_with_buffer(armor->data, armor->len);
+	else {
+		GMimeStream *fs = g_mime_stream_fs_new_with_bounds(dup(armor_fd), 0, -1);
+		as = g_mime_stream_buffer_new(fs, GMIME_STREAM_BUFFER_BLOCK_READ);
+		g_object_unref(fs);
+	}
+	payload = part_7bit("application", "octet-stream", as);
+	g_mime_content_type_set_parameter(g_mime_object_get_content_type(GMIME_OBJECT(mp)), "protocol",
+	                                  "application/pgp-encrypted");
+	g_mime_multipart_set_prologue(mp, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)");
+	g_mime_object_set_header(GMIME_OBJECT(version), "Content-Description",
+	                         "PGP/MIME version identification", NULL);
+	g_mime_object_set_header(GMIME_OBJECT(payload), "Content-Description", "OpenPGP encrypted message", NULL);
+	g_mime_object_set_disposition(GMIME_OBJECT(payload), "inline");
+	g_mime_part_set_filename(payload, "encrypted.asc");
+	g_mime_multipart_add(mp, GMIME_OBJECT(version));
+	g_mime_multipart_add(mp, GMIME_OBJECT(payload));
+	if (sp_sink_object(out, GMIME_OBJECT(mp)) < 0)
+		sp_seterr(err, errsz, "cannot write the OpenPGP copy");
+	else
+		rv = 0;
+	g_object_unref(version);
+	g_object_unref(payload);
+	g_object_unref(vs);
+	g_object_unref(as);
+	g_object_unref(mp);
+	return rv;
+}
+
+/* Encrypt in and append the multipart/encrypted entity to out: through a
+ * buffer for small copies, through an anonymous spool file for big ones. */
+static int
+encrypt_and_wrap(struct sp_pgp *pgp, const struct sp_blob *in, const char *const *fprs, size_t n,
+                 const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
+{
+	struct sp_buf armor;
+	int fd = -1, r, rv = -1;
+
+	sp_buf_init(&armor, 0);
+	if (out->buf) {
+		if ((r = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, &armor, -1, err, errsz)) != 0) {
+			rv = r;
+			goto out;
+		}
+		rv = wrap_armor(&armor, -1, out, err, errsz);
+		goto out;
+	}
+	if ((fd = sp_tmpfile(err, errsz)) < 0)
+		goto out;
+	if ((r = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, NULL, fd, err, errsz)) != 0) {
+		rv = r;
+		goto out;
+	}
+	rv = wrap_armor(NULL, fd, out, err, errsz);
+out:
+	if (fd >= 0)
+		close(fd);
+	sp_buf_free(&armor);
+	return rv;
 }
 
 int
 sp_pgp_mime_encrypted_entity(struct sp_pgp *pgp, const char *inner, size_t len, const char *const *fprs,
                              size_t n, const char *sign_fpr, struct sp_buf *out, char *err, size_t errsz)
 {
-	struct sp_buf armor;
-	GMimeMultipart *mp = NULL;
-	GMimePart *version = NULL, *payload = NULL;
+	struct sp_span span = { inner, len };
+	struct sp_blob in = { .spans = &span, .n_spans = 1, .fd = -1, .len = len };
+	struct sp_sink sink = { out, -1 };
 	size_t start = out->len;
-	int rv = -1, r;
+	int rv = encrypt_and_wrap(pgp, &in, fprs, n, sign_fpr, &sink, err, errsz);
 
-	sp_buf_init(&armor, 0);
-	if ((r = sp_pgp_encrypt(pgp, fprs, n, sign_fpr, inner, len, &armor, err, errsz)) != 0) {
-		rv = r;
-		goto out;
-	}
-	mp = g_mime_multipart_new_with_subtype("encrypted");
-	g_mime_content_type_set_parameter(g_mime_object_get_content_type(GMIME_OBJECT(mp)), "protocol",
-	                                  "application/pgp-encrypted");
-	g_mime_multipart_set_prologue(mp, "This is an OpenPGP/MIME encrypted message (RFC 4880 and 3156)");
-	version = part_7bit("application", "pgp-encrypted", "Version: 1\n", 11);
-	g_mime_object_set_header(GMIME_OBJECT(version), "Content-Description",
-	                         "PGP/MIME version identification", NULL);
-	payload = part_7bit("application", "octet-stream", armor.data, armor.len);
-	g_mime_object_set_header(GMIME_OBJECT(payload), "Content-Description", "OpenPGP encrypted message", NULL);
-	g_mime_object_set_disposition(GMIME_OBJECT(payload), "inline");
-	g_mime_part_set_filename(payload, "encrypted.asc");
-	g_mime_multipart_add(mp, GMIME_OBJECT(version));
-	g_mime_multipart_add(mp, GMIME_OBJECT(payload));
-	if (sp_mime_append_object(GMIME_OBJECT(mp), out) < 0) {
-		sp_seterr(err, errsz, "out of memory building the OpenPGP copy");
-		goto out;
-	}
-	rv = 0;
-out:
 	if (rv != 0)
 		out->len = start;
-	if (version)
-		g_object_unref(version);
-	if (payload)
-		g_object_unref(payload);
-	if (mp)
-		g_object_unref(mp);
-	sp_buf_free(&armor);
 	return rv;
 }
 
 int
-sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject,
-                  const char *const *fprs, size_t n, const char *sign_fpr, struct sp_buf *out,
-                  char *err, size_t errsz)
+sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject, const char *const *fprs,
+                  size_t n, const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
 {
 	const char *subject = hide_subject ? "..." : NULL;
-	struct sp_buf inner;
-	size_t start = out->len;
+	struct sp_buf hdr, outer;
+	struct sp_span spans[2];
+	struct sp_blob in = { .spans = spans, .n_spans = 2, .fd = -1 };
 	int rv = -1;
 
-	sp_buf_init(&inner, 0);
-	if (sp_mime_write_protected_entity(m, subject, &inner, err, errsz) < 0)
+	sp_buf_init(&hdr, 0);
+	sp_buf_init(&outer, 0);
+	/* The protected entity = its header (built here) + the client's body,
+	 * read in place: the plaintext is never copied. */
+	if (sp_mime_write_protected_header(m, subject, &hdr, err, errsz) < 0)
 		goto out;
-	if (sp_mime_write_outer_headers(m, subject, out) < 0 || sp_buf_puts(out, "MIME-Version: 1.0\r\n") < 0) {
-		sp_seterr(err, errsz, "out of memory building the OpenPGP copy");
+	spans[0].p = hdr.data;
+	spans[0].n = hdr.len;
+	spans[1].p = m->data + m->body_start;
+	spans[1].n = m->len - m->body_start;
+	in.len = spans[0].n + spans[1].n;
+	if (sp_mime_write_outer_headers(m, subject, &outer) < 0 || sp_buf_puts(&outer, "MIME-Version: 1.0\r\n") < 0 ||
+	    sp_sink_write(out, outer.data, outer.len) < 0) {
+		sp_seterr(err, errsz, "cannot write the OpenPGP copy");
 		goto out;
 	}
-	rv = sp_pgp_mime_encrypted_entity(pgp, inner.data, inner.len, fprs, n, sign_fpr, out, err, errsz);
+	rv = encrypt_and_wrap(pgp, &in, fprs, n, sign_fpr, out, err, errsz);
 out:
-	if (rv != 0)
-		out->len = start;
-	/* The protected entity is plaintext. */
-	sp_buf_wipe(&inner);
+	/* The protected header names the message's subject: plaintext. */
+	sp_buf_wipe(&hdr);
+	sp_buf_free(&outer);
 	return rv;
 }

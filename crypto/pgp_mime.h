@@ -16,7 +16,7 @@ int sp_pgp_mime_encrypted_entity(struct sp_pgp *pgp, const char *inner, size_t l
  * append the whole copy (outer headers + multipart/encrypted) to out.
  * Return values as above. */
 int sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject,
-                      const char *const *fprs, size_t n, const char *sign_fpr, struct sp_buf *out,
+                      const char *const *fprs, size_t n, const char *sign_fpr, struct sp_sink *out,
                       char *err, size_t errsz);
 
 /* Append a MIME entity built with GMime, CRLF line endings. */

@@ -268,12 +268,12 @@ out:
 	return rv;
 }
 
-/* Write data to tmp/<name>, fsync, rename to <sub>/<id>. */
+/* Write body to tmp/<name>, fsync, rename to <sub>/<id>. */
 static int
-write_durable(struct queue *q, const char *sub, const char *id, const char *data, size_t len,
+write_durable(struct queue *q, const char *sub, const char *id, const struct sp_blob *body,
               char *err, size_t errsz)
 {
-	char tmp[80], dst[80];
+	char tmp[80], dst[80], *chunk = NULL;
 	size_t off = 0;
 	int fd;
 
@@ -284,13 +284,22 @@ write_durable(struct queue *q, const char *sub, const char *id, const char *data
 		sp_seterr(err, errsz, "queue %s/%s: %s", q->dir, tmp, strerror(errno));
 		return -1;
 	}
-	while (off < len) {
-		ssize_t n = write(fd, data + off, len - off);
-		if (n < 0 && errno == EINTR)
-			continue;
+	chunk = sp_xmalloc(QUEUE_COPY_CHUNK);
+	while (off < body->len) {
+		ssize_t n = sp_blob_read(body, off, chunk, QUEUE_COPY_CHUNK), w = 0;
 		if (n <= 0) {
-			sp_seterr(err, errsz, "queue %s/%s: %s", q->dir, tmp, n < 0 ? strerror(errno) : "short write");
+			sp_seterr(err, errsz, "queue %s/%s: reading the copy failed", q->dir, tmp);
 			goto fail;
+		}
+		while (w < n) {
+			ssize_t k = write(fd, chunk + w, (size_t)(n - w));
+			if (k < 0 && errno == EINTR)
+				continue;
+			if (k <= 0) {
+				sp_seterr(err, errsz, "queue %s/%s: %s", q->dir, tmp, k < 0 ? strerror(errno) : "short write");
+				goto fail;
+			}
+			w += k;
 		}
 		off += (size_t)n;
 	}
@@ -299,6 +308,7 @@ write_durable(struct queue *q, const char *sub, const char *id, const char *data
 		goto fail;
 	}
 	close(fd);
+	free(chunk);
 	if (renameat(q->dirfd, tmp, q->dirfd, dst) < 0) {
 		sp_seterr(err, errsz, "queue %s/%s: %s", q->dir, dst, strerror(errno));
 		unlinkat(q->dirfd, tmp, 0);
@@ -311,12 +321,23 @@ write_durable(struct queue *q, const char *sub, const char *id, const char *data
 	return 0;
 fail:
 	close(fd);
+	free(chunk);
 	unlinkat(q->dirfd, tmp, 0);
 	return -1;
 }
 
+static int
+write_durable_buf(struct queue *q, const char *sub, const char *id, const struct sp_buf *b,
+                  char *err, size_t errsz)
+{
+	struct sp_span span = { b->data, b->len };
+	struct sp_blob blob = { .spans = &span, .n_spans = 1, .fd = -1, .len = b->len };
+
+	return write_durable(q, sub, id, &blob, err, errsz);
+}
+
 int
-queue_add(struct queue *q, struct queue_entry *e, const char *data, size_t len, char *err, size_t errsz)
+queue_add(struct queue *q, struct queue_entry *e, const struct sp_blob *body, char *err, size_t errsz)
 {
 	struct sp_buf env;
 	int rv;
@@ -327,9 +348,9 @@ queue_add(struct queue *q, struct queue_entry *e, const char *data, size_t len, 
 	sp_buf_init(&env, QUEUE_ENV_MAX);
 	format_env(e, &env);
 	/* The copy first: an envelope never points at a missing copy. */
-	rv = write_durable(q, "msg", e->id, data, len, err, errsz);
+	rv = write_durable(q, "msg", e->id, body, err, errsz);
 	if (rv == 0)
-		rv = write_durable(q, "env", e->id, env.data, env.len, err, errsz);
+		rv = write_durable_buf(q, "env", e->id, &env, err, errsz);
 	if (rv < 0) {
 		char p[80];
 		snprintf(p, sizeof p, "msg/%s", e->id);
@@ -349,7 +370,7 @@ queue_update(struct queue *q, const struct queue_entry *e, char *err, size_t err
 
 	sp_buf_init(&env, QUEUE_ENV_MAX);
 	format_env(e, &env);
-	rv = write_durable(q, "env", e->id, env.data, env.len, err, errsz);
+	rv = write_durable_buf(q, "env", e->id, &env, err, errsz);
 	sp_buf_free(&env);
 	return rv;
 }
@@ -375,21 +396,39 @@ queue_remove(struct queue *q, const char *id, char *err, size_t errsz)
 	return 0;
 }
 
+/* Relative to the queue's directory fd: no path length to get wrong. */
 static int
 read_env(struct queue *q, const char *id, struct queue_entry *e)
 {
-	char path[80], *text = NULL;
-	size_t len;
-	char err[SP_ERRLEN];
-	int rv;
+	struct sp_buf b;
+	char rel[80], chunk[4096];
+	ssize_t n;
+	int fd, rv = -1;
 
-	snprintf(path, sizeof path, "%s/env/%s", q->dir, id);
-	if (sp_read_file(path, QUEUE_ENV_MAX, &text, &len, err, sizeof err) < 0)
+	snprintf(rel, sizeof rel, "env/%s", id);
+	fd = openat(q->dirfd, rel, O_RDONLY | O_CLOEXEC);
+	if (fd < 0) {
+		if (errno != ENOENT)
+			sp_log_warn("queue %s/%s: %s", q->dir, rel, strerror(errno));
 		return -1;
-	rv = parse_env(id, text, e);
+	}
+	sp_buf_init(&b, QUEUE_ENV_MAX);
+	while ((n = read(fd, chunk, sizeof chunk)) != 0) {
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 || sp_buf_append(&b, chunk, (size_t)n) < 0) {
+			sp_log_warn("queue %s/%s: cannot read it (%s)", q->dir, rel, n < 0 ? strerror(errno) : "too big");
+			goto out;
+		}
+	}
+	if (b.data == NULL)
+		sp_buf_append(&b, "", 0);
+	rv = parse_env(id, b.data, e);
 	if (rv < 0)
-		sp_log_warn("queue: %s: damaged envelope; leaving it for inspection", path);
-	free(text);
+		sp_log_warn("queue %s/%s: damaged envelope; leaving it for inspection", q->dir, rel);
+out:
+	close(fd);
+	sp_buf_free(&b);
 	return rv;
 }
 
@@ -473,19 +512,21 @@ queue_unlock(int lockfd)
 }
 
 int
-queue_read_data(struct queue *q, const char *id, struct sp_buf *out, char *err, size_t errsz)
+queue_open_data(struct queue *q, const char *id, int *fd, size_t *len, char *err, size_t errsz)
 {
-	char path[PATH_MAX];
-	char *data;
-	size_t len;
+	char p[80];
+	struct stat st;
 
-	snprintf(path, sizeof path, "%s/msg/%s", q->dir, id);
-	if (sp_read_file(path, 0, &data, &len, err, errsz) < 0)
+	snprintf(p, sizeof p, "msg/%s", id);
+	*fd = openat(q->dirfd, p, O_RDONLY | O_CLOEXEC);
+	if (*fd < 0 || fstat(*fd, &st) < 0) {
+		sp_seterr(err, errsz, "queue %s/%s: %s", q->dir, p, strerror(errno));
+		if (*fd >= 0)
+			close(*fd);
+		*fd = -1;
 		return -1;
-	sp_buf_free(out);
-	out->data = data;
-	out->len = len;
-	out->cap = len + 1;
+	}
+	*len = (size_t)st.st_size;
 	return 0;
 }
 

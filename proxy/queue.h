@@ -18,10 +18,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "message.h"
 #include "util.h"
 
 /* An envelope file is a few lines per recipient; anything bigger is damage. */
 #define QUEUE_ENV_MAX (256 * 1024)
+/* Copies are written in pieces of this size (no second copy in memory). */
+#define QUEUE_COPY_CHUNK (256 * 1024)
 
 struct queue_entry {
 	char id[33];
@@ -47,7 +50,7 @@ void queue_close(struct queue *q);
 const char *queue_dir(const struct queue *q);
 
 /* Durable when it returns 0.  e->id is filled in. */
-int queue_add(struct queue *q, struct queue_entry *e, const char *data, size_t len, char *err, size_t errsz);
+int queue_add(struct queue *q, struct queue_entry *e, const struct sp_blob *body, char *err, size_t errsz);
 /* Every entry (envelopes only), oldest first. */
 int queue_list(struct queue *q, struct queue_entry **out, size_t *n, char *err, size_t errsz);
 void queue_entries_free(struct queue_entry *v, size_t n);
@@ -57,7 +60,8 @@ void queue_entry_clear(struct queue_entry *e);
  * Reloads its envelope under the lock. */
 int queue_lock(struct queue *q, const char *id, struct queue_entry *e, int *lockfd);
 void queue_unlock(int lockfd);
-int queue_read_data(struct queue *q, const char *id, struct sp_buf *out, char *err, size_t errsz);
+/* The copy of a locked entry, as an open file (read it with pread). */
+int queue_open_data(struct queue *q, const char *id, int *fd, size_t *len, char *err, size_t errsz);
 /* Rewrite the envelope (atomically) / remove the entry; call with the lock. */
 int queue_update(struct queue *q, const struct queue_entry *e, char *err, size_t errsz);
 int queue_remove(struct queue *q, const char *id, char *err, size_t errsz);

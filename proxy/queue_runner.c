@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -41,13 +42,12 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 	struct relay_creds creds = { NULL, NULL };
 	struct relay_outcome *out = NULL;
 	struct sp_dsn_rcpt *d = NULL;
-	struct sp_buf data;
+	struct sp_blob body = { .fd = -1 };
 	char err[SP_ERRLEN], *pw = NULL;
 	size_t i, keep = 0, nd = 0;
 	int64_t now = sp_time();
 	bool expired;
 
-	sp_buf_init(&data, 0);
 	if (e->user[0]) {
 		/* AUTH passthrough: only the user's own credentials relay it. */
 		pw = relay_lookup_creds(relay, e->user);
@@ -63,7 +63,7 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 			creds.pass = pw;
 		}
 	}
-	if (queue_read_data(q, e->id, &data, err, sizeof err) < 0) {
+	if (queue_open_data(q, e->id, &body.fd, &body.len, err, sizeof err) < 0) {
 		sp_log_error("queue %s: %s", e->id, err);
 		goto out;
 	}
@@ -78,7 +78,7 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 		}
 	} else {
 		relay_send(relay, creds.user ? &creds : NULL, e->mail_from, (const char *const *)e->rcpts,
-		           e->n_rcpts, data.data, data.len, e->eightbit, e->smtputf8, out);
+		           e->n_rcpts, &body, e->eightbit, e->smtputf8, out);
 	}
 	expired = now >= e->created + cfg->queue.lifetime;
 	for (i = 0; i < e->n_rcpts; i++) {
@@ -130,7 +130,8 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 out:
 	free(out);
 	free(d);
-	sp_buf_free(&data);
+	if (body.fd >= 0)
+		close(body.fd);
 	if (pw)
 		sodium_free(pw);
 }

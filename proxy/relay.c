@@ -336,7 +336,7 @@ set_outcome(struct relay_outcome *o, const struct smtp_reply *rep)
 
 void
 relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
-           const char *const *rcpts, size_t n, const char *data, size_t len, bool eightbit,
+           const char *const *rcpts, size_t n, const struct sp_blob *body, bool eightbit,
            bool smtputf8, struct relay_outcome *outcomes)
 {
 	struct smtp_txn t = { 0 };
@@ -349,8 +349,7 @@ relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
 	t.smtputf8 = smtputf8;
 	t.rcpts = rcpts;
 	t.n_rcpts = n;
-	t.data = data;
-	t.len = len;
+	t.body = body;
 	t.rcpt_replies = sp_xcalloc(n ? n : 1, sizeof *t.rcpt_replies);
 	/* A pooled connection the server dropped a moment ago fails at once;
 	 * one more try on a fresh connection is not a retry of the message. */
@@ -395,21 +394,27 @@ relay_send_dsn(struct relay *r, const struct relay_creds *creds, const char *sen
 {
 	struct relay_outcome o;
 	struct sp_buf dsn;
+	struct sp_span span = { 0 };
+	struct sp_blob body = { .spans = &span, .n_spans = 1, .fd = -1 };
 	char err[SP_ERRLEN];
 	const char *to[1] = { sender };
 
 	if (sender == NULL || sender[0] == '\0' || n == 0)
 		return;
 	sp_buf_init(&dsn, 0);
+	body.len = 0;
 	if (sp_dsn_build(sender, msgid ? msgid : "", arrival, rcpts, n, &dsn, err, sizeof err) < 0) {
 		sp_log_error("%s: cannot build a DSN for <%s>: %s", txn, sender, err);
 		goto out;
 	}
 	/* RFC 3464: the null sender; a submission server that refuses it gets
 	 * the user's own address (a DSN never causes another DSN here). */
-	relay_send(r, creds, "", to, 1, dsn.data, dsn.len, false, false, &o);
+	span.p = dsn.data;
+	span.n = dsn.len;
+	body.len = dsn.len;
+	relay_send(r, creds, "", to, 1, &body, false, false, &o);
 	if (o.status == RELAY_FAILED)
-		relay_send(r, creds, sender, to, 1, dsn.data, dsn.len, false, false, &o);
+		relay_send(r, creds, sender, to, 1, &body, false, false, &o);
 	if (o.status == RELAY_SENT) {
 		sp_log_info("%s: DSN to <%s> sent (%zu failed recipient%s)", txn, sender, n, n == 1 ? "" : "s");
 	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
@@ -424,7 +429,7 @@ relay_send_dsn(struct relay *r, const struct relay_creds *creds, const char *sen
 		e.rcpts = rc;
 		e.n_rcpts = 1;
 		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
-		if (queue_add(r->queue, &e, dsn.data, dsn.len, err, sizeof err) == 0)
+		if (queue_add(r->queue, &e, &body, err, sizeof err) == 0)
 			sp_log_info("%s: DSN to <%s> queued as %s: %s", txn, sender, e.id, o.text);
 		else
 			sp_log_error("%s: DSN to <%s> lost: %s; and cannot queue it: %s", txn, sender, o.text, err);
@@ -439,7 +444,8 @@ out:
 
 static void
 queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
-           const struct sp_copy *cp, struct relay_result *res, char *qerr, size_t qerrsz)
+           const struct sp_copy *cp, struct relay_result *res, char added[][33], size_t *n_added,
+           char *qerr, size_t qerrsz)
 {
 	struct queue_entry e = { 0 };
 	char **rc = sp_xcalloc(cp->n_rcpts, sizeof *rc);
@@ -471,8 +477,14 @@ queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_env
 	sp_strlcpy(e.txn, env->id, sizeof e.txn);
 	e.rcpts = rc;
 	sp_strlcpy(e.last_error, last, sizeof e.last_error);
-	if (queue_add(r->queue, &e, cp->data.data, cp->data.len, qerr, qerrsz) < 0)
-		goto out;
+	{
+		struct sp_blob b;
+		struct sp_span one;
+		sp_copy_blob(cp, &b, &one);
+		if (queue_add(r->queue, &e, &b, qerr, qerrsz) < 0)
+			goto out;
+		sp_strlcpy(added[(*n_added)++], e.id, 33);
+	}
 	for (j = 0; j < cp->n_rcpts; j++) {
 		struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
 		if (o->status == RELAY_TEMPFAIL) {
@@ -494,9 +506,12 @@ send_receipt(struct relay *r, const struct relay_creds *creds, const struct sp_e
 {
 	const char *to[1] = { cp->to_sender };
 	struct relay_outcome o;
+	struct sp_blob b;
+	struct sp_span one;
 	char err[SP_ERRLEN];
 
-	relay_send(r, creds, env->mail_from, to, 1, cp->data.data, cp->data.len, cp->eightbit, cp->smtputf8, &o);
+	sp_copy_blob(cp, &b, &one);
+	relay_send(r, creds, env->mail_from, to, 1, &b, cp->eightbit, cp->smtputf8, &o);
 	if (o.status == RELAY_SENT) {
 		sp_log_info("%s: delivery report to <%s> sent (encrypted to the sender's key)", env->id, cp->to_sender);
 	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
@@ -512,7 +527,7 @@ send_receipt(struct relay *r, const struct relay_creds *creds, const struct sp_e
 		e.rcpts = rc;
 		e.n_rcpts = 1;
 		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
-		if (queue_add(r->queue, &e, cp->data.data, cp->data.len, err, sizeof err) == 0)
+		if (queue_add(r->queue, &e, &b, err, sizeof err) == 0)
 			sp_log_info("%s: delivery report queued as %s: %s", env->id, e.id, o.text);
 		else
 			sp_log_error("%s: delivery report lost: %s; cannot queue it: %s", env->id, o.text, err);
@@ -551,7 +566,8 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
               const struct sp_copies *copies, struct relay_result *res)
 {
 	size_t *order = sp_xcalloc(copies->n + 1, sizeof *order);
-	size_t i, j, k = 0, n_order;
+	char (*added)[33] = sp_xcalloc(copies->n + 1, sizeof *added);
+	size_t i, j, k = 0, n_order, n_added = 0;
 	bool abort_plain = false;
 	char qerr[SP_ERRLEN] = "";
 
@@ -582,8 +598,10 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 				snprintf(out[j].text, sizeof out[j].text, "451 4.3.0 not attempted");
 			}
 		} else {
-			relay_send(r, creds, env->mail_from, rcpts, cp->n_rcpts, cp->data.data, cp->data.len,
-			           cp->eightbit, cp->smtputf8, out);
+			struct sp_blob b;
+			struct sp_span one;
+			sp_copy_blob(cp, &b, &one);
+			relay_send(r, creds, env->mail_from, rcpts, cp->n_rcpts, &b, cp->eightbit, cp->smtputf8, out);
 		}
 		for (j = 0; j < cp->n_rcpts; j++) {
 			res->outcomes[cp->rcpts[j]] = out[j];
@@ -602,8 +620,22 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 	}
 	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
 		if (!copies->v[k].to_sender)
-			queue_copy(r, creds, env, &copies->v[k], res, qerr, sizeof qerr);
+			queue_copy(r, creds, env, &copies->v[k], res, added, &n_added, qerr, sizeof qerr);
 	if (qerr[0]) {
+		/* All or nothing: the client will send the whole message again, so
+		 * what was queued of it must go (before the runner's first retry,
+		 * which is min_backoff away). */
+		for (k = 0; k < n_added; k++) {
+			char err[SP_ERRLEN];
+			struct queue_entry e;
+			int lockfd;
+			if (queue_lock(r->queue, added[k], &e, &lockfd) == 0) {
+				if (queue_remove(r->queue, added[k], err, sizeof err) < 0)
+					sp_log_error("%s: cannot take back queue entry %s: %s", env->id, added[k], err);
+				queue_unlock(lockfd);
+				queue_entry_clear(&e);
+			}
+		}
 		sp_log_error("%s: cannot queue: %s", env->id, qerr);
 		smtp_reply_set(&res->reply, 451, "4.3.0", "upstream unavailable and the queue cannot be "
 		               "written (%s); try again later", qerr);
@@ -654,6 +686,7 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 			send_receipt(r, creds, env, &copies->v[k]);
 out:
 	free(order);
+	free(added);
 }
 
 void

@@ -75,7 +75,7 @@ void relay_result_free(struct relay_result *res);
 /* One transaction for one copy; outcomes[i] for rcpts[i] (SENT, FAILED or
  * TEMPFAIL).  Used by relay_deliver and the queue runner. */
 void relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
-                const char *const *rcpts, size_t n, const char *data, size_t len, bool eightbit,
+                const char *const *rcpts, size_t n, const struct sp_blob *body, bool eightbit,
                 bool smtputf8, struct relay_outcome *outcomes);
 
 /* Tell sender that these recipients failed; queued when the upstream cannot

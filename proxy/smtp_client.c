@@ -1,6 +1,7 @@
 /* smtp_client.c - sealpost as a submission client of the upstream provider. */
 #include "smtp_client.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -279,23 +280,30 @@ fail:
 	return -1;
 }
 
+/* Stream the body through the dot-stuffer: never a second copy of it. */
 static int
-write_data(struct smtp_client *c, const char *data, size_t len)
+write_data(struct smtp_client *c, const struct sp_blob *body)
 {
 	struct smtp_dotstuff ds;
 	struct sp_buf chunk;
+	char *in = sp_xmalloc(SMTP_CLIENT_DATA_CHUNK);
 	size_t off = 0;
 	int rv = -1;
 
 	sp_buf_init(&chunk, 0);
 	smtp_dotstuff_init(&ds);
-	while (off < len) {
-		size_t n = len - off < SMTP_CLIENT_DATA_CHUNK ? len - off : SMTP_CLIENT_DATA_CHUNK;
+	while (body && off < body->len) {
+		ssize_t n = sp_blob_read(body, off, in, SMTP_CLIENT_DATA_CHUNK);
+		if (n <= 0) {
+			sp_seterr(c->conn.err, sizeof c->conn.err, "reading the copy: %s",
+			          n < 0 ? strerror(errno) : "short");
+			goto out;
+		}
 		sp_buf_reset(&chunk);
-		if (smtp_dotstuff_feed(&ds, data + off, n, &chunk) < 0 ||
+		if (smtp_dotstuff_feed(&ds, in, (size_t)n, &chunk) < 0 ||
 		    conn_write(&c->conn, chunk.data, chunk.len, deadline(c)) < 0)
 			goto out;
-		off += n;
+		off += (size_t)n;
 	}
 	sp_buf_reset(&chunk);
 	if (smtp_dotstuff_end(&ds, &chunk) < 0 || conn_write(&c->conn, chunk.data, chunk.len, deadline(c)) < 0 ||
@@ -303,6 +311,9 @@ write_data(struct smtp_client *c, const char *data, size_t len)
 		goto out;
 	rv = 0;
 out:
+	/* The unencrypted form passes through here too. */
+	sodium_memzero(in, SMTP_CLIENT_DATA_CHUNK);
+	free(in);
 	sp_buf_wipe(&chunk);
 	return rv;
 }
@@ -338,9 +349,9 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	smtp_reply_clear(&t->final);
 	for (i = 0; i < t->n_rcpts; i++)
 		smtp_reply_clear(&t->rcpt_replies[i]);
-	if (c->cap_size && t->len > c->cap_size) {
+	if (c->cap_size && t->body->len > c->cap_size) {
 		smtp_reply_set(&t->final, 552, "5.3.4", "message size %zu exceeds the upstream's limit of %llu",
-		               t->len, (unsigned long long)c->cap_size);
+		               t->body->len, (unsigned long long)c->cap_size);
 		return 0;
 	}
 	if (t->eightbit && !c->cap_8bitmime) {
@@ -354,7 +365,7 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	c->transactions++;
 	snprintf(line, sizeof line, "MAIL FROM:<%s>", t->mail_from);
 	if (c->cap_size)
-		snprintf(line + strlen(line), sizeof line - strlen(line), " SIZE=%zu", t->len);
+		snprintf(line + strlen(line), sizeof line - strlen(line), " SIZE=%zu", t->body->len);
 	if (t->eightbit)
 		strcat(line, " BODY=8BITMIME");
 	if (t->smtputf8)
@@ -404,7 +415,7 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 		goto out;
 	if (pipelined && mail.code != 250) {
 		copy_reply(&t->final, &mail);
-		if (data.code == 354 && write_data(c, "", 0) < 0)
+		if (data.code == 354 && write_data(c, NULL) < 0)
 			goto io;
 		if (data.code == 354 && read_reply(c, &data, deadline(c), t, "end of data") < 0)
 			goto out;
@@ -414,7 +425,7 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	if (t->n_accepted == 0) {
 		if (data.code == 354) {
 			/* A server that accepted DATA without recipients gets an empty body. */
-			if (write_data(c, "", 0) < 0)
+			if (write_data(c, NULL) < 0)
 				goto io;
 			if (read_reply(c, &data, deadline(c), t, "end of data") < 0)
 				goto out;
@@ -426,7 +437,7 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 		rv = 0;
 		goto out;
 	}
-	if (write_data(c, t->data, t->len) < 0)
+	if (write_data(c, t->body) < 0)
 		goto io;
 	if (read_reply(c, &t->final, sp_now_ms() + SMTP_CLIENT_FINAL_TIMEOUT_MS, t, "end of data") < 0)
 		goto out;

@@ -12,6 +12,7 @@
 
 #include "config.h"
 #include "conn.h"
+#include "message.h"
 #include "smtp_reply.h"
 
 struct smtp_client_opts {
@@ -57,8 +58,7 @@ struct smtp_txn {
 	bool smtputf8;
 	const char *const *rcpts;
 	size_t n_rcpts;
-	const char *data;          /* CRLF lines, not dot-stuffed */
-	size_t len;
+	const struct sp_blob *body;  /* CRLF lines, not dot-stuffed */
 	/* results */
 	struct smtp_reply *rcpt_replies;   /* n_rcpts of them, filled by smtp_client_send */
 	struct smtp_reply final;           /* the reply to MAIL (if it failed), DATA or end of data */
