@@ -33,6 +33,7 @@ sp_buf_init(struct sp_buf *b, size_t limit)
 	b->data = NULL;
 	b->len = 0;
 	b->cap = 0;
+	b->hwm = 0;
 	b->limit = limit ? limit : SIZE_MAX - 1;
 }
 
@@ -47,6 +48,9 @@ sp_buf_reserve(struct sp_buf *b, size_t extra)
 		return -1;
 	}
 	need = b->len + extra + 1;
+	/* Whoever reserves writes up to here (some write directly). */
+	if (need > b->hwm)
+		b->hwm = need;
 	if (need <= b->cap)
 		return 0;
 	ncap = b->cap ? b->cap : 256;
@@ -111,7 +115,7 @@ sp_buf_steal(struct sp_buf *b, size_t *len)
 	if (len)
 		*len = b->len;
 	b->data = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->hwm = 0;
 	return p;
 }
 
@@ -128,15 +132,36 @@ sp_buf_free(struct sp_buf *b)
 {
 	free(b->data);
 	b->data = NULL;
-	b->len = b->cap = 0;
+	b->len = b->cap = b->hwm = 0;
 }
 
 void
 sp_buf_wipe(struct sp_buf *b)
 {
+	/* What was written, not the whole capacity: zeroing untouched pages would
+	 * only fault them in. */
 	if (b->data)
-		sodium_memzero(b->data, b->cap);
+		sodium_memzero(b->data, b->hwm < b->cap ? b->hwm : b->cap);
 	sp_buf_free(b);
+}
+
+bool
+sp_has_8bit(const void *p, size_t n)
+{
+	const unsigned char *c = p;
+	uint64_t acc = 0, w;
+	size_t i = 0;
+
+	for (; i + 8 <= n; i += 8) {
+		memcpy(&w, c + i, 8);
+		acc |= w;
+		if (acc & 0x8080808080808080ULL)
+			return true;
+	}
+	for (; i < n; i++)
+		if (c[i] & 0x80)
+			return true;
+	return false;
 }
 
 void *

@@ -28,6 +28,7 @@ struct sp_buf {
 	size_t len;
 	size_t cap;
 	size_t limit;
+	size_t hwm;    /* bytes ever written (wiping needs no more than these) */
 };
 
 void sp_buf_init(struct sp_buf *b, size_t limit);
@@ -41,6 +42,9 @@ void sp_buf_reset(struct sp_buf *b);
 void sp_buf_free(struct sp_buf *b);
 /* Zero the contents before freeing: for anything that held plaintext or secrets. */
 void sp_buf_wipe(struct sp_buf *b);
+
+/* Does p[0..n) have a byte >= 0x80?  Word at a time. */
+bool sp_has_8bit(const void *p, size_t n);
 
 /* Abort on allocation failure: only for small, bounded allocations. */
 void *sp_xmalloc(size_t n);

@@ -26,17 +26,6 @@ struct compose_ctx {
 	char *autocrypt;                /* "Autocrypt: ...\r\n" for every copy, or NULL */
 };
 
-static bool
-has_8bit(const char *p, size_t len)
-{
-	size_t i;
-
-	for (i = 0; i < len; i++)
-		if ((unsigned char)p[i] >= 0x80)
-			return true;
-	return false;
-}
-
 /* The client's message minus the private headers, every other byte as sent:
  * the plain form, and messages the client already encrypted. */
 static enum sp_compose_result
@@ -286,7 +275,7 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		sp_strlcpy(cx->env->rcpts[g->rcpt].detail, g->id, sizeof cx->env->rcpts[g->rcpt].detail);
 		if (sp_link_notification(cx->cfg, &cx->mime, out->link, g, &cp->data, err, errsz) < 0)
 			goto out;
-		cp->eightbit = has_8bit(cp->data.data, cp->data.len);
+		cp->eightbit = sp_has_8bit(cp->data.data, cp->data.len);
 		cp->smtputf8 = cx->env->smtputf8;
 	}
 	rv = SP_COMPOSE_OK;
@@ -429,10 +418,17 @@ build_copy(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		}
 	}
 	if (r == SP_COMPOSE_OK) {
-		struct sp_blob b;
-		struct sp_span one;
-		sp_copy_blob(cp, &b, &one);
-		cp->eightbit = sp_blob_has_8bit(&b);
+		if (cx->client_encrypted || cp->form == SP_FORM_PLAIN) {
+			struct sp_blob b;
+			struct sp_span one;
+			sp_copy_blob(cp, &b, &one);
+			cp->eightbit = sp_blob_has_8bit(&b);
+		} else {
+			/* An encrypted copy is ASCII but for the client's own header
+			 * fields it carries (raw UTF-8 with SMTPUTF8 clients). */
+			cp->eightbit = sp_has_8bit(cx->mime.data, cx->mime.headers_end) ||
+			               (cp->data.len && sp_has_8bit(cp->data.data, cp->data.len));
+		}
 		cp->smtputf8 = cx->env->smtputf8;
 	}
 	return r;

@@ -1,10 +1,13 @@
 /* link_copy.c - link mode on the sending side (see link_copy.h). */
 #include "link_copy.h"
 
+#include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <sodium.h>
 
@@ -117,6 +120,20 @@ sp_link_bundle_free(struct sp_link_bundle *b)
 	free(b);
 }
 
+/* Argon2id runs at once in the proxy: each needs its 64 MiB, so 32 sessions
+ * sending link mail at once would need 2 GiB; as many as there are cores
+ * gives the same throughput in bounded memory. */
+static sem_t kdf_slots;
+static pthread_once_t kdf_once = PTHREAD_ONCE_INIT;
+
+static void
+kdf_init(void)
+{
+	long n = sysconf(_SC_NPROCESSORS_ONLN);
+
+	sem_init(&kdf_slots, 0, n > 0 && n < 64 ? (unsigned)n : 2);
+}
+
 int
 sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
                     const size_t *rcpts, size_t n, const struct sp_link_settings *s,
@@ -125,7 +142,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	struct sp_link_bundle *b = sp_xcalloc(1, sizeof *b);
 	unsigned char key[SP_LINK_KEYBYTES];
 	size_t i;
-	int rv = -1;
+	int rv = -1, r;
 
 	(void)env;
 	sp_buf_init(&b->ciphertext, 0);
@@ -162,7 +179,12 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 			g->generated = true;
 		}
 		sodium_memzero(pw, sizeof pw);
-		if (sp_link_wrap_key(key, g->password, &t, &g->wrapped, err, errsz) < 0) {
+		pthread_once(&kdf_once, kdf_init);
+		while (sem_wait(&kdf_slots) != 0)
+			;
+		r = sp_link_wrap_key(key, g->password, &t, &g->wrapped, err, errsz);
+		sem_post(&kdf_slots);
+		if (r < 0) {
 			sodium_memzero(&t, sizeof t);
 			sodium_memzero(tok, sizeof tok);
 			goto out;

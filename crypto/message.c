@@ -140,10 +140,15 @@ sp_blob_has_8bit(const struct sp_blob *b)
 	size_t off = 0, i;
 	ssize_t r;
 
-	while ((r = sp_blob_read(b, off, chunk, sizeof chunk)) > 0) {
-		for (i = 0; i < (size_t)r; i++)
-			if ((unsigned char)chunk[i] >= 0x80)
+	if (b->fd < 0) {
+		for (i = 0; i < b->n_spans; i++)
+			if (sp_has_8bit(b->spans[i].p, b->spans[i].n))
 				return true;
+		return false;
+	}
+	while ((r = sp_blob_read(b, off, chunk, sizeof chunk)) > 0) {
+		if (sp_has_8bit(chunk, (size_t)r))
+			return true;
 		off += (size_t)r;
 	}
 	return false;

@@ -104,24 +104,65 @@ sp_pgp_global_init(char *err, size_t errsz)
 	return 0;
 }
 
+/* gpg takes a lock file on the keyring for most operations and sleeps 250 ms
+ * when it finds it taken: several gpg processes on one keyring at once are
+ * much slower than one after the other (8 x 10 encryptions: 1.9 s in
+ * parallel, 0.5 s serialised).  sealpost runs one at a time. */
+static pthread_mutex_t gpg_lock = PTHREAD_MUTEX_INITIALIZER;
+
+/* The process's GnuPG home and program, set once for every context: a
+ * context with engine info of its own runs `gpg --version` first. */
+static pthread_mutex_t engine_lock = PTHREAD_MUTEX_INITIALIZER;
+static char *engine_home, *engine_program;
+
 struct sp_pgp *
 sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz)
 {
 	struct sp_pgp *p = sp_xcalloc(1, sizeof *p);
-	gpgme_error_t e;
 
+	(void)err;
+	(void)errsz;
+	/* The GPGME context is made when gpg must really run: a key lookup
+	 * answered from the cache needs none. */
 	p->cfg = cfg;
-	e = gpgme_new(&p->ctx);
+	return p;
+}
+
+static int
+ensure_ctx(struct sp_pgp *p, char *err, size_t errsz)
+{
+	const struct sp_config *cfg = p->cfg;
+	const char *program = cfg->pgp.gpg_program[0] ? cfg->pgp.gpg_program : "";
+	bool global = false;
+	gpgme_error_t e = 0;
+
+	if (p->ctx)
+		return 0;
+	pthread_mutex_lock(&engine_lock);
+	if (engine_home == NULL) {
+		e = gpgme_set_engine_info(GPGME_PROTOCOL_OpenPGP, program[0] ? program : NULL,
+		                          cfg->pgp.gnupg_home);
+		if (!e) {
+			engine_home = sp_xstrdup(cfg->pgp.gnupg_home);
+			engine_program = sp_xstrdup(program);
+		}
+	}
+	global = engine_home && strcmp(engine_home, cfg->pgp.gnupg_home) == 0 &&
+	         strcmp(engine_program, program) == 0;
+	pthread_mutex_unlock(&engine_lock);
+	if (!e)
+		e = gpgme_new(&p->ctx);
 	if (!e)
 		e = gpgme_set_protocol(p->ctx, GPGME_PROTOCOL_OpenPGP);
-	if (!e)
-		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP,
-		                              cfg->pgp.gpg_program[0] ? cfg->pgp.gpg_program : NULL,
+	if (!e && !global)
+		e = gpgme_ctx_set_engine_info(p->ctx, GPGME_PROTOCOL_OpenPGP, program[0] ? program : NULL,
 		                              cfg->pgp.gnupg_home);
 	if (e) {
 		sp_seterr(err, errsz, "GnuPG (%s): %s", cfg->pgp.gnupg_home, gpgme_strerror(e));
-		sp_pgp_free(p);
-		return NULL;
+		if (p->ctx)
+			gpgme_release(p->ctx);
+		p->ctx = NULL;
+		return -1;
 	}
 	gpgme_set_armor(p->ctx, 1);
 	gpgme_set_offline(p->ctx, 1);
@@ -130,7 +171,7 @@ sp_pgp_new(const struct sp_config *cfg, char *err, size_t errsz)
 	gpgme_set_ctx_flag(p->ctx, "full-status", "1");
 	gpgme_set_status_cb(p->ctx, status_cb, p);
 	gpgme_set_keylist_mode(p->ctx, GPGME_KEYLIST_MODE_LOCAL);
-	return p;
+	return 0;
 }
 
 void
@@ -447,6 +488,8 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 
 static enum sp_pgp_lookup find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
                                         struct sp_pgp_key_info *info, char *why, size_t whysz);
+static enum sp_pgp_lookup find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
+                                      struct sp_pgp_key_info *info, char *why, size_t whysz);
 
 static enum sp_pgp_lookup
 find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
@@ -468,6 +511,20 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 static enum sp_pgp_lookup
 find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
               struct sp_pgp_key_info *info, char *why, size_t whysz)
+{
+	enum sp_pgp_lookup r;
+
+	if (ensure_ctx(p, why, whysz) < 0)
+		return SP_PGP_ERROR;
+	pthread_mutex_lock(&gpg_lock);
+	r = find_locked(p, addr, only_fpr, secret, info, why, whysz);
+	pthread_mutex_unlock(&gpg_lock);
+	return r;
+}
+
+static enum sp_pgp_lookup
+find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
+            struct sp_pgp_key_info *info, char *why, size_t whysz)
 {
 	gpgme_key_t k, best = NULL;
 	gpgme_user_id_t best_uid = NULL;
@@ -630,9 +687,26 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	return sp_pgp_encrypt_io(p, fprs, n, sign_fpr, &blob, out, -1, err, errsz);
 }
 
+static int encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+                          const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz);
+
 int
 sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                   const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
+{
+	int rv;
+
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	pthread_mutex_lock(&gpg_lock);
+	rv = encrypt_locked(p, fprs, n, sign_fpr, in, out, out_fd, err, errsz);
+	pthread_mutex_unlock(&gpg_lock);
+	return rv;
+}
+
+static int
+encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+               const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
 {
 	struct blob_reader reader = { in, 0 };
 	size_t len = in->len;
@@ -783,12 +857,17 @@ sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, cha
 	if (rv == 0)
 		return 0;
 
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
 	gpgme_set_armor(p->ctx, 0);
+	pthread_mutex_lock(&gpg_lock);
 	if ((e = gpgme_data_new_from_cbs(&d, &sink_cbs, out)) != 0 ||
 	    (e = gpgme_op_export(p->ctx, fpr, GPGME_EXPORT_MODE_MINIMAL, d)) != 0) {
+		pthread_mutex_unlock(&gpg_lock);
 		sp_seterr(err, errsz, "exporting %s: %s", fpr, gpgme_strerror(e));
 		goto out;
 	}
+	pthread_mutex_unlock(&gpg_lock);
 	rv = 0;
 	{
 		struct export_entry *x = g_new0(struct export_entry, 1);

@@ -211,6 +211,50 @@ conn_read_line(struct conn *c, char *buf, size_t max, size_t *len, int64_t deadl
 	}
 }
 
+enum conn_status
+conn_read_line_ref(struct conn *c, const char **line, size_t max, size_t *len, int64_t deadline_ms)
+{
+	enum conn_status st;
+	size_t scanned = 0;
+
+	*line = NULL;
+	*len = 0;
+	for (;;) {
+		char *start = c->rbuf + c->rpos;
+		size_t avail = c->rlen - c->rpos;
+		char *nl = avail > scanned ? memchr(start + scanned, '\n', avail - scanned) : NULL;
+
+		if (nl) {
+			size_t n = (size_t)(nl - start) + 1;
+			if (n > max) {
+				/* Too long after all: consume it through the copying reader. */
+				char *sink = sp_xmalloc(max + 1);
+				st = conn_read_line(c, sink, max, len, deadline_ms);
+				free(sink);
+				return st;
+			}
+			c->line_cr = n >= 2 && nl[-1] == '\r';
+			c->rpos += n;
+			*line = start;
+			*len = n;
+			return CONN_OK;
+		}
+		if (avail >= max) {
+			char *sink = sp_xmalloc(max + 1);
+			st = conn_read_line(c, sink, max, len, deadline_ms);
+			free(sink);
+			return st;
+		}
+		scanned = avail;
+		/* conn_fill moves the partial line to the front, then reads more. */
+		st = conn_fill(c, deadline_ms);
+		if (st != CONN_OK) {
+			*len = c->rlen - c->rpos;
+			return st;
+		}
+	}
+}
+
 bool
 conn_has_buffered(const struct conn *c)
 {

@@ -60,6 +60,11 @@ void conn_tls_info(const struct conn *c, char *out, size_t outsz);
  * including its LF (or until the deadline), and buf holds its first max bytes. */
 enum conn_status conn_read_line(struct conn *c, char *buf, size_t max, size_t *len,
                                 int64_t deadline_ms);
+/* The same without copying: *line points into the read buffer and stays valid
+ * until the next read.  max must be below CONN_RBUF_SIZE.  CONN_TOOLONG
+ * leaves *line NULL (the line was consumed). */
+enum conn_status conn_read_line_ref(struct conn *c, const char **line, size_t max, size_t *len,
+                                    int64_t deadline_ms);
 /* Is there a complete line, or any byte, already buffered? */
 bool conn_has_buffered(const struct conn *c);
 /* Drop everything buffered for reading. */

@@ -22,6 +22,7 @@
 struct queue {
 	char *dir;
 	int dirfd;
+	int lockfd;      /* <dir>/.lock, flock'd exclusively by whoever owns the queue */
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool kicked;
@@ -55,7 +56,8 @@ remove_leftovers(struct queue *q)
 	struct dirent *de;
 	int tfd = openat(q->dirfd, "tmp", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
-	/* tmp/: writes that never completed. */
+	/* tmp/: writes that never completed.  Only called with the queue's
+	 * exclusive lock: nobody else is writing. */
 	if (tfd >= 0 && (d = fdopendir(tfd)) != NULL) {
 		while ((de = readdir(d)) != NULL)
 			if (de->d_name[0] != '.')
@@ -82,7 +84,7 @@ remove_leftovers(struct queue *q)
 }
 
 int
-queue_open(const char *dir, struct queue **out, char *err, size_t errsz)
+queue_open(const char *dir, bool owner, struct queue **out, char *err, size_t errsz)
 {
 	static const char *const subs[] = { "tmp", "msg", "env" };
 	struct queue *q;
@@ -91,6 +93,7 @@ queue_open(const char *dir, struct queue **out, char *err, size_t errsz)
 	if (sp_mkdir_p(dir, 0700, err, errsz) < 0)
 		return -1;
 	q = sp_xcalloc(1, sizeof *q);
+	q->lockfd = -1;
 	q->dir = sp_xstrdup(dir);
 	q->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (q->dirfd < 0) {
@@ -110,7 +113,30 @@ queue_open(const char *dir, struct queue **out, char *err, size_t errsz)
 	}
 	pthread_mutex_init(&q->lock, NULL);
 	pthread_cond_init(&q->cond, NULL);
-	remove_leftovers(q);
+	/* The proxy owns its queue for its whole life; `sealpost queue` owns it
+	 * only when no proxy runs.  Only the owner removes leftovers: anybody
+	 * else might delete a write in progress. */
+	q->lockfd = openat(q->dirfd, ".lock", O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (q->lockfd >= 0) {
+		int64_t until = sp_now_ms() + (owner ? QUEUE_OWNER_WAIT_MS : 0);
+		bool locked;
+		while (!(locked = flock(q->lockfd, LOCK_EX | LOCK_NB) == 0) && sp_now_ms() < until)
+			usleep(100000);
+		if (locked) {
+			remove_leftovers(q);
+		} else if (owner) {
+			sp_seterr(err, errsz, "queue %s: in use by another sealpost process", dir);
+			queue_close(q);
+			return -1;
+		} else {
+			close(q->lockfd);
+			q->lockfd = -1;
+		}
+	} else if (owner) {
+		/* A queue that cannot be written still lets mail through that need
+		 * not wait; what must be queued then gets 4xx (relay_deliver). */
+		sp_log_warn("queue %s/.lock: %s; the queue cannot be written", dir, strerror(errno));
+	}
 	*out = q;
 	return 0;
 }
@@ -120,6 +146,8 @@ queue_close(struct queue *q)
 {
 	if (q == NULL)
 		return;
+	if (q->lockfd >= 0)
+		close(q->lockfd);
 	close(q->dirfd);
 	pthread_mutex_destroy(&q->lock);
 	pthread_cond_destroy(&q->cond);

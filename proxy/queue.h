@@ -23,6 +23,7 @@
 
 /* An envelope file is a few lines per recipient; anything bigger is damage. */
 #define QUEUE_ENV_MAX (256 * 1024)
+#define QUEUE_OWNER_WAIT_MS 30000
 /* Copies are written in pieces of this size (no second copy in memory). */
 #define QUEUE_COPY_CHUNK (256 * 1024)
 
@@ -45,7 +46,9 @@ struct queue_entry {
 
 struct queue;
 
-int queue_open(const char *dir, struct queue **out, char *err, size_t errsz);
+/* owner: the proxy, which must be the only one (waits QUEUE_OWNER_WAIT_MS for
+ * a running `sealpost queue` to finish, then fails if another proxy holds it). */
+int queue_open(const char *dir, bool owner, struct queue **out, char *err, size_t errsz);
 void queue_close(struct queue *q);
 const char *queue_dir(const struct queue *q);
 

@@ -63,7 +63,7 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 	if (cfg->proxy.auth == SP_AUTH_USERS &&
 	    sp_users_load(cfg->proxy.users_file, &srv->ctx.users, err, errsz) < 0)
 		return -1;
-	if (queue_open(cfg->queue.dir, &srv->queue, err, errsz) < 0)
+	if (queue_open(cfg->queue.dir, true, &srv->queue, err, errsz) < 0)
 		return -1;
 	srv->ctx.relay = relay_new(cfg, srv->queue, err, errsz);
 	if (srv->ctx.relay == NULL)

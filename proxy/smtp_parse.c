@@ -230,23 +230,42 @@ smtp_dotstuff_init(struct smtp_dotstuff *d)
 int
 smtp_dotstuff_feed(struct smtp_dotstuff *d, const char *in, size_t len, struct sp_buf *out)
 {
-	size_t i;
+	size_t i = 0;
 
 	/* Worst case every byte becomes two ("\n" -> "\r\n", "." -> ".."). */
 	if (sp_buf_reserve(out, len * 2 + 2) < 0)
 		return -1;
-	for (i = 0; i < len; i++) {
+	while (i < len) {
 		char ch = in[i];
 		if (d->pending_cr) {
 			d->pending_cr = false;
 			out->data[out->len++] = '\r';
 			out->data[out->len++] = '\n';
 			d->at_line_start = true;
-			if (ch == '\n')
+			if (ch == '\n') {
+				i++;
 				continue;
+			}
 		}
+		if (d->at_line_start && ch == '.')
+			out->data[out->len++] = '.';
+		/* Fast path: a whole CRLF line (what every copy is made of) is
+		 * one memcpy; anything else goes byte by byte below. */
+		{
+			const char *lf = memchr(in + i, '\n', len - i);
+			size_t run = lf ? (size_t)(lf - (in + i)) : 0;
+			if (lf && run >= 1 && in[i + run - 1] == '\r' && memchr(in + i, '\r', run - 1) == NULL) {
+				memcpy(out->data + out->len, in + i, run + 1);
+				out->len += run + 1;
+				i += run + 1;
+				d->at_line_start = true;
+				continue;
+			}
+		}
+		i++;
 		if (ch == '\r') {
 			d->pending_cr = true;
+			d->at_line_start = false;
 			continue;
 		}
 		if (ch == '\n') {
@@ -255,8 +274,6 @@ smtp_dotstuff_feed(struct smtp_dotstuff *d, const char *in, size_t len, struct s
 			d->at_line_start = true;
 			continue;
 		}
-		if (d->at_line_start && ch == '.')
-			out->data[out->len++] = '.';
 		d->at_line_start = false;
 		out->data[out->len++] = ch;
 	}

@@ -637,9 +637,7 @@ check_data(struct smtp_session *s, const char *args)
 static int
 read_data(struct smtp_session *s, struct sp_buf *msg)
 {
-	/* +1: the transparency dot a client adds to a line starting with "."
-	 * is not part of the 1000 octets (RFC 5321 4.5.2). */
-	char line[SMTP_TEXT_LINE_MAX + 2];
+	const char *line;
 	int64_t total_deadline = sp_now_ms() + (int64_t)SMTP_DATA_TOTAL_TIMEOUT_S * 1000;
 	enum data_error derr = DATA_OK;
 	bool prev_crlf = s->cmd_crlf;
@@ -654,7 +652,10 @@ read_data(struct smtp_session *s, struct sp_buf *msg)
 
 		if (dl > total_deadline)
 			dl = total_deadline;
-		st = conn_read_line(&s->conn, line, SMTP_TEXT_LINE_MAX + 1, &len, dl);
+		/* +1: the transparency dot a client adds to a line starting with
+		 * "." is not part of the 1000 octets (RFC 5321 4.5.2).  The line is
+		 * read in place: the message is copied once, into msg. */
+		st = conn_read_line_ref(&s->conn, &line, SMTP_TEXT_LINE_MAX + 1, &len, dl);
 		if (st == CONN_OK && len > SMTP_TEXT_LINE_MAX && line[0] != '.')
 			st = CONN_TOOLONG;
 		if (st == CONN_TIMEOUT) {
