@@ -9,13 +9,22 @@
 # message with an attachment to all three, and shows what the provider got
 # and how each recipient opens it.  Then it keeps running so you can point a
 # mail client at it, until Ctrl-C (or exits at once with --once).
+# --screenshots also photographs the viewer with headless Chromium into
+# docs/img/ (the pictures in docs/clients.md) and exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 ONCE=no
-[ "${1:-}" = "--once" ] && ONCE=yes
+SHOTS=
+for a in "$@"; do
+	case "$a" in
+	--once) ONCE=yes ;;
+	--screenshots) SHOTS=$ROOT/docs/img; ONCE=yes ;;
+	*) echo "usage: $0 [--once] [--screenshots]" >&2; exit 2 ;;
+	esac
+done
 
-scripts/deps.sh run
+if [ -n "$SHOTS" ]; then scripts/deps.sh test; else scripts/deps.sh run; fi
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 SP=$ROOT/build/cli/sealpost
@@ -126,6 +135,11 @@ PW=$(echo "$REPORT" | awk '/password /{print $2; exit}')
 echo "dave opens $LINK with the password:"
 curl -sS -D "$W/viewer.headers" --data-urlencode "password=$PW" "$LINK" >"$W/viewer.html" || true
 sed "s/<[^>]*>/\n/g" "$W/viewer.html" | grep -E "launch|Q3 figures" | head -3 || { echo "!! the viewer did not show the message"; head -1 "$W/viewer.headers"; exit 1; }
+
+if [ -n "$SHOTS" ]; then
+	say "screenshots of the viewer (headless Chromium) into $SHOTS"
+	/usr/bin/python3 scripts/screenshots.py "$LINK" "$PW" http://127.0.0.1:8025/outbox "$SHOTS"
+fi
 
 say "sealpost is running"
 cat <<MSG
