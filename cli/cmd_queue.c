@@ -147,7 +147,7 @@ cmd_queue(int argc, char **argv)
 	if ((rv = cli_load_config(cfgpath, strcmp(action, "flush") == 0, &cfg)) != 0)
 		return rv;
 	sp_log_init(strcmp(action, "flush") == 0 ? SP_LOG_INFO : SP_LOG_ERROR);
-	if (queue_open(cfg.queue.dir, &q, err, sizeof err) < 0) {
+	if (queue_open(cfg.queue.dir, false, &q, err, sizeof err) < 0) {
 		fprintf(stderr, "sealpost: %s\n", err);
 		sp_config_free(&cfg);
 		return EXIT_RUNTIME;
