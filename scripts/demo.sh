@@ -19,7 +19,7 @@ SHOTS=
 for a in "$@"; do
 	case "$a" in
 	--once) ONCE=yes ;;
-	--screenshots) SHOTS=$ROOT/docs/img; ONCE=yes ;;
+	--screenshots) SHOTS=${SEALPOST_SCREENSHOT_DIR:-$ROOT/docs/img}; ONCE=yes ;;
 	*) echo "usage: $0 [--once] [--screenshots]" >&2; exit 2 ;;
 	esac
 done

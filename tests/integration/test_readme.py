@@ -10,8 +10,11 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_demo_runs_end_to_end(tmp_path):
-    env = dict(os.environ, SEALPOST_DEMO_DIR=str(tmp_path / "demo"))
-    p = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), "--once"], cwd=ROOT, env=env,
+    """Also takes the viewer screenshots of docs/img (into tmp_path here):
+    `scripts/demo.sh --screenshots` is how docs/img is made."""
+    shots = tmp_path / "img"
+    env = dict(os.environ, SEALPOST_DEMO_DIR=str(tmp_path / "demo"), SEALPOST_SCREENSHOT_DIR=str(shots))
+    p = subprocess.run(["bash", str(ROOT / "scripts" / "demo.sh"), "--screenshots"], cwd=ROOT, env=env,
                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=600)
     out = p.stdout.decode("utf-8", "replace")
     assert p.returncode == 0, out[-4000:]
@@ -23,3 +26,9 @@ def test_demo_runs_end_to_end(tmp_path):
     for f in received:
         data = f.read_bytes()
         assert b"launch" not in data and b"Q3 figures" not in data and b"numbers.txt" not in data
+    # The screenshots: the same four pictures docs/img holds, real PNGs.
+    names = sorted(f.name for f in shots.glob("*.png"))
+    assert names == sorted(f.name for f in (ROOT / "docs" / "img").glob("viewer-*.png")), names
+    for f in shots.glob("*.png"):
+        data = f.read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 10000, f
