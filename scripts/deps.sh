@@ -12,7 +12,7 @@ DEMO="python3 python3-aiosmtpd python3-cryptography swaks curl openssl"
 # sanitizers and fuzzers (clang's libFuzzer and runtimes).
 TEST="$DEMO python3-pytest python3-nacl msmtp chromium chromium-driver python3-selenium
       clang libclang-rt-14-dev llvm valgrind man-db systemd"
-BENCH="$TEST postfix nginx wrk hyperfine"
+BENCH="$TEST postfix nginx wrk hyperfine linux-perf strace"
 
 case "${1:-build}" in
 build) PKGS="$BUILD $RUN" ;;

@@ -47,4 +47,10 @@ echo "== fuzzing: reproducers and a short run of each target"
 unset ASAN_OPTIONS UBSAN_OPTIONS LSAN_OPTIONS
 scripts/fuzz.sh "${SEALPOST_FUZZ_SECONDS:-20}"
 
+# The benchmark is not part of the test run; a smoke run of its harness is
+# (every system and form starts, measures and reports; the figures mean nothing).
+echo "== benchmark harness: smoke run"
+scripts/deps.sh bench
+$PY -m pytest -q -p no:cacheprovider tests/bench/test_bench_smoke.py
+
 echo "== all tests passed"
