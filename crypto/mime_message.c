@@ -312,6 +312,18 @@ field_value(const struct sp_mime *m, const struct sp_mime_header *h)
 	return r;
 }
 
+/* An RFC 2045 token: printable ASCII without specials. */
+static bool
+mime_token(const char *s)
+{
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++)
+		if ((unsigned char)*s <= 0x20 || (unsigned char)*s >= 0x7f || strchr("()<>@,;:\\\"/[]?=", *s))
+			return false;
+	return true;
+}
+
 static int write_protected(const struct sp_mime *m, const char *outer_subject, bool with_body,
                            struct sp_buf *out, char *err, size_t errsz);
 
@@ -358,7 +370,15 @@ write_protected(const struct sp_mime *m, const char *outer_subject, bool with_bo
 		g_mime_content_type_set_media_subtype(copy, g_mime_content_type_get_media_subtype(ct));
 		for (j = 0; j < n; j++) {
 			GMimeParam *prm = g_mime_param_list_get_parameter_at(src, j);
-			g_mime_content_type_set_parameter(copy, g_mime_param_get_name(prm), g_mime_param_get_value(prm));
+			const char *pn = g_mime_param_get_name(prm), *pv = g_mime_param_get_value(prm);
+			/* GMime 3.2.13 grows memory without end encoding a parameter whose
+			 * name is not a token (found by fuzzing: 0xff bytes in the name). */
+			if (!mime_token(pn) || (pv && !g_utf8_validate(pv, -1, NULL))) {
+				sp_seterr(err, errsz, "the Content-Type has a malformed parameter");
+				g_object_unref(copy);
+				goto out;
+			}
+			g_mime_content_type_set_parameter(copy, pn, pv ? pv : "");
 		}
 		g_object_unref(ct);
 		ct = copy;
