@@ -228,6 +228,18 @@ sp_free_secret(char *s)
 	free(s);
 }
 
+char *
+sp_secret_dup(const char *p, size_t n)
+{
+	char *s = sodium_malloc(n + 1);
+
+	if (s == NULL)
+		abort();
+	memcpy(s, p, n);
+	s[n] = '\0';
+	return s;
+}
+
 int
 sp_parse_uint(const char *s, uint64_t min, uint64_t max, uint64_t *out, char *err, size_t errsz)
 {

@@ -55,6 +55,10 @@ char *sp_xasprintf(const char *fmt, ...) SP_PRINTF(1, 2);
 
 /* Free a string that held a secret, wiping it first. */
 void sp_free_secret(char *s);
+/* Copy p[0..n) into guarded memory (sodium_malloc: locked, canaried, never
+ * swapped), NUL-terminated; release with sodium_free.  Aborts when out of
+ * memory: only for short secrets (passwords, tokens). */
+char *sp_secret_dup(const char *p, size_t n);
 
 /* "30", "30s", "5m", "2h", "14d", "1w" -> seconds. */
 int sp_parse_duration(const char *s, int64_t *out, char *err, size_t errsz);

@@ -17,18 +17,6 @@
 extern const char sp_tmpl_link_txt[];
 extern const char sp_tmpl_link_html[];
 
-static char *
-secret_dup(const char *p)
-{
-	size_t n = strlen(p);
-	char *s = sodium_malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, p, n + 1);
-	return s;
-}
-
 int
 sp_link_settings_read(const struct sp_mime *m, const struct sp_config *cfg, struct sp_link_settings *s,
                       char *err, size_t errsz)
@@ -50,7 +38,7 @@ sp_link_settings_read(const struct sp_mime *m, const struct sp_config *cfg, stru
 			sp_seterr(err, errsz, "X-Sealpost-Password: must be 1..%d bytes", SP_LINK_PASSWORD_INPUT_MAX);
 			return -1;
 		}
-		s->password = secret_dup(dec);
+		s->password = sp_secret_dup(dec, strlen(dec));
 		sodium_memzero(dec, n);
 		g_free(dec);
 	}
@@ -171,11 +159,11 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 			abort();
 		sprintf(g->url, "%s%s", cfg->link.base_url, tok);
 		if (s->password) {
-			g->password = secret_dup(s->password);
+			g->password = sp_secret_dup(s->password, strlen(s->password));
 		} else {
 			/* One password per recipient: a leaked one opens one link. */
 			sp_link_password_generate(pw);
-			g->password = secret_dup(pw);
+			g->password = sp_secret_dup(pw, strlen(pw));
 			g->generated = true;
 		}
 		sodium_memzero(pw, sizeof pw);

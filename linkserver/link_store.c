@@ -489,6 +489,39 @@ out:
 	return rv;
 }
 
+/* Start a write transaction and read link id in it.  IMMEDIATE takes the write
+ * lock before reading, so that a check and the change that follows are one step
+ * for every connection and process.  1 found, 0 not there (the transaction is
+ * open either way), -1 error (the caller rolls back). */
+static int
+begin_with_link(struct link_store *s, const char *id, struct link_store_link *l, char *err,
+                size_t errsz)
+{
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		return -1;
+	return load_link(s, id, l, err, errsz);
+}
+
+/* Run an UPDATE of one counter of link id ("... WHERE id = ?"). */
+static int
+bump_counter(struct link_store *s, const char *sql, const char *id, const char *what, char *err,
+             size_t errsz)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = prepare(s, sql, err, errsz)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	release(s, st);
+	if (rc != SQLITE_DONE) {
+		db_err(s, err, errsz, what);
+		return -1;
+	}
+	return 0;
+}
+
 void
 link_store_link_clear(struct link_store_link *l)
 {
@@ -508,10 +541,7 @@ delete_dead(struct link_store *s, const char *id, int64_t now, char *err, size_t
 	struct link_store_link l;
 	int found;
 
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
-		return LINK_STORE_ERROR;
-	found = load_link(s, id, &l, err, errsz);
-	if (found < 0)
+	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
 		goto fail;
 	/* Re-check inside the transaction: it may have been deleted meanwhile. */
 	if (found == 1 && !link_store_link_live(&l, now) &&
@@ -588,11 +618,7 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
 	pthread_mutex_lock(&s->lock);
-	/* IMMEDIATE: take the write lock before reading, so that the check and the
-	 * increment are one step for every connection and process. */
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
-		goto out;
-	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
 		goto out;
 	if (found == 0) {
 		rv = LINK_STORE_GONE;
@@ -620,13 +646,10 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 		goto out;
 	}
 	release(s, st);
-	if ((st = prepare(s, "UPDATE links SET views = views + 1 WHERE id = ?", err, errsz)) == NULL)
+	st = NULL;
+	if (bump_counter(s, "UPDATE links SET views = views + 1 WHERE id = ?", id,
+	                 "counting a view", err, errsz) < 0)
 		goto out;
-	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-	if (sqlite3_step(st) != SQLITE_DONE) {
-		db_err(s, err, errsz, "counting a view");
-		goto out;
-	}
 	l.views++;
 	/* The last view: burn it now, in the same transaction. */
 	if (l.max_views != 0 && l.views >= l.max_views) {
@@ -654,7 +677,6 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
                 char *err, size_t errsz)
 {
 	struct link_store_link l;
-	sqlite3_stmt *st = NULL;
 	enum link_store_rc rv = LINK_STORE_ERROR;
 	bool deleted = false;
 	int found;
@@ -664,23 +686,16 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
 	pthread_mutex_lock(&s->lock);
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
-		goto out;
-	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
 		goto out;
 	if (found == 0) {
 		rv = LINK_STORE_GONE;
 		goto out;
 	}
 	if (link_store_link_live(&l, now)) {
-		if ((st = prepare(s, "UPDATE links SET failed = failed + 1 WHERE id = ?",
-		                  err, errsz)) == NULL)
+		if (bump_counter(s, "UPDATE links SET failed = failed + 1 WHERE id = ?", id,
+		                 "counting a failed attempt", err, errsz) < 0)
 			goto out;
-		sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
-		if (sqlite3_step(st) != SQLITE_DONE) {
-			db_err(s, err, errsz, "counting a failed attempt");
-			goto out;
-		}
 		l.failed++;
 	}
 	if (!link_store_link_live(&l, now)) {
@@ -694,7 +709,6 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
 		*destroyed = deleted;
 	rv = LINK_STORE_OK;
 out:
-	release(s, st);
 	if (rv != LINK_STORE_OK)
 		rollback(s);
 	else if (deleted)
@@ -713,9 +727,7 @@ link_store_revoke(struct link_store *s, const char *id, bool whole_message, char
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
 	pthread_mutex_lock(&s->lock);
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
-		goto out;
-	if ((found = load_link(s, id, &l, err, errsz)) < 0)
+	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
 		goto out;
 	if (found == 0) {
 		rv = LINK_STORE_GONE;

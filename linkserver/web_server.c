@@ -271,6 +271,19 @@ respond_unavailable(struct web_server *ws, struct web_req *r)
 	                      "a few minutes.");
 }
 
+/* The store did not give the link: GONE is the page for a link that is not
+ * (or no longer) there, ERROR is logged and is "try again later". */
+static enum MHD_Result
+respond_store_miss(struct web_server *ws, struct web_req *r, enum link_store_rc rc,
+                   const char *err)
+{
+	if (rc == LINK_STORE_ERROR) {
+		sp_log_error("viewer: %s", err);
+		return respond_unavailable(ws, r);
+	}
+	return respond_gone(ws, r, WEB_GONE_LINK);
+}
+
 /* ---- small helpers ---- */
 
 static int64_t
@@ -398,12 +411,8 @@ h_link_get(struct web_server *ws, struct web_req *r)
 	/* Looking never counts: link scanners in mail filters burn nothing. */
 	rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
 	link_store_link_clear(&l);
-	if (rc == LINK_STORE_ERROR) {
-		sp_log_error("viewer: %s", err);
-		return respond_unavailable(ws, r);
-	}
 	if (rc != LINK_STORE_OK)
-		return respond_gone(ws, r, WEB_GONE_LINK);
+		return respond_store_miss(ws, r, rc, err);
 	sp_buf_init(&b, 0);
 	web_page_form(&b, r->url, WEB_FORM_PLAIN, 0);
 	return respond_page(ws, r, MHD_HTTP_OK, &b);
@@ -485,10 +494,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	}
 	rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
 	if (rc != LINK_STORE_OK) {
-		if (rc == LINK_STORE_ERROR)
-			sp_log_error("viewer: %s", err);
-		ret = rc == LINK_STORE_ERROR ? respond_unavailable(ws, r) :
-		      respond_gone(ws, r, WEB_GONE_LINK);
+		ret = respond_store_miss(ws, r, rc, err);
 		goto out;
 	}
 	/* The expensive step (Argon2id), bounded in parallel. */
@@ -519,10 +525,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	 * exactly one winner), and only then decrypt. */
 	rc = link_store_claim_view(ws->store, id, now_s(), &ct, &views, err, sizeof err);
 	if (rc != LINK_STORE_OK) {
-		if (rc == LINK_STORE_ERROR)
-			sp_log_error("viewer: %s", err);
-		ret = rc == LINK_STORE_ERROR ? respond_unavailable(ws, r) :
-		      respond_gone(ws, r, WEB_GONE_LINK);
+		ret = respond_store_miss(ws, r, rc, err);
 		goto out;
 	}
 	if (sp_link_open_message(key, ct.data, ct.len, &plain, err, sizeof err) < 0 ||

@@ -381,8 +381,11 @@ handshake(struct conn *c, bool server, int64_t deadline_ms)
 	}
 }
 
-int
-conn_starttls_server(struct conn *c, SSL_CTX *ctx, int64_t deadline_ms)
+/* The switch to TLS after STARTTLS: what we said goes out in the clear, and
+ * anything the peer sent ahead of the handshake is dropped, never read as if
+ * it had come over TLS (the STARTTLS command injection class of bugs). */
+static int
+tls_begin(struct conn *c, SSL_CTX *ctx, int64_t deadline_ms)
 {
 	if (c->wbuf.len && conn_flush(c, deadline_ms) < 0)
 		return -1;
@@ -392,6 +395,14 @@ conn_starttls_server(struct conn *c, SSL_CTX *ctx, int64_t deadline_ms)
 		set_ssl_error(c, "TLS setup", 0);
 		return -1;
 	}
+	return 0;
+}
+
+int
+conn_starttls_server(struct conn *c, SSL_CTX *ctx, int64_t deadline_ms)
+{
+	if (tls_begin(c, ctx, deadline_ms) < 0)
+		return -1;
 	return handshake(c, true, deadline_ms);
 }
 
@@ -406,15 +417,8 @@ is_ip_literal(const char *host)
 int
 conn_starttls_client(struct conn *c, SSL_CTX *ctx, const char *host, int64_t deadline_ms)
 {
-	if (c->wbuf.len && conn_flush(c, deadline_ms) < 0)
+	if (tls_begin(c, ctx, deadline_ms) < 0)
 		return -1;
-	/* Anything the server sent after its 220 is not to be trusted. */
-	conn_discard_input(c);
-	c->ssl = SSL_new(ctx);
-	if (c->ssl == NULL || SSL_set_fd(c->ssl, c->fd) != 1) {
-		set_ssl_error(c, "TLS setup", 0);
-		return -1;
-	}
 	SSL_set_verify(c->ssl, SSL_VERIFY_PEER, NULL);
 	if (is_ip_literal(host)) {
 		if (X509_VERIFY_PARAM_set1_ip_asc(SSL_get0_param(c->ssl), host) != 1) {

@@ -45,18 +45,6 @@ struct relay {
 	size_t n_creds;
 };
 
-static char *
-secret_from(const char *p, size_t n)
-{
-	char *s = sodium_malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, p, n);
-	s[n] = '\0';
-	return s;
-}
-
 static int
 load_password_file(struct relay *r, const char *path, char *err, size_t errsz)
 {
@@ -70,7 +58,7 @@ load_password_file(struct relay *r, const char *path, char *err, size_t errsz)
 	if (sp_read_file(path, RELAY_PASSWORD_MAX, &data, &len, err, errsz) < 0)
 		return -1;
 	/* The first line is the password. */
-	r->password = secret_from(data, strcspn(data, "\r\n"));
+	r->password = sp_secret_dup(data, strcspn(data, "\r\n"));
 	sodium_memzero(data, len);
 	free(data);
 	return 0;
@@ -123,7 +111,7 @@ run_password_command(struct relay *r, const char *cmd, char *err, size_t errsz)
 	/* The first line of its output is the password. */
 	for (k = 0; k < (ssize_t)n && buf[k] != '\n' && buf[k] != '\r'; k++)
 		;
-	r->password = secret_from(buf, (size_t)k);
+	r->password = sp_secret_dup(buf, (size_t)k);
 	sodium_memzero(buf, sizeof buf);
 	if (r->password[0] == '\0') {
 		sp_seterr(err, errsz, "[upstream] password_command printed no password");
@@ -222,7 +210,7 @@ relay_remember_creds(struct relay *r, const char *user, const char *pass)
 	} else {
 		sodium_free(r->creds[i].pass);
 	}
-	r->creds[i].pass = secret_from(pass, strlen(pass));
+	r->creds[i].pass = sp_secret_dup(pass, strlen(pass));
 	pthread_mutex_unlock(&r->lock);
 }
 
@@ -235,7 +223,7 @@ relay_lookup_creds(struct relay *r, const char *user)
 	pthread_mutex_lock(&r->lock);
 	for (i = 0; i < r->n_creds; i++)
 		if (strcmp(r->creds[i].user, user) == 0)
-			p = secret_from(r->creds[i].pass, strlen(r->creds[i].pass));
+			p = sp_secret_dup(r->creds[i].pass, strlen(r->creds[i].pass));
 	pthread_mutex_unlock(&r->lock);
 	return p;
 }

@@ -165,18 +165,6 @@ sasl_b64_decode(const char *in, char **out, size_t *outlen)
 	return 0;
 }
 
-static char *
-secret_dup(const char *p, size_t n)
-{
-	char *s = sodium_malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, p, n);
-	s[n] = '\0';
-	return s;
-}
-
 int
 sasl_plain_split(const char *msg, size_t len, char **user, char **pass)
 {
@@ -196,7 +184,7 @@ sasl_plain_split(const char *msg, size_t len, char **user, char **pass)
 	/* Acting as another user (authzid) is not a thing here. */
 	if (zlen && (zlen != ulen || memcmp(msg, n1 + 1, ulen) != 0))
 		return -1;
-	*user = secret_dup(n1 + 1, ulen);
-	*pass = secret_dup(n2 + 1, plen);
+	*user = sp_secret_dup(n1 + 1, ulen);
+	*pass = sp_secret_dup(n2 + 1, plen);
 	return 0;
 }

@@ -347,18 +347,6 @@ verify_credentials(struct smtp_session *s, const char *user, const char *pass, s
 	}
 }
 
-static char *
-secret_dup(const char *p)
-{
-	size_t n = strlen(p);
-	char *s = sodium_malloc(n + 1);
-
-	if (s == NULL)
-		abort();
-	memcpy(s, p, n + 1);
-	return s;
-}
-
 static void
 proceed_auth(struct smtp_session *s, const char *args)
 {
@@ -431,9 +419,9 @@ proceed_auth(struct smtp_session *s, const char *args)
 		}
 		goto out;
 	}
-	s->auth_user = secret_dup(user);
+	s->auth_user = sp_secret_dup(user, strlen(user));
 	if (s->cfg->proxy.auth == SP_AUTH_PASSTHROUGH) {
-		s->auth_pass = secret_dup(pass);
+		s->auth_pass = sp_secret_dup(pass, strlen(pass));
 		/* Queued copies of this user are retried with these. */
 		relay_remember_creds(s->ctx->relay, user, pass);
 	}
