@@ -65,6 +65,18 @@ fuzz_strndup(const uint8_t *data, size_t size)
 	return s;
 }
 
+/* FUZZ_MAKE_SEEDS: one seed file DIR/NAME holding p[0..n). */
+static inline void
+fuzz_write_seed(const char *dir, const char *name, const void *p, size_t n)
+{
+	char path[4200];
+	FILE *f;
+
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	FUZZ_SETUP(f != NULL && fwrite(p, 1, n, f) == n && fclose(f) == 0, "write seed");
+}
+
 static char fuzz_tmp_path[4096];
 
 static inline int

@@ -132,17 +132,6 @@ check_roundtrip(const uint8_t *data, size_t size)
 	sp_buf_wipe(&out);
 }
 
-static void
-write_seed(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	FUZZ_SETUP(f != NULL && fwrite(p, 1, n, f) == n && fclose(f) == 0, "write seed");
-}
-
 /* FUZZ_MAKE_SEEDS=DIR: write the seed corpus (the test token, a blob wrapped
  * for it at the smallest Argon2id cost, a sealed message) and exit. */
 static void
@@ -156,17 +145,17 @@ make_seeds(const char *dir)
 	struct sp_buf b;
 
 	sp_link_token_encode(&test_token, tok);
-	write_seed(dir, "token", tok, strlen(tok));
+	fuzz_write_seed(dir, "token", tok, strlen(tok));
 	sp_buf_init(&b, 0);
 	FUZZ_SETUP(sp_link_wrap_key_det(test_key, test_password, &test_token, crypto_pwhash_argon2id_OPSLIMIT_MIN,
 	                                crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024, salt, nonce, &b, err,
 	                                sizeof err) == 0, "wrap");
-	write_seed(dir, "wrapped-key", b.data, b.len);
+	fuzz_write_seed(dir, "wrapped-key", b.data, b.len);
 	sp_buf_append(&b, test_password, strlen(test_password));
-	write_seed(dir, "wrapped-key-password", b.data, b.len);
+	fuzz_write_seed(dir, "wrapped-key-password", b.data, b.len);
 	sp_buf_reset(&b);
 	FUZZ_SETUP(sp_link_seal_message_det(test_key, header, msg, strlen(msg), &b, err, sizeof err) == 0, "seal");
-	write_seed(dir, "message", b.data, b.len);
+	fuzz_write_seed(dir, "message", b.data, b.len);
 	sp_buf_free(&b);
 	exit(0);
 }

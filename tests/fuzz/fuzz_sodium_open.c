@@ -118,17 +118,6 @@ check_roundtrip(const uint8_t *data, size_t size)
 	g_object_unref(copy);
 }
 
-static void
-write_seed(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	FUZZ_SETUP(f != NULL && fwrite(p, 1, n, f) == n && fclose(f) == 0, "write seed");
-}
-
 /* FUZZ_MAKE_SEEDS=DIR: write the seed corpus (a bare sealed file and a saved
  * copy, both sealed to the test key) and exit. */
 static void
@@ -150,13 +139,13 @@ make_seeds(const char *dir)
 	FUZZ_SETUP(s && sp_sodium_sealer_update(s, msg, strlen(msg), err, sizeof err) == 0 &&
 	           sp_sodium_sealer_finish(s, err, sizeof err) == 0, "seal");
 	sp_sodium_sealer_free(s);
-	write_seed(dir, "bare.sealpost", sealed.data, sealed.len);
+	fuzz_write_seed(dir, "bare.sealpost", sealed.data, sealed.len);
 	copy = sp_sodium_make_copy(pks, 1, msg, strlen(msg), NULL, err, sizeof err);
 	FUZZ_SETUP(copy != NULL, "make_copy");
 	g_mime_message_set_subject(m, "sealed", NULL);
 	g_mime_message_set_mime_part(m, copy);
 	g_mime_object_write_to_stream(GMIME_OBJECT(m), NULL, mem);
-	write_seed(dir, "copy.eml", arr->data, arr->len);
+	fuzz_write_seed(dir, "copy.eml", arr->data, arr->len);
 	g_object_unref(mem);
 	g_object_unref(m);
 	g_object_unref(copy);

@@ -272,20 +272,9 @@ check_pure(const uint8_t *data, size_t size)
 }
 
 static void
-write_seed(const char *dir, const char *name, const void *p, size_t n)
-{
-	char path[4200];
-	FILE *f;
-
-	snprintf(path, sizeof path, "%s/%s", dir, name);
-	f = fopen(path, "wb");
-	FUZZ_SETUP(f != NULL && fwrite(p, 1, n, f) == n && fclose(f) == 0, "write seed");
-}
-
-static void
 write_text_seed(const char *dir, const char *name, const char *text)
 {
-	write_seed(dir, name, text, strlen(text));
+	fuzz_write_seed(dir, name, text, strlen(text));
 }
 
 /* FUZZ_MAKE_SEEDS=DIR: write the seed corpus (requests for every route with
@@ -345,8 +334,8 @@ make_seeds(const char *dir)
 	              "Authorization: Bearer %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n\r\n",
 	              test_api_token, LINK_RECORD_CONTENT_TYPE, rec.len);
 	sp_buf_append(&req, rec.data, rec.len);
-	write_seed(dir, "api-upload", req.data, req.len);
-	write_seed(dir, "link-record", rec.data, rec.len);
+	fuzz_write_seed(dir, "api-upload", req.data, req.len);
+	fuzz_write_seed(dir, "link-record", rec.data, rec.len);
 	sp_buf_free(&req);
 	sp_buf_free(&rec);
 	t = g_strdup_printf("DELETE /api/v1/links/%s HTTP/1.1\r\nHost: l\r\nAuthorization: Bearer %s\r\n\r\n"

@@ -31,6 +31,7 @@ from typing import Optional, Sequence
 
 import pytest
 
+from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser, wait_download
 from clients import Reply, assert_reply
 from gpgkeys import GpgHome, Identity, kill_all_agents, make_identity, packet_keyids
 from linkmode import (PASSWORD_RE, LinkServer, Notification, Receipt, Tracker, Web,
@@ -857,57 +858,13 @@ def test_revoke_cli(start_link, upstream, keys):
 # 9. A real browser
 # =====================================================================================
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-    HAVE_SELENIUM = True
-except ImportError:
-    HAVE_SELENIUM = False
-
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
-
-
 @pytest.fixture
 def browser(tmp_path):
-    if not (HAVE_SELENIUM and CHROMIUM and CHROMEDRIVER):
-        pytest.skip("needs python3-selenium, chromium and chromium-driver")
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-extensions", "--disable-default-apps",
-              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1200"):
-        opts.add_argument(a)
-    opts.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-        "safebrowsing.enabled": False,
-    })
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    drv.execute_cdp_cmd("Browser.setDownloadBehavior",
-                        {"behavior": "allow", "downloadPath": str(downloads)})
-    drv.downloads = downloads
+    if not AVAILABLE:
+        pytest.skip(MISSING)
+    drv = open_browser(tmp_path)
     yield drv
     drv.quit()
-
-
-def wait_download(d: Path, size: int, timeout: float = 20) -> Path:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = list(d.iterdir())
-        partial = [p for p in files if p.name.endswith((".crdownload", ".tmp"))]
-        done = [p for p in files if p not in partial and p.stat().st_size == size]
-        if done and not partial:
-            return done[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no complete download in {d}: "
-                         f"{[(p.name, p.stat().st_size) for p in d.iterdir()]}")
 
 
 def test_browser_through_the_proxy(start_link, upstream, keys, browser):

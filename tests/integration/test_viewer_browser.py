@@ -9,100 +9,24 @@ Needs chromium, chromium-driver and python3-selenium (Debian); skipped without.
 """
 from __future__ import annotations
 
-import http.server
 import os
-import shutil
-import threading
 import time
-from pathlib import Path
 
 import pytest
 
-from viewer import Viewer, free_port, rich_message
+from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser, wait_download
+from linkmode import Tracker
+from viewer import Viewer, rich_message
 
-try:
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
-    from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions as EC
-    from selenium.webdriver.support.ui import WebDriverWait
-    HAVE_SELENIUM = True
-except ImportError:
-    HAVE_SELENIUM = False
-
-CHROMIUM = shutil.which("chromium")
-CHROMEDRIVER = shutil.which("chromedriver")
 # Collected and skipped (not a module-level skip): pytest then exits 0, not 5.
-pytestmark = pytest.mark.skipif(not (HAVE_SELENIUM and CHROMIUM and CHROMEDRIVER),
-                                reason="needs python3-selenium, chromium and chromium-driver")
-
-
-class Tracker:
-    """An HTTP server that only counts what reaches it."""
-
-    def __init__(self):
-        self.hits: list[str] = []
-        tracker = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                tracker.hits.append(self.path)
-                self.send_response(200)
-                self.send_header("Content-Type", "image/gif")
-                self.end_headers()
-                self.wfile.write(b"GIF89a")
-
-            def log_message(self, *a):
-                pass
-
-        self.port = free_port()
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+pytestmark = pytest.mark.skipif(not AVAILABLE, reason=MISSING)
 
 
 @pytest.fixture
 def browser(tmp_path):
-    downloads = tmp_path / "downloads"
-    downloads.mkdir()
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = CHROMIUM
-    for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-              "--disable-background-networking", "--disable-component-update", "--disable-sync",
-              "--no-first-run", "--disable-extensions", "--disable-default-apps",
-              f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1200"):
-        opts.add_argument(a)
-    opts.add_experimental_option("prefs", {
-        "download.default_directory": str(downloads),
-        "download.prompt_for_download": False,
-        "safebrowsing.enabled": False,
-    })
-    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
-    drv.execute_cdp_cmd("Browser.setDownloadBehavior",
-                        {"behavior": "allow", "downloadPath": str(downloads)})
-    drv.downloads = downloads
+    drv = open_browser(tmp_path)
     yield drv
     drv.quit()
-
-
-def wait_download(d: Path, size: int, timeout: float = 20) -> Path:
-    """The finished download: Chromium makes a 0-byte placeholder with the final
-    name while the .crdownload file fills, so wait for the partial file to go
-    and the final one to reach its size."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        files = list(d.iterdir())
-        partial = [p for p in files if p.name.endswith((".crdownload", ".tmp"))]
-        done = [p for p in files if p not in partial and p.stat().st_size == size]
-        if done and not partial:
-            return done[0]
-        time.sleep(0.1)
-    raise AssertionError(f"no complete download in {d}: "
-                         f"{[(p.name, p.stat().st_size) for p in d.iterdir()]}")
 
 
 def test_browser_opens_message_downloads_and_loads_nothing_remote(tmp_path, browser):
