@@ -127,10 +127,8 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
 	sp_buf_init(&outer, 0);
 	/* The protected entity = its header (built here) + the client's body,
 	 * read in place: the plaintext is never copied. */
-	if (sp_mime_write_protected_header(m, subject, &hdr, err, errsz) < 0) {
-		rv = -2;        /* the message itself is malformed: retrying won't help */
+	if (sp_mime_write_protected_header(m, subject, &hdr, err, errsz) < 0)
 		goto out;
-	}
 	spans[0].p = hdr.data;
 	spans[0].n = hdr.len;
 	spans[1].p = m->data + m->body_start;

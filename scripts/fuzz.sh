@@ -6,8 +6,10 @@
 #      ASan + UBSan, unless it is already configured;
 #   2. replays every reproducer in tests/fuzz/crashes/ (a fixed bug stays fixed);
 #   3. runs each target for SECONDS on a scratch copy of its seed corpus
-#      (the committed corpus is never written), with -rss_limit_mb=2048 and
-#      -timeout=10.
+#      (the committed corpus is never written), with -rss_limit_mb=2048,
+#      -timeout=10 and -seed=$FUZZ_SEED (default 1: the same inputs in the
+#      same order on every run, so a failure in CI is one anybody can replay;
+#      FUZZ_SEED=0 lets libFuzzer pick a random seed, for exploring).
 # Exits non-zero on any crash, sanitizer report, leak, timeout or failed
 # property; the failing input is kept in $FUZZ_BUILD_DIR/fuzz-artifacts/.
 #
@@ -19,6 +21,7 @@ SECS=${1:-60}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
 ALL="smtp_session smtp_parse smtp_reply config mime_compose sodium_open link_envelope web_request"
 TARGETS=${FUZZ_TARGETS:-$ALL}
+SEED=${FUZZ_SEED:-1}
 
 if [ ! -f "$BUILD/build.ninja" ]; then
 	CC=clang meson setup "$BUILD" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
@@ -65,8 +68,8 @@ for t in $TARGETS; do
 		fi
 	fi
 
-	echo "== $t: fuzzing for ${SECS}s"
-	if (cd "$work" && "$bin" "${quiet[@]}" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 \
+	echo "== $t: fuzzing for ${SECS}s (seed $SEED)"
+	if (cd "$work" && "$bin" "${quiet[@]}" -seed="$SEED" -max_total_time="$SECS" -rss_limit_mb=2048 -timeout=10 \
 		-print_final_stats=1 -artifact_prefix="$work/" "$work/corpus") >"$work/fuzz.log" 2>&1; then
 		grep -aE "^#[0-9]+.*DONE|stat::number_of_executed_units|stat::average_exec_per_sec" \
 			"$work/fuzz.log" | tr '\n' ' ' | sed 's/stat:://g'

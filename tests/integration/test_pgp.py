@@ -616,6 +616,34 @@ def test_single_part_smtplib_hide_subject_no(world, sphome, start_sealpost, upst
     assert b"Reply-To: Alice Other <alice.other@example.com>\r\n" in copy.plaintext
 
 
+LONG_PARAM = b"x-" + b"a" * 70                       # 72 bytes: GMime 3.2.13 folds it forever
+
+
+@pytest.mark.parametrize("ctype", [
+    # An RFC 2231 parameter whose name leaves no room on a folded line.
+    b"text/plain; charset=utf-8;\r\n " + LONG_PARAM + b"*=UTF-8''" + b"%C3%A9" * 20,
+    # Folded, a comment, a quoted value, a parameter GMime does not know.
+    b"text/plain (the body) ;\r\n\tcharset=\"utf-8\"; format=flowed; x-note=\"a;b\"",
+    # The client already marks protected headers: not written twice.
+    b'text/plain; charset=utf-8; protected-headers="v1"',
+], ids=["rfc2231-long-name", "folded-comment", "client-marked"])
+def test_content_type_copied_as_written(world, sphome, start_sealpost, upstream, ctype):
+    """The protected entity's Content-Type is the client's field byte for byte,
+    the two protected-header markers appended (each at most once): the body was
+    written against that field, and re-encoding it is where parsers disagree."""
+    sp = start_pgp(start_sealpost, upstream, sphome)
+    m = text_message()
+    m.data = m.data.replace(b"Content-Type: text/plain; charset=utf-8\r\n", b"Content-Type: " + ctype + b"\r\n")
+    assert ctype in m.data
+    assert_reply(send(sp, [BOB], m.data)[-1], 250, "2.0.0")
+    [rec] = upstream.wait_for(1)
+    copy = check_pgp_copy(world, rec, m, [world.bob], keyids(world.bob, world.alice))
+    [field] = [f for f in header_fields(split_message(copy.plaintext)[0]) if fname(f) == "content-type"]
+    assert field.startswith(b"Content-Type: " + ctype + b";"), field
+    params = re.sub(rb"\r\n[ \t]", b" ", field).lower()
+    assert params.count(b"protected-headers=") == 1 and params.count(b"hp=") == 1, field
+
+
 def test_encrypt_to_self_no(world, sphome, start_sealpost, upstream):
     """encrypt_to_self = no: encrypted to bob's key only; alice cannot decrypt."""
     sp = start_pgp(start_sealpost, upstream, sphome, encrypt_to_self="no")
