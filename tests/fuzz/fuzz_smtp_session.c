@@ -3,16 +3,22 @@
  * the data path (policy -> compose -> relay) and every reply.
  *
  * The input is what a mail client sends.  smtp_session_run() serves one end of
- * a socketpair in a thread with a real config ([upstream] 127.0.0.1:1, so
- * relaying fails at once with 451; [policy] no_key = plain) and a real server
- * TLS context; this thread is the client: it writes the input in chunks of
- * FUZZ_CHUNK bytes, reads and discards the replies, and closes its side when
- * the input is done, so the session ends on EOF.
+ * a socketpair with a real config ([upstream] 127.0.0.1:1, so relaying fails
+ * at once with 451; [policy] no_key = plain) and a real server TLS context.
+ * The client is driven from inside the session, in the same thread: poll is
+ * linked through __wrap_poll (-Wl,--wrap=poll), and each time the session
+ * waits on its socket the hook first plays the client's next move:
  *
- * Deterministic chunking: after each chunk the client waits until the server
- * has read every byte and is blocked in poll() for more.  poll is linked
- * through __wrap_poll (-Wl,--wrap=poll), which notes when the session's socket
- * is waited on; so each input is served the same way every time.
+ *   - read (and discard) every reply there is;
+ *   - if the session waits for input and none is pending: send the next chunk
+ *     of FUZZ_CHUNK bytes (lines straddle chunks, so partial reads are
+ *     exercised at every offset the input puts there), or take the next step
+ *     of the client's TLS handshake, or, once the input is done, close the
+ *     client's side so the session ends on EOF.
+ *
+ * So each input is served the same way every time, with no second thread, no
+ * timing and no waiting: a move that cannot be made (the session waits for
+ * something this client will never send) closes the client's side too.
  *
  * STARTTLS: the input is cut after its first line "STARTTLS".  When the server
  * answers it with "220 2.0.0 Ready to start TLS", the client does the TLS
@@ -32,7 +38,6 @@
 #include <fcntl.h>
 #include <linux/sockios.h>
 #include <poll.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <sys/ioctl.h>
@@ -50,11 +55,9 @@
 #include "smtp_server.h"
 #include "tls.h"
 
-/* Bytes written before waiting for the server to go idle: lines straddle
- * chunks, so partial reads are exercised at every offset the input puts there. */
+/* Bytes the client sends per move (the session reads them all before it
+ * waits again). */
 #define FUZZ_CHUNK 1024
-/* A session that has not ended this long after its input did is hung. */
-#define FUZZ_SESSION_MAX_MS 8000
 
 static const char config_text[] =
 	"[proxy]\n"
@@ -76,13 +79,23 @@ static struct sp_config cfg;
 static struct smtp_server_ctx ctx;
 static SSL_CTX *client_tls;
 
-/* ---- poll hook: is the session waiting for input? ---- */
+/* ---- the client, played from the session's poll ---- */
 
-static pthread_mutex_t idle_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t idle_cond = PTHREAD_COND_INITIALIZER;
-static int watch_fd = -1;
-static bool in_poll;
-static bool session_done;
+struct client {
+	int fd;             /* our end of the socketpair */
+	int server_fd;      /* the session's end: the poll to hook */
+	SSL *ssl;
+	bool handshaken;    /* ssl has finished its handshake */
+	bool tls_decided;   /* the input's STARTTLS cut has been passed */
+	bool closed;        /* we have shut down our sending side */
+	bool eof;           /* the session has closed its side */
+	const uint8_t *data;
+	size_t size, pos, cut;
+	char tail[sizeof ready_tls];   /* the last bytes the server sent */
+	size_t tail_len;
+};
+
+static struct client client = { .fd = -1, .server_fd = -1 };
 
 int __real_poll(struct pollfd *fds, nfds_t n, int timeout);
 int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
@@ -91,27 +104,7 @@ void __wrap_sp_pgp_free(struct sp_pgp *p);
 enum sp_pgp_lookup __wrap_sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
                                           char *why, size_t whysz);
 
-int
-__wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
-{
-	bool watched;
-	int r;
-
-	pthread_mutex_lock(&idle_lock);
-	watched = n == 1 && fds[0].fd == watch_fd && (fds[0].events & POLLIN);
-	if (watched) {
-		in_poll = true;
-		pthread_cond_broadcast(&idle_cond);
-	}
-	pthread_mutex_unlock(&idle_lock);
-	r = __real_poll(fds, n, timeout);
-	if (watched) {
-		pthread_mutex_lock(&idle_lock);
-		in_poll = false;
-		pthread_mutex_unlock(&idle_lock);
-	}
-	return r;
-}
+/* ---- OpenPGP: an empty keyring ---- */
 
 struct sp_pgp *
 __wrap_sp_pgp_new(const struct sp_config *c, char *err, size_t errsz)
@@ -139,15 +132,7 @@ __wrap_sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_inf
 	return SP_PGP_NONE;
 }
 
-/* ---- the client side ---- */
-
-struct client {
-	int fd;
-	SSL *ssl;
-	char tail[sizeof ready_tls];   /* the last bytes the server sent */
-	size_t tail_len;
-	bool eof;
-};
+/* ---- the client's moves ---- */
 
 static void
 note_reply(struct client *c, const char *p, size_t n)
@@ -199,115 +184,118 @@ drain(struct client *c)
 	}
 }
 
-/* Wait until the session has read everything sent and waits for more (or has
- * ended), draining replies meanwhile. */
-static void
-wait_idle(struct client *c)
+/* Bytes we sent that the session has not read yet. */
+static int
+unread(const struct client *c)
 {
-	int64_t give_up = sp_now_ms() + FUZZ_SESSION_MAX_MS;
+	int outq = 0;
 
-	for (;;) {
-		struct timespec ts;
-		bool idle;
-		int outq = 0;
-
-		drain(c);
-		pthread_mutex_lock(&idle_lock);
-		FUZZ_SETUP(ioctl(c->fd, SIOCOUTQ, &outq) == 0, "SIOCOUTQ");
-		idle = session_done || (in_poll && outq == 0);
-		if (!idle) {
-			clock_gettime(CLOCK_REALTIME, &ts);
-			ts.tv_nsec += 1000000;
-			if (ts.tv_nsec >= 1000000000L) {
-				ts.tv_sec++;
-				ts.tv_nsec -= 1000000000L;
-			}
-			pthread_cond_timedwait(&idle_cond, &idle_lock, &ts);
-		}
-		pthread_mutex_unlock(&idle_lock);
-		if (idle)
-			break;
-		FUZZ_CHECK(sp_now_ms() < give_up, "the session neither reads nor ends");
-	}
-	drain(c);
+	FUZZ_SETUP(ioctl(c->fd, SIOCOUTQ, &outq) == 0, "SIOCOUTQ");
+	return outq;
 }
 
-/* Send all n bytes (draining replies while the socket is full). */
-static bool
+/* Send all n bytes.  The session waits for input with its receive queue
+ * empty, so one chunk always fits; anything else is the harness's fault. */
+static void
 send_all(struct client *c, const uint8_t *p, size_t n)
 {
-	while (n > 0 && !c->eof) {
-		ssize_t w;
-		if (c->ssl) {
-			int r;
-			ERR_clear_error();
-			r = SSL_write(c->ssl, p, (int)n);
-			if (r <= 0) {
-				int e = SSL_get_error(c->ssl, r);
-				ERR_clear_error();
-				if (e != SSL_ERROR_WANT_READ && e != SSL_ERROR_WANT_WRITE)
-					return false;
-				w = 0;
-			} else {
-				w = r;
-			}
-		} else {
-			w = send(c->fd, p, n, MSG_NOSIGNAL);
-			if (w < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)
-				return false;
-			if (w < 0)
-				w = 0;
-		}
-		p += w;
-		n -= (size_t)w;
-		if (n > 0) {
-			struct pollfd pfd = { .fd = c->fd, .events = POLLIN | POLLOUT };
-			drain(c);
-			__real_poll(&pfd, 1, 10);
-		}
+	if (c->ssl) {
+		ERR_clear_error();
+		FUZZ_SETUP(n == 0 || SSL_write(c->ssl, p, (int)n) == (int)n, "SSL_write");
+	} else if (n) {
+		FUZZ_SETUP(send(c->fd, p, n, MSG_NOSIGNAL) == (ssize_t)n, "send");
 	}
-	return n == 0;
 }
 
-static bool
-send_chunked(struct client *c, const uint8_t *p, size_t n)
+/* No more input: close our side (after a TLS close_notify). */
+static void
+finish(struct client *c)
 {
-	while (n > 0) {
-		size_t k = n < FUZZ_CHUNK ? n : FUZZ_CHUNK;
-		if (!send_all(c, p, k))
-			return false;
-		wait_idle(c);
-		p += k;
-		n -= k;
+	if (c->closed)
+		return;
+	if (c->ssl && c->handshaken) {
+		ERR_clear_error();
+		SSL_shutdown(c->ssl);
+		ERR_clear_error();
 	}
-	return true;
+	shutdown(c->fd, SHUT_WR);
+	c->closed = true;
 }
 
+/* One step of the TLS handshake; false once it failed. */
 static bool
-start_tls(struct client *c)
+handshake_step(struct client *c)
 {
-	int64_t give_up = sp_now_ms() + FUZZ_SESSION_MAX_MS;
+	int r, e;
 
-	c->ssl = SSL_new(client_tls);
-	FUZZ_SETUP(c->ssl != NULL && SSL_set_fd(c->ssl, c->fd) == 1, "SSL_new");
-	for (;;) {
-		struct pollfd pfd = { .fd = c->fd };
-		int r, e;
-		ERR_clear_error();
-		r = SSL_connect(c->ssl);
-		if (r == 1)
-			return true;
-		e = SSL_get_error(c->ssl, r);
-		ERR_clear_error();
-		if (e == SSL_ERROR_WANT_READ)
-			pfd.events = POLLIN;
-		else if (e == SSL_ERROR_WANT_WRITE)
-			pfd.events = POLLOUT;
-		else
-			return false;
-		__real_poll(&pfd, 1, 100);
-		FUZZ_CHECK(sp_now_ms() < give_up, "the TLS handshake hangs");
+	ERR_clear_error();
+	r = SSL_connect(c->ssl);
+	if (r == 1) {
+		c->handshaken = true;
+		return true;
 	}
+	e = SSL_get_error(c->ssl, r);
+	ERR_clear_error();
+	return e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE;
+}
+
+/* The session waits for input and has read all we sent: make the next move. */
+static void
+move(struct client *c)
+{
+	size_t end, k;
+
+	if (c->closed)
+		return;
+	if (c->ssl && !c->handshaken) {
+		if (!handshake_step(c))
+			finish(c);
+		else if (unread(c) == 0 && !c->handshaken)
+			finish(c);   /* the handshake waits on the session, which waits on us */
+		if (!c->handshaken || unread(c) > 0)
+			return;
+	}
+	if (c->cut && c->pos == c->cut && !c->tls_decided) {
+		/* The STARTTLS line went out and was answered. */
+		c->tls_decided = true;
+		if (!c->eof && strcmp(c->tail, ready_tls) == 0) {
+			c->ssl = SSL_new(client_tls);
+			FUZZ_SETUP(c->ssl != NULL && SSL_set_fd(c->ssl, c->fd) == 1, "SSL_new");
+			if (!handshake_step(c) || unread(c) == 0)
+				finish(c);
+			return;
+		}
+	}
+	if (c->pos == c->size) {
+		finish(c);
+		return;
+	}
+	end = c->cut && c->pos < c->cut ? c->cut : c->size;
+	k = end - c->pos < FUZZ_CHUNK ? end - c->pos : FUZZ_CHUNK;
+	send_all(c, c->data + c->pos, k);
+	c->pos += k;
+}
+
+int
+__wrap_poll(struct pollfd *fds, nfds_t n, int timeout)
+{
+	struct client *c = &client;
+	struct pollfd now;
+
+	if (n != 1 || fds[0].fd != c->server_fd || c->server_fd < 0)
+		return __real_poll(fds, n, timeout);
+	if (!c->ssl || c->handshaken)
+		drain(c);
+	if (fds[0].events & POLLIN) {
+		now = (struct pollfd){ .fd = c->server_fd, .events = POLLIN };
+		if (__real_poll(&now, 1, 0) == 0)
+			move(c);
+		/* Nothing this client will send: let the session see EOF rather
+		 * than sit out its timeout. */
+		if (__real_poll(&now, 1, 0) == 0)
+			finish(c);
+	}
+	return __real_poll(fds, n, timeout);
 }
 
 /* Offset just past the first line "STARTTLS" (any case, CRLF or LF), or 0. */
@@ -325,19 +313,6 @@ starttls_cut(const uint8_t *data, size_t size)
 		off += n + 1;
 	}
 	return 0;
-}
-
-static void *
-session_main(void *arg)
-{
-	int fd = (int)(intptr_t)arg;
-
-	smtp_session_run(&ctx, fd, false);
-	pthread_mutex_lock(&idle_lock);
-	session_done = true;
-	pthread_cond_broadcast(&idle_cond);
-	pthread_mutex_unlock(&idle_lock);
-	return NULL;
 }
 
 int
@@ -380,50 +355,20 @@ fail:
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct client c = { 0 };
-	pthread_t tid;
+	struct client *c = &client;
 	int sv[2];
-	size_t cut = starttls_cut(data, size);
-	int64_t give_up;
 
 	FUZZ_SETUP(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sv) == 0, "socketpair");
-	c.fd = sv[0];
-	pthread_mutex_lock(&idle_lock);
-	watch_fd = sv[1];
-	in_poll = false;
-	session_done = false;
-	pthread_mutex_unlock(&idle_lock);
-	FUZZ_SETUP(pthread_create(&tid, NULL, session_main, (void *)(intptr_t)sv[1]) == 0, "pthread_create");
-
-	if (cut == 0) {
-		send_chunked(&c, data, size);
-	} else if (send_chunked(&c, data, cut)) {
-		wait_idle(&c);
-		if (!c.eof && strcmp(c.tail, ready_tls) == 0 && start_tls(&c))
-			send_chunked(&c, data + cut, size - cut);
-		else if (!c.eof && c.ssl == NULL)
-			send_chunked(&c, data + cut, size - cut);
-	}
-	/* End of input: close our side and read until the server hangs up. */
-	if (c.ssl) {
-		ERR_clear_error();
-		SSL_shutdown(c.ssl);
-	}
-	shutdown(c.fd, SHUT_WR);
-	give_up = sp_now_ms() + FUZZ_SESSION_MAX_MS;
-	while (!c.eof) {
-		struct pollfd pfd = { .fd = c.fd, .events = POLLIN };
-		drain(&c);
-		if (!c.eof)
-			__real_poll(&pfd, 1, 100);
-		FUZZ_CHECK(sp_now_ms() < give_up, "the session did not end after the client closed");
-	}
-	pthread_join(tid, NULL);
-	pthread_mutex_lock(&idle_lock);
-	watch_fd = -1;
-	pthread_mutex_unlock(&idle_lock);
-	if (c.ssl)
-		SSL_free(c.ssl);
-	close(c.fd);
+	*c = (struct client){ .fd = sv[0], .server_fd = sv[1], .data = data, .size = size,
+	                      .cut = starttls_cut(data, size) };
+	/* The session closes sv[1] when it ends. */
+	smtp_session_run(&ctx, sv[1], false);
+	c->server_fd = -1;
+	if (!c->ssl || c->handshaken)
+		drain(c);
+	if (c->ssl)
+		SSL_free(c->ssl);
+	close(c->fd);
+	*c = (struct client){ .fd = -1, .server_fd = -1 };
 	return 0;
 }
