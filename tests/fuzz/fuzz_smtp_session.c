@@ -247,24 +247,23 @@ move(struct client *c)
 
 	if (c->closed)
 		return;
-	if (c->ssl && !c->handshaken) {
-		if (!handshake_step(c))
-			finish(c);
-		else if (unread(c) == 0 && !c->handshaken)
-			finish(c);   /* the handshake waits on the session, which waits on us */
-		if (!c->handshaken || unread(c) > 0)
-			return;
-	}
 	if (c->cut && c->pos == c->cut && !c->tls_decided) {
 		/* The STARTTLS line went out and was answered. */
 		c->tls_decided = true;
 		if (!c->eof && strcmp(c->tail, ready_tls) == 0) {
 			c->ssl = SSL_new(client_tls);
 			FUZZ_SETUP(c->ssl != NULL && SSL_set_fd(c->ssl, c->fd) == 1, "SSL_new");
-			if (!handshake_step(c) || unread(c) == 0)
-				finish(c);
+		}
+	}
+	if (c->ssl && !c->handshaken) {
+		/* A failed handshake, or one that waits on the session while the
+		 * session waits on us, ends the input. */
+		if (!handshake_step(c) || (!c->handshaken && unread(c) == 0)) {
+			finish(c);
 			return;
 		}
+		if (!c->handshaken || unread(c) > 0)
+			return;
 	}
 	if (c->pos == c->size) {
 		finish(c);
