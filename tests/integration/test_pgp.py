@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import base64
 import email
+import email.header
 import email.policy
+import html
 import hashlib
 import os
 import subprocess
@@ -373,13 +375,19 @@ def fvalue(field: bytes) -> str:
     return re.sub(rb"\r\n(?=[ \t])", b"", v).strip().decode("utf-8", "replace")
 
 
+# The outer header allow-list (docs/formats.md "Outer header fields"): every
+# other field the client wrote travels only inside the encryption.
+OUTER_ALLOWED = ("from", "sender", "to", "cc", "reply-to", "date", "message-id", "in-reply-to",
+                 "references", "autocrypt", "auto-submitted", "subject")
+
+
 def expected_outer_fields(client: bytes, hide_subject: bool) -> list[bytes]:
     head, _ = split_message(client)
     out = []
     subject_done = False
     for f in header_fields(head):
         n = fname(f)
-        if n == "bcc" or n.startswith("x-sealpost-") or n == "mime-version" or n.startswith("content-"):
+        if n not in OUTER_ALLOWED:
             continue
         if n == "subject" and hide_subject:
             if subject_done:
@@ -483,20 +491,19 @@ def check_pgp_copy(world: World, rec, client: Msg, readers: Sequence[Identity],
     return PgpCopy(raw, outer, armor, packets, plain, statuses)
 
 
-PROTECTED = ("subject", "from", "to", "cc", "date", "message-id", "reply-to", "in-reply-to", "references")
-
-
 def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     """The decrypted entity: client's Content-Type + protected-headers=v1 + hp=cipher,
     the other Content-* fields, the protected fields, HP-Outer, then the client's
     body byte for byte; every attachment byte-identical."""
     chead, cbody = split_message(client.data)
     phead, pbody = split_message(plain)
-    assert pbody == cbody, first_difference(pbody, cbody, "decrypted body")
     cfields, pfields = header_fields(chead), header_fields(phead)
     # Content-Type: the client's type and parameters, plus the two markers.
     ctype = email.message_from_bytes(chead + CRLF, policy=email.policy.compat32)
     ptype = email.message_from_bytes(phead + CRLF, policy=email.policy.compat32)
+    if ptype.get_param("hp-legacy-display") is not None:
+        pbody = strip_legacy_display(pbody, ptype, ctype, hide_subject)
+    assert pbody == cbody, first_difference(pbody, cbody, "decrypted body")
     assert [fname(f) for f in pfields].count("content-type") == 1, pfields
     assert ptype.get_content_type() == ctype.get_content_type(), (ptype["Content-Type"], ctype["Content-Type"])
     for k, v in ctype.get_params()[1:]:
@@ -505,7 +512,9 @@ def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     assert ptype.get_param("hp") == "cipher", ptype["Content-Type"]
     for f in cfields:
         n = fname(f)
-        if (n.startswith("content-") and n != "content-type") or n in PROTECTED:
+        # Every field but MIME-Version, Bcc and X-Sealpost-* (RFC 9788: all
+        # non-structural fields), and the client's other Content-* fields.
+        if n != "content-type" and n != "mime-version" and n != "bcc" and not n.startswith("x-sealpost-"):
             assert f in pfields, f"client field {f!r} not copied exactly into the protected entity:\n{phead!r}"
         if n == "bcc" or n.startswith("x-sealpost-"):
             assert f not in pfields and not re.search(rb"(?im)^" + f.split(b":")[0] + b":", phead), (
@@ -525,6 +534,33 @@ def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     assert set(got) == set(client.attachments), (sorted(got), sorted(client.attachments))
     for n, blob in client.attachments.items():
         assert got[n] == blob, f"attachment {n} differs after decryption"
+
+
+def legacy_subject(ctype: email.message.Message) -> str:
+    """The client's Subject, decoded, as a Legacy Display Element shows it."""
+    return str(email.header.make_header(email.header.decode_header(ctype["Subject"])))
+
+
+def strip_legacy_display(pbody: bytes, ptype: email.message.Message, ctype: email.message.Message,
+                         hide_subject: bool) -> bytes:
+    """RFC 9788 Legacy Display Element: only with a hidden Subject, only on a
+    single text/plain or text/html body, and exactly the real Subject; the
+    body without it is the client's, byte for byte."""
+    assert ptype.get_param("hp-legacy-display") == "1", ptype["Content-Type"]
+    assert hide_subject, "a Legacy Display Element although the Subject is not hidden"
+    subj = legacy_subject(ctype)
+    assert (ptype.get("Content-Transfer-Encoding") or "7bit").lower() in ("7bit", "8bit", "binary"), (
+        "checked only for identity encodings here")
+    # startswith: compat32 keeps a comment in the type ("text/plain (the body)").
+    if ptype.get_content_type().startswith("text/plain"):
+        el = f"Subject: {subj}\r\n\r\n".encode()
+        assert pbody.startswith(el), f"no legacy display element {el!r} at {pbody[:200]!r}"
+        return pbody[len(el):]
+    assert ptype.get_content_type().startswith("text/html"), ptype["Content-Type"]
+    el = (f'<div class="header-protection-legacy-display"><pre>Subject: {html.escape(subj, quote=False)}'
+          '</pre></div>\r\n').encode()
+    assert el in pbody, f"no legacy display element {el!r} in {pbody[:400]!r}"
+    return pbody.replace(el, b"", 1)
 
 
 def first_difference(got: bytes, want: bytes, what: str = "content") -> str:
