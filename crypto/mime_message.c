@@ -281,6 +281,23 @@ outer_value(const char *name, const char *subject)
 	return "";
 }
 
+/* The bytes of a field that leave in clear: its first line and its
+ * continuation lines (starting with a blank), nothing after.  A span runs
+ * to the next field GMime recognised, so a line GMime skipped (no colon, a
+ * bad name) would otherwise ride along outside with an allowed field. */
+static size_t
+outer_field_len(const struct sp_mime *m, const struct sp_mime_header *h)
+{
+	const char *p = m->data + h->start, *end = m->data + h->end, *nl = p;
+
+	while ((nl = memchr(nl, '\n', (size_t)(end - nl))) != NULL) {
+		nl++;
+		if (nl == end || (*nl != ' ' && *nl != '\t'))
+			return (size_t)(nl - p);
+	}
+	return h->end - h->start;
+}
+
 int
 sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct sp_buf *out)
 {
@@ -299,7 +316,7 @@ sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct
 			subject_written = true;
 			if (sp_buf_puts(out, "Subject: ") < 0 || sp_buf_puts(out, v) < 0 || sp_buf_puts(out, "\r\n") < 0)
 				return -1;
-		} else if (sp_buf_append(out, m->data + h->start, h->end - h->start) < 0) {
+		} else if (sp_buf_append(out, m->data + h->start, outer_field_len(m, h)) < 0) {
 			return -1;
 		}
 	}

@@ -292,3 +292,21 @@ def test_real_gpg_message_relayed_byte_identical(start_link, upstream, keys):
         assert sorted(c.rcpt_tos[0] for c in copies) == sorted([BOB, DAVE]), [c.rcpt_tos for c in copies]
         for c in copies:
             assert c.content == without_headers(data, ["Bcc", "X-Sealpost-*"]) == data
+
+
+@pytest.mark.parametrize("line", [b"a line without a colon {s}", b"Bad Name With Spaces: {s}",
+                                  b"\x01Ctl: {s}"])
+def test_lines_gmime_skips_do_not_ride_along_outside(start_link, upstream, keys, line):
+    """A header line that is not a field (no colon, a name with blanks or a
+    control byte) right after an allowed field must not leave in clear with
+    it: only that field's own lines go outside."""
+    secret = mark("skipped-")
+    m = Marked(to=[BOB], cc=[])
+    head, body = split(m.data)
+    bad = line.replace(b"{s}", secret.encode())
+    data = head.replace(b"\r\nDate: ", b"\r\n" + bad + b"\r\nDate: ", 1) + CRLF + body
+    assert bad in data
+    lp = start_link(upstream)
+    [rec] = lp.send_ok(ALICE, [BOB], data, 1)
+    assert secret.encode() not in rec.content, "a skipped header line left in clear"
+    assert b"Subject: ..." in split(rec.content)[0]
