@@ -668,10 +668,13 @@ is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
 	}
 	if (!part_fields_ok(version, why, whysz) || !part_fields_ok(payload, why, whysz))
 		return false;
-	if ((ba = part_content(version)) == NULL)
+	if ((ba = part_content(version)) == NULL) {
+		sp_seterr(why, whysz, "the application/pgp-encrypted part has no content");
 		return false;
+	}
 	{
-		char *v = g_strstrip(g_strndup((const char *)ba->data, ba->len));
+		/* An empty part has no data pointer at all (found by fuzzing). */
+		char *v = g_strstrip(ba->len ? g_strndup((const char *)ba->data, ba->len) : g_strdup(""));
 		ok = strcmp(v, "Version: 1") == 0;
 		g_free(v);
 		g_byte_array_unref(ba);
@@ -684,7 +687,9 @@ is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
 		sp_seterr(why, whysz, "the encrypted part is empty");
 		return false;
 	}
-	ok = sp_pgp_armored_is_encrypted((const char *)ba->data, ba->len, why, whysz);
+	ok = ba->len > 0 && sp_pgp_armored_is_encrypted((const char *)ba->data, ba->len, why, whysz);
+	if (ba->len == 0)
+		sp_seterr(why, whysz, "the encrypted part is empty");
 	g_byte_array_unref(ba);
 	return ok;
 }
