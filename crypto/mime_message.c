@@ -415,90 +415,232 @@ append_qp(struct sp_buf *out, const char *text)
 	return rv;
 }
 
-/* RFC 9788 4.5 (Legacy Display Element): when the outer Subject hides the
- * real one, a client that does not read protected headers would show the
- * message without any subject at all; so the real Subject is also written
- * at the start of the main body part, marked hp-legacy-display="1" on its
- * Content-Type so that clients that do read protected headers hide it.
- * Only where that can be done without touching a byte the client wrote:
- * a body that is one text/plain or text/html part (not an attachment),
- * 7bit/8bit/binary or quoted-printable, and a charset that can carry the
- * subject (us-ascii or UTF-8; UTF-8 for a non-ASCII subject).  Multipart
- * bodies (alternatives, attachments, signatures) are left as they are:
- * inserting into them would mean rewriting parts and breaking signatures.
- * Appends the element to out and sets *split (bytes into the body where it
- * goes); 1 inserted, 0 none, -1 out of memory. */
-static int
-legacy_element(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out, size_t *split)
+/* Append one insertion (bytes at body offset `at`); -1 when full. */
+static struct sp_buf *
+add_insert(struct sp_mime_protected *pe, size_t at)
 {
-	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
-	const char *subject = g_mime_message_get_subject(m->msg), *charset, *disp;
-	GMimeContentType *ct;
-	GMimeContentEncoding cte;
-	bool html, ascii, qp;
-	char *clean, *text, *p;
+	struct sp_mime_insert *in;
+
+	if (pe->n_ins == SP_MIME_PROTECTED_MAX_INSERTS)
+		return NULL;
+	in = &pe->ins[pe->n_ins++];
+	in->at = at;
+	sp_buf_init(&in->bytes, 0);
+	return &in->bytes;
+}
+
+/* Can this text part carry the subject as it is encoded?  Sets *qp. */
+static bool
+legacy_fits(GMimeObject *part, const char *subject, bool *qp)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(part);
+	GMimeContentEncoding cte = g_mime_part_get_content_encoding(GMIME_PART(part));
+	const char *charset = g_mime_content_type_get_parameter(ct, "charset");
+	const char *disp = g_mime_object_get_disposition(part);
+	bool ascii = !sp_has_8bit(subject, strlen(subject));
+
+	*qp = cte == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
+	if (disp && g_ascii_strcasecmp(disp, "attachment") == 0)
+		return false;
+	/* The client already marked one: leave its part alone. */
+	if (g_mime_content_type_get_parameter(ct, "hp-legacy-display") != NULL)
+		return false;
+	if (!*qp && cte != GMIME_CONTENT_ENCODING_DEFAULT && cte != GMIME_CONTENT_ENCODING_7BIT &&
+	    cte != GMIME_CONTENT_ENCODING_8BIT && cte != GMIME_CONTENT_ENCODING_BINARY)
+		return false;
+	if (ascii)
+		return charset == NULL || g_ascii_strcasecmp(charset, "us-ascii") == 0 ||
+		       g_ascii_strcasecmp(charset, "utf-8") == 0;
+	return charset != NULL && g_ascii_strcasecmp(charset, "utf-8") == 0 &&
+	       cte != GMIME_CONTENT_ENCODING_DEFAULT && cte != GMIME_CONTENT_ENCODING_7BIT;
+}
+
+/* The element's text for a part (LF line ends), encoded as the part is,
+ * appended to out. */
+static int
+append_element(struct sp_buf *out, const char *subject, bool html, bool qp)
+{
+	char *clean = g_strdup(subject), *text, *p;
 	int rv;
 
-	*split = 0;
-	if (outer_subject == NULL || subject == NULL || *subject == '\0' || strcmp(subject, outer_subject) == 0 ||
-	    body == NULL || !GMIME_IS_PART(body))
-		return 0;
-	ct = g_mime_object_get_content_type(body);
-	html = g_mime_content_type_is_type(ct, "text", "html");
-	if (!html && !g_mime_content_type_is_type(ct, "text", "plain"))
-		return 0;
-	disp = g_mime_object_get_disposition(body);
-	if (disp && g_ascii_strcasecmp(disp, "attachment") == 0)
-		return 0;
-	cte = g_mime_part_get_content_encoding(GMIME_PART(body));
-	qp = cte == GMIME_CONTENT_ENCODING_QUOTEDPRINTABLE;
-	if (!qp && cte != GMIME_CONTENT_ENCODING_DEFAULT && cte != GMIME_CONTENT_ENCODING_7BIT &&
-	    cte != GMIME_CONTENT_ENCODING_8BIT && cte != GMIME_CONTENT_ENCODING_BINARY)
-		return 0;
-	ascii = !sp_has_8bit(subject, strlen(subject));
-	charset = g_mime_content_type_get_parameter(ct, "charset");
-	if (ascii ? charset && g_ascii_strcasecmp(charset, "us-ascii") != 0 && g_ascii_strcasecmp(charset, "utf-8") != 0
-	          : charset == NULL || g_ascii_strcasecmp(charset, "utf-8") != 0 ||
-	                cte == GMIME_CONTENT_ENCODING_DEFAULT || cte == GMIME_CONTENT_ENCODING_7BIT)
-		return 0;
 	/* One line: no control characters from the client's field. */
-	clean = g_strdup(subject);
 	for (p = clean; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
 	if (html) {
 		char *esc = g_markup_escape_text(clean, -1);
-		const char *b = m->data + m->body_start, *e = m->data + m->len, *tag;
 		text = g_strdup_printf("<div class=\"header-protection-legacy-display\"><pre>Subject: %s</pre></div>\n",
 		                       esc);
 		g_free(esc);
-		/* Right after <body ...>, or at the start when there is none. */
-		for (tag = b; (tag = memchr(tag, '<', (size_t)(e - tag))) != NULL; tag++) {
-			if (e - tag > 5 && g_ascii_strncasecmp(tag, "<body", 5) == 0 &&
-			    (tag[5] == '>' || g_ascii_isspace(tag[5]))) {
-				const char *gt = memchr(tag, '>', (size_t)(e - tag));
-				if (gt)
-					*split = (size_t)(gt + 1 - b);
-				break;
-			}
-		}
 	} else {
 		text = g_strdup_printf("Subject: %s\n\n", clean);
 	}
+	sodium_memzero(clean, strlen(clean));
 	g_free(clean);
 	if (qp) {
 		rv = append_qp(out, text);
 	} else {
-		GString *crlf = g_string_new(NULL);
-		for (p = text; *p; p++)
-			*p == '\n' ? g_string_append(crlf, "\r\n") : g_string_append_c(crlf, *p);
-		rv = sp_buf_append(out, crlf->str, crlf->len);
-		g_string_free(crlf, TRUE);
+		rv = 0;
+		for (p = text; *p && rv == 0; p++)
+			rv = *p == '\n' ? sp_buf_append(out, "\r\n", 2) : sp_buf_append(out, p, 1);
 	}
 	/* The subject is plaintext. */
 	sodium_memzero(text, strlen(text));
 	g_free(text);
-	return rv < 0 ? -1 : 1;
+	return rv;
+}
+
+/* Where the element goes in an HTML part whose content is data[start, end):
+ * right after <body ...>, or at the start when there is none. */
+static size_t
+html_insert_at(const char *data, size_t start, size_t end)
+{
+	const char *b = data + start, *e = data + end, *tag;
+
+	for (tag = b; tag < e && (tag = memchr(tag, '<', (size_t)(e - tag))) != NULL; tag++) {
+		if (e - tag > 5 && g_ascii_strncasecmp(tag, "<body", 5) == 0 &&
+		    (tag[5] == '>' || g_ascii_isspace(tag[5]))) {
+			const char *gt = memchr(tag, '>', (size_t)(e - tag));
+			return gt ? (size_t)(gt + 1 - data) : start;
+		}
+	}
+	return start;
+}
+
+/* A text part inside a multipart body: where its Content-Type field's last
+ * line ends (*ct_end) and where its content starts and ends, as offsets into
+ * m->data; false when GMime did not parse it from these bytes. */
+static bool
+nested_offsets(const struct sp_mime *m, GMimeObject *part, size_t *ct_end, size_t *start, size_t *end)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(part);
+	GMimeDataWrapper *w = g_mime_part_get_content(GMIME_PART(part));
+	GMimeStream *st = w ? g_mime_data_wrapper_get_stream(w) : NULL;
+	int i, n = hl ? g_mime_header_list_get_count(hl) : 0;
+	gint64 ct = -1, last = -1;
+	const char *p, *e = m->data + m->len;
+
+	for (i = 0; i < n; i++) {
+		GMimeHeader *h = g_mime_header_list_get_header_at(hl, i);
+		gint64 off = g_mime_header_get_offset(h);
+		if (off < (gint64)m->body_start || off >= (gint64)m->len)
+			return false;
+		if (g_ascii_strcasecmp(g_mime_header_get_name(h), "Content-Type") == 0)
+			ct = off;
+		if (off > last)
+			last = off;
+	}
+	if (ct < 0 || st == NULL)
+		return false;
+	/* The Content-Type field: its first line and continuation lines. */
+	for (p = m->data + ct;;) {
+		const char *nl = memchr(p, '\n', (size_t)(e - p));
+		if (nl == NULL)
+			return false;
+		if (nl + 1 < e && (nl[1] == ' ' || nl[1] == '\t')) {
+			p = nl + 1;
+			continue;
+		}
+		*ct_end = (size_t)(nl - m->data);
+		if (*ct_end > 0 && m->data[*ct_end - 1] == '\r')
+			(*ct_end)--;
+		break;
+	}
+	/* The content: GMime's bounds of it in the message (the parser keeps
+	 * the message stream), which must start right after an empty line
+	 * following the part's last field. */
+	if (st->bound_start < last || st->bound_start > (gint64)m->len || st->bound_end < st->bound_start ||
+	    st->bound_end > (gint64)m->len)
+		return false;
+	*start = (size_t)st->bound_start;
+	*end = (size_t)st->bound_end;
+	if (*start < 1 || m->data[*start - 1] != '\n' ||
+	    !(( *start >= 2 && m->data[*start - 2] == '\n') ||
+	      (*start >= 3 && m->data[*start - 2] == '\r' && m->data[*start - 3] == '\n')))
+		return false;
+	return true;
+}
+
+/* The main body parts (draft-ietf-lamps-e2e-mail-guidance 7.1): the first
+ * child of every multipart, every child of multipart/alternative; never
+ * inside multipart/signed or encrypted (the client's signature covers the
+ * bytes).  Collects at most SP_MIME_PROTECTED_MAX_INSERTS / 2 leaves. */
+static void
+main_text_parts(GMimeObject *obj, GMimeObject **out, size_t *n, int depth)
+{
+	GMimeContentType *ct;
+
+	if (obj == NULL || depth > SP_MIME_MAX_DEPTH || *n >= SP_MIME_PROTECTED_MAX_INSERTS / 2)
+		return;
+	ct = g_mime_object_get_content_type(obj);
+	if (GMIME_IS_MULTIPART(obj)) {
+		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		int i, k = g_mime_multipart_get_count(mp);
+		if (GMIME_IS_MULTIPART_SIGNED(obj) || GMIME_IS_MULTIPART_ENCRYPTED(obj) || k == 0)
+			return;
+		if (g_mime_content_type_is_type(ct, "multipart", "alternative")) {
+			for (i = 0; i < k; i++)
+				main_text_parts(g_mime_multipart_get_part(mp, i), out, n, depth + 1);
+		} else {
+			main_text_parts(g_mime_multipart_get_part(mp, 0), out, n, depth + 1);
+		}
+		return;
+	}
+	if (GMIME_IS_PART(obj) &&
+	    (g_mime_content_type_is_type(ct, "text", "plain") || g_mime_content_type_is_type(ct, "text", "html")))
+		out[(*n)++] = obj;
+}
+
+/* RFC 9788 4.5 (Legacy Display Element): when the outer Subject hides the
+ * real one, a client that does not read protected headers would show the
+ * message without any subject at all; so the real Subject is also written
+ * at the start of each main body part (text/plain: a "Subject: ..." line
+ * and an empty line; text/html: a div after <body>), and that part's
+ * Content-Type is marked hp-legacy-display="1" so that clients that do read
+ * protected headers hide it.  Only where the part can carry it as encoded:
+ * 7bit/8bit/binary or quoted-printable, us-ascii or UTF-8 (UTF-8 for a
+ * non-ASCII subject), not an attachment, not under a signature.  Every
+ * byte the client wrote stays, in order: the element and the parameter are
+ * insertions.  *top says whether the body itself (a single part) got one:
+ * then the parameter goes on the entity's own Content-Type.  0, or -1 out
+ * of memory. */
+static int
+legacy_display(const struct sp_mime *m, const char *outer_subject, struct sp_mime_protected *pe, bool *top)
+{
+	GMimeObject *body = g_mime_message_get_mime_part(m->msg), *parts[SP_MIME_PROTECTED_MAX_INSERTS / 2];
+	const char *subject = g_mime_message_get_subject(m->msg);
+	size_t n = 0, i, bs = m->body_start;
+	struct sp_buf *b;
+	bool qp;
+
+	*top = false;
+	if (outer_subject == NULL || subject == NULL || *subject == '\0' || strcmp(subject, outer_subject) == 0 ||
+	    body == NULL)
+		return 0;
+	main_text_parts(body, parts, &n, 1);
+	for (i = 0; i < n; i++) {
+		bool html = g_mime_content_type_is_type(g_mime_object_get_content_type(parts[i]), "text", "html");
+		size_t ct_end, start, end;
+		if (!legacy_fits(parts[i], subject, &qp))
+			continue;
+		if (parts[i] == body) {
+			*top = true;
+			start = bs;
+			end = m->len;
+		} else {
+			if (!nested_offsets(m, parts[i], &ct_end, &start, &end))
+				continue;
+			if ((b = add_insert(pe, ct_end - bs)) == NULL)
+				break;
+			if (sp_buf_puts(b, m->data[ct_end] == '\r' ? ";\r\n hp-legacy-display=\"1\"" : ";\n hp-legacy-display=\"1\"") < 0)
+				return -1;
+		}
+		if ((b = add_insert(pe, (html ? html_insert_at(m->data, start, end) : start) - bs)) == NULL)
+			break;
+		if (append_element(b, subject, html, qp) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 int
@@ -507,13 +649,11 @@ sp_mime_protected_build(const struct sp_mime *m, const char *outer_subject, stru
 {
 	struct sp_buf *out = &pe->header;
 	size_t i;
-	int legacy;
+	bool top;
 
+	memset(pe, 0, sizeof *pe);
 	sp_buf_init(&pe->header, 0);
-	sp_buf_init(&pe->legacy, 0);
-	pe->split = 0;
-	if ((legacy = legacy_element(m, outer_subject, &pe->legacy, &pe->split)) < 0 ||
-	    append_content_type(out, m, legacy == 1) < 0)
+	if (legacy_display(m, outer_subject, pe, &top) < 0 || append_content_type(out, m, top) < 0)
 		goto nomem;
 	/* The other content fields exactly as written (Content-Transfer-Encoding...). */
 	for (i = 0; i < m->n_hdrs; i++) {
@@ -557,9 +697,28 @@ nomem:
 void
 sp_mime_protected_wipe(struct sp_mime_protected *pe)
 {
+	size_t i;
+
 	sp_buf_wipe(&pe->header);
-	sp_buf_wipe(&pe->legacy);
-	pe->split = 0;
+	for (i = 0; i < pe->n_ins; i++)
+		sp_buf_wipe(&pe->ins[i].bytes);
+	pe->n_ins = 0;
+}
+
+size_t
+sp_mime_protected_spans(const struct sp_mime *m, const struct sp_mime_protected *pe, struct sp_span *spans)
+{
+	const char *body = m->data + m->body_start;
+	size_t n = 0, i, at = 0;
+
+	spans[n++] = (struct sp_span){ pe->header.data, pe->header.len };
+	for (i = 0; i < pe->n_ins; i++) {
+		spans[n++] = (struct sp_span){ body + at, pe->ins[i].at - at };
+		spans[n++] = (struct sp_span){ pe->ins[i].bytes.data, pe->ins[i].bytes.len };
+		at = pe->ins[i].at;
+	}
+	spans[n++] = (struct sp_span){ body + at, m->len - m->body_start - at };
+	return n;
 }
 
 int
@@ -567,18 +726,18 @@ sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subjec
                                char *err, size_t errsz)
 {
 	struct sp_mime_protected pe;
-	const char *body = m->data + m->body_start;
-	size_t n = m->len - m->body_start;
-	int rv = -1;
+	struct sp_span spans[SP_MIME_PROTECTED_MAX_SPANS];
+	size_t n, i;
+	int rv = 0;
 
 	if (sp_mime_protected_build(m, outer_subject, &pe, err, errsz) < 0)
 		return -1;
-	if (sp_buf_append(out, pe.header.data, pe.header.len) < 0 || sp_buf_append(out, body, pe.split) < 0 ||
-	    (pe.legacy.len && sp_buf_append(out, pe.legacy.data, pe.legacy.len) < 0) ||
-	    sp_buf_append(out, body + pe.split, n - pe.split) < 0)
-		sp_seterr(err, errsz, "out of memory building the protected entity");
-	else
-		rv = 0;
+	n = sp_mime_protected_spans(m, &pe, spans);
+	for (i = 0; i < n && rv == 0; i++)
+		if (spans[i].n && sp_buf_append(out, spans[i].p, spans[i].n) < 0) {
+			sp_seterr(err, errsz, "out of memory building the protected entity");
+			rv = -1;
+		}
 	sp_mime_protected_wipe(&pe);
 	return rv;
 }

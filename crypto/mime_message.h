@@ -10,6 +10,7 @@
 
 #include <gmime/gmime.h>
 
+#include "message.h"
 #include "util.h"
 
 /* A message with more top-level header fields than this is junk (RFC 5322 has
@@ -102,18 +103,33 @@ void sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *ad
 int sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                    char *err, size_t errsz);
 
-/* The same in pieces, so the body is never copied: the entity is
- *   header || body[0, split) || legacy || body[split, end)
- * where body = m->data + m->body_start.  Wipe with sp_mime_protected_wipe
- * (the pieces name the subject: plaintext). */
+/* The same in pieces, so the body is never copied: the protected header
+ * section, then the client's body (m->data + m->body_start) with at most
+ * SP_MIME_PROTECTED_MAX_INSERTS insertions at increasing body offsets: for
+ * each main text part that gets a legacy display element, the
+ * hp-legacy-display="1" parameter at the end of its Content-Type field
+ * (unless it is the body itself, whose Content-Type is in the header) and
+ * the element at the start of its content.  Wipe with
+ * sp_mime_protected_wipe (the pieces name the subject: plaintext). */
+/* Main text parts that get an element: a text/plain and a text/html
+ * alternative, and a few more in odd trees; each needs two insertions. */
+#define SP_MIME_PROTECTED_MAX_INSERTS 8
+#define SP_MIME_PROTECTED_MAX_SPANS (2 * SP_MIME_PROTECTED_MAX_INSERTS + 2)
+struct sp_mime_insert {
+	size_t at;              /* body offset the bytes go before */
+	struct sp_buf bytes;
+};
 struct sp_mime_protected {
 	struct sp_buf header;   /* up to and including the empty line */
-	struct sp_buf legacy;   /* the Legacy Display Element, or empty */
-	size_t split;           /* where it goes, in bytes from the body's start */
+	struct sp_mime_insert ins[SP_MIME_PROTECTED_MAX_INSERTS];
+	size_t n_ins;
 };
 int sp_mime_protected_build(const struct sp_mime *m, const char *outer_subject, struct sp_mime_protected *pe,
                             char *err, size_t errsz);
 void sp_mime_protected_wipe(struct sp_mime_protected *pe);
+/* The entity as spans (at most SP_MIME_PROTECTED_MAX_SPANS); their count. */
+size_t sp_mime_protected_spans(const struct sp_mime *m, const struct sp_mime_protected *pe,
+                               struct sp_span *spans);
 
 /* Where a copy is built: in memory, or (buf NULL) appended to a spool file. */
 struct sp_sink {

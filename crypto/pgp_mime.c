@@ -117,27 +117,24 @@ int
 sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject, const char *const *fprs,
                   size_t n, const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
 {
-	const char *subject = hide_subject ? "..." : NULL, *body = m->data + m->body_start;
-	size_t blen = m->len - m->body_start, i;
+	const char *subject = hide_subject ? "..." : NULL;
 	struct sp_mime_protected pe;
 	struct sp_buf outer;
-	struct sp_span spans[4];
-	struct sp_blob in = { .spans = spans, .n_spans = 4, .fd = -1 };
+	struct sp_span spans[SP_MIME_PROTECTED_MAX_SPANS];
+	struct sp_blob in = { .spans = spans, .fd = -1 };
+	size_t i;
 	int rv = -1;
 
 	sp_buf_init(&outer, 0);
 	/* The protected entity = its header (built here) + the client's body,
-	 * read in place (the plaintext is never copied), with the Legacy
-	 * Display Element, when there is one, where it goes. */
+	 * read in place (the plaintext is never copied), with the legacy
+	 * display insertions, when there are any, where they go. */
 	if (sp_mime_protected_build(m, subject, &pe, err, errsz) < 0) {
 		sp_buf_free(&outer);
 		return -1;
 	}
-	spans[0] = (struct sp_span){ pe.header.data, pe.header.len };
-	spans[1] = (struct sp_span){ body, pe.split };
-	spans[2] = (struct sp_span){ pe.legacy.data, pe.legacy.len };
-	spans[3] = (struct sp_span){ body + pe.split, blen - pe.split };
-	for (i = 0, in.len = 0; i < 4; i++)
+	in.n_spans = sp_mime_protected_spans(m, &pe, spans);
+	for (i = 0, in.len = 0; i < in.n_spans; i++)
 		in.len += spans[i].n;
 	if (sp_mime_write_outer_headers(m, subject, &outer) < 0 || sp_buf_puts(&outer, "MIME-Version: 1.0\r\n") < 0 ||
 	    sp_sink_write(out, outer.data, outer.len) < 0) {

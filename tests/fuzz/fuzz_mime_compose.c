@@ -180,19 +180,33 @@ check_protected(const uint8_t *data, size_t size)
 		}
 		FUZZ_CHECK(n_subject <= 1, "%zu Subject fields outside with a replaced Subject", n_subject);
 		if (sp_mime_write_protected_entity(&m, subject, &inner, err, sizeof err) == 0) {
-			/* header || body[0, split) || legacy display || body[split, end):
-			 * every byte of the body there, in order, and a Legacy Display
-			 * Element only when the Subject is hidden. */
+			/* The header, then the body byte for byte with insertions (the
+			 * legacy display elements and their parameter) at increasing
+			 * offsets inside it, and only when the Subject is hidden. */
 			struct sp_mime_protected pe;
+			size_t at = 0, pos, j;
 			FUZZ_CHECK(sp_mime_protected_build(&m, subject, &pe, err, sizeof err) == 0, "pieces failed");
-			FUZZ_CHECK(pe.split <= body, "legacy display split %zu past the body (%zu)", pe.split, body);
-			FUZZ_CHECK(subject != NULL || pe.legacy.len == 0, "a legacy display without a hidden Subject");
-			FUZZ_CHECK(inner.len == pe.header.len + pe.legacy.len + body &&
-			           memcmp(inner.data, pe.header.data, pe.header.len) == 0 &&
-			           memcmp(inner.data + pe.header.len, msg + m.body_start, pe.split) == 0 &&
-			           memcmp(inner.data + pe.header.len + pe.split + pe.legacy.len, msg + m.body_start + pe.split,
-			                  body - pe.split) == 0,
-			           "the protected entity is not header, body and legacy display in order");
+			FUZZ_CHECK(subject != NULL || pe.n_ins == 0, "a legacy display without a hidden Subject");
+			FUZZ_CHECK(inner.len >= pe.header.len && memcmp(inner.data, pe.header.data, pe.header.len) == 0,
+			           "the protected entity does not start with its header");
+			pos = pe.header.len;
+			for (j = 0; j <= pe.n_ins; j++) {
+				size_t next = j < pe.n_ins ? pe.ins[j].at : body;
+				FUZZ_CHECK(next >= at && next <= body, "insertion %zu at %zu (after %zu, body %zu)", j, next,
+				           at, body);
+				FUZZ_CHECK(pos + (next - at) <= inner.len &&
+				           memcmp(inner.data + pos, msg + m.body_start + at, next - at) == 0,
+				           "body bytes %zu..%zu changed in the protected entity", at, next);
+				pos += next - at;
+				if (j < pe.n_ins) {
+					FUZZ_CHECK(pos + pe.ins[j].bytes.len <= inner.len &&
+					           memcmp(inner.data + pos, pe.ins[j].bytes.data, pe.ins[j].bytes.len) == 0,
+					           "insertion %zu is not where it belongs", j);
+					pos += pe.ins[j].bytes.len;
+				}
+				at = next;
+			}
+			FUZZ_CHECK(pos == inner.len, "%zu bytes after the body in the protected entity", inner.len - pos);
 			sp_mime_protected_wipe(&pe);
 		} else {
 			FUZZ_CHECK(err[0] != '\0', "protected entity failed without a reason");

@@ -310,3 +310,49 @@ def test_lines_gmime_skips_do_not_ride_along_outside(start_link, upstream, keys,
     [rec] = lp.send_ok(ALICE, [BOB], data, 1)
     assert secret.encode() not in rec.content, "a skipped header line left in clear"
     assert b"Subject: ..." in split(rec.content)[0]
+
+
+def test_legacy_display_in_alternatives(start_link, upstream, keys):
+    """multipart/alternative (a quoted-printable text/plain, an 8bit
+    text/html): each alternative gets the decoded, non-ASCII Subject as its
+    element and hp-legacy-display="1"; the parts otherwise decode to the
+    client's text; the multipart itself is not marked."""
+    word = mark("Grüße-")
+    alt = b"=_alt_" + uuid.uuid4().hex.encode()
+    text = "Liebe Grüße, the text part\r\n".encode()
+    html_body = "<p>the HTML part, Grüße</p>".encode()
+    data = CRLF.join([
+        b"From: Alice <alice@example.com>",
+        b"To: " + BOB.encode(),
+        b"Subject: =?utf-8?q?" + "".join(f"={b:02X}" for b in word.encode()).encode() + b"?=",
+        b"Date: Mon, 03 Jun 2024 10:00:00 +0000",
+        b"MIME-Version: 1.0",
+        b'Content-Type: multipart/alternative; boundary="' + alt + b'"',
+        b"",
+        b"--" + alt,
+        b"Content-Type: text/plain; charset=utf-8",
+        b"Content-Transfer-Encoding: quoted-printable",
+        b"",
+        b"Liebe Gr=C3=BC=C3=9Fe, the text part",
+        b"--" + alt,
+        b"Content-Type: text/html; charset=utf-8",
+        b"Content-Transfer-Encoding: 8bit",
+        b"",
+        b"<html><head><title>t</title></head><body>" + html_body + b"</body></html>",
+        b"--" + alt + b"--",
+        b"",
+    ])
+    lp = start_link(upstream)
+    [rec] = lp.send_ok(ALICE, [BOB], data, 1)
+    assert word.encode() not in rec.content and b"Gr=C3=BC=C3=9Fe-" not in rec.content
+    inner = email.message_from_bytes(pgp_plain(rec, keys.bob.home), policy=email.policy.default)
+    assert inner.get_content_type() == "multipart/alternative"
+    assert inner.get_param("hp-legacy-display") is None and inner.get_param("hp") == "cipher"
+    plain, html_part = inner.get_payload()
+    for part in (plain, html_part):
+        assert part.get_param("hp-legacy-display") == "1", part["Content-Type"]
+    assert plain.get_content().replace("\r\n", "\n") == f"Subject: {word}\n\n" + text.decode().replace("\r\n", "")
+    got_html = html_part.get_content().replace("\r\n", "\n")
+    want = ('<body><div class="header-protection-legacy-display"><pre>Subject: ' + word +
+            '</pre></div>\n' + html_body.decode())
+    assert want in got_html, got_html
