@@ -42,6 +42,7 @@ from linkmode import (PASSWORD_RE, LinkServer, Notification, Receipt, Tracker, W
 from sealpost import Sealpost, free_port, run_cli
 from sodiumkeys import SodiumKey, write_recipients
 from upstream import Upstream
+from waits import WAIT
 from viewer import assert_security_headers, download_caps
 
 ALICE = "alice@example.com"        # the sender; her keyring is the proxy's gnupg_home
@@ -166,6 +167,10 @@ def start_link(start_sealpost, tmp_path, keys):
     return start
 
 
+C_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+C_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+            "September", "October", "November", "December")
+
 def unique(what: str) -> str:
     return f"{what}-{os.urandom(6).hex()}"
 
@@ -271,7 +276,12 @@ def test_notification_carries_link_and_nothing_else(start_link, upstream, keys, 
         # The expiry as the store has it (sealpost formats it in local time).
         expected_days = 2 if password_source == "header" else 3
         assert row["expires"] - row["created"] == expected_days * 86400
-        when = time.strftime("%A %e %B %Y, %H:%M %Z", time.localtime(row["expires"]))
+        # sealpost prints the day unpadded ("Wednesday 2 December") with the C
+        # locale's names, in its (and our) local time zone: build the expected
+        # text from the fields, independent of strftime padding and our locale.
+        lt = time.localtime(row["expires"])
+        when = (f"{C_DAYS[lt.tm_wday]} {lt.tm_mday} {C_MONTHS[lt.tm_mon - 1]} "
+                f"{lt.tm_year}, {lt.tm_hour:02d}:{lt.tm_min:02d} {lt.tm_zone}")
         assert when in n.text, f"expiry {when!r} not in the text part:\n{n.text}"
         assert when in n.html, f"expiry {when!r} not in the HTML part"
         if password_source == "header":
@@ -495,7 +505,7 @@ def test_expiry_header_and_gone_after_expiry(start_link, upstream, keys):
     store_set_expiry(lp.store, ids, int(time.time()) - 1)
     assert_gone(web, sent.notes[DAVE].url, sent.receipt.entries[DAVE].password, "expired")
     assert_gone(web, sent.notes[ERIN].url, sent.receipt.entries[ERIN].password, "expired")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while store_counts(lp.store) != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store_counts(lp.store) == (0, 0), "expired data is not deleted"
