@@ -15,6 +15,8 @@ Everything here talks to real processes on loopback only.  Responses are
 """
 from __future__ import annotations
 
+from waits import WAIT
+
 import base64
 import email
 import hashlib
@@ -330,7 +332,7 @@ class Web:
         return self.get("/outbox", source="127.0.0.1")
 
 
-def wait_http(host: str, port: int, timeout: float = 15.0, proc=None) -> None:
+def wait_http(host: str, port: int, timeout: float = WAIT, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:

@@ -68,7 +68,7 @@ def test_quit_closes(sp):
     with sp.client() as c:
         c.ehlo()
         assert_reply(c.cmd("QUIT"), 221, "2.0.0")
-        assert c.wait_closed(5) == b""
+        assert c.wait_closed() == b""
 
 
 # -- command line limits -------------------------------------------------------------------
@@ -395,7 +395,7 @@ def test_http_request_is_refused_and_closed(sp, request_line):
         c.send(request_line)
         r = c.reply()
         assert r.code // 100 == 5, f"HTTP request got {r}"
-        rest = c.wait_closed(5)
+        rest = c.wait_closed()
         # nothing after it was executed as a command
         assert not any(line[:3] in (b"250", b"354", b"235", b"334")
                        for line in rest.split(b"\r\n")), rest
@@ -405,7 +405,7 @@ def test_http_request_before_greeting_is_refused(sp):
     c = sp.client(read_greeting=False)
     with c:
         c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        got = c.wait_closed(5)
+        got = c.wait_closed()
         lines = [l for l in got.split(b"\r\n") if l]
         assert not any(l[:3] in (b"250", b"354", b"235", b"334") for l in lines), got
         assert any(l[:1] == b"5" for l in lines), f"no 5xx for an HTTP request: {got!r}"
@@ -422,7 +422,7 @@ def test_idle_command_timeout(start_sealpost, upstream):
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="idle timeout")
-        c.wait_closed(5)
+        c.wait_closed()
 
 
 def test_data_timeout(start_sealpost, upstream):
@@ -438,5 +438,5 @@ def test_data_timeout(start_sealpost, upstream):
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="data timeout")
-        c.wait_closed(5)
+        c.wait_closed()
     assert_nothing_delivered(upstream)

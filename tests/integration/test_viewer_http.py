@@ -19,6 +19,8 @@ import time
 
 import pytest
 
+from linkmode import store_set_expiry
+from waits import WAIT
 from viewer import (Viewer, assert_security_headers, download_caps, non_loopback_ipv4,
                     rich_message, simple_message)
 
@@ -147,10 +149,13 @@ def test_security_headers_on_every_response(viewer):
 
 
 def test_gone_after_expiry(viewer):
-    [link] = viewer.mklink(simple_message(), ["pw"], ttl=2)
+    [link] = viewer.mklink(simple_message(), ["pw"], ttl=3600)
     viewer.start()
     assert viewer.get(link.path).status == 200
-    time.sleep(2.2)
+    # The hour passes: the viewer compares the stored expiry with its clock, so
+    # moving the expiry into the past is that hour, without depending on how
+    # fast a loaded machine gets from mklink to the first request.
+    store_set_expiry(viewer.store, [link.id], int(time.time()) - 1)
     r = viewer.get(link.path)
     assert r.status == 410 and "not available" in r.text
     assert viewer.rows() == (0, 0)          # deleted, not just hidden
@@ -393,12 +398,12 @@ def test_store_holds_no_plaintext_password_or_secret(viewer):
 
 
 def test_sweeper_deletes_expired_without_a_request(viewer):
-    viewer.mklink(simple_message(), ["pw"], ttl=1)
+    [old] = viewer.mklink(simple_message(), ["pw"], ttl=3600)
     [live] = viewer.mklink(simple_message(), ["pw"], ttl=3600)
     assert viewer.rows() == (2, 2)
-    time.sleep(1.2)
+    store_set_expiry(viewer.store, [old.id], int(time.time()) - 1)
     viewer.start()                         # the sweeper runs once at start, then every 60 s
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while viewer.rows() != (1, 1) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert viewer.rows() == (1, 1)

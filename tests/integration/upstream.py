@@ -29,6 +29,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pki import TestPKI
+from waits import WAIT
 
 TEST_USER = "relay-user@example.com"
 TEST_PASSWORD = "upstream-pw-Zq8#x"
@@ -274,7 +275,7 @@ class Upstream:
             self.events.append(("message", rec))
             self._cond.notify_all()
 
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, n: int, timeout: float = WAIT) -> list[Received]:
         """Wait until at least n messages arrived; return all of them."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -287,7 +288,7 @@ class Upstream:
                 self._cond.wait(left)
             return list(self.messages)
 
-    def wait_event(self, kind: str, timeout: float = 10.0):
+    def wait_event(self, kind: str, timeout: float = WAIT):
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:

@@ -13,6 +13,8 @@ per-client wrong-password backoff does not slow tests that are not about it.
 """
 from __future__ import annotations
 
+from waits import WAIT
+
 import base64
 import http.client
 import os
@@ -218,7 +220,7 @@ class Viewer:
         self.stderr_f = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.stderr_f,
                                      env=self.env())
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             if "viewer: listening on" in self.log():
                 return self
