@@ -12,6 +12,7 @@ import pytest
 import messages
 from checks import assert_nothing_delivered, assert_reply
 from clients import ConnectionClosed, RawClient
+from waits import WAIT
 
 FROM = "alice@example.com"
 TO = "bob@example.net"
@@ -149,7 +150,7 @@ def test_connections_per_address(start_sealpost, upstream):
             assert_reply(c.greeting, 220)
         extra = RawClient(addr, port, read_greeting=False)
         try:
-            r = extra.reply(timeout=10)
+            r = extra.reply(timeout=WAIT)
         except ConnectionClosed:
             pytest.fail("connection 4 closed without a reply")
         assert_reply(r, 421, "4.7.0")

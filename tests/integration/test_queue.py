@@ -45,6 +45,7 @@ from clients import ConnectionClosed, Reply, assert_reply, dot_stuff
 from sealpost import Sealpost, run_cli
 from sodiumkeys import SodiumKey, write_recipients
 from upstream import Upstream, _Handler
+from waits import WAIT
 
 CRLF = b"\r\n"
 ALICE = "alice@example.com"        # the sender
@@ -214,7 +215,7 @@ class Q:
                 mode = p.stat().st_mode & 0o777
                 assert mode & 0o077 == 0, f"{p} has mode {mode:03o}: readable by others"
 
-    def wait_empty(self, timeout: float = 20.0) -> None:
+    def wait_empty(self, timeout: float = WAIT) -> None:
         wait_until(lambda: not self.ids() and not self.msg_ids(), timeout,
                    lambda: f"queue {self.qdir} not empty: env={self.ids()} msg={self.msg_ids()}\n"
                            f"{self.sp.log()[-3000:]}")
@@ -259,7 +260,7 @@ def kill9(sp: Sealpost) -> None:
     """SIGKILL the proxy (no cleanup runs) and forget the process."""
     assert sp.proc is not None and sp.proc.poll() is None, "sealpost is not running"
     os.kill(sp.proc.pid, signal.SIGKILL)
-    sp.proc.wait(10)
+    sp.proc.wait(WAIT)
     sp._err.close()
     sp._out.close()
     sp.proc = None
@@ -477,7 +478,7 @@ def test_sigkill_between_data_and_reply(qenv, upstream):
             assert c.cmd(cmd).code == 250
         assert c.cmd("DATA").code == 354
         c.send(dot_stuff(s.msg) + b".\r\n")
-        assert h.entered.wait(15), "sealpost never reached the upstream's end of data"
+        assert h.entered.wait(WAIT), "sealpost never reached the upstream's end of data"
         kill9(q.sp)
         try:
             reply = c.reply(timeout=5)
@@ -1091,7 +1092,7 @@ def test_queued_entry_partial_progress_no_duplicates(qenv, upstream):
     [d] = q.dsns()
     check_dsn(d, ALICE, {CAROL: (r"5\.1\.1", "550 5.1.1")}, [s])
     # The entry now holds dave only.
-    wait_until(lambda: [e["to"] for e in q.list_entries()] == [[DAVE]], 10,
+    wait_until(lambda: [e["to"] for e in q.list_entries()] == [[DAVE]], WAIT,
                lambda: f"entry after the partial attempt: {q.cli('list').stdout}")
     del upstream.script.rcpt_replies[DAVE]
     upstream.wait_for(3)

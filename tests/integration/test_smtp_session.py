@@ -9,6 +9,7 @@ import messages
 from checks import FROM, TO, assert_nothing_delivered, deliver_sentinel, ehlo_keywords
 from clients import ConnectionClosed, assert_reply
 from conftest import CLIENT_PASSWORD, CLIENT_USER
+from waits import WAIT
 
 EXPECTED_EXTENSIONS = ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES",
                        "STARTTLS")
@@ -418,7 +419,7 @@ def test_idle_command_timeout(start_sealpost, upstream):
     with sp.client() as c:
         c.ehlo()
         try:
-            r = c.reply(timeout=10)
+            r = c.reply(timeout=WAIT)
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="idle timeout")
@@ -434,7 +435,7 @@ def test_data_timeout(start_sealpost, upstream):
         assert_reply(c.cmd("DATA"), 354)
         c.send(b"Subject: stalled\r\n\r\nhalf a mess")
         try:
-            r = c.reply(timeout=10)
+            r = c.reply(timeout=WAIT)
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="data timeout")
