@@ -26,6 +26,7 @@ from typing import Optional
 
 from clients import RawClient, ConnectionClosed
 from waits import WAIT
+from ports import free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / "build" / "cli" / "sealpost"
@@ -51,10 +52,6 @@ def sanitizer_findings(text: str) -> list[str]:
     return [p for p in SANITIZER_PATTERNS if p in text]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def base_env(workdir: Path) -> dict[str, str]:

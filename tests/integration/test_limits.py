@@ -12,6 +12,7 @@ import pytest
 import messages
 from checks import assert_nothing_delivered, assert_reply
 from clients import ConnectionClosed, RawClient
+from ports import free_port
 from waits import WAIT
 
 FROM = "alice@example.com"
@@ -139,9 +140,7 @@ def test_connections_per_address(start_sealpost, upstream):
     addr = local_non_loopback_ipv4()
     if addr is None:
         pytest.skip("no non-loopback IPv4 address on this machine")
-    with socket.socket() as probe:
-        probe.bind((addr, 0))
-        port = probe.getsockname()[1]
+    port = free_port(addr)
     sp = start_sealpost(upstream, proxy={"listen": f"{addr}:{port}", "max_connections_per_ip": "3"},
                         users={USER: PASSWORD})
     held = [RawClient(addr, port) for _ in range(3)]

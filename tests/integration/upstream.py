@@ -30,15 +30,12 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pki import TestPKI
 from waits import WAIT
+from ports import free_port  # noqa: F401  (re-exported)
 
 TEST_USER = "relay-user@example.com"
 TEST_PASSWORD = "upstream-pw-Zq8#x"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass

@@ -27,6 +27,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from ports import free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_HARNESS = REPO / "build" / "tests" / "viewer_harness"
@@ -55,10 +56,6 @@ def harness() -> Path:
     return p
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def non_loopback_ipv4() -> str | None:
