@@ -150,6 +150,10 @@ web_page_form(struct sp_buf *b, const char *action, enum web_form_note note, int
 		P(" seconds, then try again.</p>");
 		break;
 	}
+	case WEB_FORM_BUSY:
+		P("<p class=\"err\" role=\"alert\">Another attempt to open this message is under "
+		  "way. Try again in a moment.</p>");
+		break;
 	case WEB_FORM_PLAIN:
 		break;
 	}
