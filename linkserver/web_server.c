@@ -519,8 +519,11 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_WAIT, -wait);
 		goto out;
 	}
-	if (wait > 0)
+	if (wait > 0) {
+		sp_log_debug("viewer: link %s: attempt from %s held %" PRId64 " ms", id, r->client,
+		             wait);
 		sleep_ms(wait);
+	}
 	/* Attempts under way on this link count as failures until they are known:
 	 * taken before the link's count is read, so that parallel wrong guesses can
 	 * never overshoot max_failed (each would otherwise see the same count). */
