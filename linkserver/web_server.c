@@ -514,8 +514,9 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	 * (429) only: several attempts at once from a client that failed before. */
 	wait = web_tarpit_enter(ws->tarpit, r->client, sp_now_ms());
 	if (wait < 0) {
-		sp_log_info("viewer: link %s: attempts from %s refused for %" PRId64 " ms", id,
-		            r->client, -wait);
+		sp_log_info("viewer: link %s: several attempts at once from one client that failed "
+		            "before: refused for %" PRId64 " ms", id, -wait);
+		sp_log_debug("viewer: link %s: refused client %s", id, r->client);
 		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_WAIT, -wait);
 		goto out;
 	}
