@@ -150,6 +150,10 @@ web_page_form(struct sp_buf *b, const char *action, enum web_form_note note, int
 		P(" seconds, then try again.</p>");
 		break;
 	}
+	case WEB_FORM_BUSY:
+		P("<p class=\"err\" role=\"alert\">Another attempt to open this message is under "
+		  "way. Try again in a moment.</p>");
+		break;
 	case WEB_FORM_PLAIN:
 		break;
 	}
@@ -178,7 +182,8 @@ web_page_gone(struct sp_buf *b, enum web_gone why)
 		  "destroyed.</p><p>Ask the sender to send it again.</p>");
 		break;
 	case WEB_GONE_DOWNLOAD:
-		P("<p>This download has expired. Open the link from the e-mail again to download "
+		P("<p>This download is no longer available: it has expired, or the message was "
+		  "revoked or deleted. Open the link from the e-mail again to download "
 		  "the attachment (if the message can still be viewed).</p>");
 		break;
 	case WEB_GONE_LINK:

@@ -23,7 +23,8 @@ enum web_form_note {
 	WEB_FORM_PLAIN,      /* first visit */
 	WEB_FORM_EMPTY,      /* submitted without a password */
 	WEB_FORM_WRONG,      /* wrong password (or wrong link: indistinguishable) */
-	WEB_FORM_WAIT,       /* too many wrong passwords from this network */
+	WEB_FORM_WAIT,       /* this client, which failed before, sent several attempts at once */
+	WEB_FORM_BUSY,       /* the link's remaining attempts are all under way */
 };
 
 /* The password form; POSTs to `action` (the link's own path). */

@@ -122,6 +122,7 @@ class Viewer:
     listen: str | None = None          # default host:port
     outbox: bool = True
     upload_token: str | None = None
+    trusted_proxies: str | None = None  # [linkserver] trusted_proxies; None: the default
     outbox_entries: list = field(default_factory=list)
     port: int = 0
     proc: subprocess.Popen | None = None
@@ -158,6 +159,8 @@ class Viewer:
             "[linkserver]\n"
             f"listen = {listen}\n"
             f"outbox = {'yes' if self.outbox else 'no'}\n"
+            + (f"trusted_proxies = {self.trusted_proxies}\n" if self.trusted_proxies is not None
+               else "") +
             "[log]\n"
             "level = debug\n" + extra)
 
