@@ -164,6 +164,19 @@ reset_transaction(struct smtp_session *s)
 		enter_state(s, SMTP_STATE_HELO);
 }
 
+static void
+forget_auth(struct smtp_session *s)
+{
+	if (s->auth_user) {
+		sodium_free(s->auth_user);
+		s->auth_user = NULL;
+	}
+	if (s->auth_pass) {
+		sodium_free(s->auth_pass);
+		s->auth_pass = NULL;
+	}
+}
+
 /* ---- HELO / EHLO ---- */
 
 static int
@@ -255,9 +268,14 @@ proceed_starttls(struct smtp_session *s, const char *args)
 		conn_tls_info(&s->conn, info, sizeof info);
 		sp_log_debug("smtp %s: TLS started: %s", s->peer, info);
 	}
-	/* RFC 3207 4.2: forget everything learned before TLS. */
+	/* RFC 3207 4.2: forget everything learned from the client before TLS:
+	 * the EHLO, any mail transaction and the AUTH identity (a client that
+	 * authenticated on a loopback listener in the clear authenticates again
+	 * inside TLS).  The failure counters are the server's own, and stay. */
 	reset_transaction(s);
 	s->helo[0] = '\0';
+	s->esmtp = false;
+	forget_auth(s);
 	enter_state(s, SMTP_STATE_INIT);
 }
 
@@ -1019,9 +1037,6 @@ out:
 	conn_close(&s->conn);
 	sp_envelope_free(&s->env);
 	sp_policy_free(s->policy);
-	if (s->auth_user)
-		sodium_free(s->auth_user);
-	if (s->auth_pass)
-		sodium_free(s->auth_pass);
+	forget_auth(s);
 	free(s);
 }

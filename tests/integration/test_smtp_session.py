@@ -340,6 +340,26 @@ def test_starttls_then_auth_and_deliver(sp_users, upstream):
         deliver_sentinel(c, upstream)
 
 
+def test_starttls_forgets_auth_from_before_tls(sp_users, upstream):
+    """RFC 3207 4.2: the server discards what it learnt before TLS, AUTH
+    included.  AUTH in the clear is allowed on a loopback listener; after
+    STARTTLS, MAIL without a new AUTH is refused, AUTH is offered (and
+    accepted) again, and then the message goes through."""
+    with sp_users.client() as c:
+        c.ehlo()
+        assert_reply(c.auth_plain(CLIENT_USER, CLIENT_PASSWORD), 235, "2.7.0", what="AUTH before TLS")
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 250, "2.1.0", what="MAIL after AUTH, before TLS")
+        assert_reply(c.cmd("RSET"), 250, "2.0.0")
+        c.starttls()
+        kw = ehlo_keywords(c)
+        assert set(kw.get("AUTH", "").split()) == {"PLAIN", "LOGIN"}, \
+            f"AUTH not offered again inside TLS: {kw}"
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 530, "5.7.0",
+                     what="MAIL inside TLS with only the AUTH from before TLS")
+        assert_reply(c.auth_plain(CLIENT_USER, CLIENT_PASSWORD), 235, "2.7.0", what="AUTH inside TLS")
+        deliver_sentinel(c, upstream)
+
+
 def test_starttls_with_argument(sp):
     with sp.client() as c:
         c.ehlo()
