@@ -51,6 +51,7 @@ static const char *const upstream_tls_names[] = { "starttls", "tls", "none", NUL
 static const char *const trust_names[] = { "keyring", "always", NULL };
 static const char *const mode_names[] = { "embedded", "off", NULL };
 static const char *const nokey_names[] = { "link", "reject", "plain", NULL };
+static const char *const bare_lf_names[] = { "accept-trusted", "reject", NULL };
 static const char *const level_names[] = { "error", "warning", "info", "debug", NULL };
 
 #define OFF(f) offsetof(struct sp_config, f)
@@ -77,6 +78,10 @@ static const struct key_def keys[] = {
 	{ "proxy", "timeout", K_DURATION, OFF(proxy.timeout), "5m", NULL, 1, 3600 },
 	/* RFC 5321 4.5.3.2.5: 3 minutes per data block. */
 	{ "proxy", "data_timeout", K_DURATION, OFF(proxy.data_timeout), "3m", NULL, 1, 3600 },
+	/* Bare LF in DATA from a trusted client (loopback peer or authenticated) is
+	 * taken as CRLF, the way curl without --crlf sends; the end of data stays
+	 * CRLF.CRLF on the raw bytes.  Bare CR is always refused. */
+	{ "proxy", "bare_lf", K_ENUM, OFF(proxy.bare_lf), "accept-trusted", bare_lf_names, 0, 0 },
 
 	{ "upstream", "host", K_STRING, OFF(upstream.host), "", NULL, 0, 0 },
 	{ "upstream", "port", K_PORT, OFF(upstream.port), NULL, NULL, 0, 0 },

@@ -42,6 +42,9 @@ enum sp_upstream_tls { SP_UPSTREAM_STARTTLS, SP_UPSTREAM_TLS, SP_UPSTREAM_NONE }
 enum sp_pgp_trust { SP_TRUST_KEYRING, SP_TRUST_ALWAYS };
 enum sp_linkserver_mode { SP_LINKSERVER_EMBEDDED, SP_LINKSERVER_OFF };
 enum sp_no_key { SP_NOKEY_LINK, SP_NOKEY_REJECT, SP_NOKEY_PLAIN };
+/* [proxy] bare_lf: a line of message data ending in LF without CR.  Trusted =
+ * a loopback peer or an authenticated client. */
+enum sp_bare_lf { SP_BARE_LF_ACCEPT_TRUSTED, SP_BARE_LF_REJECT };
 
 struct sp_config {
 	char *path;                /* the file that was read */
@@ -62,6 +65,7 @@ struct sp_config {
 		char *user;
 		int64_t timeout;       /* waiting for a command */
 		int64_t data_timeout;  /* waiting for the next chunk of DATA */
+		enum sp_bare_lf bare_lf;
 	} proxy;
 
 	struct {

@@ -79,6 +79,7 @@ test_defaults(void)
 	g_assert_cmpstr(cfg.proxy.listen[0].port, ==, "587");
 	g_assert_false(cfg.proxy.listen[0].implicit_tls);
 	g_assert_cmpint(cfg.proxy.auth, ==, SP_AUTH_NONE);
+	g_assert_cmpint(cfg.proxy.bare_lf, ==, SP_BARE_LF_ACCEPT_TRUSTED);
 	g_assert_cmpuint(cfg.proxy.max_message_size, ==, 52428800);
 	g_assert_cmpuint(cfg.proxy.max_recipients, ==, 100);
 	g_assert_cmpuint(cfg.proxy.max_connections, ==, 256);
@@ -150,6 +151,7 @@ test_values(void)
 		"[proxy]\n"
 		"listen = 127.0.0.1:2587, [::1]:2465 tls\n"
 		"auth = users\n"
+		"bare_lf = reject\n"
 		"max_message_size = 10M\n"
 		"timeout = 2m\n"
 		"[upstream]\nhost = localhost\ntls = none\nport = 2525\n"
@@ -165,6 +167,7 @@ test_values(void)
 	g_assert_cmpstr(cfg.proxy.listen[1].port, ==, "2465");
 	g_assert_true(cfg.proxy.listen[1].implicit_tls);
 	g_assert_cmpint(cfg.proxy.auth, ==, SP_AUTH_USERS);
+	g_assert_cmpint(cfg.proxy.bare_lf, ==, SP_BARE_LF_REJECT);
 	g_assert_cmpuint(cfg.proxy.max_message_size, ==, 10 * 1024 * 1024);
 	g_assert_cmpint(cfg.proxy.timeout, ==, 120);
 	g_assert_cmpint(cfg.upstream.tls, ==, SP_UPSTREAM_NONE);
