@@ -82,14 +82,14 @@ normalize(const char *addr, bool unicode, char *out, size_t outsz, char *err, si
 		 * "xn--zz" is refused here, not compared as text. */
 		rc = idn2_to_ascii_8z(domain, &ace, SP_IDN2_FLAGS);
 		if (rc != IDN2_OK) {
-			sp_seterr(err, errsz, "domain is not a valid internationalised domain name (IDNA2008): %s",
+			sp_seterr(err, errsz, "the domain is not a valid internationalised domain name (IDNA2008): %s",
 			          idn2_strerror(rc));
 			goto out;
 		}
 		if (unicode) {
 			rc = idn2_to_unicode_8z8z(ace, &conv, 0);
 			if (rc != IDN2_OK) {
-				sp_seterr(err, errsz, "domain is not a valid internationalised domain name (IDNA2008): %s",
+				sp_seterr(err, errsz, "the domain is not a valid internationalised domain name (IDNA2008): %s",
 				          idn2_strerror(rc));
 				goto out;
 			}

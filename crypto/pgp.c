@@ -763,11 +763,14 @@ find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool sec
 
 static char proven_sig[256];
 static bool proven, proven_anchor;
+static size_t proven_keys;
 
-/* 0 with *anchor, or -1 with why.  Called with gpg_lock held. */
+/* 0 with *anchor (and *n_keys when not NULL), or -1 with why.  Called with
+ * gpg_lock held. */
 static int
-keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, char *why, size_t whysz)
+keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_keys, char *why, size_t whysz)
 {
+	size_t n = 0;
 	gpgme_keylist_result_t res;
 	gpgme_key_t k;
 	gpgme_error_t e;
@@ -778,10 +781,14 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, char *why,
 	if (proven && strcmp(proven_sig, sig) == 0) {
 		known = true;
 		*anchor = proven_anchor;
+		n = proven_keys;
 	}
 	pthread_mutex_unlock(&cache_lock);
-	if (known)
+	if (known) {
+		if (n_keys)
+			*n_keys = n;
 		return 0;
+	}
 	status_reset(p);
 	if ((e = gpgme_op_keylist_start(p->ctx, NULL, 0)) != 0) {
 		sp_seterr(why, whysz, "OpenPGP keyring %s: GnuPG cannot list it: %s", p->cfg->pgp.gnupg_home,
@@ -791,6 +798,7 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, char *why,
 	while ((e = gpgme_op_keylist_next(p->ctx, &k)) == 0) {
 		if (k->owner_trust == GPGME_VALIDITY_ULTIMATE)
 			*anchor = true;
+		n++;
 		gpgme_key_unref(k);
 	}
 	res = gpgme_op_keylist_result(p->ctx);
@@ -805,9 +813,39 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, char *why,
 	pthread_mutex_lock(&cache_lock);
 	sp_strlcpy(proven_sig, sig, sizeof proven_sig);
 	proven_anchor = *anchor;
+	proven_keys = n;
 	proven = true;
 	pthread_mutex_unlock(&cache_lock);
+	if (n_keys)
+		*n_keys = n;
 	return 0;
+}
+
+enum sp_pgp_keyring
+sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz)
+{
+	enum sp_pgp_keyring k = sp_pgp_keyring_check(p->cfg, why, whysz);
+	char sig[256];
+	bool anchor;
+	int r;
+
+	*n_keys = 0;
+	if (k != SP_PGP_KEYRING_OK)
+		return k;
+	if (ensure_ctx(p, why, whysz) < 0)
+		return SP_PGP_KEYRING_FAULT;
+	keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
+	pthread_mutex_lock(&gpg_lock);
+	r = keyring_prove_locked(p, sig, &anchor, n_keys, why, whysz);
+	pthread_mutex_unlock(&gpg_lock);
+	if (r < 0)
+		return SP_PGP_KEYRING_FAULT;
+	if (!anchor && *n_keys && p->cfg->pgp.trust == SP_TRUST_KEYRING)
+		sp_seterr(why, whysz, "no key is ultimately trusted: under [pgp] trust = keyring no key can be "
+		          "valid (certify keys with a key of your own)");
+	else
+		why[0] = '\0';
+	return SP_PGP_KEYRING_OK;
 }
 
 static enum sp_pgp_lookup
@@ -826,7 +864,7 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 	gpgme_keylist_result_t res;
 
 	memset(info, 0, sizeof *info);
-	if (keyring_prove_locked(p, sig, &anchor, why, whysz) < 0)
+	if (keyring_prove_locked(p, sig, &anchor, NULL, why, whysz) < 0)
 		return SP_PGP_ERROR;
 	status_reset(p);
 	if (sp_addr_is_idn(addr)) {

@@ -60,6 +60,12 @@ enum sp_pgp_keyring {
  * under trust = keyring are faults.  Cheap: stat() and two short reads. */
 enum sp_pgp_keyring sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz);
 
+/* The same, and then every key listed once by gpg (as lookups do, once per
+ * keyring state): errors anywhere in the keyring show.  *n_keys: how many
+ * keys gpg listed.  On OK, why holds a warning ("" if none): keys, but none
+ * ultimately trusted, under trust = keyring. */
+enum sp_pgp_keyring sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz);
+
 /* The best usable public key for addr (the newest usable encryption subkey
  * wins among several). */
 enum sp_pgp_lookup sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,

@@ -87,7 +87,7 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 	/* 0. One normal form for every lookup (address.h): a domain that is no
 	 * valid IDN cannot be looked up, and is never compared as bytes. */
 	if (sp_addr_normalize(addr, norm, sizeof norm, err, sizeof err) < 0) {
-		sp_seterr(d->reason, sizeof d->reason, "<%s>: %s", addr, err);
+		sp_seterr(d->reason, sizeof d->reason, "%s", err);
 		return SP_POLICY_REFUSE;
 	}
 	/* 1. OpenPGP.  A GnuPG failure or an unusable keyring is not "no key":
