@@ -701,20 +701,11 @@ static enum sp_pgp_lookup
 find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
      struct sp_pgp_key_info *info, char *why, size_t whysz)
 {
-	char sig[256], norm[SP_ADDR_MAX], bad[SP_ERRLEN], *key;
-	enum sp_pgp_lookup r;
+	char sig[256], after[256], norm[SP_ADDR_MAX], bad[SP_ERRLEN], *key;
+	enum sp_pgp_lookup r = SP_PGP_ERROR;
+	int attempt;
 
 	memset(info, 0, sizeof *info);
-	/* An unusable keyring is an error, never "no key" (see above). */
-	switch (sp_pgp_keyring_check(p->cfg, why, whysz)) {
-	case SP_PGP_KEYRING_OK:
-		break;
-	case SP_PGP_KEYRING_ABSENT:
-		return SP_PGP_NONE;
-	case SP_PGP_KEYRING_FAULT:
-	default:
-		return SP_PGP_ERROR;
-	}
 	/* The policy refuses such an address before any lookup; here it can
 	 * only be a sender's, which then has no key. */
 	if (sp_addr_normalize(addr, norm, sizeof norm, bad, sizeof bad) < 0) {
@@ -722,12 +713,37 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 		return SP_PGP_NONE;
 	}
 	key = cache_key(p, norm, only_fpr, secret);
-	keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
-	if (!cache_get(key, sig, &r, info, why, whysz)) {
+	for (attempt = 0; attempt < 2; attempt++) {
+		keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
+		/* An unusable keyring is an error, never "no key" (see above). */
+		switch (sp_pgp_keyring_check(p->cfg, why, whysz)) {
+		case SP_PGP_KEYRING_OK:
+			break;
+		case SP_PGP_KEYRING_ABSENT:
+			r = SP_PGP_NONE;
+			goto out;
+		case SP_PGP_KEYRING_FAULT:
+		default:
+			r = SP_PGP_ERROR;
+			goto out;
+		}
+		if (cache_get(key, sig, &r, info, why, whysz))
+			goto out;
 		r = find_uncached(p, norm, only_fpr, secret, sig, info, why, whysz);
+		/* "No key" is a fact only about the keyring that was checked: if it
+		 * changed under the lookup (a trustdb.gpg removed, and gpg made a
+		 * new one...), ask again; twice is a failure. */
+		keyring_signature(p->cfg->pgp.gnupg_home, after, sizeof after);
+		if (r == SP_PGP_NONE && strcmp(sig, after) != 0) {
+			r = SP_PGP_ERROR;
+			sp_seterr(why, whysz, "OpenPGP keyring %s changed during the key lookup", p->cfg->pgp.gnupg_home);
+			continue;
+		}
 		if (r != SP_PGP_ERROR)
 			cache_put(key, sig, r, info, r == SP_PGP_FOUND ? "" : why);
+		break;
 	}
+out:
 	free(key);
 	return r;
 }
