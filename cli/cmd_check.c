@@ -53,8 +53,9 @@ static void
 help(FILE *f)
 {
 	fprintf(f, "usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
-	           "Validates the config, connects to the upstream (TLS, certificate, AUTH) and\n"
-	           "reports each step; for each --rcpt address, prints the form it would get and\n"
+	           "Validates the config, the OpenPGP keyring and the sodium recipients file,\n"
+	           "connects to the upstream (TLS, certificate, AUTH) and reports each step;\n"
+	           "for each --rcpt address, prints the form it would get and\n"
 	           "why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
 	           "--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
 	           "a config error.\n");
