@@ -685,6 +685,10 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
+	{
+		const char *g = getenv("GNUPGHOME");
+		cfg->pgp.gnupg_home_required = g_key_file_has_key(kf, "pgp", "gnupg_home", NULL) || (g && *g);
+	}
 	if (cfg->link.base_url[0] && cfg->link.base_url[strlen(cfg->link.base_url) - 1] != '/')
 		return key_error(lc, "link", "base_url", "must end with '/' (the link token is appended)");
 	if (cfg->link.upload_url[0] && cfg->link.upload_token_file[0] == '\0')

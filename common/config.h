@@ -82,6 +82,9 @@ struct sp_config {
 
 	struct {
 		char *gnupg_home;
+		/* gnupg_home was named (in the config, or by GNUPGHOME): it must
+		 * exist.  Only the fallback ~/.gnupg may be absent (no keys). */
+		bool gnupg_home_required;
 		char *gpg_program;     /* "" = GPGME's default gpg */
 		enum sp_pgp_trust trust;
 		bool hide_subject;

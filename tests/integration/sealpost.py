@@ -66,8 +66,11 @@ def base_env(workdir: Path) -> dict[str, str]:
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
-        GNUPGHOME=str(home / ".gnupg"),
     )
+    # No GNUPGHOME: [pgp] gnupg_home falls back to $HOME/.gnupg, which does not
+    # exist here, and that alone means "no OpenPGP keys".  A keyring that was
+    # named (GNUPGHOME or gnupg_home) must exist: missing, it is a fault.
+    env.pop("GNUPGHOME", None)
     # Report sanitizer findings on stderr where the harness looks for them; keep
     # the process alive after a UBSan report so every report is seen.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
