@@ -252,10 +252,13 @@ web_page_message(struct sp_buf *b, const char *action, const struct web_message 
 	rv |= header_row(b, "Date", m->date);
 	P("</dl></div>\n<div class=\"card\">");
 	if (m->html) {
-		/* sandbox="" allows nothing: no scripts, no same origin, no forms, no
-		 * popups, no top navigation.  The content goes in srcdoc, escaped. */
-		P("<iframe sandbox=\"\" referrerpolicy=\"no-referrer\" loading=\"eager\" "
-		  "title=\"HTML version of the message\" srcdoc=\"");
+		/* The sandbox allows only popups, for the sanitiser's target="_blank"
+		 * rel="noopener noreferrer" links, and lets them escape it (so the
+		 * linked site works normally in its own tab): no scripts, no same
+		 * origin, no forms, no top navigation.  m->html is sanitised
+		 * (crypto/html_sanitize.h); it goes in srcdoc, escaped. */
+		P("<iframe sandbox=\"" WEB_MESSAGE_SANDBOX "\" referrerpolicy=\"no-referrer\" "
+		  "loading=\"eager\" title=\"HTML version of the message\" srcdoc=\"");
 		E(HTML_PART_META);
 		E(m->html);
 		P("\"></iframe>");
@@ -264,13 +267,19 @@ web_page_message(struct sp_buf *b, const char *action, const struct web_message 
 			E(m->text);
 			P("</pre></details>");
 		}
-		P("<p class=\"muted\">Remote images and scripts in this message are blocked.</p>");
-	} else if (m->text) {
-		P("<pre class=\"body\">");
-		E(m->text);
-		P("</pre>");
+		P("<p class=\"muted\">Remote images and scripts in this message are blocked. "
+		  "Links open in a new tab.</p>");
 	} else {
-		P("<p class=\"muted\">(This message has no text.)</p>");
+		if (m->html_refused)
+			P("<p class=\"muted\">The HTML version of this message is too large or too "
+			  "complex to show safely.</p>");
+		if (m->text) {
+			P("<pre class=\"body\">");
+			E(m->text);
+			P("</pre>");
+		} else {
+			P("<p class=\"muted\">(This message has no text.)</p>");
+		}
 	}
 	P("</div>\n");
 	if (m->n_att > 0) {

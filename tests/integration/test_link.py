@@ -887,7 +887,7 @@ def test_browser_through_the_proxy(start_link, upstream, keys, browser):
             lambda b: b.execute_script("return document.readyState") == "complete")
         assert ALICE in browser.find_element(By.TAG_NAME, "body").text
         frame = browser.find_element(By.TAG_NAME, "iframe")
-        assert frame.get_attribute("sandbox") == ""
+        assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
         browser.switch_to.frame(frame)
         assert browser.find_element(By.ID, "hello").text == "Hello from the HTML part"
         browser.switch_to.default_content()
