@@ -1,7 +1,6 @@
 /* html_sanitize.c - libxml2 HTML tree -> allow-listed fragment (see html_sanitize.h). */
 #include "html_sanitize.h"
 
-#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -493,8 +492,11 @@ sp_html_sanitize(const char *html, size_t len, sp_html_cid_fn cid, void *cid_arg
 	pthread_once(&xml_once, xml_init);
 	in = clean_input(html, len);
 	inlen = strlen(in);
-	if (inlen > INT_MAX)
+	/* Replacing invalid bytes can triple the size: the limit holds after it too. */
+	if (inlen > SP_HTML_MAX_INPUT) {
+		sp_seterr(err, errsz, "the HTML part is larger than %u bytes", SP_HTML_MAX_INPUT);
 		goto out;
+	}
 	/* The encoding is given: the input is UTF-8 already (GMime converted it),
 	 * whatever a <meta charset> inside says. */
 	doc = htmlReadMemory(in, (int)inlen, NULL, "UTF-8",

@@ -232,9 +232,10 @@ header_row(struct sp_buf *b, const char *name, const char *value)
 
 /* Defense in depth for the HTML part: the iframe document inherits the page's
  * CSP (srcdoc), and this meta policy applies on top of it in any browser that
- * would not inherit: nothing remote, no scripts, only inline data. */
+ * would not inherit: nothing remote, no scripts, no styles (the sanitiser
+ * drops them), no forms, no <base>; images only as data: URLs. */
 #define HTML_PART_META "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; " \
-                       "img-src data:; style-src 'unsafe-inline'\">"
+                       "img-src data:; form-action 'none'; base-uri 'none'\">"
 
 int
 web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,
