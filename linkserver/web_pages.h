@@ -40,6 +40,11 @@ int web_page_gone(struct sp_buf *b, enum web_gone why);
 /* A short page for errors and other answers: title and one paragraph. */
 int web_page_notice(struct sp_buf *b, const char *title, const char *text);
 
+/* The sandbox of the frame that shows a message's HTML part: popups only (the
+ * sanitised links open in a new tab, outside the sandbox).  Never
+ * allow-scripts, never allow-same-origin: together they would undo it. */
+#define WEB_MESSAGE_SANDBOX "allow-popups allow-popups-to-escape-sandbox"
+
 /* The decrypted message.  cap: the download capability (attachments post it
  * back to `action` with the part number).  views / max_views: after this view. */
 int web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,

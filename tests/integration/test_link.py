@@ -18,6 +18,10 @@ client sent (minus Bcc and X-Sealpost-*).
 from __future__ import annotations
 
 import base64
+import email
+import email.header
+import email.policy
+import html as html_lib
 import os
 import re
 import shutil
@@ -348,6 +352,37 @@ def test_round_trip_generated_password(start_link, upstream, keys):
     # byte for byte (decrypted independently, following docs/formats.md).
     wrapped, ct = store_record(lp.store, n.link_id)
     assert open_record(wrapped, ct, n.token, pw) == without_headers(sent.msg, PRIVATE)
+
+
+@pytest.mark.parametrize("hint", ["Zoë's café — ünïcödé <b>&",      # beyond Latin-1
+                                  "Zoë's café, ünïcödé <b>&"])      # all in Latin-1
+def test_notification_charset_is_utf8_in_both_parts(start_link, upstream, keys, hint):
+    """Issue #13 item 10: a non-ASCII hint made GMime pick iso-8859-1 for the
+    parts (when every character fits Latin-1) while the HTML says
+    <meta charset="utf-8">: mojibake.  Both parts must declare UTF-8, hold
+    UTF-8, and agree with the document's meta."""
+    lp = start_link(upstream)
+    enc = email.header.Header(hint, "utf-8").encode()       # as a client sends it
+    sent = send_link_message(lp, keys, to=[DAVE], extra_headers=[f"X-Sealpost-Hint: {enc}"])
+    n = sent.notes[DAVE]
+    msg = email.message_from_bytes(n.raw, policy=email.policy.default)
+    text_part, html_part = list(msg.iter_parts())
+    for part in (text_part, html_part):
+        assert part.get_content_charset() == "utf-8", part["Content-Type"]
+        # The bytes on the wire are UTF-8 (decoding them as UTF-8 gives the hint).
+        raw = part.get_payload(decode=True)
+        assert raw.decode("utf-8")
+    text = text_part.get_payload(decode=True).decode("utf-8")
+    html = html_part.get_payload(decode=True).decode("utf-8")
+    assert f"Password hint: {hint}" in text
+    # HTML-escaped once, correctly, and the document's own charset agrees.
+    assert "ünïcödé &lt;b&gt;&amp;" in html and "<b>&" not in html, html
+    assert f"Password hint: {hint}" in html_lib.unescape(html)
+    metas = re.findall(r'<meta\s+charset="([^"]+)"', html, re.I)
+    assert metas == ["utf-8"], metas
+    # And the parsed notification (what a mail client shows) has it right.
+    assert hint in n.text
+    assert html_lib.unescape(n.html).count(hint) == 1
 
 
 def test_round_trip_sender_password_and_hint(start_link, upstream, keys):
@@ -897,7 +932,7 @@ def test_browser_through_the_proxy(start_link, upstream, keys, browser):
             lambda b: b.execute_script("return document.readyState") == "complete")
         assert ALICE in browser.find_element(By.TAG_NAME, "body").text
         frame = browser.find_element(By.TAG_NAME, "iframe")
-        assert frame.get_attribute("sandbox") == ""
+        assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
         browser.switch_to.frame(frame)
         assert browser.find_element(By.ID, "hello").text == "Hello from the HTML part"
         browser.switch_to.default_content()

@@ -95,7 +95,8 @@ def test_right_password_shows_message_and_attachment(viewer):
     assert "14 Nov 2023" in page
     assert "Grüße aus Köln &lt;b&gt;not bold&lt;/b&gt;" in page   # QP, Latin-1, escaped
     # The HTML part only inside a sandboxed iframe, as escaped srcdoc.
-    m = re.search(r'<iframe sandbox="" [^>]*srcdoc="([^"]*)"', page)
+    m = re.search(r'<iframe sandbox="allow-popups allow-popups-to-escape-sandbox" [^>]*srcdoc="([^"]*)"',
+                  page)
     assert m, "no sandboxed iframe"
     assert "Hello from the HTML part" in m.group(1)
     assert "<img" not in page.replace(m.group(1), "")

@@ -722,7 +722,9 @@ test_render(void)
 	g_assert_cmpstr(m.subject, ==, "Quarterly r\xc3\xa9sum\xc3\xa9 \xe2\x82\xac");
 	g_assert_nonnull(strstr(m.date, "14 Nov 2023"));
 	g_assert_nonnull(strstr(m.text, "Gr\xc3\xbc\xc3\x9f\x65 aus K\xc3\xb6ln <b>not bold</b>"));
-	g_assert_cmpstr(m.html, ==, "<p>Hello <img src=\"http://tracker.example/p.gif\"></p>");
+	/* Sanitised: the remote image keeps no src. */
+	g_assert_cmpstr(m.html, ==, "<p>Hello <img></p>");
+	g_assert_false(m.html_refused);
 	g_assert_cmpuint(m.n_att, ==, 2);
 	g_assert_cmpstr(m.att[0].filename, ==, "r\xc3\xa9sum\xc3\xa9.bin");
 	g_assert_cmpmem(m.att[0].data, m.att[0].len, "\x00\x01\x02\x03\xff", 5);
@@ -739,9 +741,10 @@ test_render(void)
 		g_assert_null(strstr(b.data, "<b>not bold"));
 		g_assert_nonnull(strstr(b.data, "&lt;b&gt;not bold"));
 		g_assert_null(strstr(b.data, "<img"));
-		g_assert_nonnull(strstr(b.data, "<iframe sandbox=\"\""));
+		g_assert_nonnull(strstr(b.data, "<iframe sandbox=\"allow-popups allow-popups-to-escape-sandbox\""));
 		g_assert_nonnull(strstr(b.data, "srcdoc=\"&lt;meta http-equiv=&quot;Content-Security-Policy"));
-		g_assert_nonnull(strstr(b.data, "&lt;img src=&quot;http://tracker.example/p.gif&quot;&gt;"));
+		g_assert_nonnull(strstr(b.data, "&lt;p&gt;Hello &lt;img&gt;&lt;/p&gt;"));
+		g_assert_null(strstr(b.data, "tracker.example"));
 		g_assert_nonnull(strstr(b.data, "name=\"dl\" value=\"CAP\""));
 		g_assert_nonnull(strstr(b.data, "last allowed view"));
 		g_assert_true(g_utf8_validate(b.data, (gssize)b.len, NULL));
