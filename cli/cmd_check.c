@@ -31,6 +31,11 @@ struct rcpt_report {
 
 struct report {
 	const char *config;
+	const char *keyring;          /* ok | none | error */
+	char keyring_note[SP_ERRLEN]; /* the fault, or a warning */
+	size_t n_keys;
+	const char *sodium;           /* ok | none | error */
+	char sodium_error[SP_ERRLEN];
 	size_t n_sodium;
 	const struct sp_config *cfg;
 	bool upstream_ok;
@@ -48,8 +53,9 @@ static void
 help(FILE *f)
 {
 	fprintf(f, "usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
-	           "Validates the config, connects to the upstream (TLS, certificate, AUTH) and\n"
-	           "reports each step; for each --rcpt address, prints the form it would get and\n"
+	           "Validates the config, the OpenPGP keyring and the sodium recipients file,\n"
+	           "connects to the upstream (TLS, certificate, AUTH) and reports each step;\n"
+	           "for each --rcpt address, prints the form it would get and\n"
 	           "why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
 	           "--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
 	           "a config error.\n");
@@ -77,6 +83,35 @@ check_upstream(struct report *r, struct relay *relay)
 	         client->cap_size ? "SIZE" : "");
 	g_strchomp(r->extensions);
 	smtp_client_close(client);
+}
+
+/* The keyring as lookups see it: a fault here is a 451 for every recipient
+ * at RCPT, so it is a problem even without --rcpt. */
+static void
+check_keyring(struct report *r, struct sp_policy *policy)
+{
+	char err[SP_ERRLEN];
+	struct sp_pgp *pgp = sp_policy_pgp(policy, err, sizeof err);
+
+	if (pgp == NULL) {
+		r->keyring = "error";
+		sp_strlcpy(r->keyring_note, err, sizeof r->keyring_note);
+		r->problems++;
+		return;
+	}
+	switch (sp_pgp_keyring_verify(pgp, &r->n_keys, r->keyring_note, sizeof r->keyring_note)) {
+	case SP_PGP_KEYRING_OK:
+		r->keyring = "ok";
+		break;
+	case SP_PGP_KEYRING_ABSENT:
+		r->keyring = "none";
+		break;
+	case SP_PGP_KEYRING_FAULT:
+	default:
+		r->keyring = "error";
+		r->problems++;
+		break;
+	}
 }
 
 static void
@@ -130,7 +165,16 @@ print_text(const struct report *r)
 	size_t i;
 
 	printf("config      %s: ok\n", r->config);
-	if (r->n_sodium)
+	if (strcmp(r->keyring, "error") == 0)
+		printf("keyring     %s: FAILED: %s\n", cfg->pgp.gnupg_home, r->keyring_note);
+	else if (strcmp(r->keyring, "none") == 0)
+		printf("keyring     none (%s does not exist: no OpenPGP keys)\n", cfg->pgp.gnupg_home);
+	else
+		printf("keyring     %s: %zu key(s)%s%s\n", cfg->pgp.gnupg_home, r->n_keys,
+		       r->keyring_note[0] ? "; WARNING: " : "", r->keyring_note);
+	if (strcmp(r->sodium, "error") == 0)
+		printf("sodium      FAILED: %s\n", r->sodium_error);
+	else if (r->n_sodium)
 		printf("sodium      %zu recipient(s) in %s\n", r->n_sodium, cfg->sodium.recipients);
 	for (i = 0; i < cfg->proxy.n_listen; i++)
 		printf("listen      %s:%s (%s, auth %s)\n", cfg->proxy.listen[i].host, cfg->proxy.listen[i].port,
@@ -220,7 +264,17 @@ print_json(const struct report *r)
 
 	printf("{");
 	json_kv("config", r->config, true);
-	printf("\"ok\":%s,\"sodium_recipients\":%zu,\"listen\":[", r->problems ? "false" : "true", r->n_sodium);
+	printf("\"ok\":%s,\"sodium_recipients\":%zu,", r->problems ? "false" : "true", r->n_sodium);
+	printf("\"keyring\":{");
+	json_kv("path", cfg->pgp.gnupg_home, true);
+	json_kv("status", r->keyring, true);
+	printf("\"keys\":%zu,", r->n_keys);
+	json_kv("note", r->keyring_note, false);
+	printf("},\"sodium\":{");
+	json_kv("path", cfg->sodium.recipients, true);
+	json_kv("status", r->sodium, true);
+	json_kv("error", r->sodium_error, false);
+	printf("},\"listen\":[");
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
 		printf("%s{", i ? "," : "");
 		json_kv("host", cfg->proxy.listen[i].host, true);
@@ -313,12 +367,14 @@ cmd_check(int argc, char **argv)
 	r.cfg = &cfg;
 	r.config = cfg.path;
 	{
+		/* A recipients file that cannot be read or parsed is a 451 for
+		 * every recipient at RCPT: a problem, reported with the rest. */
 		struct sp_sodium_recipients *sr = NULL;
-		if (sp_policy_load_sodium(&cfg, &sr, err, sizeof err) < 0) {
-			fprintf(stderr, "sealpost: %s\n", err);
-			sp_config_free(&cfg);
-			free(addrs);
-			return EXIT_USAGE;
+		if (sp_policy_load_sodium(&cfg, &sr, r.sodium_error, sizeof r.sodium_error) < 0) {
+			r.sodium = "error";
+			r.problems++;
+		} else {
+			r.sodium = sr ? "ok" : "none";
 		}
 		r.n_sodium = sr ? sp_sodium_recipients_count(sr) : 0;
 		sp_sodium_recipients_free(sr);
@@ -332,8 +388,8 @@ cmd_check(int argc, char **argv)
 	}
 	r.rcpts = sp_xcalloc(n_addrs ? n_addrs : 1, sizeof *r.rcpts);
 	r.n_rcpts = n_addrs;
-	if (n_addrs)
-		policy = sp_policy_new(&cfg, err, sizeof err);
+	policy = sp_policy_new(&cfg, err, sizeof err);
+	check_keyring(&r, policy);
 	for (i = 0; i < n_addrs; i++) {
 		r.rcpts[i].addr = addrs[i];
 		check_rcpt(&r, policy, &r.rcpts[i]);

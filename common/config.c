@@ -33,6 +33,7 @@ enum key_type {
 	K_LISTEN,
 	K_PORT,
 	K_URL,         /* empty, or http(s)://... */
+	K_NET_LIST,    /* comma-separated ADDR or ADDR/PREFIX, into a struct sp_net_list */
 };
 
 struct key_def {
@@ -50,6 +51,7 @@ static const char *const upstream_tls_names[] = { "starttls", "tls", "none", NUL
 static const char *const trust_names[] = { "keyring", "always", NULL };
 static const char *const mode_names[] = { "embedded", "off", NULL };
 static const char *const nokey_names[] = { "link", "reject", "plain", NULL };
+static const char *const bare_lf_names[] = { "accept-trusted", "reject", NULL };
 static const char *const level_names[] = { "error", "warning", "info", "debug", NULL };
 
 #define OFF(f) offsetof(struct sp_config, f)
@@ -76,6 +78,10 @@ static const struct key_def keys[] = {
 	{ "proxy", "timeout", K_DURATION, OFF(proxy.timeout), "5m", NULL, 1, 3600 },
 	/* RFC 5321 4.5.3.2.5: 3 minutes per data block. */
 	{ "proxy", "data_timeout", K_DURATION, OFF(proxy.data_timeout), "3m", NULL, 1, 3600 },
+	/* Bare LF in DATA from a trusted client (loopback peer or authenticated) is
+	 * taken as CRLF, the way curl without --crlf sends; the end of data stays
+	 * CRLF.CRLF on the raw bytes.  Bare CR is always refused. */
+	{ "proxy", "bare_lf", K_ENUM, OFF(proxy.bare_lf), "accept-trusted", bare_lf_names, 0, 0 },
 
 	{ "upstream", "host", K_STRING, OFF(upstream.host), "", NULL, 0, 0 },
 	{ "upstream", "port", K_PORT, OFF(upstream.port), NULL, NULL, 0, 0 },
@@ -114,6 +120,10 @@ static const struct key_def keys[] = {
 	{ "linkserver", "tls_cert", K_PATH, OFF(linkserver.tls_cert), "", NULL, 0, 0 },
 	{ "linkserver", "tls_key", K_PATH, OFF(linkserver.tls_key), "", NULL, 0, 0 },
 	{ "linkserver", "outbox", K_BOOL, OFF(linkserver.outbox), "yes", NULL, 0, 0 },
+	/* Peers whose X-Forwarded-For / Forwarded / X-Real-IP the viewer believes:
+	 * by default a reverse proxy on this host, as the docs set it up. */
+	{ "linkserver", "trusted_proxies", K_NET_LIST, OFF(linkserver.trusted_proxies),
+	  "127.0.0.0/8, ::1", NULL, 0, 0 },
 
 	{ "policy", "no_key", K_ENUM, OFF(policy.no_key), "link", nokey_names, 0, 0 },
 
@@ -204,6 +214,105 @@ sp_host_is_loopback(const char *host)
 		return (ntohl(a4.s_addr) >> 24) == 127;
 	if (inet_pton(AF_INET6, host, &a6) == 1)
 		return IN6_IS_ADDR_LOOPBACK(&a6);
+	return false;
+}
+
+bool
+sp_addr_parse(const char *s, unsigned char out[16])
+{
+	struct in_addr a4;
+	struct in6_addr a6;
+
+	if (inet_pton(AF_INET, s, &a4) == 1) {
+		memset(out, 0, 10);
+		out[10] = out[11] = 0xff;
+		memcpy(out + 12, &a4, 4);
+		return true;
+	}
+	if (inet_pton(AF_INET6, s, &a6) == 1) {
+		memcpy(out, a6.s6_addr, 16);
+		return true;
+	}
+	return false;
+}
+
+int
+sp_parse_net(const char *s, struct sp_net *out, char *err, size_t errsz)
+{
+	char buf[INET6_ADDRSTRLEN + 8], *slash;
+	unsigned max, i;
+	uint64_t prefix;
+
+	memset(out, 0, sizeof *out);
+	if (strlen(s) >= sizeof buf) {
+		sp_seterr(err, errsz, "'%s' is not an address or ADDR/PREFIX", s);
+		return -1;
+	}
+	sp_strlcpy(buf, s, sizeof buf);
+	if ((slash = strchr(buf, '/')) != NULL)
+		*slash++ = '\0';
+	if (!sp_addr_parse(buf, out->addr)) {
+		sp_seterr(err, errsz, "'%s' is not an IPv4 or IPv6 address", buf);
+		return -1;
+	}
+	/* A v4-mapped IPv6 written as such counts as IPv6 text: its prefix is 0..128. */
+	max = strchr(buf, ':') == NULL ? 32 : 128;
+	prefix = max;
+	if (slash != NULL && sp_parse_uint(slash, 0, max, &prefix, err, errsz) < 0) {
+		sp_seterr(err, errsz, "'%s': the prefix length must be 0..%u", s, max);
+		return -1;
+	}
+	out->prefix = (unsigned)prefix + (max == 32 ? 96 : 0);
+	for (i = out->prefix; i < 128; i++) {
+		if (out->addr[i / 8] & (0x80u >> (i % 8))) {
+			sp_seterr(err, errsz, "'%s' has bits set after the prefix (did you mean a "
+			          "network address?)", s);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+int
+sp_parse_net_list(const char *s, struct sp_net_list *out, char *err, size_t errsz)
+{
+	char **items = g_strsplit(s, ",", -1);
+	int rv = 0;
+	size_t i;
+
+	memset(out, 0, sizeof *out);
+	for (i = 0; items[i]; i++) {
+		char *item = sp_strstrip(items[i]);
+		if (*item == '\0')
+			continue;
+		if (out->n == SP_MAX_NETS) {
+			sp_seterr(err, errsz, "more than %d addresses or networks", SP_MAX_NETS);
+			rv = -1;
+			break;
+		}
+		if (sp_parse_net(item, &out->net[out->n], err, errsz) < 0) {
+			rv = -1;
+			break;
+		}
+		out->n++;
+	}
+	g_strfreev(items);
+	return rv;
+}
+
+bool
+sp_net_list_contains(const struct sp_net_list *l, const unsigned char addr[16])
+{
+	unsigned i;
+
+	for (i = 0; l != NULL && i < l->n; i++) {
+		const struct sp_net *n = &l->net[i];
+		unsigned full = n->prefix / 8, rest = n->prefix % 8;
+		if (memcmp(n->addr, addr, full) != 0)
+			continue;
+		if (rest == 0 || ((n->addr[full] ^ addr[full]) & (0xffu << (8 - rest)) & 0xffu) == 0)
+			return true;
+	}
 	return false;
 }
 
@@ -476,6 +585,10 @@ set_value(struct load_ctx *lc, struct sp_config *cfg, const struct key_def *k, c
 		if (sp_parse_listen(v, (struct sp_listen *)field, why, sizeof why) < 0)
 			return key_error(lc, k->section, k->name, "%s", why);
 		return 0;
+	case K_NET_LIST:
+		if (sp_parse_net_list(v, (struct sp_net_list *)field, why, sizeof why) < 0)
+			return key_error(lc, k->section, k->name, "%s", why);
+		return 0;
 	case K_LISTEN_LIST: {
 		char **items = g_strsplit(v, ",", -1);
 		unsigned n = 0;
@@ -572,6 +685,10 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
+	{
+		const char *g = getenv("GNUPGHOME");
+		cfg->pgp.gnupg_home_required = g_key_file_has_key(kf, "pgp", "gnupg_home", NULL) || (g && *g);
+	}
 	if (cfg->link.base_url[0] && cfg->link.base_url[strlen(cfg->link.base_url) - 1] != '/')
 		return key_error(lc, "link", "base_url", "must end with '/' (the link token is appended)");
 	if (cfg->link.upload_url[0] && cfg->link.upload_token_file[0] == '\0')

@@ -20,11 +20,31 @@ struct sp_listen {
 	bool implicit_tls;     /* "ADDR:PORT tls": TLS from the first byte (465 style) */
 };
 
+/* Networks whose forwarding headers the viewer believes ([linkserver]
+ * trusted_proxies).  A list in a config file, not a database: more than this is
+ * a mistake. */
+#define SP_MAX_NETS 64
+
+/* One address block.  IPv4 is held as IPv4-mapped IPv6 (::ffff:a.b.c.d, its
+ * prefix + 96), so one comparison serves both families. */
+struct sp_net {
+	unsigned char addr[16];
+	unsigned prefix;       /* 0..128 */
+};
+
+struct sp_net_list {
+	unsigned n;
+	struct sp_net net[SP_MAX_NETS];
+};
+
 enum sp_auth_mode { SP_AUTH_NONE, SP_AUTH_USERS, SP_AUTH_PASSTHROUGH };
 enum sp_upstream_tls { SP_UPSTREAM_STARTTLS, SP_UPSTREAM_TLS, SP_UPSTREAM_NONE };
 enum sp_pgp_trust { SP_TRUST_KEYRING, SP_TRUST_ALWAYS };
 enum sp_linkserver_mode { SP_LINKSERVER_EMBEDDED, SP_LINKSERVER_OFF };
 enum sp_no_key { SP_NOKEY_LINK, SP_NOKEY_REJECT, SP_NOKEY_PLAIN };
+/* [proxy] bare_lf: a line of message data ending in LF without CR.  Trusted =
+ * a loopback peer or an authenticated client. */
+enum sp_bare_lf { SP_BARE_LF_ACCEPT_TRUSTED, SP_BARE_LF_REJECT };
 
 struct sp_config {
 	char *path;                /* the file that was read */
@@ -45,6 +65,7 @@ struct sp_config {
 		char *user;
 		int64_t timeout;       /* waiting for a command */
 		int64_t data_timeout;  /* waiting for the next chunk of DATA */
+		enum sp_bare_lf bare_lf;
 	} proxy;
 
 	struct {
@@ -61,6 +82,9 @@ struct sp_config {
 
 	struct {
 		char *gnupg_home;
+		/* gnupg_home was named (in the config, or by GNUPGHOME): it must
+		 * exist.  Only the fallback ~/.gnupg may be absent (no keys). */
+		bool gnupg_home_required;
 		char *gpg_program;     /* "" = GPGME's default gpg */
 		enum sp_pgp_trust trust;
 		bool hide_subject;
@@ -91,6 +115,7 @@ struct sp_config {
 		char *tls_cert;
 		char *tls_key;
 		bool outbox;
+		struct sp_net_list trusted_proxies;
 	} linkserver;
 
 	struct {
@@ -128,6 +153,16 @@ char *sp_config_default_state_dir(void);
 /* "127.0.0.1:587", "[::1]:587 tls", "localhost:2525" */
 int sp_parse_listen(const char *s, struct sp_listen *out, char *err, size_t errsz);
 bool sp_host_is_loopback(const char *host);
+
+/* An IPv4 or IPv6 address in text ("192.0.2.1", "2001:db8::1") into the
+ * 16-byte form of struct sp_net (IPv4 mapped).  Returns false when it is none. */
+bool sp_addr_parse(const char *s, unsigned char out[16]);
+/* "ADDR" or "ADDR/PREFIX" (IPv4 or IPv6); host bits must be zero. */
+int sp_parse_net(const char *s, struct sp_net *out, char *err, size_t errsz);
+/* Comma-separated sp_parse_net() items; empty is an empty list. */
+int sp_parse_net_list(const char *s, struct sp_net_list *out, char *err, size_t errsz);
+/* Is the address (16-byte form) inside one of the list's blocks? */
+bool sp_net_list_contains(const struct sp_net_list *l, const unsigned char addr[16]);
 
 const char *sp_auth_mode_name(enum sp_auth_mode m);
 const char *sp_upstream_tls_name(enum sp_upstream_tls t);

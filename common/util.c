@@ -360,12 +360,6 @@ sp_streq_nocase(const char *a, const char *b)
 }
 
 bool
-sp_addr_equal(const char *a, const char *b)
-{
-	return sp_streq_nocase(a, b);
-}
-
-bool
 sp_has_prefix_nocase(const char *s, const char *prefix)
 {
 	for (; *prefix; s++, prefix++)

@@ -13,6 +13,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
+/* sp_addr_equal() and the normal form of addresses. */
+#include "address.h"
+
 /* Size of the error buffers passed around: one log line, never truncated in practice. */
 #define SP_ERRLEN 512
 
@@ -75,9 +78,6 @@ int64_t sp_now_ms(void);
 int64_t sp_time(void);
 
 bool sp_streq_nocase(const char *a, const char *b);
-/* Mail address equality: exact, ignoring ASCII case (what users and GnuPG expect;
- * never a substring match). */
-bool sp_addr_equal(const char *a, const char *b);
 bool sp_has_prefix_nocase(const char *s, const char *prefix);
 /* Strip leading/trailing ASCII whitespace in place, returns s. */
 char *sp_strstrip(char *s);

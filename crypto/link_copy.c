@@ -262,12 +262,21 @@ expand(const char *tmpl, const struct var *vars, size_t n, bool html)
 	return g_string_free(s, FALSE);
 }
 
+/* A text part holding text (UTF-8) as UTF-8, labelled charset=utf-8.  Not
+ * g_mime_text_part_set_text(): that converts to the "best" charset (Latin-1
+ * for a hint like "café"), while the HTML template declares
+ * <meta charset="utf-8">; both must say the same, so both say UTF-8. */
 static GMimePart *
 text_part(const char *subtype, const char *text)
 {
 	GMimePart *p = GMIME_PART(g_mime_text_part_new_with_subtype(subtype));
+	GMimeStream *stream = g_mime_stream_mem_new_with_buffer(text, strlen(text));
+	GMimeDataWrapper *content = g_mime_data_wrapper_new_with_stream(stream, GMIME_CONTENT_ENCODING_DEFAULT);
 
-	g_mime_text_part_set_text(GMIME_TEXT_PART(p), text);
+	g_mime_part_set_content(p, content);
+	g_object_unref(content);
+	g_object_unref(stream);
+	g_mime_text_part_set_charset(GMIME_TEXT_PART(p), "utf-8");
 	g_mime_part_set_content_encoding(p, g_mime_part_get_best_content_encoding(p, GMIME_ENCODING_CONSTRAINT_7BIT));
 	return p;
 }

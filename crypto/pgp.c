@@ -2,6 +2,7 @@
 #include "pgp.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <locale.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <gpgme.h>
 #include <sodium.h>
 
+#include "address.h"
 #include "log.h"
 
 struct sp_pgp {
@@ -294,6 +296,211 @@ watchdog_stop(struct watchdog *w)
 	return fired;
 }
 
+/* ---- is the keyring usable at all? ----
+ *
+ * GnuPG answers "no such key" for some broken keyrings: a pubring.kbx of
+ * zero bytes reads as an empty keybox, and without trustdb.gpg every key's
+ * validity is "unknown" (gpg even makes a new, empty trustdb, after which
+ * nothing is valid ever again).  Read as facts, those would move a recipient
+ * whose key is certified to a weaker form.  So before gpg runs, the files are
+ * looked at: a few stat() calls and one 32-byte read per lookup. */
+
+/* A keybox starts with a header blob: 4-byte big-endian length (32), type 1,
+ * version 1, 2 bytes of flags, "KBXf" (GnuPG's kbx/keybox-blob.c). */
+#define SP_KBX_HEADER_LEN 32
+/* A trustdb starts with a 40-byte version record: type 1, "gpg" (GnuPG's
+ * g10/tdbio.c, TRUST_RECORD_LEN). */
+#define SP_TRUSTDB_RECORD_LEN 40
+
+static int
+read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char *why, size_t whysz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	ssize_t got;
+
+	if (fd < 0 && errno == ELOOP)
+		fd = open(path, O_RDONLY | O_CLOEXEC); /* a symlinked keyring is allowed */
+	if (fd < 0) {
+		if (errno == ENOENT)
+			return 1;
+		sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
+		sp_seterr(why, whysz, "OpenPGP keyring: %s is not a regular file", path);
+		close(fd);
+		return -1;
+	}
+	got = pread(fd, buf, n, 0);
+	close(fd);
+	if (got < 0) {
+		sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if ((size_t)got < n)
+		memset(buf + got, 0, n - (size_t)got);
+	return 0;
+}
+
+/* Blob types in a keybox (GnuPG's kbx/keybox-defs.h). */
+#define SP_KBX_BLOB_EMPTY 0      /* a deleted key's place */
+#define SP_KBX_BLOB_HEADER 1
+#define SP_KBX_BLOB_PGP 2
+#define SP_KBX_BLOB_X509 3
+/* Every blob starts with its 4-byte length and its type. */
+#define SP_KBX_BLOB_MIN 5
+
+/* The last keybox found whole, by its identity (inode, size, mtime). */
+static pthread_mutex_t kbx_lock = PTHREAD_MUTEX_INITIALIZER;
+static char kbx_whole[128];
+
+/* gpg stops at a blob cut short without a word on its status channel (it
+ * prints "keydb_search_next failed" on stderr and lists the keys before it):
+ * walk the blobs, which must fill the file exactly.  (A keybox cut exactly
+ * between two blobs is a valid, smaller keybox: nothing can tell.) */
+static int
+kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whysz)
+{
+	char id[128];
+	unsigned char h[SP_KBX_BLOB_MIN];
+	uint64_t off = 0, size = (uint64_t)st->st_size, len;
+	bool known;
+
+	snprintf(id, sizeof id, "%lu:%lu:%lld:%lld.%09ld", (unsigned long)st->st_dev, (unsigned long)st->st_ino,
+	         (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
+	pthread_mutex_lock(&kbx_lock);
+	known = strcmp(kbx_whole, id) == 0;
+	pthread_mutex_unlock(&kbx_lock);
+	if (known)
+		return 0;
+	while (off < size) {
+		if (size - off < SP_KBX_BLOB_MIN || pread(fd, h, sizeof h, (off_t)off) != (ssize_t)sizeof h) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is cut short (a key record at byte %llu is "
+			          "incomplete): restore it from a backup", path, (unsigned long long)off);
+			return -1;
+		}
+		len = (uint64_t)h[0] << 24 | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 8 | h[3];
+		if (len < SP_KBX_BLOB_MIN || (off == 0) != (h[4] == SP_KBX_BLOB_HEADER) ||
+		    (h[4] != SP_KBX_BLOB_EMPTY && h[4] != SP_KBX_BLOB_HEADER && h[4] != SP_KBX_BLOB_PGP &&
+		     h[4] != SP_KBX_BLOB_X509)) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is damaged (no valid key record at byte %llu): "
+			          "restore it from a backup", path, (unsigned long long)off);
+			return -1;
+		}
+		if (len > size - off) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is cut short (the key record at byte %llu needs "
+			          "%llu bytes, %llu are left): restore it from a backup", path,
+			          (unsigned long long)off, (unsigned long long)len, (unsigned long long)(size - off));
+			return -1;
+		}
+		off += len;
+	}
+	pthread_mutex_lock(&kbx_lock);
+	sp_strlcpy(kbx_whole, id, sizeof kbx_whole);
+	pthread_mutex_unlock(&kbx_lock);
+	return 0;
+}
+
+enum sp_pgp_keyring
+sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz)
+{
+	const char *home = cfg->pgp.gnupg_home;
+	unsigned char head[SP_TRUSTDB_RECORD_LEN];
+	struct stat st;
+	char *path = NULL;
+	bool has_kbx = false, has_gpg = false, has_keys = false;
+	enum sp_pgp_keyring rv = SP_PGP_KEYRING_FAULT;
+	int r;
+
+	if (stat(home, &st) < 0) {
+		if (errno == ENOENT && !cfg->pgp.gnupg_home_required) {
+			sp_seterr(why, whysz, "no OpenPGP keyring (%s)", home);
+			return SP_PGP_KEYRING_ABSENT;
+		}
+		sp_seterr(why, whysz, "OpenPGP keyring %s ([pgp] gnupg_home): %s", home, strerror(errno));
+		return SP_PGP_KEYRING_FAULT;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		sp_seterr(why, whysz, "OpenPGP keyring %s ([pgp] gnupg_home) is not a directory", home);
+		return SP_PGP_KEYRING_FAULT;
+	}
+	if (access(home, R_OK | W_OK | X_OK) < 0) {
+		sp_seterr(why, whysz, "OpenPGP keyring %s: %s (gpg must read and write there)", home, strerror(errno));
+		return SP_PGP_KEYRING_FAULT;
+	}
+
+	path = sp_xasprintf("%s/pubring.kbx", home);
+	if ((r = read_head(path, head, SP_KBX_HEADER_LEN, &st, why, whysz)) < 0)
+		goto out;
+	if (r == 0) {
+		uint32_t len = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+		has_kbx = true;
+		if (st.st_size < SP_KBX_HEADER_LEN) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is %s (%lld bytes; GnuPG never writes a keybox "
+			          "without its %d-byte header): restore it from a backup", path,
+			          st.st_size ? "cut short" : "empty", (long long)st.st_size, SP_KBX_HEADER_LEN);
+			goto out;
+		}
+		if (len < SP_KBX_HEADER_LEN || len > (uint64_t)st.st_size || head[4] != 1 || head[5] != 1 ||
+		    memcmp(head + 8, "KBXf", 4) != 0) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is not a GnuPG keybox (bad header): restore it "
+			          "from a backup", path);
+			goto out;
+		}
+		has_keys = (uint64_t)st.st_size > len;
+		{
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			struct stat st2;
+			if (fd < 0 || fstat(fd, &st2) < 0) {
+				sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+				if (fd >= 0)
+					close(fd);
+				goto out;
+			}
+			r = kbx_walk(path, fd, &st2, why, whysz);
+			close(fd);
+			if (r < 0)
+				goto out;
+		}
+	}
+	free(path);
+	path = sp_xasprintf("%s/pubring.gpg", home);
+	if (!has_kbx) {
+		/* GnuPG 1's keyring: any readable file; empty is a valid empty keyring there. */
+		if ((r = read_head(path, head, 1, &st, why, whysz)) < 0)
+			goto out;
+		has_gpg = r == 0;
+		has_keys = has_gpg && st.st_size > 0;
+	}
+	free(path);
+	path = sp_xasprintf("%s/trustdb.gpg", home);
+	if ((r = read_head(path, head, SP_TRUSTDB_RECORD_LEN, &st, why, whysz)) < 0)
+		goto out;
+	if (r == 1) {
+		if (has_keys && cfg->pgp.trust == SP_TRUST_KEYRING) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is missing, so GnuPG cannot tell which keys are "
+			          "valid ([pgp] trust = keyring): restore it from a backup (or gpg "
+			          "--import-ownertrust)", path);
+			goto out;
+		}
+	} else {
+		if (!has_kbx && !has_gpg) {
+			sp_seterr(why, whysz, "OpenPGP keyring %s: trustdb.gpg but no public keyring "
+			          "(pubring.kbx): restore it from a backup", home);
+			goto out;
+		}
+		if (st.st_size < SP_TRUSTDB_RECORD_LEN || head[0] != 1 || memcmp(head + 1, "gpg", 3) != 0) {
+			sp_seterr(why, whysz, "OpenPGP keyring: %s is %s: restore it from a backup (or gpg "
+			          "--import-ownertrust)", path, st.st_size == 0 ? "empty" : "not a GnuPG trustdb");
+			goto out;
+		}
+	}
+	rv = SP_PGP_KEYRING_OK;
+out:
+	free(path);
+	return rv;
+}
+
 /* ---- the key cache ----
  *
  * Every RCPT and every DATA would otherwise run gpg (a process start and a
@@ -336,15 +543,13 @@ keyring_signature(const char *home, char *out, size_t outsz)
 	}
 }
 
+/* norm: the address in its normal form (address.h), so that every spelling
+ * of one address shares an entry. */
 static char *
-cache_key(const struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret)
+cache_key(const struct sp_pgp *p, const char *norm, const char *only_fpr, bool secret)
 {
-	char *lower = g_ascii_strdown(addr, -1), *k;
-
-	k = sp_xasprintf("%s|%s|%s|%d|%d", p->cfg->pgp.gnupg_home, lower, only_fpr ? only_fpr : "", secret,
-	                 (int)p->cfg->pgp.trust);
-	g_free(lower);
-	return k;
+	return sp_xasprintf("%s|%s|%s|%d|%d", p->cfg->pgp.gnupg_home, norm, only_fpr ? only_fpr : "", secret,
+	                    (int)p->cfg->pgp.trust);
 }
 
 static bool
@@ -406,7 +611,7 @@ uid_rank(gpgme_user_id_t u)
  * time of its newest usable subkey for the purpose. */
 static bool
 key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sign,
-           gpgme_user_id_t *uid_out, long *when, long long *expires, char *why, size_t whysz)
+           gpgme_user_id_t *uid_out, long *when, long long *expires, bool *not_valid, char *why, size_t whysz)
 {
 	gpgme_user_id_t u, best_uid = NULL;
 	gpgme_subkey_t sk;
@@ -479,6 +684,7 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 	}
 	if (!for_sign && p->cfg->pgp.trust == SP_TRUST_KEYRING &&
 	    best_uid->validity < GPGME_VALIDITY_FULL) {
+		*not_valid = true;
 		sp_seterr(why, whysz, "key not valid in the keyring (validity %s; certify it, or "
 		          "set [pgp] trust = always)", validity_name(best_uid->validity));
 		return false;
@@ -487,58 +693,206 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 }
 
 static enum sp_pgp_lookup find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-                                        struct sp_pgp_key_info *info, char *why, size_t whysz);
+                                        const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz);
 static enum sp_pgp_lookup find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-                                      struct sp_pgp_key_info *info, char *why, size_t whysz);
+                                      const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz);
 
 static enum sp_pgp_lookup
 find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
      struct sp_pgp_key_info *info, char *why, size_t whysz)
 {
-	char sig[256], *key = cache_key(p, addr, only_fpr, secret);
-	enum sp_pgp_lookup r;
+	char sig[256], after[256], norm[SP_ADDR_MAX], bad[SP_ERRLEN], *key;
+	enum sp_pgp_lookup r = SP_PGP_ERROR;
+	int attempt;
 
-	keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
-	if (!cache_get(key, sig, &r, info, why, whysz)) {
-		r = find_uncached(p, addr, only_fpr, secret, info, why, whysz);
+	memset(info, 0, sizeof *info);
+	/* The policy refuses such an address before any lookup; here it can
+	 * only be a sender's, which then has no key. */
+	if (sp_addr_normalize(addr, norm, sizeof norm, bad, sizeof bad) < 0) {
+		sp_seterr(why, whysz, "<%s>: %s", addr, bad);
+		return SP_PGP_NONE;
+	}
+	key = cache_key(p, norm, only_fpr, secret);
+	for (attempt = 0; attempt < 2; attempt++) {
+		keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
+		/* An unusable keyring is an error, never "no key" (see above). */
+		switch (sp_pgp_keyring_check(p->cfg, why, whysz)) {
+		case SP_PGP_KEYRING_OK:
+			break;
+		case SP_PGP_KEYRING_ABSENT:
+			r = SP_PGP_NONE;
+			goto out;
+		case SP_PGP_KEYRING_FAULT:
+		default:
+			r = SP_PGP_ERROR;
+			goto out;
+		}
+		if (cache_get(key, sig, &r, info, why, whysz))
+			goto out;
+		r = find_uncached(p, norm, only_fpr, secret, sig, info, why, whysz);
+		/* "No key" is a fact only about the keyring that was checked: if it
+		 * changed under the lookup (a trustdb.gpg removed, and gpg made a
+		 * new one...), ask again; twice is a failure. */
+		keyring_signature(p->cfg->pgp.gnupg_home, after, sizeof after);
+		if (r == SP_PGP_NONE && strcmp(sig, after) != 0) {
+			r = SP_PGP_ERROR;
+			sp_seterr(why, whysz, "OpenPGP keyring %s changed during the key lookup", p->cfg->pgp.gnupg_home);
+			continue;
+		}
 		if (r != SP_PGP_ERROR)
 			cache_put(key, sig, r, info, r == SP_PGP_FOUND ? "" : why);
+		break;
 	}
+out:
 	free(key);
 	return r;
 }
 
 static enum sp_pgp_lookup
 find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-              struct sp_pgp_key_info *info, char *why, size_t whysz)
+              const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz)
 {
 	enum sp_pgp_lookup r;
 
 	if (ensure_ctx(p, why, whysz) < 0)
 		return SP_PGP_ERROR;
 	pthread_mutex_lock(&gpg_lock);
-	r = find_locked(p, addr, only_fpr, secret, info, why, whysz);
+	r = find_locked(p, addr, only_fpr, secret, sig, info, why, whysz);
 	pthread_mutex_unlock(&gpg_lock);
 	return r;
 }
 
+/* ---- does GnuPG read the whole keyring? ----
+ *
+ * A lookup by address reads only what it needs: a keybox cut short after the
+ * key, or a damaged trustdb.gpg, can still answer "no such key" for another
+ * address.  So, once per keyring state (its signature, as for the key cache),
+ * every key is listed with its validity: any error, or a truncated listing,
+ * makes the keyring unusable for every recipient until it is repaired.
+ * Failures are not remembered: the next lookup tries again.
+ *
+ * The same listing tells whether any key is ultimately trusted.  Under trust
+ * = keyring a key is valid only through a chain that starts at one (your own,
+ * normally); a trustdb without one (gpg made a new one after trustdb.gpg was
+ * lost, or it was replaced) makes every key "not valid": a broken keyring,
+ * not a fact about a recipient. */
+
+static char proven_sig[256];
+static bool proven, proven_anchor;
+static size_t proven_keys;
+
+/* 0 with *anchor (and *n_keys when not NULL), or -1 with why.  Called with
+ * gpg_lock held. */
+static int
+keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_keys, char *why, size_t whysz)
+{
+	size_t n = 0;
+	gpgme_keylist_result_t res;
+	gpgme_key_t k;
+	gpgme_error_t e;
+	bool known = false;
+
+	*anchor = false;
+	pthread_mutex_lock(&cache_lock);
+	if (proven && strcmp(proven_sig, sig) == 0) {
+		known = true;
+		*anchor = proven_anchor;
+		n = proven_keys;
+	}
+	pthread_mutex_unlock(&cache_lock);
+	if (known) {
+		if (n_keys)
+			*n_keys = n;
+		return 0;
+	}
+	status_reset(p);
+	if ((e = gpgme_op_keylist_start(p->ctx, NULL, 0)) != 0) {
+		sp_seterr(why, whysz, "OpenPGP keyring %s: GnuPG cannot list it: %s", p->cfg->pgp.gnupg_home,
+		          gpgme_strerror(e));
+		return -1;
+	}
+	while ((e = gpgme_op_keylist_next(p->ctx, &k)) == 0) {
+		if (k->owner_trust == GPGME_VALIDITY_ULTIMATE)
+			*anchor = true;
+		n++;
+		gpgme_key_unref(k);
+	}
+	res = gpgme_op_keylist_result(p->ctx);
+	gpgme_op_keylist_end(p->ctx);
+	if (gpg_err_code(e) != GPG_ERR_EOF || p->st_error || (res && res->truncated)) {
+		sp_seterr(why, whysz, "OpenPGP keyring %s cannot be read in full (damaged pubring.kbx or "
+		          "trustdb.gpg?): %s", p->cfg->pgp.gnupg_home,
+		          gpg_err_code(e) != GPG_ERR_EOF ? gpgme_strerror(e) :
+		          p->st_what[0] ? p->st_what : "the key listing was cut short");
+		return -1;
+	}
+	pthread_mutex_lock(&cache_lock);
+	sp_strlcpy(proven_sig, sig, sizeof proven_sig);
+	proven_anchor = *anchor;
+	proven_keys = n;
+	proven = true;
+	pthread_mutex_unlock(&cache_lock);
+	if (n_keys)
+		*n_keys = n;
+	return 0;
+}
+
+enum sp_pgp_keyring
+sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz)
+{
+	enum sp_pgp_keyring k = sp_pgp_keyring_check(p->cfg, why, whysz);
+	char sig[256];
+	bool anchor;
+	int r;
+
+	*n_keys = 0;
+	if (k != SP_PGP_KEYRING_OK)
+		return k;
+	if (ensure_ctx(p, why, whysz) < 0)
+		return SP_PGP_KEYRING_FAULT;
+	keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
+	pthread_mutex_lock(&gpg_lock);
+	r = keyring_prove_locked(p, sig, &anchor, n_keys, why, whysz);
+	pthread_mutex_unlock(&gpg_lock);
+	if (r < 0)
+		return SP_PGP_KEYRING_FAULT;
+	if (!anchor && *n_keys && p->cfg->pgp.trust == SP_TRUST_KEYRING)
+		sp_seterr(why, whysz, "no key is ultimately trusted: under [pgp] trust = keyring no key can be "
+		          "valid (certify keys with a key of your own)");
+	else
+		why[0] = '\0';
+	return SP_PGP_KEYRING_OK;
+}
+
 static enum sp_pgp_lookup
 find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-            struct sp_pgp_key_info *info, char *why, size_t whysz)
+            const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz)
 {
 	gpgme_key_t k, best = NULL;
 	gpgme_user_id_t best_uid = NULL;
 	gpgme_error_t e;
-	char pattern[300], first_reason[300] = "";
+	char pattern[SP_ADDR_MAX + 4], first_reason[300] = "";
 	long best_when = -1;
 	long long best_expires = 0;
 
 	unsigned listed = 0;
+	bool not_valid = false, anchor;
+	gpgme_keylist_result_t res;
 
 	memset(info, 0, sizeof *info);
+	if (keyring_prove_locked(p, sig, &anchor, NULL, why, whysz) < 0)
+		return SP_PGP_ERROR;
 	status_reset(p);
-	/* "<addr>": GnuPG's exact mailbox match; checked again below. */
-	snprintf(pattern, sizeof pattern, "<%s>", addr);
+	if (sp_addr_is_idn(addr)) {
+		/* A user ID may spell the domain as U-labels or A-labels, and GnuPG
+		 * compares bytes: ask for every user ID with this local part
+		 * ("*": substring), and compare the normal forms below. */
+		const char *at = strrchr(addr, '@');
+		snprintf(pattern, sizeof pattern, "*%.*s@", (int)(at - addr), addr);
+	} else {
+		/* "<addr>": GnuPG's exact mailbox match; checked again below. */
+		snprintf(pattern, sizeof pattern, "<%s>", addr);
+	}
 	e = gpgme_op_keylist_start(p->ctx, only_fpr ? only_fpr : pattern, secret);
 	if (e) {
 		sp_seterr(why, whysz, "GnuPG key listing failed: %s", gpgme_strerror(e));
@@ -551,7 +905,7 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 		char bad[200];
 
 		listed++;
-		if (!key_usable(p, k, addr, secret, &uid, &when, &expires, bad, sizeof bad)) {
+		if (!key_usable(p, k, addr, secret, &uid, &when, &expires, &not_valid, bad, sizeof bad)) {
 			if (uid && first_reason[0] == '\0')
 				snprintf(first_reason, sizeof first_reason, "OpenPGP key %s: %s", k->fpr, bad);
 			gpgme_key_unref(k);
@@ -568,10 +922,12 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 			gpgme_key_unref(k);
 		}
 	}
-	if (gpg_err_code(e) != GPG_ERR_EOF) {
+	res = gpgme_op_keylist_result(p->ctx);
+	if (gpg_err_code(e) != GPG_ERR_EOF || (res && res->truncated)) {
 		if (best)
 			gpgme_key_unref(best);
-		sp_seterr(why, whysz, "GnuPG key listing failed: %s", gpgme_strerror(e));
+		sp_seterr(why, whysz, "GnuPG key listing failed: %s",
+		          gpg_err_code(e) != GPG_ERR_EOF ? gpgme_strerror(e) : "the listing was cut short");
 		gpgme_op_keylist_end(p->ctx);
 		return SP_PGP_ERROR;
 	}
@@ -582,6 +938,12 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 		if (p->st_error || (listed == 0 && !p->st_not_found)) {
 			sp_seterr(why, whysz, "GnuPG key lookup failed: %s",
 			          p->st_what[0] ? p->st_what : "gpg ended without an answer");
+			return SP_PGP_ERROR;
+		}
+		if (not_valid && !anchor) {
+			sp_seterr(why, whysz, "OpenPGP keyring %s: no key in it is ultimately trusted, so no key "
+			          "can be valid ([pgp] trust = keyring); was trustdb.gpg lost or replaced?  "
+			          "Restore it (or gpg --import-ownertrust)", p->cfg->pgp.gnupg_home);
 			return SP_PGP_ERROR;
 		}
 		if (first_reason[0])

@@ -48,6 +48,24 @@ struct sp_pgp_key_info {
 	char validity[16];     /* "ultimate", "full", ... */
 };
 
+enum sp_pgp_keyring {
+	SP_PGP_KEYRING_OK,
+	SP_PGP_KEYRING_ABSENT,   /* the fallback ~/.gnupg does not exist: no keys */
+	SP_PGP_KEYRING_FAULT,    /* unusable: why says what; never "no key" */
+};
+
+/* Before gpg runs: is [pgp] gnupg_home a keyring GnuPG can answer from?  A
+ * missing directory that was named (config or GNUPGHOME), an unreadable,
+ * empty or damaged pubring.kbx, a missing or damaged trustdb.gpg beside keys
+ * under trust = keyring are faults.  Cheap: stat() and two short reads. */
+enum sp_pgp_keyring sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz);
+
+/* The same, and then every key listed once by gpg (as lookups do, once per
+ * keyring state): errors anywhere in the keyring show.  *n_keys: how many
+ * keys gpg listed.  On OK, why holds a warning ("" if none): keys, but none
+ * ultimately trusted, under trust = keyring. */
+enum sp_pgp_keyring sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz);
+
 /* The best usable public key for addr (the newest usable encryption subkey
  * wins among several). */
 enum sp_pgp_lookup sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,

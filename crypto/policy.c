@@ -1,6 +1,7 @@
 /* policy.c - the per-recipient decision (see policy.h). */
 #include "policy.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,8 +42,10 @@ int
 sp_policy_load_sodium(const struct sp_config *cfg, struct sp_sodium_recipients **out, char *err, size_t errsz)
 {
 	*out = NULL;
-	/* The default file is optional; one named in the config must exist. */
-	if (!cfg->sodium.recipients_explicit && access(cfg->sodium.recipients, F_OK) != 0)
+	/* The default file is optional; one named in the config must exist.
+	 * Only "no such file" is absence: any other failure (a directory that
+	 * cannot be searched...) is an error, never "no sodium keys". */
+	if (!cfg->sodium.recipients_explicit && access(cfg->sodium.recipients, F_OK) != 0 && errno == ENOENT)
 		return 0;
 	return sp_sodium_recipients_load(cfg->sodium.recipients, out, err, errsz);
 }
@@ -77,16 +80,19 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 {
 	const struct sp_config *cfg = p->cfg;
 	struct sp_pgp_key_info info;
-	char pgp_why[SP_ERRLEN], err[SP_ERRLEN];
+	char pgp_why[SP_ERRLEN], err[SP_ERRLEN], norm[SP_ADDR_MAX];
 	struct sp_pgp *pgp;
 
 	memset(d, 0, sizeof *d);
-	/* 1. OpenPGP.  A GnuPG failure is not "no key": never downgrade on it.
-	 * No keyring directory at all is a fact, though: no keys. */
-	if (access(cfg->pgp.gnupg_home, F_OK) != 0) {
-		sp_seterr(pgp_why, sizeof pgp_why, "no OpenPGP keyring (%s)", cfg->pgp.gnupg_home);
-		goto sodium;
+	/* 0. One normal form for every lookup (address.h): a domain that is no
+	 * valid IDN cannot be looked up, and is never compared as bytes. */
+	if (sp_addr_normalize(addr, norm, sizeof norm, err, sizeof err) < 0) {
+		sp_seterr(d->reason, sizeof d->reason, "%s", err);
+		return SP_POLICY_REFUSE;
 	}
+	/* 1. OpenPGP.  A GnuPG failure or an unusable keyring is not "no key":
+	 * never downgrade on it (pgp.c).  Only the fallback ~/.gnupg that does
+	 * not exist means no keys. */
 	pgp = sp_policy_pgp(p, err, sizeof err);
 	if (pgp == NULL) {
 		sp_seterr(d->reason, sizeof d->reason, "cannot look up OpenPGP keys: %s", err);
@@ -105,7 +111,6 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 		break;
 	}
 	/* 2. A registered sodium key. */
-sodium:
 	{
 		const struct sp_sodium_recipients *r = sp_policy_sodium(p, err, sizeof err);
 		const unsigned char *pk;
@@ -113,7 +118,7 @@ sodium:
 			sp_seterr(d->reason, sizeof d->reason, "%s", err);
 			return SP_POLICY_TEMPFAIL;
 		}
-		if (r && (pk = sp_sodium_recipients_lookup(r, addr)) != NULL) {
+		if (r && (pk = sp_sodium_recipients_lookup(r, norm)) != NULL) {
 			d->form = SP_FORM_SODIUM;
 			sp_sodium_format_public(pk, d->detail);
 			return SP_POLICY_OK;

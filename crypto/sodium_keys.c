@@ -319,7 +319,7 @@ struct rcpt {
 };
 
 struct sp_sodium_recipients {
-	GHashTable *by_addr; /* lowercased address -> struct rcpt */
+	GHashTable *by_addr; /* address in its normal form (address.h) -> struct rcpt */
 };
 
 /* A bare addr-spec as it appears in RCPT TO: local@domain, no brackets,
@@ -429,7 +429,19 @@ sp_sodium_recipients_parse(const char *name, const char *text, size_t len,
 			sp_seterr(err, errsz, "%s:%u: bad public key for '%s': %s", name, it.lineno, shown, why);
 			goto out;
 		}
-		lower = g_ascii_strdown(addr, (gssize)alen);
+		{
+			/* The key is the normal form (address.h): zoë@exämple.net
+			 * and zoë@xn--exmple-cua.net are one recipient. */
+			char *given = g_strndup(addr, alen), norm[SP_ADDR_MAX];
+			int bad = sp_addr_normalize(given, norm, sizeof norm, why, sizeof why);
+			g_free(given);
+			if (bad < 0) {
+				g_free(rc);
+				sp_seterr(err, errsz, "%s:%u: '%s': %s", name, it.lineno, shown, why);
+				goto out;
+			}
+			lower = g_strdup(norm);
+		}
 		prev = g_hash_table_lookup(r->by_addr, lower);
 		if (prev != NULL) {
 			sp_seterr(err, errsz, "%s:%u: '%s' is listed twice (first on line %u)", name, it.lineno,
@@ -466,13 +478,13 @@ const unsigned char *
 sp_sodium_recipients_lookup(const struct sp_sodium_recipients *r, const char *addr)
 {
 	struct rcpt *rc;
-	char *lower;
+	char norm[SP_ADDR_MAX], why[SP_ERRLEN];
 
 	if (r == NULL || addr == NULL)
 		return NULL;
-	lower = g_ascii_strdown(addr, -1);
-	rc = g_hash_table_lookup(r->by_addr, lower);
-	g_free(lower);
+	if (sp_addr_normalize(addr, norm, sizeof norm, why, sizeof why) < 0)
+		return NULL;
+	rc = g_hash_table_lookup(r->by_addr, norm);
 	return rc ? rc->pk : NULL;
 }
 

@@ -61,8 +61,9 @@ int sp_sodium_recipients_load(const char *path, struct sp_sodium_recipients **ou
 /* Same from memory; name is the FILE of the "FILE:LINE: reason" errors. */
 int sp_sodium_recipients_parse(const char *name, const char *text, size_t len,
                                struct sp_sodium_recipients **out, char *err, size_t errsz);
-/* The public key registered for addr (whole address, ASCII case-insensitive,
- * never a substring), or NULL.  Valid until sp_sodium_recipients_free(). */
+/* The public key registered for addr (whole address, compared in its normal
+ * form: ASCII case ignored, the domain as IDNA A-labels, see address.h; never
+ * a substring), or NULL.  Valid until sp_sodium_recipients_free(). */
 const unsigned char *sp_sodium_recipients_lookup(const struct sp_sodium_recipients *r, const char *addr);
 size_t sp_sodium_recipients_count(const struct sp_sodium_recipients *r);
 void sp_sodium_recipients_free(struct sp_sodium_recipients *r);

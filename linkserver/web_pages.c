@@ -150,6 +150,10 @@ web_page_form(struct sp_buf *b, const char *action, enum web_form_note note, int
 		P(" seconds, then try again.</p>");
 		break;
 	}
+	case WEB_FORM_BUSY:
+		P("<p class=\"err\" role=\"alert\">Another attempt to open this message is under "
+		  "way. Try again in a moment.</p>");
+		break;
 	case WEB_FORM_PLAIN:
 		break;
 	}
@@ -178,7 +182,8 @@ web_page_gone(struct sp_buf *b, enum web_gone why)
 		  "destroyed.</p><p>Ask the sender to send it again.</p>");
 		break;
 	case WEB_GONE_DOWNLOAD:
-		P("<p>This download has expired. Open the link from the e-mail again to download "
+		P("<p>This download is no longer available: it has expired, or the message was "
+		  "revoked or deleted. Open the link from the e-mail again to download "
 		  "the attachment (if the message can still be viewed).</p>");
 		break;
 	case WEB_GONE_LINK:
@@ -232,9 +237,10 @@ header_row(struct sp_buf *b, const char *name, const char *value)
 
 /* Defense in depth for the HTML part: the iframe document inherits the page's
  * CSP (srcdoc), and this meta policy applies on top of it in any browser that
- * would not inherit: nothing remote, no scripts, only inline data. */
+ * would not inherit: nothing remote, no scripts, no styles (the sanitiser
+ * drops them), no forms, no <base>; images only as data: URLs. */
 #define HTML_PART_META "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; " \
-                       "img-src data:; style-src 'unsafe-inline'\">"
+                       "img-src data:; form-action 'none'; base-uri 'none'\">"
 
 int
 web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,
@@ -252,10 +258,13 @@ web_page_message(struct sp_buf *b, const char *action, const struct web_message 
 	rv |= header_row(b, "Date", m->date);
 	P("</dl></div>\n<div class=\"card\">");
 	if (m->html) {
-		/* sandbox="" allows nothing: no scripts, no same origin, no forms, no
-		 * popups, no top navigation.  The content goes in srcdoc, escaped. */
-		P("<iframe sandbox=\"\" referrerpolicy=\"no-referrer\" loading=\"eager\" "
-		  "title=\"HTML version of the message\" srcdoc=\"");
+		/* The sandbox allows only popups, for the sanitiser's target="_blank"
+		 * rel="noopener noreferrer" links, and lets them escape it (so the
+		 * linked site works normally in its own tab): no scripts, no same
+		 * origin, no forms, no top navigation.  m->html is sanitised
+		 * (crypto/html_sanitize.h); it goes in srcdoc, escaped. */
+		P("<iframe sandbox=\"" WEB_MESSAGE_SANDBOX "\" referrerpolicy=\"no-referrer\" "
+		  "loading=\"eager\" title=\"HTML version of the message\" srcdoc=\"");
 		E(HTML_PART_META);
 		E(m->html);
 		P("\"></iframe>");
@@ -264,13 +273,19 @@ web_page_message(struct sp_buf *b, const char *action, const struct web_message 
 			E(m->text);
 			P("</pre></details>");
 		}
-		P("<p class=\"muted\">Remote images and scripts in this message are blocked.</p>");
-	} else if (m->text) {
-		P("<pre class=\"body\">");
-		E(m->text);
-		P("</pre>");
+		P("<p class=\"muted\">Remote images and scripts in this message are blocked. "
+		  "Links open in a new tab.</p>");
 	} else {
-		P("<p class=\"muted\">(This message has no text.)</p>");
+		if (m->html_refused)
+			P("<p class=\"muted\">The HTML version of this message is too large or too "
+			  "complex to show safely.</p>");
+		if (m->text) {
+			P("<pre class=\"body\">");
+			E(m->text);
+			P("</pre>");
+		} else {
+			P("<p class=\"muted\">(This message has no text.)</p>");
+		}
 	}
 	P("</div>\n");
 	if (m->n_att > 0) {

@@ -23,7 +23,8 @@ enum web_form_note {
 	WEB_FORM_PLAIN,      /* first visit */
 	WEB_FORM_EMPTY,      /* submitted without a password */
 	WEB_FORM_WRONG,      /* wrong password (or wrong link: indistinguishable) */
-	WEB_FORM_WAIT,       /* too many wrong passwords from this network */
+	WEB_FORM_WAIT,       /* this client, which failed before, sent several attempts at once */
+	WEB_FORM_BUSY,       /* the link's remaining attempts are all under way */
 };
 
 /* The password form; POSTs to `action` (the link's own path). */
@@ -38,6 +39,11 @@ int web_page_gone(struct sp_buf *b, enum web_gone why);
 
 /* A short page for errors and other answers: title and one paragraph. */
 int web_page_notice(struct sp_buf *b, const char *title, const char *text);
+
+/* The sandbox of the frame that shows a message's HTML part: popups only (the
+ * sanitised links open in a new tab, outside the sandbox).  Never
+ * allow-scripts, never allow-same-origin: together they would undo it. */
+#define WEB_MESSAGE_SANDBOX "allow-popups allow-popups-to-escape-sandbox"
 
 /* The decrypted message.  cap: the download capability (attachments post it
  * back to `action` with the part number).  views / max_views: after this view. */

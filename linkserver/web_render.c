@@ -7,6 +7,7 @@
 #include <gmime/gmime.h>
 #include <sodium.h>
 
+#include "html_sanitize.h"
 #include "mime_message.h"
 
 static void
@@ -164,10 +165,88 @@ add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int in
 struct walk {
 	struct web_message *m;
 	int parts;
+	/* Image parts with a Content-ID inside a multipart/related: what cid:
+	 * URLs of the HTML body may name.  The message outlives the walk's use. */
+	GMimeObject *images[WEB_RENDER_MAX_INLINE_IMAGES];
+	size_t n_images;
+	size_t inlined;      /* decoded bytes inlined so far */
+	bool flowed, delsp;  /* the text body is format=flowed (RFC 3676) */
 };
 
+static bool
+param_is(GMimeContentType *ct, const char *name, const char *value)
+{
+	const char *v = g_mime_content_type_get_parameter(ct, name);
+
+	return v != NULL && g_ascii_strcasecmp(v, value) == 0;
+}
+
 static void
-walk(struct walk *w, GMimeObject *obj, int depth)
+note_inline_image(struct walk *w, GMimeObject *obj)
+{
+	GMimeContentType *ct = g_mime_object_get_content_type(obj);
+
+	if (ct == NULL || !g_mime_content_type_is_type(ct, "image", "*") ||
+	    g_mime_object_get_content_id(obj) == NULL ||
+	    w->n_images >= WEB_RENDER_MAX_INLINE_IMAGES)
+		return;
+	w->images[w->n_images++] = obj;
+}
+
+/* The image type of data[0..len) by its magic number: only the raster types a
+ * browser decodes without running anything.  Never SVG, whatever is declared. */
+static const char *
+image_type(const unsigned char *d, size_t len)
+{
+	if (len >= 8 && memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+		return "png";
+	if (len >= 6 && (memcmp(d, "GIF87a", 6) == 0 || memcmp(d, "GIF89a", 6) == 0))
+		return "gif";
+	if (len >= 3 && d[0] == 0xff && d[1] == 0xd8 && d[2] == 0xff)
+		return "jpeg";
+	if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WEBP", 4) == 0)
+		return "webp";
+	return NULL;
+}
+
+/* sp_html_cid_fn: "cid:ID" (RFC 2392: ID percent-encoded) -> data: URL. */
+static char *
+resolve_cid(const char *cid, void *arg)
+{
+	struct walk *w = arg;
+	char *id = g_uri_unescape_string(cid, NULL), *url = NULL;
+	unsigned char *data = NULL;
+	const char *type;
+	size_t i, len = 0, b64len, off;
+
+	if (id == NULL)
+		return NULL;
+	for (i = 0; i < w->n_images; i++) {
+		const char *have = g_mime_object_get_content_id(w->images[i]);
+		if (have != NULL && strcmp(have, id) == 0)
+			break;
+	}
+	if (i == w->n_images || part_bytes(w->images[i], &data, &len) < 0)
+		goto out;
+	if (len > WEB_RENDER_MAX_INLINE_IMAGE_BYTES || len > WEB_RENDER_MAX_INLINE_TOTAL - w->inlined ||
+	    (type = image_type(data, len)) == NULL)
+		goto out;
+	w->inlined += len;
+	b64len = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+	url = sp_xmalloc(sizeof "data:image/jpeg;base64," + b64len);
+	off = (size_t)sprintf(url, "data:image/%s;base64,", type);
+	sodium_bin2base64(url + off, b64len, data, len, sodium_base64_VARIANT_ORIGINAL);
+out:
+	if (data != NULL) {
+		sodium_memzero(data, len);
+		free(data);
+	}
+	g_free(id);
+	return url;
+}
+
+static void
+walk(struct walk *w, GMimeObject *obj, int depth, bool in_related)
 {
 	struct web_message *m = w->m;
 
@@ -179,9 +258,11 @@ walk(struct walk *w, GMimeObject *obj, int depth)
 	}
 	if (GMIME_IS_MULTIPART(obj)) {
 		GMimeMultipart *mp = GMIME_MULTIPART(obj);
+		GMimeContentType *ct = g_mime_object_get_content_type(obj);
 		int i, n = g_mime_multipart_get_count(mp);
+		bool related = in_related || (ct && g_mime_content_type_is_type(ct, "multipart", "related"));
 		for (i = 0; i < n; i++)
-			walk(w, g_mime_multipart_get_part(mp, i), depth + 1);
+			walk(w, g_mime_multipart_get_part(mp, i), depth + 1, related);
 		return;
 	}
 	if (GMIME_IS_MESSAGE_PART(obj)) {
@@ -200,10 +281,14 @@ walk(struct walk *w, GMimeObject *obj, int depth)
 		bool attachment = (d != NULL && g_mime_content_disposition_is_attachment(d)) ||
 		                  (name != NULL && *name != '\0');
 
+		if (in_related)
+			note_inline_image(w, obj);
 		if (!attachment && GMIME_IS_TEXT_PART(obj)) {
 			GMimeContentType *ct = g_mime_object_get_content_type(obj);
 			if (m->text == NULL && g_mime_content_type_is_type(ct, "text", "plain")) {
 				m->text = part_text(GMIME_TEXT_PART(obj));
+				w->flowed = param_is(ct, "format", "flowed");
+				w->delsp = param_is(ct, "delsp", "yes");
 				return;
 			}
 			if (m->html == NULL && g_mime_content_type_is_type(ct, "text", "html")) {
@@ -241,7 +326,24 @@ web_render_parse(const void *data, size_t len, struct web_message *out, char *er
 	out->subject = utf8_dup(g_mime_message_get_subject(msg));
 	if ((date = g_mime_message_get_date(msg)) != NULL)
 		out->date = to_malloc(g_date_time_format(date, "%a, %-d %b %Y %H:%M %z"));
-	walk(&w, g_mime_message_get_mime_part(msg), 0);
+	walk(&w, g_mime_message_get_mime_part(msg), 0, false);
+	if (out->text != NULL && w.flowed) {
+		char *flowed = web_render_flowed(out->text, w.delsp);
+		wipe_free(out->text);
+		out->text = flowed;
+	}
+	if (out->html != NULL) {
+		/* Only the sanitised HTML is ever kept: on failure there is none. */
+		char *safe = NULL, herr[256];
+		size_t safelen;
+		if (sp_html_sanitize(out->html, strlen(out->html), resolve_cid, &w, &safe, &safelen,
+		                     herr, sizeof herr) < 0) {
+			out->html_refused = true;
+			safe = NULL;
+		}
+		wipe_free(out->html);
+		out->html = safe;
+	}
 	rv = 0;
 out:
 	if (msg)
@@ -258,4 +360,82 @@ out:
 	if (rv < 0)
 		web_message_free(out);
 	return rv;
+}
+
+/* One physical line of flowed text: quote depth, content after the quote
+ * marks and the stuffed space, and whether it ends in a soft break. */
+struct flowed_line {
+	size_t depth;
+	const char *text;
+	size_t len;
+	bool soft;
+};
+
+static void
+flowed_parse(const char *p, size_t len, bool delsp, struct flowed_line *l)
+{
+	l->depth = 0;
+	while (len > 0 && *p == '>') {
+		l->depth++;
+		p++;
+		len--;
+	}
+	if (len > 0 && *p == ' ') {    /* space-stuffing (RFC 3676 4.4) */
+		p++;
+		len--;
+	}
+	l->text = p;
+	l->len = len;
+	/* The signature separator "-- " is never flowed (4.3). */
+	l->soft = len > 0 && p[len - 1] == ' ' && !(len == 3 && memcmp(p, "-- ", 3) == 0);
+	if (l->soft && delsp)
+		l->len--;
+}
+
+char *
+web_render_flowed(const char *text, bool delsp)
+{
+	struct sp_buf b;
+	const char *p = text, *end = text + strlen(text);
+	bool open = false;    /* a paragraph is open (the last line was soft) */
+	size_t open_depth = 0, i;
+
+	sp_buf_init(&b, 0);
+	while (p < end) {
+		const char *nl = memchr(p, '\n', (size_t)(end - p));
+		size_t len = nl ? (size_t)(nl - p) : (size_t)(end - p);
+		struct flowed_line l;
+
+		if (len > 0 && p[len - 1] == '\r')
+			len--;
+		flowed_parse(p, len, delsp, &l);
+		/* A soft break followed by another quote depth is a hard one (4.5), and
+		 * the signature separator always starts a line of its own (4.3). */
+		if (open && (l.depth != open_depth || (l.len == 3 && memcmp(l.text, "-- ", 3) == 0))) {
+			sp_buf_puts(&b, "\n");
+			open = false;
+		}
+		if (!open && l.depth > 0) {
+			for (i = 0; i < l.depth; i++)
+				sp_buf_puts(&b, ">");
+			sp_buf_puts(&b, " ");
+		}
+		sp_buf_append(&b, l.text, l.len);
+		if (l.soft) {
+			open = true;
+			open_depth = l.depth;
+		} else {
+			sp_buf_puts(&b, "\n");
+			open = false;
+		}
+		p = nl ? nl + 1 : end;
+	}
+	if (open)
+		sp_buf_puts(&b, "\n");
+	/* The input's final line end is not a line of its own. */
+	if (b.len > 0 && (end == text || end[-1] != '\n'))
+		b.len--, b.data[b.len] = '\0';
+	if (b.data == NULL)
+		return sp_xstrdup("");
+	return sp_buf_steal(&b, NULL);
 }

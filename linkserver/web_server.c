@@ -114,6 +114,7 @@ struct web_server {
 	char *csp_page, *csp_message;
 	sem_t kdf_slots;
 	struct web_tarpit *tarpit;
+	struct sp_net_list trusted_proxies; /* whose forwarding headers are believed */
 	struct web_sessions *sessions;
 	char *tls_cert, *tls_key;
 	size_t tls_key_len;
@@ -428,7 +429,7 @@ respond_form(struct web_server *ws, struct web_req *r, unsigned status, enum web
 
 	sp_buf_init(&b, 0);
 	web_page_form(&b, r->url, note, wait_s);
-	if (note == WEB_FORM_WAIT) {
+	if (wait_ms > 0) {
 		snprintf(retry, sizeof retry, "%" PRId64, wait_s);
 		return respond(ws, r, status, CSP_PAGE, HTML, &b, "Retry-After", retry, NULL, NULL);
 	}
@@ -439,14 +440,36 @@ static enum MHD_Result
 download(struct web_server *ws, struct web_req *r, const char *id)
 {
 	char ascii[128], err[SP_ERRLEN];
+	struct link_store_link l;
 	struct web_attachment a;
 	struct sp_buf body, disp;
+	enum link_store_rc rc;
 	enum MHD_Result ret;
+	bool last_view = false;
 	uint64_t part;
 
 	if (sp_parse_uint(r->part, 0, WEB_RENDER_MAX_PARTS, &part, err, sizeof err) < 0 ||
-	    web_sessions_get(ws->sessions, r->dl, id, (size_t)part, sp_now_ms(), &a) < 0)
+	    web_sessions_get(ws->sessions, r->dl, id, (size_t)part, sp_now_ms(), &a, &last_view) < 0)
 		return respond_gone(ws, r, WEB_GONE_DOWNLOAD);
+	/* A capability lives no longer than its link.  The store is asked every
+	 * time: `sealpost revoke` is another process and tells nobody, and expiry,
+	 * a sibling's revoke or another viewer's destruction happen there too.  The
+	 * view that used the link up deleted it itself; its capability stands alone
+	 * (web_session.h). */
+	if (!last_view) {
+		rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
+		link_store_link_clear(&l);
+		if (rc != LINK_STORE_OK) {
+			web_attachment_clear(&a);
+			if (rc == LINK_STORE_ERROR) {
+				sp_log_error("viewer: %s", err);
+				return respond_unavailable(ws, r);
+			}
+			if (web_sessions_drop_link(ws->sessions, id) > 0)
+				sp_log_info("viewer: link %s is gone: its downloads end", id);
+			return respond_gone(ws, r, WEB_GONE_DOWNLOAD);
+		}
+	}
 	/* Always a download, never rendered: an HTML or SVG attachment served
 	 * inline from this origin would be a script on the viewer's own site. */
 	web_ascii_filename(a.filename, "attachment", ascii, sizeof ascii);
@@ -474,27 +497,50 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	enum MHD_Result ret;
 	uint64_t views = 0;
 	int64_t wait;
-	bool destroyed = false;
-	int ok;
+	bool destroyed = false, last;
+	int ok, others = -1;
 
 	sp_buf_init(&ct, WEB_MESSAGE_MAX + 65536);
 	sp_buf_init(&plain, WEB_MESSAGE_MAX);
 	sp_buf_init(&page, 0);
-	/* Slow down a client that got passwords wrong, across all links. */
+	if (r->password.len == 0) {
+		ret = respond_form(ws, r, MHD_HTTP_OK, WEB_FORM_EMPTY, 0);
+		goto out;
+	}
+	/* Slow down a client that got passwords wrong, across all links.  Every
+	 * attempt waits its turn, the right password too (the server cannot tell
+	 * it before trying), and none is refused for earlier failures: the answer
+	 * comes only after the wait, so waiting is what a guesser pays.  Refused
+	 * (429) only: several attempts at once from a client that failed before. */
 	wait = web_tarpit_enter(ws->tarpit, r->client, sp_now_ms());
 	if (wait < 0) {
+		sp_log_info("viewer: link %s: several attempts at once from one client that failed "
+		            "before: refused for %" PRId64 " ms", id, -wait);
+		sp_log_debug("viewer: link %s: refused client %s", id, r->client);
 		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_WAIT, -wait);
 		goto out;
 	}
-	if (wait > 0)
+	if (wait > 0) {
+		sp_log_debug("viewer: link %s: attempt from %s held %" PRId64 " ms", id, r->client,
+		             wait);
 		sleep_ms(wait);
-	if (r->password.len == 0) {
-		ret = respond_form(ws, r, MHD_HTTP_OK, WEB_FORM_EMPTY, 0);
+	}
+	/* Attempts under way on this link count as failures until they are known:
+	 * taken before the link's count is read, so that parallel wrong guesses can
+	 * never overshoot max_failed (each would otherwise see the same count). */
+	others = web_tarpit_attempt_begin(ws->tarpit, id);
+	if (others < 0) {
+		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_BUSY, 1000);
 		goto out;
 	}
 	rc = link_store_get(ws->store, id, now_s(), &l, err, sizeof err);
 	if (rc != LINK_STORE_OK) {
 		ret = respond_store_miss(ws, r, rc, err);
+		goto out;
+	}
+	if (l.failed + (uint64_t)others >= l.max_failed) {
+		sp_log_info("viewer: link %s: every attempt it has left is under way", id);
+		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_BUSY, 1000);
 		goto out;
 	}
 	/* The expensive step (Argon2id), bounded in parallel. */
@@ -504,27 +550,35 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	sem_post(&ws->kdf_slots);
 	if (ok < 0) {
 		/* Wrong password and wrong link secret are one case: same page, same work. */
-		web_tarpit_failed(ws->tarpit, r->client, sp_now_ms());
+		wait = web_tarpit_failed(ws->tarpit, r->client, id, sp_now_ms());
 		rc = link_store_fail(ws->store, id, now_s(), &destroyed, err, sizeof err);
 		if (rc == LINK_STORE_ERROR) {
 			sp_log_error("viewer: %s", err);
 			ret = respond_unavailable(ws, r);
 		} else if (destroyed) {
+			web_sessions_drop_link(ws->sessions, id);
 			sp_log_info("viewer: link %s destroyed after %" PRIu64 " wrong passwords", id,
 			            l.max_failed);
 			ret = respond_gone(ws, r, WEB_GONE_DESTROYED);
 		} else if (rc == LINK_STORE_GONE) {
+			web_sessions_drop_link(ws->sessions, id);
 			ret = respond_gone(ws, r, WEB_GONE_LINK);
 		} else {
 			sp_log_info("viewer: link %s: wrong password", id);
-			ret = respond_form(ws, r, MHD_HTTP_FORBIDDEN, WEB_FORM_WRONG, 0);
+			/* Retry-After: how long this client's next attempt will be held. */
+			ret = respond_form(ws, r, MHD_HTTP_FORBIDDEN, WEB_FORM_WRONG, wait);
 		}
 		goto out;
 	}
-	/* The right password: count the view atomically (burn after reading has
-	 * exactly one winner), and only then decrypt. */
+	/* The right password: the failures this client made on this link are
+	 * forgiven (not those on other links: no laundering with a known link). */
+	web_tarpit_succeeded(ws->tarpit, r->client, id, sp_now_ms());
+	/* Count the view atomically (burn after reading has exactly one winner),
+	 * and only then decrypt. */
 	rc = link_store_claim_view(ws->store, id, now_s(), &ct, &views, err, sizeof err);
 	if (rc != LINK_STORE_OK) {
+		if (rc == LINK_STORE_GONE)
+			web_sessions_drop_link(ws->sessions, id);
 		ret = respond_store_miss(ws, r, rc, err);
 		goto out;
 	}
@@ -535,14 +589,22 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 		                     "The stored message is damaged and cannot be decrypted.");
 		goto out;
 	}
+	/* The last view deleted the link: the capabilities of earlier views end
+	 * now; this reader's own lives on alone (web_session.h). */
+	last = l.max_views != 0 && views >= l.max_views;
+	if (last)
+		web_sessions_drop_link(ws->sessions, id);
 	web_sessions_new_cap(cap);
 	web_page_message(&page, r->url, &m, cap, views, l.max_views);
-	if (web_sessions_add(ws->sessions, cap, id, &m, sp_now_ms()) < 0)
+	if (web_sessions_add(ws->sessions, cap, id, &m, sp_now_ms(),
+	                     l.expires > INT64_MAX / 1000 ? INT64_MAX : l.expires * 1000, last) < 0)
 		sp_log_warn("viewer: link %s: attachments too large to offer for download", id);
 	sp_log_info("viewer: link %s opened (view %" PRIu64 "%s)", id, views,
-	            l.max_views && views >= l.max_views ? ", last: deleted" : "");
+	            last ? ", last: deleted" : "");
 	ret = respond(ws, r, MHD_HTTP_OK, CSP_MESSAGE, HTML, &page, NULL, NULL, NULL, NULL);
 out:
+	if (others >= 0)
+		web_tarpit_attempt_end(ws->tarpit, id);
 	sodium_memzero(key, sizeof key);
 	sodium_memzero(cap, sizeof cap);
 	link_store_link_clear(&l);
@@ -782,23 +844,58 @@ on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	*req_cls = NULL;
 }
 
+struct joined {
+	const char *name;
+	struct sp_buf b;
+	bool any;
+};
+
+static enum MHD_Result
+join_header(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	struct joined *j = cls;
+
+	if (key == NULL || value == NULL || !sp_streq_nocase(key, j->name))
+		return MHD_YES;
+	if (j->any)
+		sp_buf_puts(&j->b, ", ");
+	sp_buf_puts(&j->b, value);
+	j->any = true;
+	return MHD_YES;
+}
+
+/* Every line of a header, joined with ", " in order (RFC 9110 5.3): a proxy
+ * may add its own X-Forwarded-For line after the one a client sent, and the
+ * first line alone would be the client's word.  NULL when absent. */
+static char *
+header_all(struct web_req *r, const char *name)
+{
+	struct joined j = { .name = name };
+	size_t len;
+
+	sp_buf_init(&j.b, 0);
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, join_header, &j);
+	if (!j.any) {
+		sp_buf_free(&j.b);
+		return NULL;
+	}
+	return sp_buf_steal(&j.b, &len);
+}
+
 static void
-client_of(struct web_req *r)
+client_of(struct web_server *ws, struct web_req *r)
 {
 	const union MHD_ConnectionInfo *ci =
 		MHD_get_connection_info(r->conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
 	const struct sockaddr *sa = ci ? ci->client_addr : NULL;
-	const char *xff = header(r, "X-Forwarded-For"), *last = NULL;
+	char *xff = header_all(r, "X-Forwarded-For"), *fwd = header_all(r, "Forwarded");
+	struct web_forwarded fw = { xff, fwd, header(r, "X-Real-IP") };
 
 	r->loopback = web_addr_is_loopback(sa);
-	if (xff != NULL) {
-		last = strrchr(xff, ',');
-		last = last ? last + 1 : xff;
-	} else {
-		last = header(r, "X-Real-IP");
-	}
-	if (!web_client_key(sa, last, r->client))
+	if (!web_client_key(sa, &ws->trusted_proxies, &fw, r->client))
 		sp_strlcpy(r->client, "unknown", sizeof r->client);
+	free(xff);
+	free(fwd);
 }
 
 /* First call for a request: route it, run the guard, prepare for its body.
@@ -818,7 +915,7 @@ req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, cons
 	r->method = sp_xstrdup(method);
 	sp_buf_init(&r->body, 0);
 	sp_buf_init(&r->password, WEB_PASSWORD_MAX);
-	client_of(r);
+	client_of(ws, r);
 	r->route = route_find(ws, method, url, &allow);
 	if (r->route == NULL && allow != NULL)
 		return respond(ws, r, MHD_HTTP_METHOD_NOT_ALLOWED, CSP_PAGE, TEXT, NULL, "Allow", allow,
@@ -919,6 +1016,27 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 
 /* ---- sweeper ---- */
 
+/* Downloads of links that left the store (revoked by another process,
+ * expired, swept) end now, not at their next request: the bytes are wiped. */
+static void
+prune_sessions(struct web_server *ws)
+{
+	char (*ids)[SP_LINK_ID_HEXLEN + 1] = sp_xcalloc(WEB_SESSION_MAX, sizeof *ids);
+	char err[SP_ERRLEN];
+	struct link_store_link l;
+	enum link_store_rc rc;
+	size_t n, i;
+
+	n = web_sessions_links(ws->sessions, ids, WEB_SESSION_MAX);
+	for (i = 0; i < n; i++) {
+		rc = link_store_get(ws->store, ids[i], now_s(), &l, err, sizeof err);
+		link_store_link_clear(&l);
+		if (rc == LINK_STORE_GONE && web_sessions_drop_link(ws->sessions, ids[i]) > 0)
+			sp_log_info("viewer: link %s is gone: its downloads end", ids[i]);
+	}
+	free(ids);
+}
+
 void
 web_server_sweep(struct web_server *ws)
 {
@@ -930,6 +1048,7 @@ web_server_sweep(struct web_server *ws)
 	else if (nl || nm)
 		sp_log_info("viewer: swept %u expired link(s) and %u message(s)", nl, nm);
 	web_sessions_expire(ws->sessions, sp_now_ms());
+	prune_sessions(ws);
 	web_tarpit_expire(ws->tarpit, sp_now_ms());
 	web_outbox_expire(now_s());
 }
@@ -1097,6 +1216,7 @@ web_server_start(const struct sp_config *cfg, struct link_store *store, struct w
 	pthread_condattr_destroy(&ca);
 	sem_init(&ws->kdf_slots, 0, WEB_KDF_CONCURRENCY);
 	ws->tarpit = web_tarpit_new(WEB_TARPIT_MAX_CLIENTS);
+	ws->trusted_proxies = cfg->linkserver.trusted_proxies;
 	ws->sessions = web_sessions_new(WEB_SESSION_MAX_BYTES, WEB_SESSION_MAX);
 	ws->link_path = web_link_path(cfg->link.base_url);
 	if (ws->link_path == NULL) {

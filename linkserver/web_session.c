@@ -11,6 +11,7 @@ struct session {
 	unsigned char cap[32];
 	char link_id[SP_LINK_ID_HEXLEN + 1];
 	int64_t expires_ms;
+	bool last_view;      /* issued by the view that used the link up */
 	struct web_attachment *att;
 	size_t n_att;
 	size_t bytes;
@@ -85,7 +86,8 @@ web_sessions_new_cap(char cap[WEB_SESSION_CAPLEN + 1])
 
 int
 web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
-                 struct web_message *m, int64_t now_ms)
+                 struct web_message *m, int64_t now_ms, int64_t link_expires_ms,
+                 bool last_view)
 {
 	unsigned char raw[32];
 	struct session *s;
@@ -105,6 +107,9 @@ web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
 	sodium_memzero(raw, sizeof raw);
 	sp_strlcpy(s->link_id, link_id, sizeof s->link_id);
 	s->expires_ms = now_ms + WEB_SESSION_TTL_MS;
+	if (link_expires_ms < s->expires_ms)
+		s->expires_ms = link_expires_ms;
+	s->last_view = last_view;
 	s->att = m->att;
 	s->n_att = m->n_att;
 	s->bytes = bytes;
@@ -127,13 +132,15 @@ web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
 
 int
 web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, size_t part,
-                 int64_t now_ms, struct web_attachment *copy)
+                 int64_t now_ms, struct web_attachment *copy, bool *last_view)
 {
 	unsigned char want[32];
 	struct session *s;
 	int rv = -1;
 
 	memset(copy, 0, sizeof *copy);
+	if (last_view)
+		*last_view = false;
 	if (cap == NULL || strlen(cap) != WEB_SESSION_CAPLEN ||
 	    sodium_hex2bin(want, sizeof want, cap, WEB_SESSION_CAPLEN, NULL, NULL, NULL) != 0)
 		return -1;
@@ -149,6 +156,8 @@ web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, 
 		copy->data = sp_xmalloc(copy->len ? copy->len : 1);
 		if (copy->len)
 			memcpy(copy->data, s->att[part].data, copy->len);
+		if (last_view)
+			*last_view = s->last_view;
 		rv = 0;
 		break;
 	}
@@ -157,23 +166,75 @@ web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, 
 	return rv;
 }
 
-void
-web_sessions_expire(struct web_sessions *ss, int64_t now_ms)
+/* Under the lock: drop every session for which drop(s, arg) holds. */
+static unsigned
+drop_if(struct web_sessions *ss, bool (*drop)(const struct session *, const void *), const void *arg)
 {
 	struct session **pp, *s;
+	unsigned n = 0;
 
-	pthread_mutex_lock(&ss->lock);
 	ss->tail = NULL;
 	for (pp = &ss->head; (s = *pp) != NULL;) {
-		if (s->expires_ms <= now_ms) {
+		if (drop(s, arg)) {
 			*pp = s->next;
 			ss->n--;
 			ss->bytes -= s->bytes;
 			session_free(s);
+			n++;
 		} else {
 			ss->tail = s;
 			pp = &s->next;
 		}
 	}
+	return n;
+}
+
+static bool
+of_link(const struct session *s, const void *link_id)
+{
+	return strcmp(s->link_id, link_id) == 0;
+}
+
+static bool
+expired(const struct session *s, const void *now_ms)
+{
+	return s->expires_ms <= *(const int64_t *)now_ms;
+}
+
+unsigned
+web_sessions_drop_link(struct web_sessions *ss, const char *link_id)
+{
+	unsigned n;
+
+	pthread_mutex_lock(&ss->lock);
+	n = drop_if(ss, of_link, link_id);
+	pthread_mutex_unlock(&ss->lock);
+	return n;
+}
+
+size_t
+web_sessions_links(struct web_sessions *ss, char (*ids)[SP_LINK_ID_HEXLEN + 1], size_t max)
+{
+	const struct session *s;
+	size_t n = 0, i;
+
+	pthread_mutex_lock(&ss->lock);
+	for (s = ss->head; s && n < max; s = s->next) {
+		if (s->last_view)
+			continue;
+		for (i = 0; i < n && strcmp(ids[i], s->link_id) != 0; i++)
+			;
+		if (i == n)
+			sp_strlcpy(ids[n++], s->link_id, sizeof ids[0]);
+	}
+	pthread_mutex_unlock(&ss->lock);
+	return n;
+}
+
+void
+web_sessions_expire(struct web_sessions *ss, int64_t now_ms)
+{
+	pthread_mutex_lock(&ss->lock);
+	drop_if(ss, expired, &now_ms);
 	pthread_mutex_unlock(&ss->lock);
 }

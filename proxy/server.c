@@ -164,11 +164,17 @@ session_thread(void *p)
 	struct session_arg *a = p;
 	struct server *srv = a->srv;
 
+	unsigned left;
+
 	smtp_session_run(&srv->ctx, a->fd, a->implicit_tls);
 	peer_disconnect(a->ip);
-	free(a);
 	pthread_mutex_lock(&srv->lock);
-	if (atomic_fetch_sub(&srv->active, 1) == 1)
+	left = atomic_fetch_sub(&srv->active, 1) - 1;
+	/* Logged once the slot is given back (and before shutdown can go on):
+	 * from this line on, the next connection is counted without this one. */
+	sp_log_debug("smtp %s: session slot released; %u active", a->ip, left);
+	free(a);
+	if (left == 0)
 		pthread_cond_broadcast(&srv->idle);
 	pthread_mutex_unlock(&srv->lock);
 	return NULL;

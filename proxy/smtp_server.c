@@ -43,7 +43,9 @@ static const char *const state_names[] = { "init", "helo", "mail", "rcpt", "quit
 /* Sticky errors while reading DATA, answered once after the final dot. */
 enum data_error {
 	DATA_OK,
-	DATA_BARE_NEWLINE,
+	DATA_BARE_CR,        /* a CR not followed by LF: always refused */
+	DATA_BARE_LF,        /* an LF without CR, not accepted ([proxy] bare_lf) */
+	DATA_BARE_LF_DOT,    /* a line starting with "." next to a bare LF */
 	DATA_LINE_TOO_LONG,
 	DATA_TOO_BIG,
 };
@@ -55,6 +57,7 @@ struct smtp_session {
 	char peer[64];
 	char ip[64];                    /* the peer's address without port */
 	bool loopback_listener;
+	bool loopback_peer;             /* the client connects from a loopback address */
 	enum smtp_state state;
 	bool esmtp;
 	bool cmd_crlf;                  /* the last command line ended in CRLF */
@@ -164,6 +167,19 @@ reset_transaction(struct smtp_session *s)
 		enter_state(s, SMTP_STATE_HELO);
 }
 
+static void
+forget_auth(struct smtp_session *s)
+{
+	if (s->auth_user) {
+		sodium_free(s->auth_user);
+		s->auth_user = NULL;
+	}
+	if (s->auth_pass) {
+		sodium_free(s->auth_pass);
+		s->auth_pass = NULL;
+	}
+}
+
 /* ---- HELO / EHLO ---- */
 
 static int
@@ -255,9 +271,14 @@ proceed_starttls(struct smtp_session *s, const char *args)
 		conn_tls_info(&s->conn, info, sizeof info);
 		sp_log_debug("smtp %s: TLS started: %s", s->peer, info);
 	}
-	/* RFC 3207 4.2: forget everything learned before TLS. */
+	/* RFC 3207 4.2: forget everything learned from the client before TLS:
+	 * the EHLO, any mail transaction and the AUTH identity (a client that
+	 * authenticated on a loopback listener in the clear authenticates again
+	 * inside TLS).  The failure counters are the server's own, and stay. */
 	reset_transaction(s);
 	s->helo[0] = '\0';
+	s->esmtp = false;
+	forget_auth(s);
 	enter_state(s, SMTP_STATE_INIT);
 }
 
@@ -309,8 +330,12 @@ auth_read_response(struct smtp_session *s, size_t *outlen)
 		enter_state(s, SMTP_STATE_QUIT);
 		goto out;
 	}
-	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		line[--len] = '\0';
+	if (len < 2 || line[len - 2] != '\r') {
+		reply_error(s, 501, "5.5.2", "Authentication response must end in CRLF, not a bare LF");
+		goto out;
+	}
+	len -= 2;
+	line[len] = '\0';
 	if (strcmp(line, "*") == 0) {
 		reply_error(s, 501, "5.0.0", "Authentication cancelled");
 		goto out;
@@ -620,15 +645,66 @@ check_data(struct smtp_session *s, const char *args)
 	return 0;
 }
 
+/* May a line of data from this client end in a bare LF?  Trusted clients
+ * only (Postfix: smtpd_forbid_bare_newline = normalize, with exclusions):
+ * a loopback peer or an authenticated one. */
+static bool
+bare_lf_trusted(const struct smtp_session *s)
+{
+	return s->loopback_peer || s->auth_user != NULL;
+}
+
+static bool
+bare_lf_allowed(const struct smtp_session *s)
+{
+	return s->cfg->proxy.bare_lf == SP_BARE_LF_ACCEPT_TRUSTED && bare_lf_trusted(s);
+}
+
+static void
+data_fail(enum data_error *derr, enum data_error e)
+{
+	if (*derr == DATA_OK)
+		*derr = e;
+}
+
+static void
+data_store(struct sp_buf *msg, const void *p, size_t n, enum data_error *derr)
+{
+	if (*derr == DATA_OK && sp_buf_append(msg, p, n) < 0) {
+		*derr = DATA_TOO_BIG;
+		sp_buf_wipe(msg);
+	}
+}
+
 /* Read the message up to the end-of-data line.  Returns -1 when the session
- * must end (timeout, I/O), else the sticky error (DATA_OK when clean). */
+ * must end (timeout, I/O), else the sticky error (DATA_OK when clean).
+ *
+ * The end of data is decided on the raw bytes, before anything is
+ * normalised: it is a line that is exactly "." CRLF after a line that ended
+ * in CRLF, and nothing else (RFC 5321 4.1.1.4; every other form is the stuff
+ * of SMTP smuggling).  A CR anywhere but right before the final LF of a line
+ * is always refused (RFC 5321 2.3.8).  A line ending in a bare LF is refused
+ * too, unless bare_lf_allowed(): then it is stored with CRLF.  A line that
+ * starts with "." means dot-stuffing (or the end) only when it and the line
+ * before it both end in CRLF; next to a bare LF the client may or may not
+ * have stuffed it (curl stuffs only after CRLF), and "\n.\n", "\n.\r\n" and
+ * "\r\n.\n" could be meant as the end: such a line is refused, never guessed
+ * at, and can neither end the data nor become content.
+ *
+ * A client whose data ends in a bare LF adds CRLF "." CRLF (curl does), so
+ * an empty CRLF line right after a bare-LF line and right before the end is
+ * that terminator's CRLF, not content: the message is then stored exactly as
+ * the same client sends it with CRLF line endings. */
 static int
 read_data(struct smtp_session *s, struct sp_buf *msg)
 {
 	const char *line;
 	int64_t total_deadline = sp_now_ms() + (int64_t)SMTP_DATA_TOTAL_TIMEOUT_S * 1000;
 	enum data_error derr = DATA_OK;
-	bool prev_crlf = s->cmd_crlf;
+	bool lf_ok = bare_lf_allowed(s);
+	bool prev_crlf = s->cmd_crlf;   /* the line before ended in CRLF, as sent */
+	bool prev_bare_lf = false;      /* the line before ended in an accepted bare LF */
+	bool held_crlf = false;         /* an empty line after a bare-LF line, not stored yet */
 	size_t len;
 
 	if (total_deadline > s->session_deadline)
@@ -656,40 +732,61 @@ read_data(struct smtp_session *s, struct sp_buf *msg)
 			return -1;
 		}
 		if (st == CONN_TOOLONG) {
-			if (derr == DATA_OK)
-				derr = DATA_LINE_TOO_LONG;
+			data_fail(&derr, DATA_LINE_TOO_LONG);
 			/* Whatever its ending, an over-long line cannot be followed by the
 			 * end-of-data dot unless it ended in CRLF; be strict. */
 			prev_crlf = s->conn.line_cr;
+			prev_bare_lf = false;
 			continue;
 		}
 		crlf = len >= 2 && line[len - 2] == '\r';
-		/* An LF without CR, or a CR anywhere but before the final LF, is a bare
-		 * newline: RFC 5321 2.3.8 forbids them and they are the stuff of SMTP
-		 * smuggling.  Only CRLF "." CRLF ends the data. */
-		if (!crlf || (len > 2 && memchr(line, '\r', len - 2) != NULL)) {
-			if (derr == DATA_OK)
-				derr = DATA_BARE_NEWLINE;
+		if (memchr(line, '\r', len - (crlf ? 2 : 1)) != NULL) {
+			data_fail(&derr, DATA_BARE_CR);
 			prev_crlf = crlf;
+			prev_bare_lf = false;
 			continue;
 		}
-		if (prev_crlf && len == 3 && line[0] == '.')
-			break;
+		if (!crlf) {
+			if (!lf_ok)
+				data_fail(&derr, DATA_BARE_LF);
+			else if (line[0] == '.')
+				data_fail(&derr, DATA_BARE_LF_DOT);
+			else if (len + 1 > SMTP_TEXT_LINE_MAX)   /* with the CR it gains */
+				data_fail(&derr, DATA_LINE_TOO_LONG);
+			if (held_crlf)
+				data_store(msg, "\r\n", 2, &derr);
+			held_crlf = false;
+			data_store(msg, line, len - 1, &derr);
+			data_store(msg, "\r\n", 2, &derr);
+			prev_crlf = false;
+			prev_bare_lf = true;
+			continue;
+		}
+		if (line[0] == '.') {
+			if (prev_crlf && len == 3)
+				break;          /* CRLF "." CRLF, as sent; a held CRLF was its start */
+			if (!prev_crlf) {
+				data_fail(&derr, DATA_BARE_LF_DOT);
+				prev_crlf = true;
+				prev_bare_lf = false;
+				continue;
+			}
+		}
+		if (len == 2 && prev_bare_lf && !held_crlf) {
+			held_crlf = true;
+			prev_crlf = true;
+			prev_bare_lf = false;
+			continue;
+		}
 		prev_crlf = true;
-		if (derr != DATA_OK)
-			continue;
-		{
-			const char *p = line;
-			size_t n = len;
-			if (p[0] == '.') {
-				p++;
-				n--;
-			}
-			if (sp_buf_append(msg, p, n) < 0) {
-				derr = DATA_TOO_BIG;
-				sp_buf_wipe(msg);
-			}
-		}
+		prev_bare_lf = false;
+		if (held_crlf)
+			data_store(msg, "\r\n", 2, &derr);
+		held_crlf = false;
+		if (line[0] == '.')
+			data_store(msg, line + 1, len - 1, &derr);
+		else
+			data_store(msg, line, len, &derr);
 	}
 	return (int)derr;
 }
@@ -789,10 +886,28 @@ proceed_data(struct smtp_session *s, const char *args)
 	case -1:
 		enter_state(s, SMTP_STATE_QUIT);
 		break;
-	case DATA_BARE_NEWLINE:
-		reply(s, 550, "5.5.2", "Message contains a bare CR or LF (not CRLF); nothing sent "
+	case DATA_BARE_CR:
+		reply(s, 550, "5.5.2", "Message contains a bare CR (a CR not followed by LF); nothing sent "
 		      "(RFC 5321 2.3.8)");
-		sp_log_warn("smtp %s: rejected message with bare CR/LF (possible SMTP smuggling)", s->peer);
+		sp_log_warn("smtp %s: rejected message with a bare CR (possible SMTP smuggling)", s->peer);
+		break;
+	case DATA_BARE_LF:
+		if (s->cfg->proxy.bare_lf == SP_BARE_LF_REJECT)
+			reply(s, 550, "5.5.2", "Bare LF in data; nothing sent. Send CRLF line endings "
+			      "(curl: --crlf), or see [proxy] bare_lf (it is reject)");
+		else
+			reply(s, 550, "5.5.2", "Bare LF in data; nothing sent. Send CRLF line endings "
+			      "(curl: --crlf), or authenticate: [proxy] bare_lf accepts bare LF only from "
+			      "loopback or authenticated clients");
+		sp_log_warn("smtp %s: rejected message with a bare LF ([proxy] bare_lf = %s, client %s)",
+		            s->peer, s->cfg->proxy.bare_lf == SP_BARE_LF_REJECT ? "reject" : "accept-trusted",
+		            bare_lf_trusted(s) ? "trusted" : "neither loopback nor authenticated");
+		break;
+	case DATA_BARE_LF_DOT:
+		reply(s, 550, "5.5.2", "A line starting with \".\" next to a bare LF could be the end of "
+		      "data or dot-stuffed; nothing sent. Send CRLF line endings (curl: --crlf)");
+		sp_log_warn("smtp %s: rejected message with a \".\" line next to a bare LF "
+		            "(possible SMTP smuggling)", s->peer);
 		break;
 	case DATA_LINE_TOO_LONG:
 		reply(s, 550, "5.5.2", "Message has a line longer than %d octets; nothing sent "
@@ -903,9 +1018,18 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 	const char *args;
 	size_t vlen, i;
 
+	/* Commands end in CRLF (RFC 5321 2.3.8), from every client: the clients
+	 * that send bare LF in data (curl without --crlf) send commands with
+	 * CRLF, and a command split at a bare LF is one way to disagree with
+	 * the client about where things end.  A CR before the CRLF is caught
+	 * below as an invalid character. */
 	s->cmd_crlf = len >= 2 && line[len - 2] == '\r';
-	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
-		line[--len] = '\0';
+	if (!s->cmd_crlf) {
+		reply_error(s, 500, "5.5.2", "Command line must end in CRLF, not a bare LF (RFC 5321 2.3.8)");
+		return;
+	}
+	len -= 2;
+	line[len] = '\0';
 	for (i = 0; i < len; i++) {
 		if ((unsigned char)line[i] < 0x20 && line[i] != '\t') {
 			reply_error(s, 500, "5.5.2", "Invalid character in command");
@@ -978,6 +1102,7 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 	if (s->peer[0] == '[' && strchr(s->ip, ']'))
 		*strchr(s->ip, ']') = '\0';
 	s->loopback_listener = net_local_is_loopback(fd);
+	s->loopback_peer = net_peer_is_loopback(fd);
 	sp_envelope_init(&s->env);
 	sp_log_debug("smtp %s: connected%s", s->peer, implicit_tls ? " (implicit TLS)" : "");
 	if (implicit_tls && conn_starttls_server(&s->conn, ctx->tls, cmd_deadline(s)) < 0) {
@@ -1019,9 +1144,6 @@ out:
 	conn_close(&s->conn);
 	sp_envelope_free(&s->env);
 	sp_policy_free(s->policy);
-	if (s->auth_user)
-		sodium_free(s->auth_user);
-	if (s->auth_pass)
-		sodium_free(s->auth_pass);
+	forget_auth(s);
 	free(s);
 }

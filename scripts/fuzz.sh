@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${1:-60}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
-ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_open link_envelope web_request"
+ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_open link_envelope web_request html_sanitize"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 SEED=${FUZZ_SEED:-1}
 

@@ -41,6 +41,13 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 setup build-asan -Db_sanitize=address,undefined -Db_lundef=false --buildtype=debug
 run_suite build-asan "ASan+UBSan build"
 
+# SEALPOST_SUITES_ONLY=1: the two suites above and nothing else (what
+# scripts/test-under-load.sh repeats).
+if [ -n "${SEALPOST_SUITES_ONLY:-}" ]; then
+	echo "== suites passed"
+	exit 0
+fi
+
 # libFuzzer targets (clang, ASan + UBSan): replay every committed crash
 # reproducer, then a short run of each target.  docs/fuzzing.md has the long runs.
 echo "== fuzzing: reproducers and a short run of each target"

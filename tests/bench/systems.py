@@ -260,7 +260,8 @@ class Sealpost:
         self.port = free_port()
         self.viewer_port = None
         self.rcpt = RCPT_NOKEY if form == "plain-keyring" else RCPT
-        nognupg = self.dir / "no-gnupg"
+        nognupg = self.dir / "no-gnupg"       # an empty keyring: no keys (a missing one is a fault)
+        nognupg.mkdir(mode=0o700)
         gnupg = keys["gnupg"] if form in ("pgp", "plain-keyring") else nognupg
         lines = [
             "[proxy]", f"listen = 127.0.0.1:{self.port}", f"max_connections = {max_connections}",

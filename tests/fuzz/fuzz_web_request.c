@@ -261,8 +261,19 @@ check_pure(const uint8_t *data, size_t size)
 	}
 
 	lo.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (web_client_key((struct sockaddr *)&lo, s, key))
-		FUZZ_CHECK(memchr(key, '\0', sizeof key) != NULL && key[0] != '\0', "client key");
+	{
+		static struct sp_net_list trusted;
+		static bool trusted_set;
+		struct web_forwarded fw = { s, s, s };
+		if (!trusted_set) {
+			char e[SP_ERRLEN];
+			FUZZ_CHECK(sp_parse_net_list("127.0.0.0/8, ::1, 10.0.0.0/8", &trusted, e, sizeof e) == 0,
+			           "trusted list: %s", e);
+			trusted_set = true;
+		}
+		if (web_client_key((struct sockaddr *)&lo, &trusted, &fw, key))
+			FUZZ_CHECK(memchr(key, '\0', sizeof key) != NULL && key[0] != '\0', "client key");
+	}
 	(void)web_host_is_loopback(s);
 	path = web_link_path(s);
 	if (path)

@@ -7,6 +7,8 @@ a browser are skipped (collected, so pytest still exits 0).
 """
 from __future__ import annotations
 
+from waits import WAIT
+
 import shutil
 import time
 from pathlib import Path
@@ -52,7 +54,7 @@ def open_browser(tmp_path: Path):
     return drv
 
 
-def wait_download(d: Path, size: int, timeout: float = 20) -> Path:
+def wait_download(d: Path, size: int, timeout: float = WAIT) -> Path:
     """The finished download: Chromium makes a 0-byte placeholder with the final
     name while the .crdownload file fills, so wait for the partial file to go
     and the final one to reach its size."""

@@ -16,8 +16,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Optional, Sequence
+from waits import WAIT
 
-DEFAULT_TIMEOUT = 10.0
+DEFAULT_TIMEOUT = WAIT
 
 _ENHANCED = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})(?:\s|$)")
 
@@ -151,7 +152,7 @@ class RawClient:
             pass
         return self.buf
 
-    def wait_closed(self, timeout: float = 5.0) -> bytes:
+    def wait_closed(self, timeout: float = WAIT) -> bytes:
         """Wait for the server to close; returns the unread bytes received meanwhile."""
         deadline = time.monotonic() + timeout
         while True:
@@ -382,7 +383,7 @@ def smtplib_send(port: int, mail_from: str, rcpts: Sequence[str], msg: bytes,
             s.close()
 
 
-def wait_port(host: str, port: int, timeout: float = 10.0) -> None:
+def wait_port(host: str, port: int, timeout: float = WAIT) -> None:
     deadline = time.monotonic() + timeout
     while True:
         try:

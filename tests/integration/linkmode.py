@@ -15,6 +15,9 @@ Everything here talks to real processes on loopback only.  Responses are
 """
 from __future__ import annotations
 
+from ports import free_port
+from waits import WAIT
+
 import base64
 import email
 import hashlib
@@ -330,7 +333,7 @@ class Web:
         return self.get("/outbox", source="127.0.0.1")
 
 
-def wait_http(host: str, port: int, timeout: float = 15.0, proc=None) -> None:
+def wait_http(host: str, port: int, timeout: float = WAIT, proc=None) -> None:
     deadline = time.monotonic() + timeout
     while True:
         if proc is not None and proc.poll() is not None:
@@ -502,9 +505,7 @@ class Tracker:
             def log_message(self, *a):
                 pass
 
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+        self.port = free_port()
         self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()

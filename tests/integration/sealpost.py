@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Optional
 
 from clients import RawClient, ConnectionClosed
+from waits import WAIT
+from ports import free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / "build" / "cli" / "sealpost"
@@ -50,10 +52,6 @@ def sanitizer_findings(text: str) -> list[str]:
     return [p for p in SANITIZER_PATTERNS if p in text]
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def base_env(workdir: Path) -> dict[str, str]:
@@ -68,8 +66,11 @@ def base_env(workdir: Path) -> dict[str, str]:
         HOME=str(home),
         XDG_CONFIG_HOME=str(home / ".config"),
         XDG_STATE_HOME=str(home / ".local" / "state"),
-        GNUPGHOME=str(home / ".gnupg"),
     )
+    # No GNUPGHOME: [pgp] gnupg_home falls back to $HOME/.gnupg, which does not
+    # exist here, and that alone means "no OpenPGP keys".  A keyring that was
+    # named (GNUPGHOME or gnupg_home) must exist: missing, it is a fault.
+    env.pop("GNUPGHOME", None)
     # Report sanitizer findings on stderr where the harness looks for them; keep
     # the process alive after a UBSan report so every report is seen.
     env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
@@ -201,7 +202,7 @@ class Sealpost:
         self.config_path.write_text(render_config(self.config))
         return self.config_path
 
-    def start(self, timeout: float = 15.0) -> "Sealpost":
+    def start(self, timeout: float = WAIT) -> "Sealpost":
         self.write_config()
         env = base_env(self.workdir)
         self._err = open(self.stderr_path, "wb")
@@ -211,11 +212,39 @@ class Sealpost:
             stdin=subprocess.DEVNULL, stdout=self._out, stderr=self._err, env=env,
             cwd=self.workdir, start_new_session=True)
         deadline = time.monotonic() + timeout
+        probes = 0
         for host, port, implicit in self.listeners:
-            self._wait_listener(host, port, implicit, deadline)
+            probes += self._wait_listener(host, port, implicit, deadline)
+        self._wait_probes_released(probes, deadline)
         return self
 
-    def _wait_listener(self, host: str, port: int, implicit: bool, deadline: float) -> None:
+    # One debug line per connection that the server is done with: a session
+    # that gave its slot back, or a connection refused at accept.
+    _DONE_RX = re.compile(r"smtp \S+: (?:session slot released|refused:)")
+
+    def _wait_probes_released(self, probes: int, deadline: float) -> None:
+        """Wait until sealpost has finished with every connection the readiness
+        probes opened, so that a test starts with no session of ours counted
+        against max_connections (under load, the server may accept a probe
+        long after the probe hung up).  Needs the debug log, the suite's default."""
+        if (self.config.get("log", {}).get("level") or "info") != "debug":
+            return
+        while True:
+            done = len(self._DONE_RX.findall(self.log()))
+            if done >= probes:
+                return
+            if self.proc.poll() is not None:
+                raise AssertionError(f"sealpost exited with {self.proc.returncode} during "
+                                     f"start\n{self.log()[-4000:]}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"sealpost still holds {probes - done} of the harness's "
+                                     f"{probes} readiness connection(s) after start\n"
+                                     f"{self.log()[-4000:]}")
+            time.sleep(0.02)
+
+    def _wait_listener(self, host: str, port: int, implicit: bool, deadline: float) -> int:
+        """Wait until sealpost accepts on host:port; return how many connections
+        it made that sealpost will see as sessions."""
         while True:
             if self.proc.poll() is not None:
                 raise AssertionError(f"sealpost exited with {self.proc.returncode} before "
@@ -229,16 +258,23 @@ class Sealpost:
                 time.sleep(0.02)
                 continue
             s.close()
-            if not implicit:
-                # A complete, polite session: when it is over, sealpost has released
-                # the connection slot the probe used.
-                try:
-                    with RawClient(host, port, timeout=5) as c:
-                        c.cmd("QUIT")
-                        c.wait_closed(5)
-                except (ConnectionClosed, OSError, AssertionError, TimeoutError):
-                    pass
-            return
+            if implicit:
+                return 1
+            # A complete, polite session: the SMTP service answers, not only the
+            # kernel's backlog.
+            left = max(5.0, deadline - time.monotonic())
+            try:
+                c = RawClient(host, port, timeout=left, read_greeting=False)
+            except OSError:
+                return 1                        # never connected: no session
+            try:
+                with c:
+                    c.reply()
+                    c.cmd("QUIT")
+                    c.wait_closed(left)
+            except (ConnectionClosed, OSError, AssertionError, TimeoutError):
+                pass
+            return 2
 
     def log(self) -> str:
         text = ""
@@ -247,7 +283,7 @@ class Sealpost:
                 text += p.read_bytes().decode("utf-8", "replace")
         return text
 
-    def wait_log(self, pattern: str, timeout: float = 10.0, flags: int = re.I) -> re.Match:
+    def wait_log(self, pattern: str, timeout: float = WAIT, flags: int = re.I) -> re.Match:
         rx = re.compile(pattern, flags)
         deadline = time.monotonic() + timeout
         while True:
@@ -267,7 +303,7 @@ class Sealpost:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 10.0) -> None:
+    def stop(self, timeout: float = WAIT) -> None:
         """SIGTERM and wait.  Raises AssertionError when it does not exit, exits
         with an unexpected status, or left sanitizer reports on stderr."""
         if self.proc is None:

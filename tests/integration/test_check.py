@@ -11,6 +11,14 @@ from test_cli import config_text
 CAROL = "carol@example.org"
 
 
+def empty_keyring(tmp_path) -> str:
+    """A keyring directory with nothing in it: GnuPG reads it without complaint,
+    and it holds no key (a named keyring that does not exist is a fault)."""
+    d = tmp_path / "empty-gnupg"
+    d.mkdir(mode=0o700, exist_ok=True)
+    return str(d)
+
+
 def run_check(cli, write_file, text, *addrs, json_out=False):
     f = write_file("sealpost.conf", text)
     args = ["check", "-c", f] + (["--json"] if json_out else []) + ["--rcpt", *addrs]
@@ -22,7 +30,7 @@ def test_every_outcome_readable_and_json(cli, upstream, write_file, tmp_path, se
     rf = write_recipients(tmp_path / "sodium-recipients", [key])
     text = config_text(upstream, tmp_path, sodium={"recipients": str(rf)},
                        link={"base_url": "https://mail.example.org/s/"},
-                       policy={"no_key": "link"}, pgp={"gnupg_home": str(tmp_path / "no-gnupg")})
+                       policy={"no_key": "link"}, pgp={"gnupg_home": empty_keyring(tmp_path)})
     r = run_check(cli, write_file, text, CAROL, "dave@example.com", "not-an-address")
     assert r.rc == 1, str(r)        # the bad address is a problem
     out = r.stdout
@@ -46,7 +54,7 @@ def test_every_outcome_readable_and_json(cli, upstream, write_file, tmp_path, se
 
 
 def test_refused_and_plain_outcomes(cli, upstream, write_file, tmp_path):
-    nokeys = {"gnupg_home": str(tmp_path / "no-gnupg")}
+    nokeys = {"gnupg_home": empty_keyring(tmp_path)}
     r = run_check(cli, write_file, config_text(upstream, tmp_path, policy={"no_key": "reject"}, pgp=nokeys),
                   "dave@example.com", json_out=True)
     assert r.rc == 1, str(r)

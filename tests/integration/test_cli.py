@@ -9,6 +9,7 @@ import pytest
 
 from conftest import default_config
 from sealpost import free_port, render_config
+from waits import WAIT
 
 
 def config_text(up, tmp_path, **sections) -> str:
@@ -63,7 +64,7 @@ def test_missing_config_file(cli, tmp_path):
 def test_unknown_key(cli, upstream, write_file, tmp_path):
     text = config_text(upstream, tmp_path, proxy={"bogus_key": "1"})
     f = write_file("sealpost.conf", text)
-    r = cli("run", "-c", f, timeout=15)
+    r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     n = line_of(text, "bogus_key")
     assert f"{f}:{n}: [proxy] bogus_key: unknown key" in r.stderr, str(r)
@@ -73,7 +74,7 @@ def test_unknown_key(cli, upstream, write_file, tmp_path):
 def test_unknown_section(cli, upstream, write_file, tmp_path):
     text = config_text(upstream, tmp_path) + "[bogus]\nkey = 1\n"
     f = write_file("sealpost.conf", text)
-    r = cli("run", "-c", f, timeout=15)
+    r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     assert str(f) in r.stderr and "[bogus]" in r.stderr, str(r)
 
@@ -96,7 +97,7 @@ def test_unknown_section(cli, upstream, write_file, tmp_path):
 def test_bad_value(cli, upstream, write_file, tmp_path, section, key, value):
     text = config_text(upstream, tmp_path, **{section: {key: value}})
     f = write_file("sealpost.conf", text)
-    r = cli("run", "-c", f, timeout=15)
+    r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     # the line with the bad value
     n = [i for i, l in enumerate(text.splitlines(), start=1)
@@ -107,7 +108,7 @@ def test_bad_value(cli, upstream, write_file, tmp_path, section, key, value):
 def test_bad_value_is_reported_by_check_too(cli, upstream, write_file, tmp_path):
     text = config_text(upstream, tmp_path, proxy={"max_recipients": "abc"})
     f = write_file("sealpost.conf", text)
-    r = cli("check", "-c", f, timeout=15)
+    r = cli("check", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     assert f"[proxy] max_recipients" in r.stderr, str(r)
 
@@ -127,7 +128,7 @@ def test_public_listener_without_auth_refuses_to_start(cli, upstream, write_file
     p, q = free_port(), free_port()
     text = config_text(upstream, tmp_path, proxy={"listen": listen.format(p=p, q=q), "auth": "none"})
     f = write_file("sealpost.conf", text)
-    r = cli("run", "-c", f, timeout=15)
+    r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     assert "auth" in r.stderr.lower(), str(r)
     with socket.socket() as s:           # and it never listened
@@ -137,7 +138,7 @@ def test_public_listener_without_auth_refuses_to_start(cli, upstream, write_file
 def test_upstream_tls_none_needs_a_loopback_host(cli, upstream, write_file, tmp_path):
     text = config_text(upstream, tmp_path, upstream={"tls": "none", "host": "smtp.example.com"})
     f = write_file("sealpost.conf", text)
-    r = cli("run", "-c", f, timeout=15)
+    r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 2, str(r)
     assert "[upstream]" in r.stderr and "tls" in r.stderr, str(r)
 
@@ -149,7 +150,7 @@ def test_port_in_use_is_a_runtime_error(cli, upstream, write_file, tmp_path):
         port = busy.getsockname()[1]
         text = config_text(upstream, tmp_path, proxy={"listen": f"127.0.0.1:{port}"})
         f = write_file("sealpost.conf", text)
-        r = cli("run", "-c", f, timeout=15)
+        r = cli("run", "-c", f, timeout=WAIT)
     assert r.rc == 1, str(r)
     assert str(port) in r.stderr, str(r)
 

@@ -18,6 +18,10 @@ client sent (minus Bcc and X-Sealpost-*).
 from __future__ import annotations
 
 import base64
+import email
+import email.header
+import email.policy
+import html as html_lib
 import os
 import re
 import shutil
@@ -42,6 +46,7 @@ from linkmode import (PASSWORD_RE, LinkServer, Notification, Receipt, Tracker, W
 from sealpost import Sealpost, free_port, run_cli
 from sodiumkeys import SodiumKey, write_recipients
 from upstream import Upstream
+from waits import WAIT
 from viewer import assert_security_headers, download_caps
 
 ALICE = "alice@example.com"        # the sender; her keyring is the proxy's gnupg_home
@@ -166,6 +171,10 @@ def start_link(start_sealpost, tmp_path, keys):
     return start
 
 
+C_DAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+C_MONTHS = ("January", "February", "March", "April", "May", "June", "July", "August",
+            "September", "October", "November", "December")
+
 def unique(what: str) -> str:
     return f"{what}-{os.urandom(6).hex()}"
 
@@ -271,7 +280,12 @@ def test_notification_carries_link_and_nothing_else(start_link, upstream, keys, 
         # The expiry as the store has it (sealpost formats it in local time).
         expected_days = 2 if password_source == "header" else 3
         assert row["expires"] - row["created"] == expected_days * 86400
-        when = time.strftime("%A %e %B %Y, %H:%M %Z", time.localtime(row["expires"]))
+        # sealpost prints the day unpadded ("Wednesday 2 December") with the C
+        # locale's names, in its (and our) local time zone: build the expected
+        # text from the fields, independent of strftime padding and our locale.
+        lt = time.localtime(row["expires"])
+        when = (f"{C_DAYS[lt.tm_wday]} {lt.tm_mday} {C_MONTHS[lt.tm_mon - 1]} "
+                f"{lt.tm_year}, {lt.tm_hour:02d}:{lt.tm_min:02d} {lt.tm_zone}")
         assert when in n.text, f"expiry {when!r} not in the text part:\n{n.text}"
         assert when in n.html, f"expiry {when!r} not in the HTML part"
         if password_source == "header":
@@ -338,6 +352,37 @@ def test_round_trip_generated_password(start_link, upstream, keys):
     # byte for byte (decrypted independently, following docs/formats.md).
     wrapped, ct = store_record(lp.store, n.link_id)
     assert open_record(wrapped, ct, n.token, pw) == without_headers(sent.msg, PRIVATE)
+
+
+@pytest.mark.parametrize("hint", ["Zoë's café — ünïcödé <b>&",      # beyond Latin-1
+                                  "Zoë's café, ünïcödé <b>&"])      # all in Latin-1
+def test_notification_charset_is_utf8_in_both_parts(start_link, upstream, keys, hint):
+    """Issue #13 item 10: a non-ASCII hint made GMime pick iso-8859-1 for the
+    parts (when every character fits Latin-1) while the HTML says
+    <meta charset="utf-8">: mojibake.  Both parts must declare UTF-8, hold
+    UTF-8, and agree with the document's meta."""
+    lp = start_link(upstream)
+    enc = email.header.Header(hint, "utf-8").encode()       # as a client sends it
+    sent = send_link_message(lp, keys, to=[DAVE], extra_headers=[f"X-Sealpost-Hint: {enc}"])
+    n = sent.notes[DAVE]
+    msg = email.message_from_bytes(n.raw, policy=email.policy.default)
+    text_part, html_part = list(msg.iter_parts())
+    for part in (text_part, html_part):
+        assert part.get_content_charset() == "utf-8", part["Content-Type"]
+        # The bytes on the wire are UTF-8 (decoding them as UTF-8 gives the hint).
+        raw = part.get_payload(decode=True)
+        assert raw.decode("utf-8")
+    text = text_part.get_payload(decode=True).decode("utf-8")
+    html = html_part.get_payload(decode=True).decode("utf-8")
+    assert f"Password hint: {hint}" in text
+    # HTML-escaped once, correctly, and the document's own charset agrees.
+    assert "ünïcödé &lt;b&gt;&amp;" in html and "<b>&" not in html, html
+    assert f"Password hint: {hint}" in html_lib.unescape(html)
+    metas = re.findall(r'<meta\s+charset="([^"]+)"', html, re.I)
+    assert metas == ["utf-8"], metas
+    # And the parsed notification (what a mail client shows) has it right.
+    assert hint in n.text
+    assert html_lib.unescape(n.html).count(hint) == 1
 
 
 def test_round_trip_sender_password_and_hint(start_link, upstream, keys):
@@ -495,7 +540,7 @@ def test_expiry_header_and_gone_after_expiry(start_link, upstream, keys):
     store_set_expiry(lp.store, ids, int(time.time()) - 1)
     assert_gone(web, sent.notes[DAVE].url, sent.receipt.entries[DAVE].password, "expired")
     assert_gone(web, sent.notes[ERIN].url, sent.receipt.entries[ERIN].password, "expired")
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WAIT
     while store_counts(lp.store) != (0, 0) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store_counts(lp.store) == (0, 0), "expired data is not deleted"
@@ -887,7 +932,7 @@ def test_browser_through_the_proxy(start_link, upstream, keys, browser):
             lambda b: b.execute_script("return document.readyState") == "complete")
         assert ALICE in browser.find_element(By.TAG_NAME, "body").text
         frame = browser.find_element(By.TAG_NAME, "iframe")
-        assert frame.get_attribute("sandbox") == ""
+        assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
         browser.switch_to.frame(frame)
         assert browser.find_element(By.ID, "hello").text == "Hello from the HTML part"
         browser.switch_to.default_content()

@@ -45,6 +45,7 @@ from clients import ConnectionClosed, Reply, assert_reply, dot_stuff
 from sealpost import Sealpost, run_cli
 from sodiumkeys import SodiumKey, write_recipients
 from upstream import Upstream, _Handler
+from waits import WAIT
 
 CRLF = b"\r\n"
 ALICE = "alice@example.com"        # the sender
@@ -214,7 +215,7 @@ class Q:
                 mode = p.stat().st_mode & 0o777
                 assert mode & 0o077 == 0, f"{p} has mode {mode:03o}: readable by others"
 
-    def wait_empty(self, timeout: float = 20.0) -> None:
+    def wait_empty(self, timeout: float = WAIT) -> None:
         wait_until(lambda: not self.ids() and not self.msg_ids(), timeout,
                    lambda: f"queue {self.qdir} not empty: env={self.ids()} msg={self.msg_ids()}\n"
                            f"{self.sp.log()[-3000:]}")
@@ -259,7 +260,7 @@ def kill9(sp: Sealpost) -> None:
     """SIGKILL the proxy (no cleanup runs) and forget the process."""
     assert sp.proc is not None and sp.proc.poll() is None, "sealpost is not running"
     os.kill(sp.proc.pid, signal.SIGKILL)
-    sp.proc.wait(10)
+    sp.proc.wait(WAIT)
     sp._err.close()
     sp._out.close()
     sp.proc = None
@@ -419,7 +420,7 @@ def test_upstream_down_queued_then_delivered_once(qenv, upstream):
     assert q.open(BOB, queued_copy) == s.msg
 
     upstream.start()
-    [m] = upstream.wait_for(1, timeout=20)
+    [m] = upstream.wait_for(1)
     assert m.mail_from == ALICE and m.rcpt_tos == [BOB], (m.mail_from, m.rcpt_tos)
     assert m.content == queued_copy, "the upstream got something else than the queued copy"
     assert q.open(BOB, m.content) == s.msg
@@ -477,7 +478,7 @@ def test_sigkill_between_data_and_reply(qenv, upstream):
             assert c.cmd(cmd).code == 250
         assert c.cmd("DATA").code == 354
         c.send(dot_stuff(s.msg) + b".\r\n")
-        assert h.entered.wait(15), "sealpost never reached the upstream's end of data"
+        assert h.entered.wait(WAIT), "sealpost never reached the upstream's end of data"
         kill9(q.sp)
         try:
             reply = c.reply(timeout=5)
@@ -494,7 +495,7 @@ def test_sigkill_between_data_and_reply(qenv, upstream):
     left = q.ids()
     replies = q.send([BOB], s)
     assert_reply(replies[-1], 250, "2.0.0", what="the client's retry after the restart")
-    upstream.wait_for(1 + len(left), timeout=20)
+    upstream.wait_for(1 + len(left))
     q.wait_empty()
     time.sleep(GRACE)
     got = [q.open(BOB, m.content) for m in q.copies_for(BOB)]
@@ -522,7 +523,7 @@ def test_queued_entries_survive_restart(qenv, upstream, how):
     assert len(q.list_entries()) == 3
     upstream.start()
     q.restart()
-    upstream.wait_for(3, timeout=20)
+    upstream.wait_for(3)
     q.wait_empty()
     time.sleep(GRACE)
     assert len(upstream.messages) == 3, upstream.events_summary()
@@ -622,7 +623,7 @@ def test_tempfail_then_accept_delivers_once(qenv, upstream, where):
         upstream.script.data_replies.clear()
         upstream.script.mail_replies.clear()
         upstream.script.rcpt_replies.pop(BOB, None)
-    [m] = upstream.wait_for(1, timeout=20)
+    [m] = upstream.wait_for(1)
     assert m.rcpt_tos == [BOB] and q.open(BOB, m.content) == s.msg
     q.wait_empty()
     time.sleep(GRACE)
@@ -645,7 +646,7 @@ def test_one_recipient_refused_dsn(qenv, upstream, shape):
     r = q.send([BOB, CAROL], s)[-1]
     assert_reply(r, 250, "2.0.0", what="one of two recipients refused")
     assert re.search(r"1 of 2 recipients sent upstream.*1 refused \(a delivery report follows\)", r.text), str(r)
-    msgs = upstream.wait_for(2, timeout=15)
+    msgs = upstream.wait_for(2)
     copies = q.copies_for(BOB)
     assert len(copies) == 1 and copies[0].rcpt_tos == [BOB], upstream.events_summary()
     assert q.open(BOB, copies[0].content).replace(b"Bcc: " + CAROL.encode() + CRLF, b"") == \
@@ -693,7 +694,7 @@ def test_dsn_falls_back_to_sender_when_null_sender_refused(qenv, upstream):
     upstream.script.mail_replies.extend(["250 2.1.0 OK", "553 5.7.1 null sender not allowed"])
     r = q.send([BOB, CAROL], s)[-1]
     assert_reply(r, 250, "2.0.0")
-    upstream.wait_for(2, timeout=15)
+    upstream.wait_for(2)
     [d] = q.dsns()
     assert d.mail_from == ALICE, d.mail_from
     check_dsn(d, ALICE, {CAROL: (r"5\.1\.1", "550 5.1.1")}, [s])
@@ -712,7 +713,7 @@ def test_queued_copy_later_refused_dsn(qenv, upstream):
     assert len(q.ids()) == 1
     upstream.script.rcpt_replies[BOB] = "550 5.1.1 <bob@example.net>: mailbox gone"
     upstream.start()
-    [d] = upstream.wait_for(1, timeout=20)
+    [d] = upstream.wait_for(1)
     check_dsn(d, ALICE, {BOB: (r"5\.1\.1", "550 5.1.1")}, [s])
     assert "Undelivered" in (d.content.split(b"\r\n\r\n")[0].decode("utf-8", "replace")), d.content[:500]
     q.wait_empty()
@@ -751,7 +752,7 @@ def test_lifetime_expired_gives_up_with_dsn(qenv, upstream, by):
     else:
         res = q.cli("flush")
         assert "delivered" in res.stdout, str(res)
-    [d] = upstream.wait_for(1, timeout=20)
+    [d] = upstream.wait_for(1)
     dsn = check_dsn(d, ALICE, {BOB: (r"[45]\.\d\.\d+", "452 4.2.2")}, [s])
     assert re.search(r"gave up", dsn.human + (dsn.msg["Subject"] or ""), re.I), dsn.human
     q.wait_empty()
@@ -882,7 +883,7 @@ def test_queue_write_fails_for_second_copy_leaves_nothing(qenv, upstream, short_
     upstream.start()
     # The client's retry.
     assert_reply(q.send([BOB, CAROL], s)[-1], 250, "2.0.0", what="retry")
-    upstream.wait_for(2, timeout=20)
+    upstream.wait_for(2)
     time.sleep(GRACE)
     for a in (BOB, CAROL):
         n = len(q.copies_for(a))
@@ -1062,7 +1063,7 @@ def test_long_queue_dir_path(qenv, upstream, tmp_path):
     assert len(entries) == 1, (f"`sealpost queue list` does not show the entry in {qdir} "
                                f"({len(str(qdir))} characters):\n{q.cli('list')}")
     upstream.start()
-    [m] = upstream.wait_for(1, timeout=20)
+    [m] = upstream.wait_for(1)
     assert q.open(BOB, m.content) == s.msg
     q.wait_empty()
 
@@ -1085,16 +1086,16 @@ def test_queued_entry_partial_progress_no_duplicates(qenv, upstream):
     upstream.script.rcpt_replies[DAVE] = "452 4.2.2 mailbox full"
     upstream.start()
     # bob's copy and the DSN about carol.
-    upstream.wait_for(2, timeout=20)
+    upstream.wait_for(2)
     copies = q.copies_for(BOB)
     assert len(copies) == 1 and copies[0].rcpt_tos == [BOB], upstream.events_summary()
     [d] = q.dsns()
     check_dsn(d, ALICE, {CAROL: (r"5\.1\.1", "550 5.1.1")}, [s])
     # The entry now holds dave only.
-    wait_until(lambda: [e["to"] for e in q.list_entries()] == [[DAVE]], 10,
+    wait_until(lambda: [e["to"] for e in q.list_entries()] == [[DAVE]], WAIT,
                lambda: f"entry after the partial attempt: {q.cli('list').stdout}")
     del upstream.script.rcpt_replies[DAVE]
-    upstream.wait_for(3, timeout=20)
+    upstream.wait_for(3)
     q.wait_empty()
     time.sleep(GRACE)
     assert len(upstream.messages) == 3, upstream.events_summary()
@@ -1127,18 +1128,20 @@ def test_backoff_doubles_up_to_max(qenv, upstream):
     assert_reply(q.send([BOB], s)[-1], 250, "2.0.0")
     [eid] = q.ids()
     rx = rf"queue {eid}: .*deferred, next try in (\d+)s"
-    q.sp.wait_log(rx + r"(?:.|\n)*" + rx + r"(?:.|\n)*" + rx, timeout=15)
+    q.sp.wait_log(rx + r"(?:.|\n)*" + rx + r"(?:.|\n)*" + rx)
     waits = [int(x) for x in re.findall(rx, q.sp.log())]
     assert waits[:3] == [2, 4, 4], f"backoff after attempts 2, 3, 4: {waits}"
     # Attempts really happen at those times (log timestamps, 1 s of slack).
     stamps = [line.split()[0] for line in q.sp.log().splitlines() if re.search(rx, line)][:3]
     ts = [time.mktime(time.strptime(x[:19], "%Y-%m-%dT%H:%M:%S")) + float("0" + x[19:23]) for x in stamps]
     gaps = [b - a for a, b in zip(ts, ts[1:])]
-    # Times are kept in whole seconds: an attempt is due within a second of its mark.
-    assert 1 < gaps[0] < 3.5 and 3 < gaps[1] < 5.5, f"gaps between attempts: {gaps}"
+    # Times are kept in whole seconds: an attempt is due within a second of its
+    # mark, never earlier.  How much later depends on the machine's load: the
+    # upper bound only says the runner did not stall (no timing is measured here).
+    assert 1 < gaps[0] < 2 + 15 and 3 < gaps[1] < 4 + 15, f"gaps between attempts: {gaps}"
     assert time.monotonic() - t0 >= 2 + 4 - 2
     upstream.start()
-    upstream.wait_for(1, timeout=10)
+    upstream.wait_for(1)
     q.wait_empty()
 
 
@@ -1162,7 +1165,7 @@ def test_flush_while_runner_delivers_no_duplicates(qenv, upstream):
     for t in threads:
         t.join(60)
     q.wait_empty()
-    upstream.wait_for(8, timeout=20)
+    upstream.wait_for(8)
     time.sleep(GRACE)
     assert len(upstream.messages) == 8, f"{len(upstream.messages)} copies for 8 entries: {upstream.events_summary()}"
     got = sorted(q.open(m.rcpt_tos[0], m.content) for m in upstream.messages)
@@ -1185,7 +1188,7 @@ def test_partial_tempfail_at_submission(qenv, upstream):
     assert e["to"] == [CAROL], e
     q.assert_no_plaintext()
     del upstream.script.rcpt_replies[CAROL]
-    upstream.wait_for(2, timeout=20)
+    upstream.wait_for(2)
     q.wait_empty()
     time.sleep(GRACE)
     assert len(upstream.messages) == 2, upstream.events_summary()
@@ -1205,7 +1208,7 @@ def test_dsn_that_cannot_go_now_is_queued(qenv, upstream):
     r = q.send([BOB, CAROL], s)[-1]
     assert_reply(r, 250, "2.0.0")
     assert "1 refused" in r.text, str(r)
-    upstream.wait_for(2, timeout=20)
+    upstream.wait_for(2)
     q.wait_empty()
     time.sleep(GRACE)
     assert len(upstream.messages) == 2, upstream.events_summary()

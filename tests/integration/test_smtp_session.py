@@ -3,12 +3,15 @@ limits, AUTH and STARTTLS.  Replies are checked by code and RFC 3463 enhanced
 code (SPEC "SMTP server": ENHANCEDSTATUSCODES on every reply)."""
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 import messages
 from checks import FROM, TO, assert_nothing_delivered, deliver_sentinel, ehlo_keywords
 from clients import ConnectionClosed, assert_reply
 from conftest import CLIENT_PASSWORD, CLIENT_USER
+from waits import WAIT
 
 EXPECTED_EXTENSIONS = ("PIPELINING", "SIZE", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES",
                        "STARTTLS")
@@ -68,7 +71,7 @@ def test_quit_closes(sp):
     with sp.client() as c:
         c.ehlo()
         assert_reply(c.cmd("QUIT"), 221, "2.0.0")
-        assert c.wait_closed(5) == b""
+        assert c.wait_closed() == b""
 
 
 # -- command line limits -------------------------------------------------------------------
@@ -102,6 +105,50 @@ def test_long_mail_command_is_not_executed(sp, upstream):
         assert_reply(c.cmd(line), 500, "5.5.2")
         # no transaction was started: RCPT is out of sequence
         assert_reply(c.cmd(f"RCPT TO:<{TO}>"), 503, "5.5.1")
+
+
+@pytest.mark.parametrize("bare_lf", ["accept-trusted", "reject"])
+@pytest.mark.parametrize("line", [b"NOOP\n", b"NOOP\r\r\n", b"NOOP\rRSET\r\n"],
+                         ids=["lf", "cr-crlf", "cr-inside"])
+def test_command_lines_must_end_in_crlf(start_sealpost, upstream, bare_lf, line):
+    """Commands are strict whatever [proxy] bare_lf says (it is about data):
+    a command ending in a bare LF, or with a CR before its CRLF, is refused,
+    never executed, and the session goes on."""
+    sp = start_sealpost(upstream, proxy={"bare_lf": bare_lf})
+    with sp.client() as c:
+        c.ehlo()
+        c.send(line)
+        r = c.reply()
+        assert_reply(r, 500, "5.5.2", what=repr(line))
+        assert c.pending(0.1) == b"", "a second reply: part of the line was executed"
+        deliver_sentinel(c, upstream)
+
+
+def test_data_command_with_bare_lf_does_not_start_data(sp, upstream):
+    """"DATA" LF is refused, so what follows is read as commands, each one
+    refused or answered on its own: no message comes of it."""
+    with sp.client() as c:
+        c.ehlo()
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 250, "2.1.0")
+        assert_reply(c.cmd(f"RCPT TO:<{TO}>"), 250, "2.1.5")
+        c.send(b"DATA\n")
+        r = c.reply()
+        assert_reply(r, 500, "5.5.2", what="DATA with a bare LF")
+        assert "CRLF" in r.text, r.text
+        assert_reply(c.cmd("Subject: not a message"), 500, "5.5.1")
+        assert_reply(c.cmd("."), 500, "5.5.1")
+        assert_reply(c.cmd("RSET"), 250, "2.0.0")
+        deliver_sentinel(c, upstream)
+
+
+def test_auth_response_must_end_in_crlf(start_sealpost, upstream):
+    sp = start_sealpost(upstream, users={CLIENT_USER: CLIENT_PASSWORD})
+    with sp.client() as c:
+        c.ehlo()
+        assert_reply(c.cmd("AUTH PLAIN"), 334)
+        c.send(base64.b64encode(f"\0{CLIENT_USER}\0{CLIENT_PASSWORD}".encode()) + b"\n")
+        assert_reply(c.reply(), 501, "5.5.2", what="SASL response ending in a bare LF")
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 530, "5.7.0", what="MAIL after the refused AUTH")
 
 
 # -- sequencing ------------------------------------------------------------------------------
@@ -340,6 +387,26 @@ def test_starttls_then_auth_and_deliver(sp_users, upstream):
         deliver_sentinel(c, upstream)
 
 
+def test_starttls_forgets_auth_from_before_tls(sp_users, upstream):
+    """RFC 3207 4.2: the server discards what it learnt before TLS, AUTH
+    included.  AUTH in the clear is allowed on a loopback listener; after
+    STARTTLS, MAIL without a new AUTH is refused, AUTH is offered (and
+    accepted) again, and then the message goes through."""
+    with sp_users.client() as c:
+        c.ehlo()
+        assert_reply(c.auth_plain(CLIENT_USER, CLIENT_PASSWORD), 235, "2.7.0", what="AUTH before TLS")
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 250, "2.1.0", what="MAIL after AUTH, before TLS")
+        assert_reply(c.cmd("RSET"), 250, "2.0.0")
+        c.starttls()
+        kw = ehlo_keywords(c)
+        assert set(kw.get("AUTH", "").split()) == {"PLAIN", "LOGIN"}, \
+            f"AUTH not offered again inside TLS: {kw}"
+        assert_reply(c.cmd(f"MAIL FROM:<{FROM}>"), 530, "5.7.0",
+                     what="MAIL inside TLS with only the AUTH from before TLS")
+        assert_reply(c.auth_plain(CLIENT_USER, CLIENT_PASSWORD), 235, "2.7.0", what="AUTH inside TLS")
+        deliver_sentinel(c, upstream)
+
+
 def test_starttls_with_argument(sp):
     with sp.client() as c:
         c.ehlo()
@@ -395,7 +462,7 @@ def test_http_request_is_refused_and_closed(sp, request_line):
         c.send(request_line)
         r = c.reply()
         assert r.code // 100 == 5, f"HTTP request got {r}"
-        rest = c.wait_closed(5)
+        rest = c.wait_closed()
         # nothing after it was executed as a command
         assert not any(line[:3] in (b"250", b"354", b"235", b"334")
                        for line in rest.split(b"\r\n")), rest
@@ -405,7 +472,7 @@ def test_http_request_before_greeting_is_refused(sp):
     c = sp.client(read_greeting=False)
     with c:
         c.send(b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
-        got = c.wait_closed(5)
+        got = c.wait_closed()
         lines = [l for l in got.split(b"\r\n") if l]
         assert not any(l[:3] in (b"250", b"354", b"235", b"334") for l in lines), got
         assert any(l[:1] == b"5" for l in lines), f"no 5xx for an HTTP request: {got!r}"
@@ -418,11 +485,11 @@ def test_idle_command_timeout(start_sealpost, upstream):
     with sp.client() as c:
         c.ehlo()
         try:
-            r = c.reply(timeout=10)
+            r = c.reply(timeout=WAIT)
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="idle timeout")
-        c.wait_closed(5)
+        c.wait_closed()
 
 
 def test_data_timeout(start_sealpost, upstream):
@@ -434,9 +501,9 @@ def test_data_timeout(start_sealpost, upstream):
         assert_reply(c.cmd("DATA"), 354)
         c.send(b"Subject: stalled\r\n\r\nhalf a mess")
         try:
-            r = c.reply(timeout=10)
+            r = c.reply(timeout=WAIT)
         except ConnectionClosed:
             pytest.fail("closed without a 421 reply")
         assert_reply(r, 421, "4.4.2", what="data timeout")
-        c.wait_closed(5)
+        c.wait_closed()
     assert_nothing_delivered(upstream)

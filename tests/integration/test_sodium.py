@@ -50,9 +50,11 @@ def keys(sealpost_bin, tmp_path):
 @pytest.fixture
 def sodium_sp(start_sealpost, upstream, tmp_path, keys):
     rf = write_recipients(tmp_path / "sodium-recipients", keys.values())
+    gnupg = tmp_path / "empty-gnupg"           # a keyring with no keys in it
+    gnupg.mkdir(mode=0o700, exist_ok=True)
     return start_sealpost(upstream, extra={"sodium": {"recipients": str(rf)},
                                            "policy": {"no_key": "reject"},
-                                           "pgp": {"gnupg_home": str(tmp_path / "no-gnupg")}})
+                                           "pgp": {"gnupg_home": str(gnupg)}})
 
 
 def sealed_part(copy: bytes) -> bytes:

@@ -52,7 +52,7 @@ def test_browser_opens_message_downloads_and_loads_nothing_remote(tmp_path, brow
 
         # The HTML part renders inside the sandboxed iframe; its script did not run.
         frame = browser.find_element(By.TAG_NAME, "iframe")
-        assert frame.get_attribute("sandbox") == ""
+        assert frame.get_attribute("sandbox") == "allow-popups allow-popups-to-escape-sandbox"
         browser.switch_to.frame(frame)
         assert browser.find_element(By.ID, "hello").text == "Hello from the HTML part"
         browser.switch_to.default_content()

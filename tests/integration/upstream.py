@@ -29,15 +29,13 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from pki import TestPKI
+from waits import WAIT
+from ports import free_port  # noqa: F401  (re-exported)
 
 TEST_USER = "relay-user@example.com"
 TEST_PASSWORD = "upstream-pw-Zq8#x"
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -274,7 +272,7 @@ class Upstream:
             self.events.append(("message", rec))
             self._cond.notify_all()
 
-    def wait_for(self, n: int, timeout: float = 10.0) -> list[Received]:
+    def wait_for(self, n: int, timeout: float = WAIT) -> list[Received]:
         """Wait until at least n messages arrived; return all of them."""
         deadline = time.monotonic() + timeout
         with self._cond:
@@ -287,7 +285,7 @@ class Upstream:
                 self._cond.wait(left)
             return list(self.messages)
 
-    def wait_event(self, kind: str, timeout: float = 10.0):
+    def wait_event(self, kind: str, timeout: float = WAIT):
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:

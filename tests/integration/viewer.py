@@ -13,6 +13,8 @@ per-client wrong-password backoff does not slow tests that are not about it.
 """
 from __future__ import annotations
 
+from waits import WAIT
+
 import base64
 import http.client
 import os
@@ -25,6 +27,7 @@ import time
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
+from ports import free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_HARNESS = REPO / "build" / "tests" / "viewer_harness"
@@ -53,10 +56,6 @@ def harness() -> Path:
     return p
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 def non_loopback_ipv4() -> str | None:
@@ -123,6 +122,7 @@ class Viewer:
     listen: str | None = None          # default host:port
     outbox: bool = True
     upload_token: str | None = None
+    trusted_proxies: str | None = None  # [linkserver] trusted_proxies; None: the default
     outbox_entries: list = field(default_factory=list)
     port: int = 0
     proc: subprocess.Popen | None = None
@@ -159,6 +159,8 @@ class Viewer:
             "[linkserver]\n"
             f"listen = {listen}\n"
             f"outbox = {'yes' if self.outbox else 'no'}\n"
+            + (f"trusted_proxies = {self.trusted_proxies}\n" if self.trusted_proxies is not None
+               else "") +
             "[log]\n"
             "level = debug\n" + extra)
 
@@ -218,7 +220,7 @@ class Viewer:
         self.stderr_f = open(self.stderr_path, "wb")
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=self.stderr_f,
                                      env=self.env())
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + WAIT
         while time.monotonic() < deadline:
             if "viewer: listening on" in self.log():
                 return self

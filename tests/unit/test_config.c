@@ -36,6 +36,14 @@ static const struct bad_case bad_cases[] = {
 	{ "bad url", "[upstream]\nhost = x\n[link]\nbase_url = ftp://x/\n", "[link] base_url: 'ftp://x/' is not an http(s):// URL" },
 	{ "syntax", "[upstream]\nhost = x\njunk line\n", "t.conf:3: syntax error" },
 	{ "nul byte", "[upstream]\nhost = x\0\n", "contains a NUL byte" },
+	{ "trusted proxy not an address", "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies = proxy.lan\n",
+	  "t.conf:4: [linkserver] trusted_proxies: 'proxy.lan' is not an IPv4 or IPv6 address" },
+	{ "trusted proxy prefix", "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies = 10.0.0.0/33\n",
+	  "[linkserver] trusted_proxies: '10.0.0.0/33': the prefix length must be 0..32" },
+	{ "trusted proxy host bits", "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies = 10.0.0.1/8\n",
+	  "[linkserver] trusted_proxies: '10.0.0.1/8' has bits set after the prefix" },
+	{ "trusted proxy v6 prefix", "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies = ::1/129\n",
+	  "the prefix length must be 0..128" },
 };
 
 static void
@@ -71,6 +79,7 @@ test_defaults(void)
 	g_assert_cmpstr(cfg.proxy.listen[0].port, ==, "587");
 	g_assert_false(cfg.proxy.listen[0].implicit_tls);
 	g_assert_cmpint(cfg.proxy.auth, ==, SP_AUTH_NONE);
+	g_assert_cmpint(cfg.proxy.bare_lf, ==, SP_BARE_LF_ACCEPT_TRUSTED);
 	g_assert_cmpuint(cfg.proxy.max_message_size, ==, 52428800);
 	g_assert_cmpuint(cfg.proxy.max_recipients, ==, 100);
 	g_assert_cmpuint(cfg.proxy.max_connections, ==, 256);
@@ -85,7 +94,54 @@ test_defaults(void)
 	g_assert_true(cfg.pgp.encrypt_to_self);
 	g_assert_false(cfg.pgp.sign);
 	g_assert_cmpint(cfg.log.level, ==, SP_LOG_INFO);
+	/* Forwarding headers are believed from a reverse proxy on this host. */
+	g_assert_cmpuint(cfg.linkserver.trusted_proxies.n, ==, 2);
+	g_assert_cmpuint(cfg.linkserver.trusted_proxies.net[0].prefix, ==, 96 + 8);
+	g_assert_cmpuint(cfg.linkserver.trusted_proxies.net[1].prefix, ==, 128);
 	sp_config_free(&cfg);
+}
+
+/* [linkserver] trusted_proxies: addresses and networks, both families. */
+static void
+test_trusted_proxies(void)
+{
+	static const struct { const char *addr; bool in; } cases[] = {
+		{ "192.0.2.7", true }, { "192.0.2.255", true }, { "192.0.3.1", false },
+		{ "10.200.1.1", true }, { "11.0.0.1", false },
+		{ "2001:db8:1::5", true }, { "2001:db8:2::5", false }, { "::1", true }, { "::2", false },
+		{ "::ffff:192.0.2.7", true }, { "127.0.0.1", false },
+	};
+	const char *text = "[upstream]\nhost = x\n[linkserver]\n"
+	                   "trusted_proxies = 192.0.2.0/24, 10.0.0.0/8 ,2001:db8:1::/48, ::1\n";
+	const char *empty = "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies =\n";
+	struct sp_config cfg;
+	char err[SP_ERRLEN] = "";
+	unsigned char a[16];
+	size_t i;
+
+	g_assert_cmpint(sp_config_load_data(&cfg, "t.conf", text, strlen(text), true, err, sizeof err), ==, 0);
+	g_assert_cmpuint(cfg.linkserver.trusted_proxies.n, ==, 4);
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		g_test_message("%s", cases[i].addr);
+		g_assert_true(sp_addr_parse(cases[i].addr, a));
+		g_assert_cmpint(sp_net_list_contains(&cfg.linkserver.trusted_proxies, a), ==, cases[i].in);
+	}
+	sp_config_free(&cfg);
+	/* Empty: nobody is believed. */
+	g_assert_cmpint(sp_config_load_data(&cfg, "t.conf", empty, strlen(empty), true, err, sizeof err), ==, 0);
+	g_assert_cmpuint(cfg.linkserver.trusted_proxies.n, ==, 0);
+	g_assert_true(sp_addr_parse("127.0.0.1", a));
+	g_assert_false(sp_net_list_contains(&cfg.linkserver.trusted_proxies, a));
+	sp_config_free(&cfg);
+	/* 0.0.0.0/0 is every IPv4 address and no IPv6 one. */
+	{
+		struct sp_net_list l;
+		g_assert_cmpint(sp_parse_net_list("0.0.0.0/0", &l, err, sizeof err), ==, 0);
+		g_assert_true(sp_addr_parse("203.0.113.1", a));
+		g_assert_true(sp_net_list_contains(&l, a));
+		g_assert_true(sp_addr_parse("2001:db8::1", a));
+		g_assert_false(sp_net_list_contains(&l, a));
+	}
 }
 
 static void
@@ -95,6 +151,7 @@ test_values(void)
 		"[proxy]\n"
 		"listen = 127.0.0.1:2587, [::1]:2465 tls\n"
 		"auth = users\n"
+		"bare_lf = reject\n"
 		"max_message_size = 10M\n"
 		"timeout = 2m\n"
 		"[upstream]\nhost = localhost\ntls = none\nport = 2525\n"
@@ -110,6 +167,7 @@ test_values(void)
 	g_assert_cmpstr(cfg.proxy.listen[1].port, ==, "2465");
 	g_assert_true(cfg.proxy.listen[1].implicit_tls);
 	g_assert_cmpint(cfg.proxy.auth, ==, SP_AUTH_USERS);
+	g_assert_cmpint(cfg.proxy.bare_lf, ==, SP_BARE_LF_REJECT);
 	g_assert_cmpuint(cfg.proxy.max_message_size, ==, 10 * 1024 * 1024);
 	g_assert_cmpint(cfg.proxy.timeout, ==, 120);
 	g_assert_cmpint(cfg.upstream.tls, ==, SP_UPSTREAM_NONE);
@@ -174,6 +232,7 @@ main(int argc, char **argv)
 	}
 	g_test_add_func("/config/defaults", test_defaults);
 	g_test_add_func("/config/values", test_values);
+	g_test_add_func("/config/trusted_proxies", test_trusted_proxies);
 	g_test_add_func("/config/implicit-tls-port", test_implicit_tls_port);
 	g_test_add_func("/config/durations", test_durations);
 	return g_test_run();

@@ -117,28 +117,64 @@ sa_from(const char *text, struct sockaddr_storage *ss)
 	}
 }
 
+/* The default [linkserver] trusted_proxies, and a chain of two proxies. */
+#define LOOPBACK_PROXIES "127.0.0.0/8, ::1"
+#define CHAIN_PROXIES "127.0.0.0/8, ::1, 10.0.0.0/8, 2001:db8:ffff::/48"
+
 static const struct {
 	const char *addr;
 	bool loopback;
-	const char *xff;     /* forwarded-for offered */
-	const char *key;     /* the tarpit key */
+	const char *trusted;   /* [linkserver] trusted_proxies */
+	const char *xff, *fwd, *real_ip;
+	const char *key;       /* the tarpit key */
 } addr_cases[] = {
-	{ "127.0.0.1", true, NULL, "127.0.0.1" },
-	{ "127.0.0.2", true, NULL, "127.0.0.2" },
-	{ "127.255.255.254", true, NULL, "127.255.255.254" },
-	{ "10.0.0.1", false, NULL, "10.0.0.1" },
-	{ "192.0.2.2", false, NULL, "192.0.2.2" },
-	{ "128.0.0.1", false, NULL, "128.0.0.1" },
-	{ "::1", true, NULL, "::/64" },
-	{ "::ffff:127.0.0.1", true, NULL, "127.0.0.1" },
-	{ "::ffff:10.1.2.3", false, NULL, "10.1.2.3" },
-	{ "2001:db8:1:2:3:4:5:6", false, NULL, "2001:db8:1:2::/64" },
-	{ "fe80::1", false, NULL, "fe80::/64" },
-	/* A reverse proxy on loopback names the client; anyone else cannot. */
-	{ "127.0.0.1", true, "203.0.113.9", "203.0.113.9" },
-	{ "127.0.0.1", true, " 2001:db8::7 ", "2001:db8::/64" },
-	{ "127.0.0.1", true, "not-an-address", "127.0.0.1" },
-	{ "198.51.100.1", false, "203.0.113.9", "198.51.100.1" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, NULL, NULL, "127.0.0.1" },
+	{ "127.0.0.2", true, LOOPBACK_PROXIES, NULL, NULL, NULL, "127.0.0.2" },
+	{ "127.255.255.254", true, LOOPBACK_PROXIES, NULL, NULL, NULL, "127.255.255.254" },
+	{ "10.0.0.1", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "10.0.0.1" },
+	{ "192.0.2.2", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "192.0.2.2" },
+	{ "128.0.0.1", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "128.0.0.1" },
+	{ "::1", true, LOOPBACK_PROXIES, NULL, NULL, NULL, "::/64" },
+	{ "::ffff:127.0.0.1", true, LOOPBACK_PROXIES, NULL, NULL, NULL, "127.0.0.1" },
+	{ "::ffff:10.1.2.3", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "10.1.2.3" },
+	{ "2001:db8:1:2:3:4:5:6", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "2001:db8:1:2::/64" },
+	{ "fe80::1", false, LOOPBACK_PROXIES, NULL, NULL, NULL, "fe80::/64" },
+	/* A trusted proxy names the client; anyone else cannot. */
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "203.0.113.9", NULL, NULL, "203.0.113.9" },
+	{ "::ffff:127.0.0.1", true, LOOPBACK_PROXIES, "203.0.113.9", NULL, NULL, "203.0.113.9" },
+	{ "::1", true, LOOPBACK_PROXIES, "203.0.113.9", NULL, NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, " 2001:db8::7 ", NULL, NULL, "2001:db8::/64" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "not-an-address", NULL, NULL, "127.0.0.1" },
+	{ "198.51.100.1", false, LOOPBACK_PROXIES, "203.0.113.9", NULL, NULL, "198.51.100.1" },
+	{ "198.51.100.1", false, LOOPBACK_PROXIES, NULL, "for=203.0.113.9", "203.0.113.8", "198.51.100.1" },
+	/* The right-most entry is what the trusted proxy saw; what the client wrote
+	 * to the left of it is never believed. */
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "1.1.1.1, 203.0.113.9", NULL, NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "1.1.1.1,203.0.113.9:4711", NULL, NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "garbage, 203.0.113.9", NULL, NULL, "203.0.113.9" },
+	/* ... unless it is a trusted proxy too: walk on (real_ip_recursive). */
+	{ "127.0.0.1", true, CHAIN_PROXIES, "1.1.1.1, 203.0.113.9, 10.2.3.4", NULL, NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, CHAIN_PROXIES, "203.0.113.9, [2001:db8:ffff::1]:80", NULL, NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "1.1.1.1, 203.0.113.9, 10.2.3.4", NULL, NULL, "10.2.3.4" },
+	{ "10.9.9.9", false, CHAIN_PROXIES, "203.0.113.9", NULL, NULL, "203.0.113.9" },
+	/* Every hop trusted: the left-most one reached. */
+	{ "127.0.0.1", true, CHAIN_PROXIES, "10.1.1.1, 10.2.2.2", NULL, NULL, "10.1.1.1" },
+	/* Garbage behind a trusted hop: the last address reached. */
+	{ "127.0.0.1", true, CHAIN_PROXIES, "garbage, 10.2.2.2", NULL, NULL, "10.2.2.2" },
+	/* Forwarded (RFC 7239) when there is no X-Forwarded-For. */
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, "for=1.1.1.1, for=203.0.113.9;proto=https", NULL, "203.0.113.9" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, "proto=https;For=\"[2001:db8::5]:4711\"", NULL, "2001:db8::/64" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, "for=unknown", NULL, "127.0.0.1" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, "for=_hidden", NULL, "127.0.0.1" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, "203.0.113.9", "for=1.1.1.1", NULL, "203.0.113.9" },
+	/* X-Real-IP last. */
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, NULL, "203.0.113.8", "203.0.113.8" },
+	{ "127.0.0.1", true, LOOPBACK_PROXIES, NULL, NULL, "nonsense", "127.0.0.1" },
+	/* No trusted proxies: nobody names a client. */
+	{ "127.0.0.1", true, "", "203.0.113.9", "for=203.0.113.9", "203.0.113.9", "127.0.0.1" },
+	/* Only the named host, not its neighbours. */
+	{ "127.0.0.2", true, "127.0.0.1", "203.0.113.9", NULL, NULL, "127.0.0.2" },
+	{ "127.0.0.1", true, "127.0.0.1", "203.0.113.9", NULL, NULL, "203.0.113.9" },
 };
 
 static void
@@ -147,15 +183,42 @@ test_addresses(void)
 	size_t i;
 
 	for (i = 0; i < G_N_ELEMENTS(addr_cases); i++) {
+		struct web_forwarded fw = { addr_cases[i].xff, addr_cases[i].fwd, addr_cases[i].real_ip };
+		struct sp_net_list trusted;
 		struct sockaddr_storage ss;
-		char key[WEB_CLIENT_KEYLEN];
+		char key[WEB_CLIENT_KEYLEN], err[SP_ERRLEN];
 
-		g_test_message("case %s xff=%s", addr_cases[i].addr, addr_cases[i].xff ? addr_cases[i].xff : "-");
+		g_test_message("case %s xff=%s fwd=%s", addr_cases[i].addr,
+		               addr_cases[i].xff ? addr_cases[i].xff : "-",
+		               addr_cases[i].fwd ? addr_cases[i].fwd : "-");
+		g_assert_cmpint(sp_parse_net_list(addr_cases[i].trusted, &trusted, err, sizeof err), ==, 0);
 		sa_from(addr_cases[i].addr, &ss);
 		g_assert_cmpint(web_addr_is_loopback((struct sockaddr *)&ss), ==, addr_cases[i].loopback);
-		g_assert_true(web_client_key((struct sockaddr *)&ss, addr_cases[i].xff, key));
+		g_assert_true(web_client_key((struct sockaddr *)&ss, &trusted, &fw, key));
 		g_assert_cmpstr(key, ==, addr_cases[i].key);
 	}
+}
+
+/* More hops than WEB_FORWARDED_MAX_HOPS, all trusted: the walk stops there. */
+static void
+test_address_hops(void)
+{
+	struct sp_net_list trusted;
+	struct sockaddr_storage ss;
+	struct web_forwarded fw = { 0 };
+	char key[WEB_CLIENT_KEYLEN], err[SP_ERRLEN], want[32];
+	GString *xff = g_string_new("203.0.113.9");
+	int i;
+
+	for (i = 0; i < WEB_FORWARDED_MAX_HOPS + 5; i++)
+		g_string_append_printf(xff, ", 10.0.0.%d", i + 1);
+	g_assert_cmpint(sp_parse_net_list(CHAIN_PROXIES, &trusted, err, sizeof err), ==, 0);
+	sa_from("127.0.0.1", &ss);
+	fw.xff = xff->str;
+	g_assert_true(web_client_key((struct sockaddr *)&ss, &trusted, &fw, key));
+	snprintf(want, sizeof want, "10.0.0.%d", 5 + 1);
+	g_assert_cmpstr(key, ==, want);
+	g_string_free(xff, TRUE);
 }
 
 static void
@@ -166,7 +229,7 @@ test_address_other_family(void)
 
 	g_assert_false(web_addr_is_loopback((struct sockaddr *)&un));
 	g_assert_false(web_addr_is_loopback(NULL));
-	g_assert_false(web_client_key((struct sockaddr *)&un, NULL, key));
+	g_assert_false(web_client_key((struct sockaddr *)&un, NULL, NULL, key));
 }
 
 static const struct {
@@ -208,8 +271,8 @@ static void
 test_tarpit_delays(void)
 {
 	static const struct { unsigned failures; int64_t ms; } cases[] = {
-		{ 0, 0 }, { 1, 1000 }, { 2, 2000 }, { 3, 4000 }, { 6, 32000 }, { 7, 60000 },
-		{ 64, 60000 },
+		{ 0, 0 }, { 1, 1000 }, { 2, 2000 }, { 3, 4000 }, { 4, 8000 }, { 5, 8000 },
+		{ 64, 8000 },
 	};
 	size_t i;
 
@@ -217,38 +280,105 @@ test_tarpit_delays(void)
 		g_assert_cmpint(web_tarpit_delay(cases[i].failures), ==, cases[i].ms);
 }
 
+#define LINK_A "0000000000000000000000000000000a"
+#define LINK_B "0000000000000000000000000000000b"
+#define LINK_C "0000000000000000000000000000000c"
+
 static void
 test_tarpit(void)
 {
 	struct web_tarpit *t = web_tarpit_new(2);
-	int64_t now = 1000000;
+	int64_t now = 1000000, at;
+	int i;
 
 	/* A client without failures goes ahead, as often as it likes. */
 	g_assert_cmpint(web_tarpit_enter(t, "a", now), ==, 0);
 	g_assert_cmpint(web_tarpit_enter(t, "a", now), ==, 0);
 	/* One failure: the next attempt within a second is held for the rest of it. */
-	web_tarpit_failed(t, "a", now);
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_A, now), ==, 1000);
 	g_assert_cmpint(web_tarpit_enter(t, "a", now + 300), ==, 700);
-	/* ... and a parallel one waits one more delay: the slot was taken. */
+	/* ... and a parallel one waits one more delay: the turn was taken. */
 	g_assert_cmpint(web_tarpit_enter(t, "a", now + 300), ==, 1700);
 	/* Other clients are not slowed. */
 	g_assert_cmpint(web_tarpit_enter(t, "b", now + 300), ==, 0);
-	/* Failures pile up: 1, 2, 4, 8 s ... beyond the hold limit it is refused. */
-	web_tarpit_failed(t, "a", now + 2000);
-	web_tarpit_failed(t, "a", now + 4000);
-	web_tarpit_failed(t, "a", now + 8000);
-	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000), ==, -8000);
-	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000 + 5000), ==, 3000);
+	/* Failures pile up: 1, 2, 4, 8 s, and 8 s from then on. */
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_A, now + 2000), ==, 2000);
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_A, now + 4000), ==, 4000);
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_A, now + 8000), ==, 8000);
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_B, now + 8000), ==, 8000);
+	g_assert_cmpuint(web_tarpit_failures(t, "a", now + 8000), ==, 5);
+	/* An attempt that comes on its own is held, never refused, however many
+	 * failures came before: the right password must get through. */
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000), ==, 8000);
+	/* Several at once from a client that failed: beyond one turn, refused. */
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000), ==, -16000);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000 + 9000), ==, 7000);
+	/* The right password on link A takes back the 4 failures made on A, not the
+	 * one on B: the client is held for B's alone. */
+	web_tarpit_succeeded(t, "a", LINK_A, now + 30000);
+	g_assert_cmpuint(web_tarpit_failures(t, "a", now + 30000), ==, 1);
+	web_tarpit_succeeded(t, "a", LINK_A, now + 30000);
+	g_assert_cmpuint(web_tarpit_failures(t, "a", now + 30000), ==, 1);
+	/* A link it never failed on clears nothing (no laundering with a known link). */
+	web_tarpit_succeeded(t, "a", LINK_C, now + 30000);
+	g_assert_cmpuint(web_tarpit_failures(t, "a", now + 30000), ==, 1);
+	/* Success on B too: nothing left, not held at all. */
+	web_tarpit_succeeded(t, "a", LINK_B, now + 30000);
+	g_assert_cmpuint(web_tarpit_failures(t, "a", now + 30000), ==, 0);
+	g_assert_cmpint(web_tarpit_enter(t, "a", now + 30000), ==, 0);
+	/* After a success the count starts again from one. */
+	g_assert_cmpint(web_tarpit_failed(t, "a", LINK_A, now + 30000), ==, 1000);
+	/* Failures on more links than are remembered stay counted, unattributed. */
+	at = now + 40000;
+	for (i = 0; i < WEB_TARPIT_LINKS_PER_CLIENT + 2; i++) {
+		char id[SP_LINK_ID_HEXLEN + 1];
+		snprintf(id, sizeof id, "%032x", 0x100 + i);
+		web_tarpit_failed(t, "z", id, at);
+	}
+	for (i = 0; i < WEB_TARPIT_LINKS_PER_CLIENT + 2; i++) {
+		char id[SP_LINK_ID_HEXLEN + 1];
+		snprintf(id, sizeof id, "%032x", 0x100 + i);
+		web_tarpit_succeeded(t, "z", id, at);
+	}
+	g_assert_cmpuint(web_tarpit_failures(t, "z", at), ==, 2);
 	/* Forgotten after WEB_TARPIT_FORGET_MS without failures. */
-	g_assert_cmpint(web_tarpit_enter(t, "a", now + 8000 + WEB_TARPIT_FORGET_MS), ==, 0);
+	g_assert_cmpint(web_tarpit_enter(t, "z", at + WEB_TARPIT_FORGET_MS), ==, 0);
+	g_assert_cmpuint(web_tarpit_failures(t, "z", at + WEB_TARPIT_FORGET_MS), ==, 0);
 	/* Bounded: with room for 2 clients, a third evicts the oldest. */
-	web_tarpit_failed(t, "c", now);
-	web_tarpit_failed(t, "d", now + 1);
-	web_tarpit_failed(t, "e", now + 2);
+	web_tarpit_failed(t, "c", LINK_A, now);
+	web_tarpit_failed(t, "d", LINK_A, now + 1);
+	web_tarpit_failed(t, "e", LINK_A, now + 2);
 	g_assert_cmpint(web_tarpit_enter(t, "c", now + 3), ==, 0);
 	g_assert_cmpint(web_tarpit_enter(t, "e", now + 3), >, 0);
 	web_tarpit_expire(t, now + 10 * WEB_TARPIT_FORGET_MS);
 	g_assert_cmpint(web_tarpit_enter(t, "e", now + 10 * WEB_TARPIT_FORGET_MS), ==, 0);
+	web_tarpit_free(t);
+}
+
+/* Attempts under way per link: counted, released, bounded. */
+static void
+test_tarpit_attempts(void)
+{
+	struct web_tarpit *t = web_tarpit_new(0);
+	int i;
+
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_A), ==, 0);
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_A), ==, 1);
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_B), ==, 0);
+	web_tarpit_attempt_end(t, LINK_A);
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_A), ==, 1);
+	web_tarpit_attempt_end(t, LINK_A);
+	web_tarpit_attempt_end(t, LINK_A);
+	web_tarpit_attempt_end(t, LINK_B);
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_A), ==, 0);
+	web_tarpit_attempt_end(t, LINK_A);
+	/* The table is bounded: a full table answers -1 (busy) for a new link. */
+	for (i = 0; i < WEB_ATTEMPTS_MAX_LINKS; i++) {
+		char id[SP_LINK_ID_HEXLEN + 1];
+		snprintf(id, sizeof id, "%032x", 0x1000 + i);
+		g_assert_cmpint(web_tarpit_attempt_begin(t, id), ==, 0);
+	}
+	g_assert_cmpint(web_tarpit_attempt_begin(t, LINK_C), ==, -1);
 	web_tarpit_free(t);
 }
 
@@ -286,44 +416,107 @@ test_sessions(void)
 	fake_message(&m, 2, 10);
 	web_sessions_new_cap(cap);
 	g_assert_cmpuint(strlen(cap), ==, WEB_SESSION_CAPLEN);
-	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now), ==, 0);
+	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now, INT64_MAX, false), ==, 0);
 	g_assert_cmpuint(m.n_att, ==, 0); /* moved */
 	web_message_free(&m);
 
-	g_assert_cmpint(web_sessions_get(ss, cap, id, 1, now + 1, &a), ==, 0);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 1, now + 1, &a, NULL), ==, 0);
 	g_assert_cmpstr(a.filename, ==, "file1.bin");
 	g_assert_cmpmem(a.data, a.len, "bbbbbbbbbb", 10);
 	web_attachment_clear(&a);
 	/* Bound to its link, its parts, its lifetime, and the exact capability. */
-	g_assert_cmpint(web_sessions_get(ss, cap, other, 1, now, &a), ==, -1);
-	g_assert_cmpint(web_sessions_get(ss, cap, id, 2, now, &a), ==, -1);
-	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now + WEB_SESSION_TTL_MS, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, other, 1, now, &a, NULL), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 2, now, &a, NULL), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now + WEB_SESSION_TTL_MS, &a, NULL), ==, -1);
 	memcpy(bad, cap, sizeof bad);
 	bad[0] = bad[0] == '0' ? '1' : '0';
-	g_assert_cmpint(web_sessions_get(ss, bad, id, 0, now, &a), ==, -1);
-	g_assert_cmpint(web_sessions_get(ss, "short", id, 0, now, &a), ==, -1);
-	g_assert_cmpint(web_sessions_get(ss, NULL, id, 0, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, bad, id, 0, now, &a, NULL), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, "short", id, 0, now, &a, NULL), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, NULL, id, 0, now, &a, NULL), ==, -1);
 
 	/* Too large for the whole bound: refused. */
 	fake_message(&m, 1, 2000);
 	web_sessions_new_cap(cap2);
-	g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now), ==, -1);
+	g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now, INT64_MAX, false), ==, -1);
 	web_message_free(&m);
 	/* The byte bound evicts the oldest: 20 + 3 x 300 > 1000 drops the first. */
 	for (i = 0; i < 3; i++) {
 		fake_message(&m, 1, 300);
 		web_sessions_new_cap(cap2);
-		g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now), ==, 0);
+		g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now, INT64_MAX, false), ==, 0);
 		web_message_free(&m);
 	}
-	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a), ==, 0);
+	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a, NULL), ==, 0);
 	web_attachment_clear(&a);
-	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now, &a, NULL), ==, -1);
 	/* No attachments: nothing kept, nothing to fail. */
 	memset(&m, 0, sizeof m);
-	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now), ==, 0);
+	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now, INT64_MAX, false), ==, 0);
 	web_sessions_expire(ss, now + WEB_SESSION_TTL_MS);
-	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a, NULL), ==, -1);
+	web_sessions_free(ss);
+}
+
+/* Every capability of a link ends at once; a link's expiry is a capability's
+ * too (the clock is injected: now_ms). */
+static void
+test_sessions_per_link(void)
+{
+	struct web_sessions *ss = web_sessions_new(0, 0);
+	char caps[4][WEB_SESSION_CAPLEN + 1], ids[4][SP_LINK_ID_HEXLEN + 1];
+	const char *id = "00000000000000000000000000000001";
+	const char *other = "00000000000000000000000000000002";
+	struct web_attachment a;
+	struct web_message m;
+	bool last = true;
+	int64_t now = 5000;
+	int i;
+
+	/* Three unlocks of one link, one of another. */
+	for (i = 0; i < 4; i++) {
+		fake_message(&m, 1, 10);
+		web_sessions_new_cap(caps[i]);
+		g_assert_cmpint(web_sessions_add(ss, caps[i], i < 3 ? id : other, &m, now, INT64_MAX,
+		                                 false), ==, 0);
+		web_message_free(&m);
+	}
+	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 2);
+	g_assert_cmpint(web_sessions_get(ss, caps[1], id, 0, now, &a, &last), ==, 0);
+	g_assert_false(last);
+	web_attachment_clear(&a);
+	/* The link goes (revoke, expiry, destruction): all three end together. */
+	g_assert_cmpuint(web_sessions_drop_link(ss, id), ==, 3);
+	for (i = 0; i < 3; i++)
+		g_assert_cmpint(web_sessions_get(ss, caps[i], id, 0, now, &a, NULL), ==, -1);
+	g_assert_cmpint(web_sessions_get(ss, caps[3], other, 0, now, &a, NULL), ==, 0);
+	web_attachment_clear(&a);
+	g_assert_cmpuint(web_sessions_drop_link(ss, id), ==, 0);
+	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 1);
+	g_assert_cmpstr(ids[0], ==, other);
+
+	/* A link expiring before the session's own TTL takes the capability with it. */
+	fake_message(&m, 1, 10);
+	web_sessions_new_cap(caps[0]);
+	g_assert_cmpint(web_sessions_add(ss, caps[0], id, &m, now, now + 2000, false), ==, 0);
+	web_message_free(&m);
+	g_assert_cmpint(web_sessions_get(ss, caps[0], id, 0, now + 1999, &a, NULL), ==, 0);
+	web_attachment_clear(&a);
+	g_assert_cmpint(web_sessions_get(ss, caps[0], id, 0, now + 2000, &a, NULL), ==, -1);
+	/* ... and the sweeper's expiry wipes it. */
+	web_sessions_expire(ss, now + 2000);
+	g_assert_cmpuint(web_sessions_drop_link(ss, id), ==, 0);
+
+	/* The capability of the view that used the link up: marked, and not listed
+	 * among those that depend on the store. */
+	fake_message(&m, 1, 10);
+	web_sessions_new_cap(caps[1]);
+	g_assert_cmpint(web_sessions_add(ss, caps[1], id, &m, now, now + 60000, true), ==, 0);
+	web_message_free(&m);
+	g_assert_cmpint(web_sessions_get(ss, caps[1], id, 0, now, &a, &last), ==, 0);
+	g_assert_true(last);
+	web_attachment_clear(&a);
+	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 1);
+	g_assert_cmpstr(ids[0], ==, other);
 	web_sessions_free(ss);
 }
 
@@ -529,7 +722,9 @@ test_render(void)
 	g_assert_cmpstr(m.subject, ==, "Quarterly r\xc3\xa9sum\xc3\xa9 \xe2\x82\xac");
 	g_assert_nonnull(strstr(m.date, "14 Nov 2023"));
 	g_assert_nonnull(strstr(m.text, "Gr\xc3\xbc\xc3\x9f\x65 aus K\xc3\xb6ln <b>not bold</b>"));
-	g_assert_cmpstr(m.html, ==, "<p>Hello <img src=\"http://tracker.example/p.gif\"></p>");
+	/* Sanitised: the remote image keeps no src. */
+	g_assert_cmpstr(m.html, ==, "<p>Hello <img></p>");
+	g_assert_false(m.html_refused);
 	g_assert_cmpuint(m.n_att, ==, 2);
 	g_assert_cmpstr(m.att[0].filename, ==, "r\xc3\xa9sum\xc3\xa9.bin");
 	g_assert_cmpmem(m.att[0].data, m.att[0].len, "\x00\x01\x02\x03\xff", 5);
@@ -546,9 +741,10 @@ test_render(void)
 		g_assert_null(strstr(b.data, "<b>not bold"));
 		g_assert_nonnull(strstr(b.data, "&lt;b&gt;not bold"));
 		g_assert_null(strstr(b.data, "<img"));
-		g_assert_nonnull(strstr(b.data, "<iframe sandbox=\"\""));
+		g_assert_nonnull(strstr(b.data, "<iframe sandbox=\"allow-popups allow-popups-to-escape-sandbox\""));
 		g_assert_nonnull(strstr(b.data, "srcdoc=\"&lt;meta http-equiv=&quot;Content-Security-Policy"));
-		g_assert_nonnull(strstr(b.data, "&lt;img src=&quot;http://tracker.example/p.gif&quot;&gt;"));
+		g_assert_nonnull(strstr(b.data, "&lt;p&gt;Hello &lt;img&gt;&lt;/p&gt;"));
+		g_assert_null(strstr(b.data, "tracker.example"));
 		g_assert_nonnull(strstr(b.data, "name=\"dl\" value=\"CAP\""));
 		g_assert_nonnull(strstr(b.data, "last allowed view"));
 		g_assert_true(g_utf8_validate(b.data, (gssize)b.len, NULL));
@@ -616,11 +812,14 @@ main(int argc, char **argv)
 	g_test_add_func("/web/filename", test_filename);
 	g_test_add_func("/web/percent", test_percent);
 	g_test_add_func("/web/addresses", test_addresses);
+	g_test_add_func("/web/address_hops", test_address_hops);
 	g_test_add_func("/web/address_other_family", test_address_other_family);
 	g_test_add_func("/web/host_header", test_host_header);
 	g_test_add_func("/web/tarpit_delays", test_tarpit_delays);
 	g_test_add_func("/web/tarpit", test_tarpit);
+	g_test_add_func("/web/tarpit_attempts", test_tarpit_attempts);
 	g_test_add_func("/web/sessions", test_sessions);
+	g_test_add_func("/web/sessions_per_link", test_sessions_per_link);
 	g_test_add_func("/web/outbox", test_outbox);
 	g_test_add_func("/web/record_roundtrip", test_record_roundtrip);
 	g_test_add_func("/web/record_fields", test_record_fields);
