@@ -114,6 +114,9 @@ static const struct key_def keys[] = {
 	{ "linkserver", "tls_cert", K_PATH, OFF(linkserver.tls_cert), "", NULL, 0, 0 },
 	{ "linkserver", "tls_key", K_PATH, OFF(linkserver.tls_key), "", NULL, 0, 0 },
 	{ "linkserver", "outbox", K_BOOL, OFF(linkserver.outbox), "yes", NULL, 0, 0 },
+	/* The outbox's own listener: loopback only, next to the viewer's default. */
+	{ "linkserver", "outbox_listen", K_LISTEN, OFF(linkserver.outbox_listen), "127.0.0.1:8026",
+	  NULL, 0, 0 },
 
 	{ "policy", "no_key", K_ENUM, OFF(policy.no_key), "link", nokey_names, 0, 0 },
 
@@ -571,6 +574,19 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 	if ((cfg->linkserver.tls_cert[0] == '\0') != (cfg->linkserver.tls_key[0] == '\0'))
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
+	/* The outbox shows links and passwords: it never shares the public
+	 * viewer's listener, and never listens beyond this machine. */
+	if (!sp_host_is_loopback(cfg->linkserver.outbox_listen.host))
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "%s is not a loopback address: the outbox (links and passwords) is "
+		                 "only for this machine", cfg->linkserver.outbox_listen.host);
+	if (cfg->linkserver.outbox_listen.implicit_tls)
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "no 'tls' option: the outbox listener is plain HTTP on loopback");
+	if (strcmp(cfg->linkserver.outbox_listen.port, cfg->linkserver.listen.port) == 0)
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "port %s is the viewer's ([linkserver] listen): the outbox needs a "
+		                 "listener of its own", cfg->linkserver.outbox_listen.port);
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
 	if (cfg->link.base_url[0] && cfg->link.base_url[strlen(cfg->link.base_url) - 1] != '/')
 		return key_error(lc, "link", "base_url", "must end with '/' (the link token is appended)");

@@ -91,6 +91,7 @@ struct sp_config {
 		char *tls_cert;
 		char *tls_key;
 		bool outbox;
+		struct sp_listen outbox_listen; /* loopback only, never `listen` */
 	} linkserver;
 
 	struct {

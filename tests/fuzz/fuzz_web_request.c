@@ -377,8 +377,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	g_free(text);
 	g_free(token_path);
-	/* Any free port. */
+	/* Any free ports (the outbox's too: fuzzers run side by side). */
 	sp_strlcpy(cfg.linkserver.listen.port, "0", sizeof cfg.linkserver.listen.port);
+	sp_strlcpy(cfg.linkserver.outbox_listen.port, "0", sizeof cfg.linkserver.outbox_listen.port);
 	start_server();
 	return 0;
 }

@@ -5,6 +5,7 @@
     v.start()                             # `sealpost linkserver` via tests/helpers/viewer_harness
     r = v.get(links[0].path)              # Response(status, headers, body)
     r = v.post(links[0].path, {"password": "pw1"}, source="127.0.0.3")
+    r = v.outbox_get()                    # the outbox, at the URL `sealpost outbox` prints
     v.stop()                              # SIGTERM; fails on sanitizer reports / bad exit
 
 The harness binary is $SP_VIEWER_HARNESS (meson sets it), else build/tests/viewer_harness.
@@ -125,6 +126,7 @@ class Viewer:
     upload_token: str | None = None
     outbox_entries: list = field(default_factory=list)
     port: int = 0
+    outbox_port: int = 0                # [linkserver] outbox_listen, a port of its own
     proc: subprocess.Popen | None = None
 
     def __post_init__(self):
@@ -132,6 +134,7 @@ class Viewer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store = self.workdir / "store" / "links.sqlite"
         self.port = free_port()
+        self.outbox_port = free_port()
         self.base_url = f"http://{self.host}:{self.port}/s/"
         self.conf = self.workdir / "viewer.conf"
         self.stderr_path = self.workdir / "viewer.stderr"
@@ -159,6 +162,7 @@ class Viewer:
             "[linkserver]\n"
             f"listen = {listen}\n"
             f"outbox = {'yes' if self.outbox else 'no'}\n"
+            f"outbox_listen = 127.0.0.1:{self.outbox_port}\n"
             "[log]\n"
             "level = debug\n" + extra)
 
@@ -190,6 +194,26 @@ class Viewer:
                            env=self.env(), timeout=60)
         check_sanitizers(r.stderr, " ".join(args))
         return r
+
+    def outbox_url(self) -> str:
+        """What `sealpost outbox` prints: the outbox's address with its token."""
+        r = self.cli("outbox", "-c", str(self.conf))
+        assert r.returncode == 0, r.stderr
+        url = r.stdout.strip()
+        assert url.startswith(f"http://127.0.0.1:{self.outbox_port}/outbox/"), url
+        return url
+
+    def outbox_path(self) -> str:
+        return urllib.parse.urlsplit(self.outbox_url()).path
+
+    def outbox_get(self, path: str | None = None, **kw) -> Response:
+        """GET on the outbox listener (its page by default)."""
+        kw.setdefault("port", self.outbox_port)
+        return self.get(path or self.outbox_path(), **kw)
+
+    def outbox_post(self, fields: dict, path: str = "/outbox/revoke", **kw) -> Response:
+        kw.setdefault("port", self.outbox_port)
+        return self.post(path, fields, **kw)
 
     def rows(self) -> tuple[int, int]:
         """(links, messages) in the store, read with an independent SQLite."""
