@@ -142,8 +142,10 @@ class Viewer:
 
     def env(self) -> dict:
         e = dict(os.environ)
+        # The state directory (the outbox token) in the workdir, root or not.
         e.update(HOME=str(self.workdir), XDG_CONFIG_HOME=str(self.workdir / "xdg"),
-                 XDG_STATE_HOME=str(self.workdir / "state"))
+                 XDG_STATE_HOME=str(self.workdir / "state"),
+                 SEALPOST_STATE_DIR=str(self.workdir / "state" / "sealpost"))
         return e
 
     def write_config(self, extra: str = "") -> None:
@@ -298,6 +300,63 @@ class Viewer:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         headers.update(kw.pop("headers", {}))
         return self.request("POST", path, body=body, headers=headers, **kw)
+
+
+class Forwarder:
+    """A real TCP forwarder, `socat TCP-LISTEN:PORT,fork,reuseaddr TCP:127.0.0.1:TARGET`:
+    what `ssh -R`, stunnel or socat make of a loopback port.  Every connection it
+    makes comes from 127.0.0.1, with whatever Host header the far client sent.
+
+        with Forwarder(viewer.port) as fw:
+            viewer.get("/outbox", port=fw.port)
+    """
+
+    def __init__(self, target: int, host: str = "127.0.0.1"):
+        self.target, self.host = target, host
+        self.port = free_port(host)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Forwarder":
+        self.proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{self.port},bind={self.host},fork,reuseaddr",
+             f"TCP:127.0.0.1:{self.target}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"socat exited: {self.proc.stderr.read()!r}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("socat does not listen")
+                time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)   # socat and its forked children
+            self.proc.wait(timeout=10)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def raw_http(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 10) -> bytes:
+    """Send raw bytes, read the answer until the server closes (or a full
+    response with Connection: close)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+            head, sep, body = out.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if sep and m and len(body) >= int(m.group(1)):
+                return out
 
 
 def parse_links(out: str) -> list[Link]:

@@ -34,6 +34,14 @@ static const struct bad_case bad_cases[] = {
 	{ "username without password", "[upstream]\nhost = x\nusername = me\n", "[upstream] username: needs password_file" },
 	{ "cert without key", "[upstream]\nhost = x\n[proxy]\ntls_cert = /a.crt\n", "[proxy] tls_key: tls_cert and tls_key go together" },
 	{ "bad url", "[upstream]\nhost = x\n[link]\nbase_url = ftp://x/\n", "[link] base_url: 'ftp://x/' is not an http(s):// URL" },
+	{ "outbox beyond loopback", "[upstream]\nhost = x\n[linkserver]\noutbox_listen = 0.0.0.0:8026\n",
+	  "t.conf:4: [linkserver] outbox_listen: 0.0.0.0 is not a loopback address" },
+	{ "outbox on a LAN address", "[upstream]\nhost = x\n[linkserver]\noutbox_listen = 192.168.1.5:8026\n",
+	  "[linkserver] outbox_listen: 192.168.1.5 is not a loopback address" },
+	{ "outbox on the viewer's port", "[upstream]\nhost = x\n[linkserver]\nlisten = 127.0.0.1:9000\n"
+	  "outbox_listen = 127.0.0.2:9000\n", "[linkserver] outbox_listen: port 9000 is the viewer's" },
+	{ "outbox with tls", "[upstream]\nhost = x\n[linkserver]\noutbox_listen = 127.0.0.1:8026 tls\n",
+	  "[linkserver] outbox_listen: no 'tls' option" },
 	{ "syntax", "[upstream]\nhost = x\njunk line\n", "t.conf:3: syntax error" },
 	{ "nul byte", "[upstream]\nhost = x\0\n", "contains a NUL byte" },
 };
