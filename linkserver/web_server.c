@@ -1092,6 +1092,42 @@ on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
 	return web_conns_admit(l->conns, addr) ? MHD_YES : MHD_NO;
 }
 
+/* Tokens are at least this long: a link token is 43 characters, the outbox
+ * token 64; words, numbers and addresses in libmicrohttpd's messages are
+ * shorter. */
+#define WEB_LOG_TOKEN_MIN 20
+
+static bool
+token_char(char c)
+{
+	return g_ascii_isalnum(c) || c == '-' || c == '_';
+}
+
+void
+web_log_redact(char *line)
+{
+	static const char mark[] = "[redacted]";
+	char *in = line, *out = line;
+
+	while (*in) {
+		size_t n = 0;
+		while (token_char(in[n]))
+			n++;
+		if (n >= WEB_LOG_TOKEN_MIN) {
+			memcpy(out, mark, sizeof mark - 1);
+			out += sizeof mark - 1;
+			in += n;
+		} else if (n > 0) {
+			memmove(out, in, n);
+			out += n;
+			in += n;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
+}
+
 SP_PRINTF(2, 0)
 static void
 mhd_log(void *cls, const char *fmt, va_list ap)
@@ -1100,6 +1136,10 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	vsnprintf(line, sizeof line, fmt, ap);
+	/* libmicrohttpd names the URL in some messages ("Failed to send data in
+	 * response for %s"): a link token or the outbox token must not reach
+	 * the log. */
+	web_log_redact(line);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';

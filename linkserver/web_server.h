@@ -57,4 +57,8 @@ char *web_link_path(const char *base_url);
  * the query, no empty, "." or ".." path segment, no backslash? */
 bool web_uri_is_plain(const char *uri);
 
+/* Replace every run of 20 or more token characters ([A-Za-z0-9_-]: a link
+ * token, the outbox token) in a log line with "[redacted]", in place. */
+void web_log_redact(char *line);
+
 #endif

@@ -775,6 +775,29 @@ test_uri_plain(void)
 	g_assert_false(web_uri_is_plain(NULL));
 }
 
+static void
+test_log_redact(void)
+{
+	static const struct { const char *in, *want; } cases[] = {
+		{ "Failed to send data in response for /s/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefg.",
+		  "Failed to send data in response for /s/[redacted]." },
+		{ "request for `/outbox/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'",
+		  "request for `/outbox/[redacted]'" },
+		{ "Server reached connection limit. Closing inbound connection.",
+		  "Server reached connection limit. Closing inbound connection." },
+		{ "short-ids_like_this ok 1234567890123456789", "short-ids_like_this ok 1234567890123456789" },
+		{ "", "" },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char line[256];
+		sp_strlcpy(line, cases[i].in, sizeof line);
+		web_log_redact(line);
+		g_assert_cmpstr(line, ==, cases[i].want);
+	}
+}
+
 /* ---- the outbox token ---- */
 
 static void
@@ -853,6 +876,7 @@ main(int argc, char **argv)
 	g_test_add_func("/web/conn_limit", test_conn_limit);
 	g_test_add_func("/web/conn_deadline", test_conn_deadline);
 	g_test_add_func("/web/uri_plain", test_uri_plain);
+	g_test_add_func("/web/log_redact", test_log_redact);
 	g_test_add_func("/web/record_roundtrip", test_record_roundtrip);
 	g_test_add_func("/web/record_fields", test_record_fields);
 	g_test_add_func("/web/link_path", test_link_path);
