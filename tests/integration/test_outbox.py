@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import select
 import socket
-import time
 
 import pytest
 
@@ -203,3 +202,17 @@ def test_per_client_connection_limit(outbox_viewer):
     finally:
         for s in held:
             s.close()
+
+
+def test_outbox_port_in_use_is_a_clear_error(tmp_path):
+    v = Viewer(tmp_path / "v")
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", v.outbox_port))
+        s.listen(1)
+        r = v.cli("serve", "--", "-c", str(v.conf))
+    assert r.returncode == 1
+    assert f"[linkserver] outbox_listen 127.0.0.1:{v.outbox_port}: cannot bind" in r.stderr
+    # The public port was given back: nothing listens there any more.
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", v.port), timeout=5).close()

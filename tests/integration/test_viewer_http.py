@@ -5,8 +5,9 @@ Covers SPEC "Viewer (linkserver)": the form on GET (no view counted), wrong
 passwords (reveal nothing, count, tarpit, destruction), the message with its
 attachment, security headers on every response, 410 after expiry / revoke /
 max views, exactly one winner of concurrent burn-after-reading unlocks (threads
-and two processes), the loopback-only outbox, the upload API and its client,
-and a store that never holds plaintext, passwords or link secrets.
+and two processes), the outbox on its own listener behind its token, the
+upload API and its client, and a store that never holds plaintext, passwords
+or link secrets.
 """
 from __future__ import annotations
 
