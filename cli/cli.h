@@ -19,6 +19,7 @@ int cmd_open(int argc, char **argv);
 int cmd_queue(int argc, char **argv);
 int cmd_linkserver(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
+int cmd_outbox(int argc, char **argv);
 
 /* Find and load the config for a subcommand; prints the error and returns
  * EXIT_USAGE on failure, else 0. */

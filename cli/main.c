@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{ "queue", cmd_queue, "list, flush or delete queued copies" },
 	{ "linkserver", cmd_linkserver, "run only the link viewer (for a public host)" },
 	{ "revoke", cmd_revoke, "delete a link message at once" },
+	{ "outbox", cmd_outbox, "print the address (with its token) of the outbox page" },
 	{ "passwd", cmd_passwd, "hash a password for [proxy] users_file" },
 };
 

@@ -124,6 +124,9 @@ static const struct key_def keys[] = {
 	 * by default a reverse proxy on this host, as the docs set it up. */
 	{ "linkserver", "trusted_proxies", K_NET_LIST, OFF(linkserver.trusted_proxies),
 	  "127.0.0.0/8, ::1", NULL, 0, 0 },
+	/* The outbox's own listener: loopback only, next to the viewer's default. */
+	{ "linkserver", "outbox_listen", K_LISTEN, OFF(linkserver.outbox_listen), "127.0.0.1:8026",
+	  NULL, 0, 0 },
 
 	{ "policy", "no_key", K_ENUM, OFF(policy.no_key), "link", nokey_names, 0, 0 },
 
@@ -684,6 +687,19 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 	if ((cfg->linkserver.tls_cert[0] == '\0') != (cfg->linkserver.tls_key[0] == '\0'))
 		return key_error(lc, "linkserver", cfg->linkserver.tls_cert[0] ? "tls_key" : "tls_cert",
 		                 "tls_cert and tls_key go together");
+	/* The outbox shows links and passwords: it never shares the public
+	 * viewer's listener, and never listens beyond this machine. */
+	if (!sp_host_is_loopback(cfg->linkserver.outbox_listen.host))
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "%s is not a loopback address: the outbox (links and passwords) is "
+		                 "only for this machine", cfg->linkserver.outbox_listen.host);
+	if (cfg->linkserver.outbox_listen.implicit_tls)
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "no 'tls' option: the outbox listener is plain HTTP on loopback");
+	if (strcmp(cfg->linkserver.outbox_listen.port, cfg->linkserver.listen.port) == 0)
+		return key_error(lc, "linkserver", "outbox_listen",
+		                 "port %s is the viewer's ([linkserver] listen): the outbox needs a "
+		                 "listener of its own", cfg->linkserver.outbox_listen.port);
 	cfg->sodium.recipients_explicit = g_key_file_has_key(kf, "sodium", "recipients", NULL);
 	{
 		const char *g = getenv("GNUPGHOME");

@@ -116,6 +116,7 @@ struct sp_config {
 		char *tls_key;
 		bool outbox;
 		struct sp_net_list trusted_proxies;
+		struct sp_listen outbox_listen; /* loopback only, never `listen` */
 	} linkserver;
 
 	struct {

@@ -10,8 +10,18 @@
 #ifndef SP_WEB_OUTBOX_H
 #define SP_WEB_OUTBOX_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+
+#include "config.h"
+
+/* The outbox's capability token: 256 random bits, in hex in the URL path
+ * (/outbox/<token>) and in every form on the page. */
+#define WEB_OUTBOX_TOKEN_BYTES 32
+#define WEB_OUTBOX_TOKEN_HEXLEN (2 * WEB_OUTBOX_TOKEN_BYTES)
+/* Its file in the state directory (mode 0600; made at the first start). */
+#define WEB_OUTBOX_TOKEN_FILE "outbox.token"
 
 /* Messages kept; the oldest is dropped (and wiped) first.  A page, not an archive. */
 #define WEB_OUTBOX_MAX 100
@@ -48,5 +58,14 @@ void web_outbox_expire(int64_t now);
 /* Drop (and wipe) everything: at shutdown. */
 void web_outbox_clear(void);
 size_t web_outbox_count(void);
+
+/* The outbox token of this state directory, from WEB_OUTBOX_TOKEN_FILE.  With
+ * create, a missing file is made first (and the directory, 0700); the file must
+ * be a regular file that only its owner can read.  0, or -1 with err (which
+ * never holds the token). */
+int web_outbox_token(const char *state_dir, bool create, char out[WEB_OUTBOX_TOKEN_HEXLEN + 1],
+                     char *err, size_t errsz);
+/* "http://127.0.0.1:8026/outbox/<token>" for [linkserver] outbox_listen; malloc'd. */
+char *web_outbox_url(const struct sp_listen *l, const char *token);
 
 #endif

@@ -331,7 +331,7 @@ struct outbox_ctx {
 	struct sp_buf *b;
 	const struct link_store_link *links;
 	size_t n_links;
-	const char *csrf;
+	const char *token;
 	int64_t now;
 	int rv;
 };
@@ -348,14 +348,14 @@ find_link(const struct outbox_ctx *c, const char *id)
 }
 
 static void
-revoke_form(struct sp_buf *b, int *rvp, const char *csrf, const char *id, bool whole,
+revoke_form(struct sp_buf *b, int *rvp, const char *token, const char *id, bool whole,
             const char *label)
 {
 	int rv = 0;
 
 	P("<form class=\"inline\" method=\"post\" action=\"/outbox/revoke\">"
-	  "<input type=\"hidden\" name=\"csrf\" value=\"");
-	E(csrf);
+	  "<input type=\"hidden\" name=\"token\" value=\"");
+	E(token);
 	P("\"><input type=\"hidden\" name=\"link\" value=\"");
 	E(id);
 	P("\"><input type=\"hidden\" name=\"scope\" value=\"");
@@ -429,7 +429,7 @@ outbox_entry(const struct web_outbox_entry *e, void *arg)
 		}
 		P("</td><td>");
 		if (live) {
-			revoke_form(b, &rv, c->csrf, r->link_id, false, "Revoke");
+			revoke_form(b, &rv, c->token, r->link_id, false, "Revoke");
 			any_live = r->link_id;
 		}
 		P("</td></tr>");
@@ -444,7 +444,7 @@ outbox_entry(const struct web_outbox_entry *e, void *arg)
 	}
 	if (any_live) {
 		P("<p>");
-		revoke_form(b, &rv, c->csrf, any_live, true, "Revoke the whole message");
+		revoke_form(b, &rv, c->token, any_live, true, "Revoke the whole message");
 		P("</p>");
 	}
 	P("</div>\n");
@@ -453,14 +453,15 @@ outbox_entry(const struct web_outbox_entry *e, void *arg)
 
 int
 web_page_outbox(struct sp_buf *b, const struct link_store_link *links, size_t n_links,
-                const char *csrf, int64_t now, const char *notice)
+                const char *token, int64_t now, const char *notice)
 {
-	struct outbox_ctx c = { .b = b, .links = links, .n_links = n_links, .csrf = csrf, .now = now };
+	struct outbox_ctx c = { .b = b, .links = links, .n_links = n_links, .token = token,
+	                        .now = now };
 	int rv = page_begin(b, "sealpost outbox");
 
 	P("<div class=\"card\"><h1>Outbox</h1><p>Recent messages with link recipients, kept in "
 	  "memory only (they are gone after a restart). This page is served to this computer "
-	  "only. Give each password to its recipient by another channel than e-mail.</p>");
+	  "only, at an address with a secret in it: do not share it. Give each password to its recipient by another channel than e-mail.</p>");
 	if (notice) {
 		P("<p class=\"err\" role=\"status\">");
 		E(notice);

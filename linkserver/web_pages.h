@@ -50,10 +50,10 @@ int web_page_notice(struct sp_buf *b, const char *title, const char *text);
 int web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,
                      const char *cap, uint64_t views, uint64_t max_views);
 
-/* The loopback-only outbox: entries from web_outbox.h, view counts from
- * `links` (the store's list), revoke forms carrying csrf. */
+/* The outbox: entries from web_outbox.h, view counts from `links` (the
+ * store's list), revoke forms carrying the outbox token. */
 int web_page_outbox(struct sp_buf *b, const struct link_store_link *links, size_t n_links,
-                    const char *csrf, int64_t now, const char *notice);
+                    const char *token, int64_t now, const char *notice);
 
 int web_page_index(struct sp_buf *b);
 

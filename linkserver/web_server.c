@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <glib.h>
 #include <microhttpd.h>
 #include <sodium.h>
 
@@ -22,6 +23,7 @@
 #include "link_record.h"
 #include "log.h"
 #include "web_client.h"
+#include "web_conn.h"
 #include "web_html.h"
 #include "web_outbox.h"
 #include "web_pages.h"
@@ -33,12 +35,26 @@
 /* A client that sends nothing for this long is dropped: MHD's default is no
  * timeout at all, and every connection holds a thread. */
 #define WEB_CONNECTION_TIMEOUT_S 30
+/* A request must arrive whole (request line, headers, form body) within this
+ * long of its connection's start, or of the end of the previous response on a
+ * kept-alive connection; else its socket is shut down.  The inactivity timeout
+ * alone lets a client that trickles a byte a second hold a thread forever.  A
+ * browser sends a request in one or two packets; 15 s is ample on a bad link. */
+#define WEB_REQUEST_DEADLINE_S 15
+/* An upload through the API (bearer token checked) may take this long for its
+ * body: 50 MiB at ~100 KB/s. */
+#define WEB_UPLOAD_DEADLINE_S 600
+/* How often connections are checked against their deadline. */
+#define WEB_REAP_INTERVAL_MS 1000
 /* Connections at once (each is a thread): enough for a busy personal viewer,
  * bounded so a flood cannot exhaust threads or memory. */
 #define WEB_CONNECTION_LIMIT 256
-/* Connections from one address.  Behind a reverse proxy on the same host all
- * come from it, so this is generous; the proxy should limit per client. */
+/* Connections from one client: an IPv4 address or an IPv6 /64 (web_conn.h).
+ * Behind a reverse proxy on the same host all come from it, so this is
+ * generous; the proxy should limit per client. */
 #define WEB_PER_IP_CONNECTION_LIMIT 32
+/* Connections at once on the outbox listener: one person's browser. */
+#define WEB_OUTBOX_CONNECTION_LIMIT 16
 /* MHD's per-connection memory pool: request line, headers, small buffers.  A
  * request whose headers do not fit is refused by MHD (431). */
 #define WEB_CONNECTION_MEMORY_LIMIT (64 * 1024)
@@ -67,11 +83,25 @@
 enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW };
 enum csp_kind { CSP_PAGE, CSP_MESSAGE, CSP_NONE };
 enum guard { GUARD_NONE, GUARD_OUTBOX, GUARD_API };
+/* Which listener a route is on: the public viewer, or the outbox's own. */
+enum web_side { SIDE_PUBLIC, SIDE_OUTBOX };
+
+struct web_server;
+
+/* One libmicrohttpd daemon and what it needs to know. */
+struct web_listener {
+	struct web_server *ws;
+	enum web_side side;
+	struct MHD_Daemon *daemon;
+	struct web_conns *conns;
+	uint16_t port;
+};
 
 struct web_req;
 typedef enum MHD_Result (*web_handler)(struct web_server *ws, struct web_req *r);
 
 struct web_route {
+	enum web_side side;
 	const char *method;  /* "GET" also answers HEAD */
 	const char *path;    /* NULL: the link path of [link] base_url */
 	bool prefix;
@@ -84,6 +114,10 @@ struct web_route {
 #define FIELD_MAX 80
 struct web_req {
 	const struct web_route *route;
+	struct web_listener *l;
+	struct web_conn *wc;     /* the connection's deadline record */
+	bool begun;              /* routed (first access handler call done) */
+	bool bad_uri;            /* the raw request target is not one we serve */
 	struct MHD_Connection *conn;
 	char *url;
 	char *method;
@@ -95,22 +129,22 @@ struct web_req {
 	size_t body_max;
 	bool bad_form;
 	struct sp_buf password;  /* wiped */
-	char dl[FIELD_MAX], part[FIELD_MAX], csrf[FIELD_MAX], link[FIELD_MAX], scope[FIELD_MAX];
+	char dl[FIELD_MAX], part[FIELD_MAX], token[FIELD_MAX], link[FIELD_MAX], scope[FIELD_MAX];
 	bool has_dl;
 };
 
 struct web_server {
-	struct MHD_Daemon *daemon;
+	struct web_listener pub;     /* [linkserver] listen */
+	struct web_listener obx;     /* [linkserver] outbox_listen, when outbox = yes */
 	struct link_store *store;
 	char *link_path;
 	size_t link_path_len;
 	bool outbox;
 	bool hsts;
-	uint16_t port;
 	size_t upload_max;
 	unsigned char api_token_hash[crypto_generichash_BYTES];
 	bool api_enabled;
-	char csrf[65];
+	char outbox_token[WEB_OUTBOX_TOKEN_HEXLEN + 1]; /* the outbox's capability */
 	char *csp_page, *csp_message;
 	sem_t kdf_slots;
 	struct web_tarpit *tarpit;
@@ -134,16 +168,19 @@ static enum MHD_Result h_outbox_revoke(struct web_server *, struct web_req *);
 static enum MHD_Result h_api_upload(struct web_server *, struct web_req *);
 static enum MHD_Result h_api_revoke(struct web_server *, struct web_req *);
 
-/* Exact paths first: the link path may be "/", which matches everything. */
+/* Exact paths first: the link path may be "/", which matches everything.
+ * The outbox is only on its own listener: nothing that forwards the public
+ * viewer (a reverse proxy, ssh -R, socat) can reach it there. */
 static const struct web_route routes[] = {
-	{ "GET", "/", false, BODY_NONE, GUARD_NONE, h_index },
-	{ "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, h_robots },
-	{ "GET", "/outbox", false, BODY_NONE, GUARD_OUTBOX, h_outbox },
-	{ "POST", "/outbox/revoke", false, BODY_FORM, GUARD_OUTBOX, h_outbox_revoke },
-	{ "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, h_api_upload },
-	{ "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, h_api_revoke },
-	{ "GET", NULL, true, BODY_NONE, GUARD_NONE, h_link_get },
-	{ "POST", NULL, true, BODY_FORM, GUARD_NONE, h_link_post },
+	{ SIDE_PUBLIC, "GET", "/", false, BODY_NONE, GUARD_NONE, h_index },
+	{ SIDE_PUBLIC, "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, h_robots },
+	{ SIDE_PUBLIC, "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, h_api_upload },
+	{ SIDE_PUBLIC, "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, h_api_revoke },
+	{ SIDE_PUBLIC, "GET", NULL, true, BODY_NONE, GUARD_NONE, h_link_get },
+	{ SIDE_PUBLIC, "POST", NULL, true, BODY_FORM, GUARD_NONE, h_link_post },
+	{ SIDE_OUTBOX, "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, h_robots },
+	{ SIDE_OUTBOX, "POST", "/outbox/revoke", false, BODY_FORM, GUARD_OUTBOX, h_outbox_revoke },
+	{ SIDE_OUTBOX, "GET", "/outbox/", true, BODY_NONE, GUARD_OUTBOX, h_outbox },
 };
 
 /* ---- responses ---- */
@@ -190,6 +227,8 @@ respond(struct web_server *ws, struct web_req *r, unsigned status, enum csp_kind
 	struct MHD_Response *resp;
 	enum MHD_Result ret;
 
+	/* The request is in: no deadline while it is answered. */
+	web_conns_answering(r->l->conns, r->wc);
 	if (body) {
 		w->data = sp_buf_steal(body, &w->len);
 	}
@@ -323,19 +362,20 @@ header(struct web_req *r, const char *name)
 	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
 }
 
-/* The outbox shows passwords: only to this machine's own browser.  A loopback
- * peer is not enough on its own: a reverse proxy on this host forwards the
- * world from loopback (it adds forwarding headers, or a public Host), and DNS
- * rebinding makes a hostile page talk to us under its own host name. */
+/* The outbox shows passwords.  What keeps them is the capability token in
+ * its URL (checked by the handlers) on a listener of its own; these checks
+ * only narrow it further to this machine's own browser: a forwarder adds
+ * forwarding headers or a foreign Host, DNS rebinding a foreign Host, a
+ * cross-site form a foreign Origin or Sec-Fetch-Site. */
 static unsigned
 outbox_guard(struct web_server *ws, struct web_req *r)
 {
 	static const char *const forwarded[] = { "Forwarded", "X-Forwarded-For", "X-Real-IP",
 	                                         "X-Forwarded-Host", "Via" };
-	const char *origin;
+	const char *origin, *site;
 	size_t i;
 
-	if (!ws->outbox)
+	if (!ws->outbox || r->l->side != SIDE_OUTBOX)
 		return MHD_HTTP_NOT_FOUND;
 	if (!r->loopback)
 		return MHD_HTTP_FORBIDDEN;
@@ -350,7 +390,19 @@ outbox_guard(struct web_server *ws, struct web_req *r)
 		if (h == NULL || !web_host_is_loopback(h + 3))
 			return MHD_HTTP_FORBIDDEN;
 	}
+	site = header(r, "Sec-Fetch-Site");
+	if (strcmp(r->method, "POST") == 0 && site != NULL && strcmp(site, "same-origin") != 0 &&
+	    strcmp(site, "none") != 0)
+		return MHD_HTTP_FORBIDDEN;
 	return 0;
+}
+
+/* The outbox token, compared in constant time (its length is public). */
+static bool
+outbox_token_ok(struct web_server *ws, const char *t)
+{
+	return t != NULL && strlen(t) == WEB_OUTBOX_TOKEN_HEXLEN &&
+	       sodium_memcmp(t, ws->outbox_token, WEB_OUTBOX_TOKEN_HEXLEN) == 0;
 }
 
 static bool
@@ -646,6 +698,11 @@ h_outbox(struct web_server *ws, struct web_req *r)
 	struct sp_buf b;
 	size_t n = 0;
 
+	/* Without the token this address does not exist: the same page as for
+	 * any other unknown path. */
+	if (!outbox_token_ok(ws, r->url + strlen("/outbox/")))
+		return respond_notice(ws, r, MHD_HTTP_NOT_FOUND, "Not found",
+		                      "There is nothing at this address.");
 	if (link_store_list(ws->store, &links, &n, err, sizeof err) != LINK_STORE_OK) {
 		sp_log_error("viewer: %s", err);
 		return respond_unavailable(ws, r);
@@ -655,7 +712,7 @@ h_outbox(struct web_server *ws, struct web_req *r)
 	else if (done && strcmp(done, "gone") == 0)
 		notice = "That link was already gone.";
 	sp_buf_init(&b, 0);
-	web_page_outbox(&b, links, n, ws->csrf, now_s(), notice);
+	web_page_outbox(&b, links, n, ws->outbox_token, now_s(), notice);
 	link_store_list_free(links, n);
 	return respond_page(ws, r, MHD_HTTP_OK, &b);
 }
@@ -663,11 +720,12 @@ h_outbox(struct web_server *ws, struct web_req *r)
 static enum MHD_Result
 h_outbox_revoke(struct web_server *ws, struct web_req *r)
 {
-	char err[SP_ERRLEN];
+	char err[SP_ERRLEN], *where;
 	enum link_store_rc rc;
+	enum MHD_Result ret;
 
-	if (r->bad_form || strlen(r->csrf) != strlen(ws->csrf) ||
-	    sodium_memcmp(r->csrf, ws->csrf, strlen(ws->csrf)) != 0)
+	/* The token in the body: a cross-site form cannot know it. */
+	if (r->bad_form || !outbox_token_ok(ws, r->token))
 		return respond_notice(ws, r, MHD_HTTP_FORBIDDEN, "Forbidden",
 		                      "The form has expired; reload the outbox and try again.");
 	rc = link_store_revoke(ws->store, r->link, strcmp(r->scope, "message") == 0, err, sizeof err);
@@ -678,9 +736,11 @@ h_outbox_revoke(struct web_server *ws, struct web_req *r)
 	if (rc == LINK_STORE_OK)
 		sp_log_info("viewer: link %s revoked from the outbox (%s)", r->link,
 		            strcmp(r->scope, "message") == 0 ? "whole message" : "this link");
-	return respond(ws, r, MHD_HTTP_SEE_OTHER, CSP_PAGE, HTML, NULL, "Location",
-	               rc == LINK_STORE_OK ? "/outbox?done=revoked" : "/outbox?done=gone",
-	               NULL, NULL);
+	where = sp_xasprintf("/outbox/%s?done=%s", ws->outbox_token,
+	                     rc == LINK_STORE_OK ? "revoked" : "gone");
+	ret = respond(ws, r, MHD_HTTP_SEE_OTHER, CSP_PAGE, HTML, NULL, "Location", where, NULL, NULL);
+	sp_free_secret(where);
+	return ret;
 }
 
 static enum MHD_Result
@@ -748,22 +808,26 @@ method_matches(const char *want, const char *got)
 }
 
 static bool
-path_matches(struct web_server *ws, const struct web_route *rt, const char *url)
+path_matches(struct web_server *ws, enum web_side side, const struct web_route *rt,
+             const char *url)
 {
 	const char *p = rt->path ? rt->path : ws->link_path;
 
+	if (rt->side != side)
+		return false;
 	return rt->prefix ? strncmp(url, p, strlen(p)) == 0 : strcmp(url, p) == 0;
 }
 
 /* The route for (method, url); *allow is set when only the method is wrong. */
 static const struct web_route *
-route_find(struct web_server *ws, const char *method, const char *url, const char **allow)
+route_find(struct web_server *ws, enum web_side side, const char *method, const char *url,
+           const char **allow)
 {
 	size_t i;
 
 	*allow = NULL;
 	for (i = 0; i < SP_ARRAY_LEN(routes); i++) {
-		if (!path_matches(ws, &routes[i], url))
+		if (!path_matches(ws, side, &routes[i], url))
 			continue;
 		if (method_matches(routes[i].method, method))
 			return &routes[i];
@@ -811,8 +875,8 @@ post_field(void *cls, enum MHD_ValueKind kind, const char *key, const char *file
 		field_append(r->dl, data, off, size, &r->bad_form);
 	} else if (strcmp(key, "part") == 0) {
 		field_append(r->part, data, off, size, &r->bad_form);
-	} else if (strcmp(key, "csrf") == 0) {
-		field_append(r->csrf, data, off, size, &r->bad_form);
+	} else if (strcmp(key, "token") == 0) {
+		field_append(r->token, data, off, size, &r->bad_form);
 	} else if (strcmp(key, "link") == 0) {
 		field_append(r->link, data, off, size, &r->bad_form);
 	} else if (strcmp(key, "scope") == 0) {
@@ -836,12 +900,83 @@ req_free(struct web_req *r)
 	free(r);
 }
 
+static struct web_conn *
+conn_record(struct MHD_Connection *c)
+{
+	const union MHD_ConnectionInfo *ci =
+		MHD_get_connection_info(c, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+	return ci ? ci->socket_context : NULL;
+}
+
 static void
 on_completed(void *cls, struct MHD_Connection *c, void **req_cls,
              enum MHD_RequestTerminationCode toe)
 {
+	struct web_listener *l = cls;
+
 	req_free(*req_cls);
 	*req_cls = NULL;
+	/* The next request on a kept-alive connection starts its clock now. */
+	if (toe == MHD_REQUEST_TERMINATED_COMPLETED_OK)
+		web_conns_rearm(l->conns, conn_record(c), sp_now_ms());
+}
+
+/* Is the raw request target (before libmicrohttpd decodes it) one this server
+ * could mean?  Our paths never need an escape: a '%' in the path, a NUL or
+ * control byte anywhere, a bad or NUL escape in the query, a backslash, an
+ * empty, "." or ".." segment are all someone probing for a second spelling
+ * of a path ("/outbox%00", "//outbox", "/s/../outbox"). */
+bool
+web_uri_is_plain(const char *uri)
+{
+	const char *p;
+	bool query = false;
+
+	if (uri == NULL || uri[0] != '/')
+		return false;
+	for (p = uri; *p; p++) {
+		unsigned char ch = (unsigned char)*p;
+		if (ch <= 0x20 || ch >= 0x7f || ch == '\\' || ch == '#')
+			return false;
+		if (ch == '?') {
+			query = true;
+			continue;
+		}
+		if (!query && ch == '/') {
+			const char *seg = p + 1;
+			size_t n = strcspn(seg, "/?");
+			if (n == 0 && seg[0] == '/')
+				return false;
+			if ((n == 1 && seg[0] == '.') || (n == 2 && seg[0] == '.' && seg[1] == '.'))
+				return false;
+		}
+		if (ch == '%') {
+			if (!query || !g_ascii_isxdigit(p[1]) || !g_ascii_isxdigit(p[2]) ||
+			    (p[1] == '0' && p[2] == '0'))
+				return false;
+			p += 2;
+		}
+	}
+	return true;
+}
+
+/* MHD_OPTION_URI_LOG_CALLBACK: called once per request with the raw target,
+ * before it is decoded; what it returns is the request's *req_cls.  Never
+ * logs the target: the outbox's carries its token. */
+static void *
+on_uri(void *cls, const char *uri, struct MHD_Connection *c)
+{
+	struct web_listener *l = cls;
+	struct web_req *r = sp_xcalloc(1, sizeof *r);
+
+	r->l = l;
+	r->conn = c;
+	r->wc = conn_record(c);
+	r->bad_uri = !web_uri_is_plain(uri);
+	sp_buf_init(&r->body, 0);
+	sp_buf_init(&r->password, WEB_PASSWORD_MAX);
+	return r;
 }
 
 struct joined {
@@ -898,25 +1033,37 @@ client_of(struct web_server *ws, struct web_req *r)
 	free(fwd);
 }
 
+static enum MHD_Result
+count_host(void *cls, enum MHD_ValueKind kind, const char *key, const char *value)
+{
+	unsigned *n = cls;
+
+	if (g_ascii_strcasecmp(key, "Host") == 0)
+		(*n)++;
+	return MHD_YES;
+}
+
 /* First call for a request: route it, run the guard, prepare for its body.
  * Returns MHD_YES with *done false to go on reading. */
 static enum MHD_Result
-req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, const char *method,
-          void **req_cls, bool *done)
+req_begin(struct web_server *ws, struct web_req *r, const char *url, const char *method,
+          bool *done)
 {
-	struct web_req *r = sp_xcalloc(1, sizeof *r);
 	const char *allow, *clen;
-	unsigned status;
+	unsigned status, hosts = 0;
 
 	*done = true;
-	*req_cls = r;
-	r->conn = c;
+	r->begun = true;
 	r->url = sp_xstrdup(url);
 	r->method = sp_xstrdup(method);
-	sp_buf_init(&r->body, 0);
-	sp_buf_init(&r->password, WEB_PASSWORD_MAX);
 	client_of(ws, r);
-	r->route = route_find(ws, method, url, &allow);
+	/* Which Host a request is for must not depend on which copy a check
+	 * reads: libmicrohttpd keeps both and returns the first. */
+	MHD_get_connection_values(r->conn, MHD_HEADER_KIND, count_host, &hosts);
+	if (r->bad_uri || hosts > 1)
+		return respond_notice(ws, r, MHD_HTTP_BAD_REQUEST, "Bad request",
+		                      "This request cannot be read.");
+	r->route = route_find(ws, r->l->side, method, url, &allow);
 	if (r->route == NULL && allow != NULL)
 		return respond(ws, r, MHD_HTTP_METHOD_NOT_ALLOWED, CSP_PAGE, TEXT, NULL, "Allow", allow,
 		               NULL, NULL);
@@ -927,7 +1074,8 @@ req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, cons
 	case GUARD_OUTBOX:
 		if ((status = outbox_guard(ws, r)) != 0)
 			return status == MHD_HTTP_NOT_FOUND ?
-			       respond_notice(ws, r, status, "Not found", "The outbox is turned off.") :
+			       respond_notice(ws, r, status, "Not found",
+			                      "There is nothing at this address.") :
 			       respond_notice(ws, r, status, "Forbidden",
 			                      "The outbox is shown only to a browser on the computer "
 			                      "that runs sealpost.");
@@ -939,6 +1087,10 @@ req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, cons
 		if (!api_authorized(ws, r))
 			return respond_text(ws, r, MHD_HTTP_UNAUTHORIZED, "bad or missing bearer token",
 			                    "WWW-Authenticate", "Bearer realm=\"sealpost\"");
+		/* A message may take a while to upload; the sender is known. */
+		if (r->route->body == BODY_RAW)
+			web_conns_extend(r->l->conns, r->wc,
+			                 sp_now_ms() + (int64_t)WEB_UPLOAD_DEADLINE_S * 1000);
 		break;
 	case GUARD_NONE:
 		break;
@@ -958,7 +1110,7 @@ req_begin(struct web_server *ws, struct MHD_Connection *c, const char *url, cons
 			                    NULL, NULL);
 	}
 	if (r->route->body == BODY_FORM) {
-		r->pp = MHD_create_post_processor(c, 1024, post_field, r);
+		r->pp = MHD_create_post_processor(r->conn, 1024, post_field, r);
 		if (r->pp == NULL)
 			return respond_notice(ws, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "Bad request",
 			                      "Expected a form.");
@@ -972,12 +1124,15 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
            const char *version, const char *upload_data, size_t *upload_data_size,
            void **req_cls)
 {
-	struct web_server *ws = cls;
+	struct web_listener *l = cls;
+	struct web_server *ws = l->ws;
 	struct web_req *r = *req_cls;
 	bool done;
 
-	if (r == NULL) {
-		enum MHD_Result ret = req_begin(ws, c, url, method, req_cls, &done);
+	if (r == NULL) /* on_uri runs for every request; never without it */
+		*req_cls = r = on_uri(l, "", c);
+	if (!r->begun) {
+		enum MHD_Result ret = req_begin(ws, r, url, method, &done);
 		if (done || ret != MHD_YES)
 			return ret;
 		/* Answer from the next call, never the first: libmicrohttpd 0.9.75
@@ -997,7 +1152,77 @@ on_request(void *cls, struct MHD_Connection *c, const char *url, const char *met
 			return MHD_post_process(r->pp, upload_data, n) == MHD_YES ? MHD_YES : MHD_NO;
 		return sp_buf_append(&r->body, upload_data, n) == 0 ? MHD_YES : MHD_NO;
 	}
+	/* The whole request is in: answering it (a tarpit wait, the KDF) is not
+	 * held to the deadline. */
+	web_conns_answering(l->conns, r->wc);
 	return r->route->handler(ws, r);
+}
+
+/* MHD_OPTION_NOTIFY_CONNECTION: count the connection under its client and
+ * start its clock; forget it when it closes (before its socket is closed). */
+static void
+on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+              enum MHD_ConnectionNotificationCode toe)
+{
+	struct web_listener *l = cls;
+	const union MHD_ConnectionInfo *fd, *addr;
+
+	if (toe == MHD_CONNECTION_NOTIFY_STARTED) {
+		fd = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+		addr = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		*socket_context = web_conns_open(l->conns, addr ? addr->client_addr : NULL,
+		                                 fd ? fd->connect_fd : -1, sp_now_ms());
+	} else if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+		web_conns_close(l->conns, *socket_context);
+		*socket_context = NULL;
+	}
+}
+
+/* The accept policy: at most WEB_PER_IP_CONNECTION_LIMIT per client, an IPv6
+ * client being its /64.  Accepting and the STARTED notification both run in
+ * the daemon's one listening thread, so the count cannot be overtaken. */
+static enum MHD_Result
+on_accept(void *cls, const struct sockaddr *addr, socklen_t addrlen)
+{
+	struct web_listener *l = cls;
+
+	return web_conns_admit(l->conns, addr) ? MHD_YES : MHD_NO;
+}
+
+/* Tokens are at least this long: a link token is 43 characters, the outbox
+ * token 64; words, numbers and addresses in libmicrohttpd's messages are
+ * shorter. */
+#define WEB_LOG_TOKEN_MIN 20
+
+static bool
+token_char(char c)
+{
+	return g_ascii_isalnum(c) || c == '-' || c == '_';
+}
+
+void
+web_log_redact(char *line)
+{
+	static const char mark[] = "[redacted]";
+	char *in = line, *out = line;
+
+	while (*in) {
+		size_t n = 0;
+		while (token_char(in[n]))
+			n++;
+		if (n >= WEB_LOG_TOKEN_MIN) {
+			memcpy(out, mark, sizeof mark - 1);
+			out += sizeof mark - 1;
+			in += n;
+		} else if (n > 0) {
+			memmove(out, in, n);
+			out += n;
+			in += n;
+		} else {
+			*out++ = *in++;
+		}
+	}
+	*out = '\0';
 }
 
 SP_PRINTF(2, 0)
@@ -1008,6 +1233,10 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 	size_t n;
 
 	vsnprintf(line, sizeof line, fmt, ap);
+	/* libmicrohttpd names the URL in some messages ("Failed to send data in
+	 * response for %s"): a link token or the outbox token must not reach
+	 * the log. */
+	web_log_redact(line);
 	n = strlen(line);
 	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
 		line[--n] = '\0';
@@ -1058,14 +1287,25 @@ sweeper_main(void *arg)
 {
 	struct web_server *ws = arg;
 	struct timespec until;
+	int64_t next_sweep = 0, now;
 
 	pthread_mutex_lock(&ws->stop_lock);
 	while (!ws->stopping) {
 		pthread_mutex_unlock(&ws->stop_lock);
-		web_server_sweep(ws);
+		now = sp_now_ms();
+		/* Requests past their deadline: every tick. */
+		if (web_conns_reap(ws->pub.conns, now) + web_conns_reap(ws->obx.conns, now) > 0)
+			sp_log_debug("viewer: closed connection(s) whose request was not in after %d s",
+			             WEB_REQUEST_DEADLINE_S);
+		if (now >= next_sweep) {
+			web_server_sweep(ws);
+			next_sweep = now + (int64_t)WEB_SWEEP_INTERVAL_S * 1000;
+		}
 		pthread_mutex_lock(&ws->stop_lock);
 		clock_gettime(CLOCK_MONOTONIC, &until);
-		until.tv_sec += WEB_SWEEP_INTERVAL_S;
+		until.tv_nsec += (long)WEB_REAP_INTERVAL_MS * 1000000L;
+		until.tv_sec += until.tv_nsec / 1000000000L;
+		until.tv_nsec %= 1000000000L;
 		while (!ws->stopping &&
 		       pthread_cond_timedwait(&ws->stop_cond, &ws->stop_lock, &until) != ETIMEDOUT)
 			;
@@ -1098,7 +1338,7 @@ web_link_path(const char *base_url)
 }
 
 static int
-listen_socket(const struct sp_listen *l, char *err, size_t errsz)
+listen_socket(const char *key, const struct sp_listen *l, char *err, size_t errsz)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
 	struct addrinfo *res = NULL;
@@ -1106,19 +1346,19 @@ listen_socket(const struct sp_listen *l, char *err, size_t errsz)
 
 	rc = getaddrinfo(l->host[0] ? l->host : NULL, l->port, &hints, &res);
 	if (rc != 0) {
-		sp_seterr(err, errsz, "[linkserver] listen %s:%s: %s", l->host, l->port, gai_strerror(rc));
+		sp_seterr(err, errsz, "[linkserver] %s %s:%s: %s", key, l->host, l->port, gai_strerror(rc));
 		return -1;
 	}
 	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
-		sp_seterr(err, errsz, "[linkserver] listen: socket: %s", strerror(errno));
+		sp_seterr(err, errsz, "[linkserver] %s: socket: %s", key, strerror(errno));
 		goto out;
 	}
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
 	if (res->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-		sp_seterr(err, errsz, "[linkserver] listen %s:%s: cannot bind: %s%s", l->host, l->port,
+		sp_seterr(err, errsz, "[linkserver] %s %s:%s: cannot bind: %s%s", key, l->host, l->port,
 		          strerror(errno), errno == EACCES ?
 		          " (ports below 1024 need privileges: use a higher port behind a reverse proxy)" :
 		          "");
@@ -1127,7 +1367,7 @@ listen_socket(const struct sp_listen *l, char *err, size_t errsz)
 		goto out;
 	}
 	if (listen(fd, WEB_LISTEN_BACKLOG) < 0) {
-		sp_seterr(err, errsz, "[linkserver] listen: %s", strerror(errno));
+		sp_seterr(err, errsz, "[linkserver] %s: %s", key, strerror(errno));
 		close(fd);
 		fd = -1;
 	}
@@ -1174,6 +1414,13 @@ server_free(struct web_server *ws)
 		pthread_mutex_unlock(&ws->stop_lock);
 		pthread_join(ws->sweeper, NULL);
 	}
+	/* The daemons after the sweeper: it reaps their connections. */
+	if (ws->pub.daemon)
+		MHD_stop_daemon(ws->pub.daemon);
+	if (ws->obx.daemon)
+		MHD_stop_daemon(ws->obx.daemon);
+	web_conns_free(ws->pub.conns);
+	web_conns_free(ws->obx.conns);
 	pthread_cond_destroy(&ws->stop_cond);
 	pthread_mutex_destroy(&ws->stop_lock);
 	web_sessions_free(ws->sessions);
@@ -1191,6 +1438,44 @@ server_free(struct web_server *ws)
 	free(ws);
 }
 
+/* Start one libmicrohttpd daemon on a bound socket (taken over, closed on
+ * failure). */
+static int
+listener_start(struct web_listener *l, int fd, unsigned flags, unsigned conn_limit,
+               struct MHD_OptionItem *tls_opts, char *err, size_t errsz)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	l->conns = web_conns_new(WEB_PER_IP_CONNECTION_LIMIT,
+	                         (int64_t)WEB_REQUEST_DEADLINE_S * 1000);
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
+		l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
+		                ((struct sockaddr_in *)&ss)->sin_port);
+		if (ss.ss_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+	}
+	/* Per-client limits are ours (on_accept: IPv6 by /64), not
+	 * MHD_OPTION_PER_IP_CONNECTION_LIMIT (per exact address). */
+	l->daemon = MHD_start_daemon(flags, 0, on_accept, l, on_request, l,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+		MHD_OPTION_LISTEN_SOCKET, fd,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONNECTION_TIMEOUT_S,
+		MHD_OPTION_CONNECTION_LIMIT, conn_limit,
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONNECTION_MEMORY_LIMIT,
+		MHD_OPTION_URI_LOG_CALLBACK, on_uri, l,
+		MHD_OPTION_NOTIFY_CONNECTION, on_connection, l,
+		MHD_OPTION_NOTIFY_COMPLETED, on_completed, l,
+		MHD_OPTION_ARRAY, tls_opts,
+		MHD_OPTION_END);
+	if (l->daemon == NULL) {
+		close(fd);
+		sp_seterr(err, errsz, "libmicrohttpd did not start");
+		return -1;
+	}
+	return 0;
+}
+
 int
 web_server_start(const struct sp_config *cfg, struct link_store *store, struct web_server **out,
                  char *err, size_t errsz)
@@ -1198,17 +1483,17 @@ web_server_start(const struct sp_config *cfg, struct link_store *store, struct w
 	struct web_server *ws = sp_xcalloc(1, sizeof *ws);
 	unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 	                 MHD_USE_POLL | MHD_USE_ERROR_LOG;
-	unsigned char raw[32];
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
 	int fd = -1, rv = -1;
 	size_t tls_cert_len = 0;
 	pthread_condattr_t ca;
-	struct MHD_OptionItem tls_opts[3];
+	struct MHD_OptionItem tls_opts[3], no_tls[1];
+	const struct sp_listen *ol = &cfg->linkserver.outbox_listen;
 	bool v6;
 
 	*out = NULL;
 	ws->store = store;
+	ws->pub = (struct web_listener){ .ws = ws, .side = SIDE_PUBLIC };
+	ws->obx = (struct web_listener){ .ws = ws, .side = SIDE_OUTBOX };
 	pthread_mutex_init(&ws->stop_lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
@@ -1233,9 +1518,11 @@ web_server_start(const struct sp_config *cfg, struct link_store *store, struct w
 	                 (size_t)LINK_STORE_LINKS_MAX * (LINK_STORE_WRAPPED_MAX + 32) + 4096;
 	if (load_api_token(ws, cfg->link.upload_token_file, err, errsz) < 0)
 		goto out;
-	randombytes_buf(raw, sizeof raw);
-	sodium_bin2hex(ws->csrf, sizeof ws->csrf, raw, sizeof raw);
-	sodium_memzero(raw, sizeof raw);
+	/* The outbox's capability: made at the first start, kept (0600) in the
+	 * state directory, where `sealpost outbox` reads it. */
+	if (ws->outbox &&
+	    web_outbox_token(cfg->state_dir, true, ws->outbox_token, err, errsz) < 0)
+		goto out;
 	/* style-src: our one stylesheet by hash.  img-src data: on the message page
 	 * only, for images embedded in the HTML part; never a remote URL. */
 	ws->csp_page = sp_xasprintf("default-src 'none'; style-src %s; form-action 'self'; "
@@ -1256,76 +1543,72 @@ web_server_start(const struct sp_config *cfg, struct link_store *store, struct w
 		    sp_read_file(cfg->linkserver.tls_key, WEB_PEM_MAX, &ws->tls_key, &ws->tls_key_len,
 		                 err, errsz) < 0)
 			goto out;
-		flags |= MHD_USE_TLS;
 	}
-	if ((fd = listen_socket(&cfg->linkserver.listen, err, errsz)) < 0)
-		goto out;
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0)
-		ws->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-		                 ((struct sockaddr_in *)&ss)->sin_port);
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
-
 	tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
+	no_tls[0] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	if (ws->tls_cert) {
 		tls_opts[0] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_CERT, 0, ws->tls_cert };
 		tls_opts[1] = (struct MHD_OptionItem){ MHD_OPTION_HTTPS_MEM_KEY, 0, ws->tls_key };
 		tls_opts[2] = (struct MHD_OptionItem){ MHD_OPTION_END, 0, NULL };
 	}
-	ws->daemon = MHD_start_daemon(flags, 0, NULL, NULL, on_request, ws,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-		MHD_OPTION_LISTEN_SOCKET, fd,
-		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)WEB_CONNECTION_TIMEOUT_S,
-		MHD_OPTION_CONNECTION_LIMIT, (unsigned)WEB_CONNECTION_LIMIT,
-		MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)WEB_PER_IP_CONNECTION_LIMIT,
-		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)WEB_CONNECTION_MEMORY_LIMIT,
-		MHD_OPTION_NOTIFY_COMPLETED, on_completed, ws,
-		MHD_OPTION_ARRAY, tls_opts,
-		MHD_OPTION_END);
-	if (ws->daemon == NULL) {
+	if ((fd = listen_socket("listen", &cfg->linkserver.listen, err, errsz)) < 0)
+		goto out;
+	if (listener_start(&ws->pub, fd, flags | (ws->tls_cert ? MHD_USE_TLS : 0),
+	                   WEB_CONNECTION_LIMIT, tls_opts, err, errsz) < 0) {
 		sp_seterr(err, errsz, "[linkserver] listen %s:%s: libmicrohttpd did not start",
 		          cfg->linkserver.listen.host, cfg->linkserver.listen.port);
 		goto out;
 	}
-	fd = -1; /* MHD owns it now */
+	/* The outbox: plain HTTP on loopback (config.c refuses anything else). */
+	if (ws->outbox) {
+		if ((fd = listen_socket("outbox_listen", ol, err, errsz)) < 0)
+			goto out;
+		if (listener_start(&ws->obx, fd, flags, WEB_OUTBOX_CONNECTION_LIMIT, no_tls, err,
+		                   errsz) < 0) {
+			sp_seterr(err, errsz, "[linkserver] outbox_listen %s:%s: libmicrohttpd did not "
+			          "start", ol->host, ol->port);
+			goto out;
+		}
+	}
 	if (pthread_create(&ws->sweeper, NULL, sweeper_main, ws) != 0) {
 		sp_seterr(err, errsz, "viewer: cannot start the sweeper thread");
 		goto out;
 	}
 	ws->sweeper_running = true;
+	/* Never the outbox token in a log line: `sealpost outbox` prints the URL. */
+	if (ws->outbox) {
+		v6 = strchr(ol->host, ':') != NULL;
+		sp_log_info("viewer: outbox on http://%s%s%s:%u/outbox/ (its address, with its "
+		            "token: sealpost outbox)", v6 ? "[" : "", ol->host, v6 ? "]" : "",
+		            (unsigned)ws->obx.port);
+	}
 	v6 = strchr(cfg->linkserver.listen.host, ':') != NULL;
-	sp_log_info("viewer: listening on %s%s%s%s:%u, links under %s%s%s",
+	sp_log_info("viewer: listening on %s%s%s%s:%u, links under %s%s",
 	            ws->tls_cert ? "https://" : "http://", v6 ? "[" : "", cfg->linkserver.listen.host,
-	            v6 ? "]" : "", (unsigned)ws->port, ws->link_path,
-	            ws->outbox ? ", outbox at /outbox (loopback only)" : "",
+	            v6 ? "]" : "", (unsigned)ws->pub.port, ws->link_path,
 	            ws->api_enabled ? ", upload API on" : "");
 	*out = ws;
 	ws = NULL;
 	rv = 0;
 out:
-	if (fd >= 0)
-		close(fd);
-	if (ws) {
-		if (ws->daemon)
-			MHD_stop_daemon(ws->daemon);
-		server_free(ws);
-	}
+	server_free(ws);
 	return rv;
 }
 
 void
 web_server_stop(struct web_server *ws)
 {
-	if (ws == NULL)
-		return;
-	if (ws->daemon)
-		MHD_stop_daemon(ws->daemon);
-	ws->daemon = NULL;
 	server_free(ws);
 }
 
 uint16_t
 web_server_port(const struct web_server *ws)
 {
-	return ws->port;
+	return ws->pub.port;
+}
+
+uint16_t
+web_server_outbox_port(const struct web_server *ws)
+{
+	return ws->outbox ? ws->obx.port : 0;
 }

@@ -145,6 +145,14 @@ server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz)
 			chown_one(dir, NULL, 0, NULL);
 		g_free(dir);
 	}
+	{
+		/* The outbox token, made at start as root: `sealpost outbox`, run as
+		 * the service's user, must be able to read it (it stays 0600). */
+		char *f = sp_xasprintf("%s/%s", cfg->state_dir, WEB_OUTBOX_TOKEN_FILE);
+		if (access(f, F_OK) == 0)
+			chown_one(f, NULL, 0, NULL);
+		free(f);
+	}
 	if (setgroups(1, &pw->pw_gid) < 0 || setgid(pw->pw_gid) < 0 || setuid(pw->pw_uid) < 0) {
 		sp_seterr(err, errsz, "dropping privileges to %s: %s", user, strerror(errno));
 		return -1;

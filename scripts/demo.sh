@@ -5,7 +5,8 @@
 # AUTH on 127.0.0.1:2525), makes the keys a small demo needs (an OpenPGP key
 # for the sender alice@example.com and for bob@example.org, a sodium key for
 # carol@example.net; dave@example.com has none), starts sealpost on
-# 127.0.0.1:2587 with the embedded link viewer on 127.0.0.1:8025, sends one
+# 127.0.0.1:2587 with the embedded link viewer on 127.0.0.1:8025 (and its
+# outbox page on 127.0.0.1:8026, behind a token: `sealpost outbox`), sends one
 # message with an attachment to all three, and shows what the provider got
 # and how each recipient opens it.  Then it keeps running so you can point a
 # mail client at it, until Ctrl-C (or exits at once with --once).
@@ -88,6 +89,7 @@ base_url = http://127.0.0.1:8025/s/
 store = $W/state/links.sqlite
 [linkserver]
 listen = 127.0.0.1:8025
+outbox_listen = 127.0.0.1:8026
 [queue]
 dir = $W/state/queue
 CONF
@@ -100,6 +102,8 @@ SEALPOST_STATE_DIR=$W/state "$SP" run -c "$W/sealpost.conf" 2>"$W/sealpost.log" 
 PIDS+=($!)
 wait_port 2587
 wait_port 8025
+wait_port 8026
+OUTBOX=$(SEALPOST_STATE_DIR=$W/state "$SP" outbox -c "$W/sealpost.conf")
 
 say "alice sends one message with an attachment to bob, carol and dave"
 printf 'Quarterly numbers: revenue 1.2M, do not forward.\n' >"$W/numbers.txt"
@@ -138,13 +142,14 @@ sed "s/<[^>]*>/\n/g" "$W/viewer.html" | grep -E "launch|Q3 figures" | head -3 ||
 
 if [ -n "$SHOTS" ]; then
 	say "screenshots of the viewer (headless Chromium) into $SHOTS"
-	/usr/bin/python3 scripts/screenshots.py "$LINK" "$PW" http://127.0.0.1:8025/outbox "$SHOTS"
+	/usr/bin/python3 scripts/screenshots.py "$LINK" "$PW" "$OUTBOX" "$SHOTS"
 fi
 
 say "sealpost is running"
 cat <<MSG
   mail client  -> SMTP 127.0.0.1:2587, no authentication (loopback), STARTTLS optional
-  outbox       -> http://127.0.0.1:8025/outbox (links and passwords of recent messages)
+  outbox       -> $OUTBOX
+                  (links and passwords of recent messages; \`sealpost outbox\` prints it)
   provider     -> what left the machine: $W/provider/received/
   logs         -> $W/sealpost.log
 MSG

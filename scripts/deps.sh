@@ -10,7 +10,7 @@ RUN="gnupg ca-certificates"
 DEMO="python3 python3-aiosmtpd python3-cryptography swaks curl openssl"
 # Tests: real upstream (aiosmtpd), real clients, real keys, a real browser,
 # sanitizers and fuzzers (clang's libFuzzer and runtimes).
-TEST="$DEMO python3-pytest python3-nacl msmtp mutt s-nail chromium chromium-driver python3-selenium
+TEST="$DEMO python3-pytest python3-nacl msmtp mutt s-nail chromium chromium-driver python3-selenium socat
       clang libclang-rt-14-dev llvm valgrind man-db systemd"
 BENCH="$TEST postfix nginx wrk hyperfine linux-perf strace"
 

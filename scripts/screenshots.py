@@ -2,7 +2,7 @@
 """screenshots.py LINK PASSWORD OUTBOX_URL OUTDIR - what a link recipient sees,
 photographed by headless Chromium (the same setup the browser tests use):
 the password form, a wrong password, the opened message, and the sender's
-outbox page.  Run through `scripts/demo.sh --screenshots` (docs/clients.md)."""
+outbox page (OUTBOX_URL: what `sealpost outbox` prints).  Run through `scripts/demo.sh --screenshots` (docs/clients.md)."""
 import sys
 import tempfile
 from pathlib import Path

@@ -284,6 +284,7 @@ class Sealpost:
             lines += ["[link]", f"base_url = http://127.0.0.1:{self.viewer_port}/s/",
                       f"store = {self.dir}/state/links.sqlite",
                       "[linkserver]", "mode = embedded", f"listen = 127.0.0.1:{self.viewer_port}",
+                      f"outbox_listen = 127.0.0.1:{free_port()}",
                       "[policy]", "no_key = link"]
         else:
             raise ValueError(form)

@@ -6,7 +6,9 @@
  * bearer token.  The input is sent as raw bytes over a fresh TCP connection
  * (request line, path, headers, cookies, form or upload body, several requests
  * if it holds several), the write side is closed, and the response is read
- * until the server hangs up.
+ * until the server hangs up.  An input that starts with "OUTBOX\n" goes to the
+ * outbox's own listener instead, with every "@TOKEN@" in it replaced by the
+ * outbox token (which no input could guess).
  *
  * The same bytes then go through the pure functions behind those handlers, which
  * the one stored message cannot reach over HTTP:
@@ -16,7 +18,8 @@
  *   - web_html_escape(): no markup character survives, output valid UTF-8;
  *   - link_record_decode() (the upload body), web_client_key() (an
  *     X-Forwarded-For value), web_host_is_loopback() (a Host header),
- *     web_link_path() (a base URL).
+ *     web_link_path() (a base URL), web_uri_is_plain() (a request target),
+ *     web_log_redact() (a log line).
  *
  * Hooks (-Wl,--wrap): crypto_pwhash checks the Argon2id cost a stored blob
  * asks for and runs the real function at the smallest cost (see
@@ -47,6 +50,7 @@
 #include "mime_message.h"
 #include "web_client.h"
 #include "web_html.h"
+#include "web_outbox.h"
 #include "web_pages.h"
 #include "web_render.h"
 #include "web_server.h"
@@ -110,7 +114,8 @@ __wrap_web_tarpit_enter(struct web_tarpit *t, const char *key, int64_t now_ms)
 static struct sp_config cfg;
 static struct link_store *store;
 static struct web_server *server;
-static uint16_t port;
+static uint16_t port, outbox_port;
+static char outbox_token[WEB_OUTBOX_TOKEN_HEXLEN + 1];
 static unsigned long runs;
 
 static void
@@ -162,6 +167,9 @@ start_server(void)
 		exit(2);
 	}
 	port = web_server_port(server);
+	outbox_port = web_server_outbox_port(server);
+	FUZZ_SETUP(web_outbox_token(cfg.state_dir, false, outbox_token, err, sizeof err) == 0,
+	           "outbox token");
 }
 
 static void
@@ -174,9 +182,9 @@ stop_server(void)
 }
 
 static void
-exchange(const uint8_t *data, size_t size)
+exchange(uint16_t to, const uint8_t *data, size_t size)
 {
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(port) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons(to) };
 	int64_t give_up = sp_now_ms() + FUZZ_WEB_MAX_MS;
 	size_t off = 0;
 	bool shut = false;
@@ -279,7 +287,31 @@ check_pure(const uint8_t *data, size_t size)
 	if (path)
 		FUZZ_CHECK(path[0] == '/', "link path '%s'", path);
 	free(path);
+	if (web_uri_is_plain(s))
+		FUZZ_CHECK(s[0] == '/' && strchr(s, '\\') == NULL && strchr(s, '#') == NULL &&
+		           strncmp(s, "//", 2) != 0, "odd target '%s' taken as plain", s);
+	{
+		size_t before = strlen(s), run = 0;
+		web_log_redact(s);
+		FUZZ_CHECK(strlen(s) <= before + 10, "redacted line grew");
+		for (const char *p = s; *p; p++) {
+			run = (g_ascii_isalnum(*p) || *p == '-' || *p == '_') ? run + 1 : 0;
+			FUZZ_CHECK(run < 20, "a token-like run survived redaction");
+		}
+	}
 	free(s);
+}
+
+/* "OUTBOX\n" + a request for the outbox listener, "@TOKEN@" standing for the
+ * token. */
+static void
+exchange_outbox(const uint8_t *data, size_t size)
+{
+	GString *req = g_string_new_len((const char *)data, (gssize)size);
+
+	g_string_replace(req, "@TOKEN@", outbox_token, 0);
+	exchange(outbox_port, (const uint8_t *)req->str, req->len);
+	g_string_free(req, TRUE);
 }
 
 static void
@@ -332,10 +364,15 @@ make_seeds(const char *dir)
 	                    "--XX--\r\n", test_token_str);
 	write_text_seed(dir, "post-download-multipart", t);
 	g_free(t);
-	write_text_seed(dir, "outbox", "GET /outbox?done=revoked HTTP/1.1\r\nHost: localhost:8025\r\n"
+	write_text_seed(dir, "outbox-public", "GET /outbox?done=revoked HTTP/1.1\r\nHost: localhost:8025\r\n"
 	                "Origin: http://127.0.0.1:8025\r\n\r\n");
-	t = g_strdup_printf("POST /outbox/revoke HTTP/1.1\r\nHost: [::1]\r\nContent-Type: %s\r\n"
-	                    "Content-Length: 67\r\n\r\ncsrf=00&link=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&scope=message&x=1", form);
+	write_text_seed(dir, "outbox", "OUTBOX\nGET /outbox/@TOKEN@?done=revoked HTTP/1.1\r\n"
+	                "Host: localhost:8026\r\n\r\nGET /outbox/00 HTTP/1.1\r\nHost: [::1]\r\n\r\n");
+	/* Content-Length counts the body with the token in place (64 digits). */
+	t = g_strdup_printf("OUTBOX\nPOST /outbox/revoke HTTP/1.1\r\nHost: [::1]\r\nContent-Type: %s\r\n"
+	                    "Sec-Fetch-Site: same-origin\r\nContent-Length: 126\r\n\r\n"
+	                    "token=@TOKEN@&link=aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa&scope=message&x=1",
+	                    form);
 	write_text_seed(dir, "outbox-revoke", t);
 	g_free(t);
 	sp_buf_init(&rec, 0);
@@ -388,8 +425,9 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 	}
 	g_free(text);
 	g_free(token_path);
-	/* Any free port. */
+	/* Any free ports (the outbox's too: fuzzers run side by side). */
 	sp_strlcpy(cfg.linkserver.listen.port, "0", sizeof cfg.linkserver.listen.port);
+	sp_strlcpy(cfg.linkserver.outbox_listen.port, "0", sizeof cfg.linkserver.outbox_listen.port);
 	start_server();
 	return 0;
 }
@@ -401,7 +439,10 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		stop_server();
 		start_server();
 	}
-	exchange(data, size);
+	if (size >= 7 && memcmp(data, "OUTBOX\n", 7) == 0)
+		exchange_outbox(data + 7, size - 7);
+	else
+		exchange(port, data, size);
 	check_pure(data, size);
 	return 0;
 }

@@ -8,6 +8,8 @@
  *       fill the outbox, then run `sealpost linkserver ARGS`
  *   viewer_harness revoke ARGS
  *       `sealpost revoke ARGS`
+ *   viewer_harness outbox ARGS
+ *       `sealpost outbox ARGS`: the outbox's address, with its token
  */
 #include <signal.h>
 #include <stdio.h>
@@ -161,6 +163,8 @@ main(int argc, char **argv)
 	}
 	if (argc >= 2 && strcmp(argv[1], "revoke") == 0)
 		return cmd_revoke(argc - 1, argv + 1);
+	if (argc >= 2 && strcmp(argv[1], "outbox") == 0)
+		return cmd_outbox(argc - 1, argv + 1);
 	fprintf(stderr, "usage: see the comment at the top of viewer_harness.c\n");
 	return 2;
 }

@@ -329,8 +329,13 @@ class Web:
         return self.request("POST", url_or_path, body=urllib.parse.urlencode(fields).encode(),
                             headers=h, **kw)
 
-    def outbox(self) -> Response:
-        return self.get("/outbox", source="127.0.0.1")
+    @staticmethod
+    def outbox(url: str, **kw) -> Response:
+        """The outbox page at `url` (what `sealpost outbox` prints: its own
+        loopback listener, a token in the path), from this machine."""
+        u = urllib.parse.urlsplit(url)
+        kw.setdefault("source", "127.0.0.1")
+        return Web(u.hostname, u.port).get(url, **kw)
 
 
 def wait_http(host: str, port: int, timeout: float = WAIT, proc=None) -> None:

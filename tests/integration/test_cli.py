@@ -32,6 +32,8 @@ def line_of(text: str, needle: str) -> int:
     (["--help"], ["run", "check"]),
     (["run", "--help"], ["-c"]),
     (["check", "--help"], ["-c", "--rcpt"]),
+    (["--help"], ["outbox"]),
+    (["outbox", "--help"], ["-c", "outbox_listen", "token"]),
 ])
 def test_help(cli, args, words):
     r = cli(*args)

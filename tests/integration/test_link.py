@@ -47,7 +47,7 @@ from sealpost import Sealpost, free_port, run_cli
 from sodiumkeys import SodiumKey, write_recipients
 from upstream import Upstream
 from waits import WAIT
-from viewer import assert_security_headers, download_caps
+from viewer import Forwarder, Response, assert_security_headers, download_caps
 
 ALICE = "alice@example.com"        # the sender; her keyring is the proxy's gnupg_home
 BOB = "bob@example.net"            # OpenPGP recipient
@@ -99,10 +99,22 @@ class LinkProxy:
     viewer_port: int
     store: Path
     queue: Path
+    outbox_port: int = 0
 
     @property
     def web(self) -> Web:
         return Web("127.0.0.1", self.viewer_port)
+
+    def outbox_url(self) -> str:
+        """What `sealpost outbox` prints: the outbox's own listener, its token."""
+        r = run_cli(self.sp.binary, ["outbox", "-c", str(self.conf)], self.sp.workdir)
+        assert r.rc == 0, str(r)
+        url = r.stdout.strip()
+        assert url.startswith(f"http://127.0.0.1:{self.outbox_port}/outbox/"), url
+        return url
+
+    def outbox(self, **kw) -> Response:
+        return Web.outbox(self.outbox_url(), **kw)
 
     @property
     def conf(self) -> Path:
@@ -144,6 +156,7 @@ def start_link(start_sealpost, tmp_path, keys):
         name = f"lp{counter[0]}"
         counter[0] += 1
         vport = viewer_port or free_port()
+        oport = free_port()
         base = f"http://127.0.0.1:{vport}/s/"
         store = tmp_path / f"{name}-store" / "links.sqlite"
         queue = tmp_path / f"{name}-queue"
@@ -151,7 +164,8 @@ def start_link(start_sealpost, tmp_path, keys):
             "policy": {"no_key": "link"},
             "link": {"store": str(store), "base_url": base, "expiry": "3d",
                      "max_failed_attempts": "5"},
-            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{vport}", "outbox": "yes"},
+            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{vport}", "outbox": "yes",
+                           "outbox_listen": f"127.0.0.1:{oport}"},
             "pgp": {"gnupg_home": str(keys.sp_home.path), "trust": "keyring"},
             "sodium": {"recipients": str(keys.sodium_file)},
             "queue": {"dir": str(queue)},
@@ -161,7 +175,8 @@ def start_link(start_sealpost, tmp_path, keys):
         for s, kv in (extra or {}).items():
             cfg.setdefault(s, {}).update(kv)
         sp = start_sealpost(up, extra=cfg, name=name, start=False)
-        lp = LinkProxy(sp, up, cfg["link"]["base_url"], vport, Path(cfg["link"]["store"]), queue)
+        lp = LinkProxy(sp, up, cfg["link"]["base_url"], vport, Path(cfg["link"]["store"]), queue,
+                       oport)
         if start:
             sp.start()
             if cfg["linkserver"].get("mode", "embedded") == "embedded":
@@ -448,7 +463,7 @@ def test_store_and_queue_hold_no_plaintext_password_or_link_secret(start_link, u
         results.append(msg)
     assert upstream.messages == []
     # Passwords and links, from the outbox (the report is queued, encrypted).
-    page = lp.web.outbox().text
+    page = lp.outbox().text
     urls = sorted(set(re.findall(re.escape(lp.base_url) + r"[A-Za-z0-9_-]{43}", page)))
     pws = sorted(set(re.findall(r"password: <code>([^<]+)</code>", page)))
     assert len(urls) == 4, urls
@@ -591,7 +606,7 @@ def test_links_deleted_when_upstream_refuses_the_message(start_link, upstream, k
     assert upstream.messages == []
     # The links were stored before the upstream was asked; now they are gone again.
     assert store_counts(lp.store) == (0, 0)
-    assert DAVE not in lp.web.outbox().text
+    assert DAVE not in lp.outbox().text
 
 
 # =====================================================================================
@@ -653,7 +668,7 @@ def test_sender_without_key_no_receipt_outbox_has_passwords(start_link, upstream
     assert sent.receipt is None
     assert [c.rcpt_tos for c in sent.copies] == [[DAVE]]
     lp.sp.wait_log(r"no delivery report by mail")
-    page = lp.web.outbox()
+    page = lp.outbox()
     assert page.status == 200
     n = sent.notes[DAVE]
     assert n.url in page.text and DAVE in page.text and NOKEY in page.text
@@ -680,7 +695,10 @@ def test_outbox_lists_and_revokes(start_link, upstream, keys):
     web = lp.web
     d, e = sent.receipt.entries[DAVE], sent.receipt.entries[ERIN]
     assert_opens(web, d.url, d.password, sent)        # one view for dave
-    r = web.outbox()
+    url = lp.outbox_url()                             # `sealpost outbox`
+    token = url.rsplit("/", 1)[1]
+    assert token not in lp.sp.log()
+    r = Web.outbox(url)
     assert r.status == 200 and r.header("cache-control") == "no-store"
     page = r.text
     assert sent.subject in page and ALICE in page
@@ -691,25 +709,40 @@ def test_outbox_lists_and_revokes(start_link, upstream, keys):
         assert cells[0].startswith("link"), cells
         assert cells[2] == views, f"{entry.addr}: views {cells[2]!r}, expected {views}"
     assert keys.bob.fpr in outbox_row(page, BOB)          # the form and key for the others
-    # Not from elsewhere (through a proxy header).
-    assert web.get("/outbox", source="127.0.0.1",
-                   headers={"X-Forwarded-For": "203.0.113.9"}).status == 403
-    # Revoke dave's link with the page's own button (CSRF token, same origin).
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-    origin = {"Origin": f"http://127.0.0.1:{lp.viewer_port}"}
-    assert web.post("/outbox/revoke", {"link": d.revoke_id, "scope": "link"}, source="127.0.0.1",
+    # Not on the viewer's port, and not from elsewhere (through a proxy header).
+    assert web.get("/outbox", source="127.0.0.1").status == 404
+    assert web.get(f"/outbox/{token}", source="127.0.0.1").status == 404
+    assert Web.outbox(url, headers={"X-Forwarded-For": "203.0.113.9"}).status == 403
+    # A real forwarder (socat, as ssh -R would be) on the viewer's port: nothing;
+    # on the outbox's port: nothing without the token.
+    with Forwarder(lp.viewer_port) as fw:
+        fwd = Web("127.0.0.1", fw.port)
+        assert fwd.get(d.url).status == 200
+        for path in ("/outbox", "/outbox/", f"/outbox/{token}", "/outbox%00", "//outbox"):
+            r = fwd.get(path, headers={"Host": f"127.0.0.1:{lp.viewer_port}"})
+            assert r.status in (400, 404) and d.password not in r.text, path
+    with Forwarder(lp.outbox_port) as fw:
+        fwd = Web("127.0.0.1", fw.port)
+        for path in ("/outbox", "/outbox/", "/outbox/" + "0" * 64, "/"):
+            r = fwd.get(path, headers={"Host": f"127.0.0.1:{lp.outbox_port}"})
+            assert r.status == 404 and d.password not in r.text, path
+    # Revoke dave's link with the page's own button (the token in the form).
+    form_token = re.search(r'name="token" value="([0-9a-f]+)"', page).group(1)
+    assert form_token == token
+    obx = Web("127.0.0.1", lp.outbox_port)
+    origin = {"Origin": f"http://127.0.0.1:{lp.outbox_port}"}
+    assert obx.post("/outbox/revoke", {"link": d.revoke_id, "scope": "link"}, source="127.0.0.1",
                     headers=origin).status == 403          # no token: refused
     assert web.get(d.url).status == 200
-    r = web.post("/outbox/revoke", {"csrf": csrf, "link": d.revoke_id, "scope": "link"},
+    r = obx.post("/outbox/revoke", {"token": token, "link": d.revoke_id, "scope": "link"},
                  source="127.0.0.1", headers=origin)
     assert r.status == 303, (r.status, r.text[:300])
+    assert r.header("location") == f"/outbox/{token}?done=revoked"
     assert_gone(web, d.url, d.password, "revoked from the outbox")
     assert web.get(e.url).status == 200                   # erin's link is separate
-    assert "gone" in outbox_row(web.outbox().text, DAVE)
+    assert "gone" in outbox_row(lp.outbox().text, DAVE)
     # The whole message.
-    page = web.outbox().text
-    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-    r = web.post("/outbox/revoke", {"csrf": csrf, "link": e.revoke_id, "scope": "message"},
+    r = obx.post("/outbox/revoke", {"token": token, "link": e.revoke_id, "scope": "message"},
                  source="127.0.0.1", headers=origin)
     assert r.status == 303
     assert_gone(web, e.url, e.password, "message revoked from the outbox")

@@ -6,8 +6,10 @@ import os
 import pwd
 import shutil
 import socket
+import subprocess
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ import clients
 import messages
 from checks import FROM, TO
 from conftest import default_config
-from sealpost import Sealpost, merge_config
+from ports import free_port
+from sealpost import Sealpost, base_env, merge_config
+from waits import WAIT
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to test dropping privileges")
 
@@ -56,7 +60,10 @@ def test_drops_to_configured_user_after_binding(sealpost_bin, upstream):
         port = _privileged_free_port()
         cfg = default_config(upstream, work, port)
         os.chown(work / "upstream.pass", nobody.pw_uid, nobody.pw_gid)
-        cfg = merge_config(cfg, {"proxy": {"user": "nobody"}, "upstream": {"ca_file": str(ca)}})
+        cfg = merge_config(cfg, {"proxy": {"user": "nobody"}, "upstream": {"ca_file": str(ca)},
+                                 "linkserver": {"mode": "embedded",
+                                                "listen": f"127.0.0.1:{free_port()}",
+                                                "outbox_listen": f"127.0.0.1:{free_port()}"}})
         sp = Sealpost(sealpost_bin, work, cfg)
         sp.start()
         try:
@@ -68,6 +75,20 @@ def test_drops_to_configured_user_after_binding(sealpost_bin, upstream):
             code, _ = clients.smtplib_send(port, FROM, [TO], msg)
             assert code == 250
             assert upstream.wait_for(1)[0].content == msg
+            # The outbox token was made as root before the drop; the service's
+            # user owns it (still 0600), so `sealpost outbox` works as that user.
+            token = state / "outbox.token"
+            st = token.stat()
+            assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o600), \
+                (st.st_uid, oct(st.st_mode))
+            out = subprocess.run([str(sealpost_bin), "outbox", "-c", str(sp.config_path)],
+                                 capture_output=True, text=True, timeout=WAIT,
+                                 env=base_env(work), user=nobody.pw_uid, group=nobody.pw_gid,
+                                 extra_groups=[], cwd=work)
+            assert out.returncode == 0, out.stderr
+            url = out.stdout.strip()
+            with urllib.request.urlopen(url, timeout=WAIT) as r:
+                assert r.status == 200 and b"<html" in r.read().lower()
         finally:
             sp.stop()
     finally:

@@ -5,8 +5,9 @@ Covers SPEC "Viewer (linkserver)": the form on GET (no view counted), wrong
 passwords (reveal nothing, count, tarpit, destruction), the message with its
 attachment, security headers on every response, 410 after expiry / revoke /
 max views, exactly one winner of concurrent burn-after-reading unlocks (threads
-and two processes), the loopback-only outbox, the upload API and its client,
-and a store that never holds plaintext, passwords or link secrets.
+and two processes), the outbox on its own listener behind its token, the
+upload API and its client, and a store that never holds plaintext, passwords
+or link secrets.
 """
 from __future__ import annotations
 
@@ -138,9 +139,12 @@ def test_security_headers_on_every_response(viewer):
         ("stale download", viewer.post(link.path, {"dl": "ab" * 32, "part": "0"}, source=src()), 410),
         ("not found", viewer.get("/nothing-here"), 404),
         ("method", viewer.request("PUT", link.path, body=b"x"), 405),
-        ("outbox", viewer.get("/outbox"), 200),
-        ("outbox forbidden", viewer.get("/outbox", headers={"X-Forwarded-For": "1.2.3.4"}), 403),
-        ("revoke without csrf", viewer.post("/outbox/revoke", {"link": link.id}), 403),
+        ("outbox", viewer.outbox_get(), 200),
+        ("outbox forbidden", viewer.outbox_get(headers={"X-Forwarded-For": "1.2.3.4"}), 403),
+        ("revoke without token", viewer.outbox_post({"link": link.id}), 403),
+        ("outbox without token", viewer.outbox_get("/outbox"), 404),
+        ("no outbox on the viewer", viewer.get("/outbox"), 404),
+        ("odd target", viewer.get("/outbox%00"), 400),
         ("api off", viewer.request("POST", "/api/v1/links", body=b"x"), 404),
         ("form too large", viewer.post(link.path, {"password": "x" * 9000}, source=src()), 413),
         ("not a form", viewer.request("POST", link.path, body=b"password=x",
@@ -507,7 +511,7 @@ def test_download_ends_when_views_are_used_up(viewer):
     assert r.returncode == 1 and "no link" in r.stderr
 
 
-def test_outbox_loopback_only(tmp_path):
+def test_outbox_own_listener_and_token(tmp_path):
     lan = non_loopback_ipv4()
     v = Viewer(tmp_path / "v")
     v.listen = f"0.0.0.0:{v.port}"
@@ -517,38 +521,66 @@ def test_outbox_loopback_only(tmp_path):
                         "tell-bob-by-phone"]
     v.start()
     try:
-        r = v.get("/outbox")
+        url = v.outbox_url()                      # what `sealpost outbox` prints
+        token = url.rsplit("/", 1)[1]
+        assert re.fullmatch(r"[0-9a-f]{64}", token)
+        assert token not in v.log()               # never in a log line
+        state = tmp_path / "v" / "state" / "sealpost" / "outbox.token"
+        assert state.read_text().strip() == token and (state.stat().st_mode & 0o777) == 0o600
+        r = v.outbox_get()
         assert r.status == 200
         assert "bob@example.net" in r.text and "tell-bob-by-phone" in r.text and link.url in r.text
         assert r.header("cache-control") == "no-store"
-        # Through a reverse proxy, by a rebound DNS name, or from a foreign Origin: no.
+        # The public viewer does not serve it, in any spelling.
+        for path in ("/outbox", "/outbox/", f"/outbox/{token}", "/OUTBOX", "/outbox/revoke"):
+            r = v.get(path)
+            assert r.status == 404 and "tell-bob-by-phone" not in r.text, path
+        # Without the token, or with a wrong one, there is nothing there.
+        for path in ("/outbox", "/outbox/", "/outbox/" + "0" * 64, "/outbox/" + token[:-1],
+                     "/outbox/" + token.upper(), "/", "/s/"):
+            r = v.outbox_get(path)
+            assert r.status == 404 and "tell-bob-by-phone" not in r.text, path
+        # Through a reverse proxy, by a rebound DNS name: no, even with the token.
         for hdrs in ({"X-Forwarded-For": "203.0.113.5"}, {"Forwarded": "for=203.0.113.5"},
                      {"X-Real-IP": "203.0.113.5"}, {"Host": "attacker.example"},
-                     {"Host": f"127.0.0.1.nip.io:{v.port}"}):
-            r = v.get("/outbox", headers=hdrs)
+                     {"Host": f"127.0.0.1.nip.io:{v.outbox_port}"}):
+            r = v.outbox_get(headers=hdrs)
             assert r.status == 403, hdrs
             assert "tell-bob-by-phone" not in r.text
         # Another loopback address is still this machine.
-        assert v.get("/outbox", source="127.0.0.2", host="127.0.0.2",
-                     headers={"Host": f"localhost:{v.port}"}).status == 200
+        assert v.outbox_get(source="127.0.0.2", headers={"Host": f"localhost:{v.outbox_port}"}
+                            ).status == 200
         if lan:
-            r = v.get("/outbox", host=lan, source=lan, headers={"Host": f"{lan}:{v.port}"})
-            assert r.status == 403 and "tell-bob-by-phone" not in r.text
-            # ... while the links themselves work from anywhere.
+            # The outbox listens on loopback only, whatever the viewer listens on.
+            with pytest.raises(OSError):
+                v.outbox_get(host=lan, source=lan, timeout=5)
             assert v.get(link.path, host=lan, source=lan).status == 200
-        # Revoke with the CSRF token from the page.
-        page = v.get("/outbox").text
-        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page).group(1)
-        assert v.post("/outbox/revoke", {"csrf": "0" * 64, "link": link.id}).status == 403
-        bad_origin = v.post("/outbox/revoke", {"csrf": csrf, "link": link.id},
-                            headers={"Origin": "https://attacker.example"})
+        # Revoke: the token in the form, and not from another site.
+        page = v.outbox_get().text
+        assert re.search(r'name="token" value="([0-9a-f]+)"', page).group(1) == token
+        assert v.outbox_post({"token": "0" * 64, "link": link.id}).status == 403
+        assert v.outbox_post({"link": link.id}).status == 403
+        assert v.post("/outbox/revoke", {"token": token, "link": link.id}).status == 404
+        bad_origin = v.outbox_post({"token": token, "link": link.id},
+                                   headers={"Origin": "https://attacker.example"})
         assert bad_origin.status == 403
+        cross = v.outbox_post({"token": token, "link": link.id},
+                              headers={"Sec-Fetch-Site": "cross-site"})
+        assert cross.status == 403
         assert v.get(link.path).status == 200
-        r = v.post("/outbox/revoke", {"csrf": csrf, "link": link.id, "scope": "message"},
-                   headers={"Origin": f"http://127.0.0.1:{v.port}"})
-        assert r.status == 303 and r.header("location") == "/outbox?done=revoked"
+        r = v.outbox_post({"token": token, "link": link.id, "scope": "message"},
+                          headers={"Origin": f"http://127.0.0.1:{v.outbox_port}",
+                                   "Sec-Fetch-Site": "same-origin"})
+        assert r.status == 303 and r.header("location") == f"/outbox/{token}?done=revoked"
         assert v.get(link.path).status == 410
-        assert "gone" in v.get("/outbox").text
+        assert "gone" in v.outbox_get(r.header("location")).text
+        assert token not in v.log()
+    finally:
+        v.stop()
+    # The token stays: the same URL after a restart.
+    v.start()
+    try:
+        assert v.outbox_url() == url
     finally:
         v.stop()
 
@@ -558,6 +590,10 @@ def test_outbox_off(tmp_path):
     v.start()
     try:
         assert v.get("/outbox").status == 404
+        with pytest.raises(OSError):             # no outbox listener at all
+            v.outbox_get("/outbox/" + "0" * 64, timeout=5)
+        r = v.cli("outbox", "-c", str(v.conf))
+        assert r.returncode == 1 and "the outbox is off" in r.stderr and r.stdout == ""
     finally:
         v.stop()
 

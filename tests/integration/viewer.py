@@ -5,6 +5,7 @@
     v.start()                             # `sealpost linkserver` via tests/helpers/viewer_harness
     r = v.get(links[0].path)              # Response(status, headers, body)
     r = v.post(links[0].path, {"password": "pw1"}, source="127.0.0.3")
+    r = v.outbox_get()                    # the outbox, at the URL `sealpost outbox` prints
     v.stop()                              # SIGTERM; fails on sanitizer reports / bad exit
 
 The harness binary is $SP_VIEWER_HARNESS (meson sets it), else build/tests/viewer_harness.
@@ -125,6 +126,7 @@ class Viewer:
     trusted_proxies: str | None = None  # [linkserver] trusted_proxies; None: the default
     outbox_entries: list = field(default_factory=list)
     port: int = 0
+    outbox_port: int = 0                # [linkserver] outbox_listen, a port of its own
     proc: subprocess.Popen | None = None
 
     def __post_init__(self):
@@ -132,6 +134,7 @@ class Viewer:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.store = self.workdir / "store" / "links.sqlite"
         self.port = free_port()
+        self.outbox_port = free_port()
         self.base_url = f"http://{self.host}:{self.port}/s/"
         self.conf = self.workdir / "viewer.conf"
         self.stderr_path = self.workdir / "viewer.stderr"
@@ -139,8 +142,10 @@ class Viewer:
 
     def env(self) -> dict:
         e = dict(os.environ)
+        # The state directory (the outbox token) in the workdir, root or not.
         e.update(HOME=str(self.workdir), XDG_CONFIG_HOME=str(self.workdir / "xdg"),
-                 XDG_STATE_HOME=str(self.workdir / "state"))
+                 XDG_STATE_HOME=str(self.workdir / "state"),
+                 SEALPOST_STATE_DIR=str(self.workdir / "state" / "sealpost"))
         return e
 
     def write_config(self, extra: str = "") -> None:
@@ -161,6 +166,7 @@ class Viewer:
             f"outbox = {'yes' if self.outbox else 'no'}\n"
             + (f"trusted_proxies = {self.trusted_proxies}\n" if self.trusted_proxies is not None
                else "") +
+            f"outbox_listen = 127.0.0.1:{self.outbox_port}\n"
             "[log]\n"
             "level = debug\n" + extra)
 
@@ -192,6 +198,26 @@ class Viewer:
                            env=self.env(), timeout=60)
         check_sanitizers(r.stderr, " ".join(args))
         return r
+
+    def outbox_url(self) -> str:
+        """What `sealpost outbox` prints: the outbox's address with its token."""
+        r = self.cli("outbox", "-c", str(self.conf))
+        assert r.returncode == 0, r.stderr
+        url = r.stdout.strip()
+        assert url.startswith(f"http://127.0.0.1:{self.outbox_port}/outbox/"), url
+        return url
+
+    def outbox_path(self) -> str:
+        return urllib.parse.urlsplit(self.outbox_url()).path
+
+    def outbox_get(self, path: str | None = None, **kw) -> Response:
+        """GET on the outbox listener (its page by default)."""
+        kw.setdefault("port", self.outbox_port)
+        return self.get(path or self.outbox_path(), **kw)
+
+    def outbox_post(self, fields: dict, path: str = "/outbox/revoke", **kw) -> Response:
+        kw.setdefault("port", self.outbox_port)
+        return self.post(path, fields, **kw)
 
     def rows(self) -> tuple[int, int]:
         """(links, messages) in the store, read with an independent SQLite."""
@@ -276,6 +302,63 @@ class Viewer:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         headers.update(kw.pop("headers", {}))
         return self.request("POST", path, body=body, headers=headers, **kw)
+
+
+class Forwarder:
+    """A real TCP forwarder, `socat TCP-LISTEN:PORT,fork,reuseaddr TCP:127.0.0.1:TARGET`:
+    what `ssh -R`, stunnel or socat make of a loopback port.  Every connection it
+    makes comes from 127.0.0.1, with whatever Host header the far client sent.
+
+        with Forwarder(viewer.port) as fw:
+            viewer.get("/outbox", port=fw.port)
+    """
+
+    def __init__(self, target: int, host: str = "127.0.0.1"):
+        self.target, self.host = target, host
+        self.port = free_port(host)
+        self.proc: subprocess.Popen | None = None
+
+    def __enter__(self) -> "Forwarder":
+        self.proc = subprocess.Popen(
+            ["socat", f"TCP-LISTEN:{self.port},bind={self.host},fork,reuseaddr",
+             f"TCP:127.0.0.1:{self.target}"],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True)
+        deadline = time.monotonic() + 15
+        while True:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"socat exited: {self.proc.stderr.read()!r}")
+            try:
+                with socket.create_connection((self.host, self.port), timeout=1):
+                    return self
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise AssertionError("socat does not listen")
+                time.sleep(0.02)
+
+    def __exit__(self, *exc) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)   # socat and its forked children
+            self.proc.wait(timeout=10)
+        if self.proc and self.proc.stderr:
+            self.proc.stderr.close()
+
+
+def raw_http(port: int, data: bytes, host: str = "127.0.0.1", timeout: float = 10) -> bytes:
+    """Send raw bytes, read the answer until the server closes (or a full
+    response with Connection: close)."""
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(data)
+        out = b""
+        while True:
+            chunk = s.recv(65536)
+            if not chunk:
+                return out
+            out += chunk
+            head, sep, body = out.partition(b"\r\n\r\n")
+            m = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+            if sep and m and len(body) >= int(m.group(1)):
+                return out
 
 
 def parse_links(out: str) -> list[Link]:

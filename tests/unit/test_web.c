@@ -5,13 +5,17 @@
 #include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
+#include <unistd.h>
 
 #include <glib.h>
 #include <sodium.h>
 
 #include "link_record.h"
 #include "web_client.h"
+#include "web_conn.h"
 #include "web_html.h"
 #include "web_outbox.h"
 #include "web_pages.h"
@@ -801,6 +805,251 @@ test_pages(void)
 	g_assert_true(g_str_has_prefix(web_pages_style_source(), "'sha256-"));
 }
 
+/* ---- connections: per-client counts (IPv6 by /64) and request deadlines ---- */
+
+static const struct {
+	const char *label, *addr, *key;
+} conn_key_cases[] = {
+	{ "v4 exact", "127.0.0.2", "127.0.0.2" },
+	{ "v4 neighbour apart", "127.0.0.3", "127.0.0.3" },
+	{ "v6 /64", "2001:db8:1:2:aaaa:bbbb:cccc:dddd", "2001:db8:1:2::/64" },
+	{ "v6 same /64", "2001:db8:1:2::1", "2001:db8:1:2::/64" },
+	{ "v6 next /64", "2001:db8:1:3::1", "2001:db8:1:3::/64" },
+	{ "v6 loopback", "::1", "::/64" },
+	{ "v4-mapped folds to v4", "::ffff:198.51.100.7", "198.51.100.7" },
+};
+
+static void
+test_conn_keys(void)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(conn_key_cases); i++) {
+		struct sockaddr_storage ss;
+		char key[WEB_CLIENT_KEYLEN];
+
+		g_test_message("case %s", conn_key_cases[i].label);
+		sa_from(conn_key_cases[i].addr, &ss);
+		g_assert_true(web_conns_key((struct sockaddr *)&ss, key));
+		g_assert_cmpstr(key, ==, conn_key_cases[i].key);
+	}
+}
+
+static void
+test_conn_limit(void)
+{
+	struct web_conns *cs = web_conns_new(2, 1000);
+	struct sockaddr_storage a, b, c, other, v4a, v4b;
+	struct web_conn *ca, *cb, *c4[2];
+
+	/* Three hosts of one IPv6 /64 are one client. */
+	sa_from("2001:db8:1:2::a", &a);
+	sa_from("2001:db8:1:2:ffff:ffff:ffff:ffff", &b);
+	sa_from("2001:db8:1:2::c", &c);
+	sa_from("2001:db8:1:3::a", &other);
+	g_assert_true(web_conns_admit(cs, (struct sockaddr *)&a));
+	ca = web_conns_open(cs, (struct sockaddr *)&a, -1, 0);
+	g_assert_true(web_conns_admit(cs, (struct sockaddr *)&b));
+	cb = web_conns_open(cs, (struct sockaddr *)&b, -1, 0);
+	g_assert_cmpuint(web_conns_count(cs, (struct sockaddr *)&c), ==, 2);
+	g_assert_false(web_conns_admit(cs, (struct sockaddr *)&c));
+	g_assert_false(web_conns_admit(cs, (struct sockaddr *)&a));
+	g_assert_true(web_conns_admit(cs, (struct sockaddr *)&other));
+	/* IPv4 addresses are clients of their own, even neighbours. */
+	sa_from("127.0.0.2", &v4a);
+	sa_from("127.0.0.3", &v4b);
+	c4[0] = web_conns_open(cs, (struct sockaddr *)&v4a, -1, 0);
+	c4[1] = web_conns_open(cs, (struct sockaddr *)&v4a, -1, 0);
+	g_assert_false(web_conns_admit(cs, (struct sockaddr *)&v4a));
+	g_assert_true(web_conns_admit(cs, (struct sockaddr *)&v4b));
+	/* Closing gives the slot back. */
+	web_conns_close(cs, ca);
+	g_assert_true(web_conns_admit(cs, (struct sockaddr *)&c));
+	web_conns_close(cs, cb);
+	g_assert_cmpuint(web_conns_count(cs, (struct sockaddr *)&a), ==, 0);
+	web_conns_close(cs, c4[0]);
+	web_conns_close(cs, c4[1]);
+	g_assert_cmpuint(web_conns_count(cs, (struct sockaddr *)&v4a), ==, 0);
+	web_conns_free(cs);
+}
+
+/* Is the far end of a socket pair at end of stream (the near end shut down)? */
+static bool
+peer_sees_eof(int fd)
+{
+	char ch;
+
+	return recv(fd, &ch, 1, MSG_DONTWAIT) == 0;
+}
+
+static void
+test_conn_deadline(void)
+{
+	struct web_conns *cs = web_conns_new(8, 15000);
+	struct sockaddr_storage a;
+	int slow[2], busy[2], kept[2];
+	struct web_conn *cslow, *cbusy, *ckept;
+
+	sa_from("198.51.100.1", &a);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, slow), ==, 0);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, busy), ==, 0);
+	g_assert_cmpint(socketpair(AF_UNIX, SOCK_STREAM, 0, kept), ==, 0);
+	cslow = web_conns_open(cs, (struct sockaddr *)&a, slow[0], 1000);
+	cbusy = web_conns_open(cs, (struct sockaddr *)&a, busy[0], 1000);
+	ckept = web_conns_open(cs, (struct sockaddr *)&a, kept[0], 1000);
+	/* cbusy's request is in: it is being answered, no deadline. */
+	web_conns_answering(cs, cbusy);
+	/* ckept answered one request at 10 s: its next one has until 25 s. */
+	web_conns_answering(cs, ckept);
+	web_conns_rearm(cs, ckept, 10000);
+	g_assert_cmpuint(web_conns_reap(cs, 15999), ==, 0);
+	g_assert_false(peer_sees_eof(slow[1]));
+	g_assert_cmpuint(web_conns_reap(cs, 16000), ==, 1);
+	g_assert_true(peer_sees_eof(slow[1]));
+	g_assert_false(peer_sees_eof(busy[1]));
+	g_assert_false(peer_sees_eof(kept[1]));
+	g_assert_cmpuint(web_conns_reap(cs, 17000), ==, 0); /* once only */
+	/* An authenticated upload may take longer. */
+	web_conns_extend(cs, ckept, 60000);
+	g_assert_cmpuint(web_conns_reap(cs, 59999), ==, 0);
+	g_assert_cmpuint(web_conns_reap(cs, 60000), ==, 1);
+	g_assert_true(peer_sees_eof(kept[1]));
+	g_assert_false(peer_sees_eof(busy[1]));
+	/* Still counted until libmicrohttpd closes them. */
+	g_assert_cmpuint(web_conns_count(cs, (struct sockaddr *)&a), ==, 3);
+	web_conns_close(cs, cslow);
+	web_conns_close(cs, cbusy);
+	web_conns_close(cs, ckept);
+	g_assert_cmpuint(web_conns_reap(NULL, 0), ==, 0);
+	web_conns_free(cs);
+	close(slow[0]); close(slow[1]);
+	close(busy[0]); close(busy[1]);
+	close(kept[0]); close(kept[1]);
+}
+
+/* ---- request targets ---- */
+
+static const struct {
+	const char *uri;
+	bool ok;
+} uri_cases[] = {
+	{ "/", true },
+	{ "/s/AbC-_09xyz", true },
+	{ "/outbox/0123abcd?done=revoked", true },
+	{ "/x?a=%41%2f&b=c+d", true },
+	{ "/outbox%00", false },
+	{ "/outbox%2f", false },
+	{ "/%6Futbox", false },
+	{ "//outbox", false },
+	{ "/outbox//x", false },
+	{ "/outbox/.", false },
+	{ "/outbox/./x", false },
+	{ "/s/../outbox", false },
+	{ "/..", false },
+	{ "/outbox\\x", false },
+	{ "/x?done=%00", false },
+	{ "/x?done=%0", false },
+	{ "/x?done=%zz", false },
+	{ "/x?a=\x01", false },
+	{ "/\xc3\xa9", false },
+	{ "/x#frag", false },
+	{ "", false },
+	{ "outbox", false },
+	{ "http://localhost/outbox", false },
+	{ "*", false },
+};
+
+static void
+test_uri_plain(void)
+{
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(uri_cases); i++) {
+		g_test_message("case %s", uri_cases[i].uri);
+		g_assert_cmpint(web_uri_is_plain(uri_cases[i].uri), ==, uri_cases[i].ok);
+	}
+	g_assert_false(web_uri_is_plain(NULL));
+}
+
+static void
+test_log_redact(void)
+{
+	static const struct { const char *in, *want; } cases[] = {
+		{ "Failed to send data in response for /s/AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_abcdefg.",
+		  "Failed to send data in response for /s/[redacted]." },
+		{ "request for `/outbox/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef'",
+		  "request for `/outbox/[redacted]'" },
+		{ "Server reached connection limit. Closing inbound connection.",
+		  "Server reached connection limit. Closing inbound connection." },
+		{ "short-ids_like_this ok 1234567890123456789", "short-ids_like_this ok 1234567890123456789" },
+		{ "", "" },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char line[256];
+		sp_strlcpy(line, cases[i].in, sizeof line);
+		web_log_redact(line);
+		g_assert_cmpstr(line, ==, cases[i].want);
+	}
+}
+
+/* ---- the outbox token ---- */
+
+static void
+test_outbox_token(void)
+{
+	char *dir = g_dir_make_tmp("sp-outbox-XXXXXX", NULL);
+	char *state = g_build_filename(dir, "state", NULL);
+	char *file = g_build_filename(state, WEB_OUTBOX_TOKEN_FILE, NULL);
+	char t1[WEB_OUTBOX_TOKEN_HEXLEN + 1], t2[WEB_OUTBOX_TOKEN_HEXLEN + 1];
+	char err[SP_ERRLEN], *url;
+	struct sp_listen l;
+	struct stat st;
+	size_t i;
+
+	/* Not there, not made: an error that says when it is made. */
+	g_assert_cmpint(web_outbox_token(state, false, t1, err, sizeof err), ==, -1);
+	g_assert_nonnull(strstr(err, "outbox = yes"));
+	/* Made at the first start: 64 hex digits, 0600, the same ever after. */
+	g_assert_cmpint(web_outbox_token(state, true, t1, err, sizeof err), ==, 0);
+	g_assert_cmpuint(strlen(t1), ==, WEB_OUTBOX_TOKEN_HEXLEN);
+	for (i = 0; i < strlen(t1); i++)
+		g_assert_true(g_ascii_isxdigit(t1[i]) && !g_ascii_isupper(t1[i]));
+	g_assert_cmpint(stat(file, &st), ==, 0);
+	g_assert_cmpint(st.st_mode & 0777, ==, 0600);
+	g_assert_cmpint(web_outbox_token(state, true, t2, err, sizeof err), ==, 0);
+	g_assert_cmpstr(t1, ==, t2);
+	g_assert_cmpint(web_outbox_token(state, false, t2, err, sizeof err), ==, 0);
+	g_assert_cmpstr(t1, ==, t2);
+	/* Readable by others: refused, and the error does not show the token. */
+	g_assert_cmpint(chmod(file, 0644), ==, 0);
+	g_assert_cmpint(web_outbox_token(state, false, t2, err, sizeof err), ==, -1);
+	g_assert_nonnull(strstr(err, "chmod 600"));
+	g_assert_null(strstr(err, t1));
+	g_assert_cmpint(chmod(file, 0600), ==, 0);
+	/* Damaged: refused. */
+	g_assert_true(g_file_set_contents(file, "short\n", -1, NULL));
+	g_assert_cmpint(chmod(file, 0600), ==, 0);
+	g_assert_cmpint(web_outbox_token(state, true, t2, err, sizeof err), ==, -1);
+	/* The URL `sealpost outbox` prints. */
+	g_assert_cmpint(sp_parse_listen("127.0.0.1:8026", &l, err, sizeof err), ==, 0);
+	url = web_outbox_url(&l, t1);
+	g_assert_true(g_str_has_prefix(url, "http://127.0.0.1:8026/outbox/"));
+	g_assert_cmpstr(url + strlen("http://127.0.0.1:8026/outbox/"), ==, t1);
+	free(url);
+	g_assert_cmpint(sp_parse_listen("[::1]:8026", &l, err, sizeof err), ==, 0);
+	url = web_outbox_url(&l, "ab");
+	g_assert_cmpstr(url, ==, "http://[::1]:8026/outbox/ab");
+	free(url);
+	unlink(file);
+	rmdir(state);
+	rmdir(dir);
+	g_free(file);
+	g_free(state);
+	g_free(dir);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -821,6 +1070,12 @@ main(int argc, char **argv)
 	g_test_add_func("/web/sessions", test_sessions);
 	g_test_add_func("/web/sessions_per_link", test_sessions_per_link);
 	g_test_add_func("/web/outbox", test_outbox);
+	g_test_add_func("/web/outbox_token", test_outbox_token);
+	g_test_add_func("/web/conn_keys", test_conn_keys);
+	g_test_add_func("/web/conn_limit", test_conn_limit);
+	g_test_add_func("/web/conn_deadline", test_conn_deadline);
+	g_test_add_func("/web/uri_plain", test_uri_plain);
+	g_test_add_func("/web/log_redact", test_log_redact);
 	g_test_add_func("/web/record_roundtrip", test_record_roundtrip);
 	g_test_add_func("/web/record_fields", test_record_fields);
 	g_test_add_func("/web/link_path", test_link_path);
