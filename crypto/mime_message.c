@@ -866,7 +866,7 @@ sp_mime_is_encrypted(const struct sp_mime *m, char *why, size_t whysz)
 	if (GMIME_IS_MULTIPART_ENCRYPTED(body))
 		return is_pgp_mime(body, why, whysz);
 	/* Inline PGP: a text/plain body that is nothing but one armored message,
-	 * read as sent (a quoted-printable or base64 body is not armor). */
+	 * judged on the bytes as sent: those are what the provider sees. */
 	if (!GMIME_IS_PART(body) || !g_mime_content_type_is_type(g_mime_object_get_content_type(body), "text", "plain")) {
 		sp_seterr(why, whysz, "PGP armor inside a body that is not one text/plain part");
 		return false;
