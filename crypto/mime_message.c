@@ -415,7 +415,7 @@ append_qp(struct sp_buf *out, const char *text)
 	return rv;
 }
 
-/* Append one insertion (bytes at body offset `at`); -1 when full. */
+/* A new insertion at body offset `at`: its buffer, or NULL when full. */
 static struct sp_buf *
 add_insert(struct sp_mime_protected *pe, size_t at)
 {
@@ -467,6 +467,8 @@ append_element(struct sp_buf *out, const char *subject, bool html, bool qp)
 	for (p = clean; *p; p++)
 		if ((unsigned char)*p < 0x20 || *p == 0x7f)
 			*p = ' ';
+	/* No trailing blank: in format=flowed text it would join the next line. */
+	g_strstrip(clean);
 	if (html) {
 		char *esc = g_markup_escape_text(clean, -1);
 		text = g_strdup_printf("<div class=\"header-protection-legacy-display\"><pre>Subject: %s</pre></div>\n",
@@ -632,7 +634,9 @@ legacy_display(const struct sp_mime *m, const char *outer_subject, struct sp_mim
 				continue;
 			if ((b = add_insert(pe, ct_end - bs)) == NULL)
 				break;
-			if (sp_buf_puts(b, m->data[ct_end] == '\r' ? ";\r\n hp-legacy-display=\"1\"" : ";\n hp-legacy-display=\"1\"") < 0)
+			/* The parameter, folded with the field's own line break. */
+			if (sp_buf_puts(b, m->data[ct_end] == '\r' ? ";\r\n hp-legacy-display=\"1\""
+			                                             : ";\n hp-legacy-display=\"1\"") < 0)
 				return -1;
 		}
 		if ((b = add_insert(pe, (html ? html_insert_at(m->data, start, end) : start) - bs)) == NULL)

@@ -126,13 +126,12 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
 	int rv = -1;
 
 	sp_buf_init(&outer, 0);
+	memset(&pe, 0, sizeof pe);
 	/* The protected entity = its header (built here) + the client's body,
 	 * read in place (the plaintext is never copied), with the legacy
 	 * display insertions, when there are any, where they go. */
-	if (sp_mime_protected_build(m, subject, &pe, err, errsz) < 0) {
-		sp_buf_free(&outer);
-		return -1;
-	}
+	if (sp_mime_protected_build(m, subject, &pe, err, errsz) < 0)
+		goto out;
 	in.n_spans = sp_mime_protected_spans(m, &pe, spans);
 	for (i = 0, in.len = 0; i < in.n_spans; i++)
 		in.len += spans[i].n;

@@ -232,7 +232,8 @@ static const struct {
 	                 "plain\n--a\nContent-Type: text/html\n\n<p>html</p>\n--a--\n", "...",
 	  "Content-Type: text/plain;\r\n hp-legacy-display=\"1\"\r\n\r\nSubject: s\r\n\r\nplain" },
 	{ "signed", "Content-Type: multipart/signed; boundary=a; protocol=\"application/pgp-signature\"; micalg=pgp-sha256\n\n"
-	            "--a\nContent-Type: text/plain\n\nsigned text\n--a\nContent-Type: application/pgp-signature\n\nsig\n--a--\n",
+	            "--a\nContent-Type: text/plain\n\nsigned text\n"
+	            "--a\nContent-Type: application/pgp-signature\n\nsig\n--a--\n",
 	  "...", NULL },
 };
 

@@ -342,7 +342,8 @@ test_armor(void)
 	CASE("two blocks", g_strdup_printf("%s\n%s", text, text), false);
 	CASE("bad checksum", replace(text, last, "=QFqC"), false);
 	CASE("a data line changed", replace(text, "hQEMAx4X", "hQEMAx4Y"), false);
-	CASE("a data line dropped", replace(text, "eUuwDiy0VMfiWX5dMqpMQ1tyAuvKTotv6PLHrHb3ClGLInahqnF8u6xWoZ2YXl86\n", ""), false);
+	CASE("a data line dropped",
+	     replace(text, "eUuwDiy0VMfiWX5dMqpMQ1tyAuvKTotv6PLHrHb3ClGLInahqnF8u6xWoZ2YXl86\n", ""), false);
 	CASE("a free-text armor header", replace(text, "-----\n\n", "-----\nSubject: the Jones contract\n\n"), false);
 	CASE("no empty line after BEGIN", replace(text, "-----\n\n", "-----\n"), false);
 	CASE("a non-base64 character", replace(text, "hQEMAx4X", "hQEMAx4*"), false);
