@@ -1094,15 +1094,12 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 	s->cfg = ctx->cfg;
 	s->session_deadline = sp_now_ms() + (int64_t)SMTP_SESSION_MAX_S * 1000;
 	conn_init(&s->conn, fd);
-	net_peer_name(fd, s->peer, sizeof s->peer);
-	/* "127.0.0.1:5000" / "[::1]:5000" -> the address as peer_limits keys it. */
-	sp_strlcpy(s->ip, s->peer[0] == '[' ? s->peer + 1 : s->peer, sizeof s->ip);
-	if (strrchr(s->ip, ':'))
-		*strrchr(s->ip, ':') = '\0';
-	if (s->peer[0] == '[' && strchr(s->ip, ']'))
-		*strchr(s->ip, ']') = '\0';
-	s->loopback_listener = net_local_is_loopback(fd);
-	s->loopback_peer = net_peer_is_loopback(fd);
+	sp_net_peer_name(fd, s->peer, sizeof s->peer);
+	/* The address as peer_limits keys it. */
+	if (!sp_net_peer_ip(fd, s->ip, sizeof s->ip))
+		sp_strlcpy(s->ip, "unknown", sizeof s->ip);
+	s->loopback_listener = sp_net_local_is_loopback(fd);
+	s->loopback_peer = sp_net_peer_is_loopback(fd);
 	sp_envelope_init(&s->env);
 	sp_log_debug("smtp %s: connected%s", s->peer, implicit_tls ? " (implicit TLS)" : "");
 	if (implicit_tls && conn_starttls_server(&s->conn, ctx->tls, cmd_deadline(s)) < 0) {
