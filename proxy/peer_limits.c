@@ -84,14 +84,13 @@ peer_auth_blocked(const char *ip)
 	struct peer *p;
 	bool blocked = false;
 
+	/* A question only: a window that has passed is started afresh by the
+	 * next failure (peer_auth_failed), not here. */
 	pthread_mutex_lock(&peers_lock);
 	p = get(ip, false);
-	if (p && p->auth_failures >= PEER_AUTH_FAILURES_MAX) {
-		if (sp_time() - p->window_start < PEER_AUTH_WINDOW_S)
-			blocked = true;
-		else
-			p->auth_failures = 0;
-	}
+	if (p && p->auth_failures >= PEER_AUTH_FAILURES_MAX &&
+	    sp_time() - p->window_start < PEER_AUTH_WINDOW_S)
+		blocked = true;
 	pthread_mutex_unlock(&peers_lock);
 	return blocked;
 }

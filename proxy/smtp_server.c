@@ -502,12 +502,36 @@ out:
 
 /* ---- MAIL / RCPT ---- */
 
+/* "FROM:<path> PARAMS" (sender) or "TO:<path> PARAMS" into the scratch path
+ * and params; replies with the error. */
+static int
+parse_path_params(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args, bool sender,
+                  struct smtp_param params[SMTP_PARAMS_MAX], size_t *n)
+{
+	const char *prefix = sender ? "FROM:" : "TO:", *rest;
+	char why[128];
+
+	if (!sp_has_prefix_nocase(args, prefix)) {
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: %s", cmd->syntax);
+		return -1;
+	}
+	if (smtp_parse_path(args + strlen(prefix), sender, true, &s->path, &rest, why, sizeof why) < 0) {
+		reply_error(s, 501, sender ? SMTP_ENH_BAD_SENDER_SYNTAX : SMTP_ENH_BAD_RCPT_SYNTAX,
+		            "Bad %s address syntax: %s", sender ? "sender" : "recipient", why);
+		return -1;
+	}
+	if (smtp_parse_params(rest, params, n, why, sizeof why) < 0) {
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax error in parameters: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 check_mail(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	struct smtp_param params[SMTP_PARAMS_MAX];
 	struct mail_params m = { 0 };
-	const char *rest;
 	char why[128];
 	size_t n, i;
 
@@ -517,18 +541,8 @@ check_mail(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 	}
 	if (!state_allows(s, cmd))
 		return refuse_state(s, cmd);
-	if (!sp_has_prefix_nocase(args, "FROM:")) {
-		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: MAIL FROM:<address>");
+	if (parse_path_params(s, cmd, args, true, params, &n) < 0)
 		return -1;
-	}
-	if (smtp_parse_path(args + 5, true, true, &s->path, &rest, why, sizeof why) < 0) {
-		reply_error(s, 501, SMTP_ENH_BAD_SENDER_SYNTAX, "Bad sender address syntax: %s", why);
-		return -1;
-	}
-	if (smtp_parse_params(rest, params, &n, why, sizeof why) < 0) {
-		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax error in parameters: %s", why);
-		return -1;
-	}
 	if (n && !s->esmtp) {
 		reply_error(s, 555, SMTP_ENH_BAD_ARGS, "MAIL parameters need EHLO");
 		return -1;
@@ -592,24 +606,12 @@ static int
 check_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	struct smtp_param params[SMTP_PARAMS_MAX];
-	const char *rest;
-	char why[128];
 	size_t n;
 
 	if (!state_allows(s, cmd))
 		return refuse_state(s, cmd);
-	if (!sp_has_prefix_nocase(args, "TO:")) {
-		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: RCPT TO:<address>");
+	if (parse_path_params(s, cmd, args, false, params, &n) < 0)
 		return -1;
-	}
-	if (smtp_parse_path(args + 3, false, true, &s->path, &rest, why, sizeof why) < 0) {
-		reply_error(s, 501, SMTP_ENH_BAD_RCPT_SYNTAX, "Bad recipient address syntax: %s", why);
-		return -1;
-	}
-	if (smtp_parse_params(rest, params, &n, why, sizeof why) < 0) {
-		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax error in parameters: %s", why);
-		return -1;
-	}
 	if (n) {
 		reply_error(s, 555, SMTP_ENH_BAD_ARGS, "Unsupported parameter %s", params[0].key);
 		return -1;
