@@ -16,6 +16,7 @@
 #include <glib.h>
 
 #include "sealpost-config.h"
+#include "net.h"
 #include "util.h"
 
 /* A config file larger than this is a mistake (or an attack on whoever parses it). */
@@ -203,21 +204,6 @@ sp_config_find(const char *explicit_path, char *err, size_t errsz)
 	          "$XDG_CONFIG_HOME/sealpost/sealpost.conf or %s", p);
 	free(p);
 	return NULL;
-}
-
-bool
-sp_host_is_loopback(const char *host)
-{
-	struct in_addr a4;
-	struct in6_addr a6;
-
-	if (strcmp(host, "localhost") == 0 || sp_streq_nocase(host, "localhost."))
-		return true;
-	if (inet_pton(AF_INET, host, &a4) == 1)
-		return (ntohl(a4.s_addr) >> 24) == 127;
-	if (inet_pton(AF_INET6, host, &a6) == 1)
-		return IN6_IS_ADDR_LOOPBACK(&a6);
-	return false;
 }
 
 bool
@@ -654,7 +640,7 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		sp_strlcpy(cfg->upstream.port, cfg->upstream.tls == SP_UPSTREAM_TLS ? "465" : "587",
 		           sizeof cfg->upstream.port);
 	if (cfg->upstream.tls == SP_UPSTREAM_NONE && cfg->upstream.host[0] &&
-	    !sp_host_is_loopback(cfg->upstream.host))
+	    !sp_net_host_is_loopback(cfg->upstream.host))
 		return key_error(lc, "upstream", "tls",
 		                 "'none' is allowed only for a loopback host, not '%s'", cfg->upstream.host);
 	if (cfg->upstream.password_file[0] && cfg->upstream.password_command[0])
@@ -668,7 +654,7 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "upstream", "helo", "'%s' is not a host name", cfg->upstream.helo);
 	if (cfg->proxy.auth == SP_AUTH_NONE) {
 		for (i = 0; i < cfg->proxy.n_listen; i++)
-			if (!sp_host_is_loopback(cfg->proxy.listen[i].host))
+			if (!sp_net_host_is_loopback(cfg->proxy.listen[i].host))
 				return key_error(lc, "proxy", "listen",
 				                 "%s is not a loopback address and auth = none: anyone who "
 				                 "can connect could send mail as you; set auth = users or "
@@ -689,7 +675,7 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		                 "tls_cert and tls_key go together");
 	/* The outbox shows links and passwords: it never shares the public
 	 * viewer's listener, and never listens beyond this machine. */
-	if (!sp_host_is_loopback(cfg->linkserver.outbox_listen.host))
+	if (!sp_net_host_is_loopback(cfg->linkserver.outbox_listen.host))
 		return key_error(lc, "linkserver", "outbox_listen",
 		                 "%s is not a loopback address: the outbox (links and passwords) is "
 		                 "only for this machine", cfg->linkserver.outbox_listen.host);

@@ -153,7 +153,6 @@ char *sp_config_default_state_dir(void);
 
 /* "127.0.0.1:587", "[::1]:587 tls", "localhost:2525" */
 int sp_parse_listen(const char *s, struct sp_listen *out, char *err, size_t errsz);
-bool sp_host_is_loopback(const char *host);
 
 /* An IPv4 or IPv6 address in text ("192.0.2.1", "2001:db8::1") into the
  * 16-byte form of struct sp_net (IPv4 mapped).  Returns false when it is none. */

@@ -10,6 +10,7 @@
 
 #include "config.h"
 #include "link_record.h"
+#include "net.h"
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 
@@ -53,7 +54,7 @@ check_url(const char *url, char *err, size_t errsz)
 				*e = '\0';
 			memmove(h, h + 1, strlen(h));
 		}
-		if (strcmp(scheme, "http") != 0 || !sp_host_is_loopback(h)) {
+		if (strcmp(scheme, "http") != 0 || !sp_net_host_is_loopback(h)) {
 			sp_seterr(err, errsz, "[link] upload_url must be https:// (plain http only to a "
 			          "loopback address)");
 			goto out;

@@ -11,29 +11,8 @@
 #include <glib.h>
 
 #include "config.h"
+#include "net.h"
 #include "util.h"
-
-static bool
-v4_mapped_loopback(const struct in6_addr *a)
-{
-	return IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127;
-}
-
-bool
-web_addr_is_loopback(const struct sockaddr *sa)
-{
-	if (sa == NULL)
-		return false;
-	if (sa->sa_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const struct sockaddr_in *)(const void *)sa;
-		return (ntohl(s4->sin_addr.s_addr) >> 24) == 127;
-	}
-	if (sa->sa_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)(const void *)sa;
-		return IN6_IS_ADDR_LOOPBACK(&s6->sin6_addr) || v4_mapped_loopback(&s6->sin6_addr);
-	}
-	return false;
-}
 
 /* "host", "host:port", "[v6]:port" -> is the host part loopback? */
 bool
@@ -48,11 +27,11 @@ web_host_is_loopback(const char *h)
 		if ((p = strchr(buf, ']')) == NULL)
 			return false;
 		*p = '\0';
-		return sp_host_is_loopback(buf + 1);
+		return sp_net_host_is_loopback(buf + 1);
 	}
 	if ((p = strchr(buf, ':')) != NULL)
 		*p = '\0';
-	return sp_host_is_loopback(buf);
+	return sp_net_host_is_loopback(buf);
 }
 
 /* The key of an address in 16-byte form (IPv4 mapped). */

@@ -52,9 +52,6 @@ _Static_assert(WEB_TARPIT_HOLD_MAX_MS >= WEB_TARPIT_MAX_MS,
  * right before giving up: a chain of trusted proxies is a few hops. */
 #define WEB_FORWARDED_MAX_HOPS 16
 
-/* Is this socket address loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)? */
-bool web_addr_is_loopback(const struct sockaddr *sa);
-
 /* A Host header value ("host", "host:port", "[v6]:port") naming this machine
  * (localhost, 127.0.0.0/8, ::1)? */
 bool web_host_is_loopback(const char *host_header);

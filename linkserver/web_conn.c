@@ -129,35 +129,34 @@ web_conns_close(struct web_conns *cs, struct web_conn *c)
 	free(c);
 }
 
-void
-web_conns_answering(struct web_conns *cs, struct web_conn *c)
+/* Set c's deadline (0: none); only_later: only push an armed one later. */
+static void
+set_deadline(struct web_conns *cs, struct web_conn *c, int64_t deadline_ms, bool only_later)
 {
 	if (c == NULL)
 		return;
 	pthread_mutex_lock(&cs->lock);
-	c->deadline_ms = 0;
+	if (!only_later || (c->deadline_ms != 0 && deadline_ms > c->deadline_ms))
+		c->deadline_ms = deadline_ms;
 	pthread_mutex_unlock(&cs->lock);
+}
+
+void
+web_conns_answering(struct web_conns *cs, struct web_conn *c)
+{
+	set_deadline(cs, c, 0, false);
 }
 
 void
 web_conns_rearm(struct web_conns *cs, struct web_conn *c, int64_t now_ms)
 {
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&cs->lock);
-	c->deadline_ms = now_ms + cs->budget_ms;
-	pthread_mutex_unlock(&cs->lock);
+	set_deadline(cs, c, now_ms + cs->budget_ms, false);
 }
 
 void
 web_conns_extend(struct web_conns *cs, struct web_conn *c, int64_t deadline_ms)
 {
-	if (c == NULL)
-		return;
-	pthread_mutex_lock(&cs->lock);
-	if (c->deadline_ms != 0 && deadline_ms > c->deadline_ms)
-		c->deadline_ms = deadline_ms;
-	pthread_mutex_unlock(&cs->lock);
+	set_deadline(cs, c, deadline_ms, true);
 }
 
 unsigned

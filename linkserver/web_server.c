@@ -1,11 +1,8 @@
 /* web_server.c - the link viewer: routing, limits, headers, handlers. */
 #include "web_server.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdio.h>
@@ -22,6 +19,7 @@
 #include "link_envelope.h"
 #include "link_record.h"
 #include "log.h"
+#include "net.h"
 #include "web_client.h"
 #include "web_conn.h"
 #include "web_html.h"
@@ -1026,7 +1024,7 @@ client_of(struct web_server *ws, struct web_req *r)
 	char *xff = header_all(r, "X-Forwarded-For"), *fwd = header_all(r, "Forwarded");
 	struct web_forwarded fw = { xff, fwd, header(r, "X-Real-IP") };
 
-	r->loopback = web_addr_is_loopback(sa);
+	r->loopback = sp_net_addr_is_loopback(sa);
 	if (!web_client_key(sa, &ws->trusted_proxies, &fw, r->client))
 		sp_strlcpy(r->client, "unknown", sizeof r->client);
 	free(xff);
@@ -1340,40 +1338,24 @@ web_link_path(const char *base_url)
 static int
 listen_socket(const char *key, const struct sp_listen *l, char *err, size_t errsz)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	int fd = -1, one = 1, rc;
+	struct sp_net_failure why;
+	int fd = sp_net_listen(l->host[0] ? l->host : NULL, l->port, false, WEB_LISTEN_BACKLOG, &why);
+	const char *text = fd < 0 ? sp_net_failure_text(&why) : NULL;
 
-	rc = getaddrinfo(l->host[0] ? l->host : NULL, l->port, &hints, &res);
-	if (rc != 0) {
-		sp_seterr(err, errsz, "[linkserver] %s %s:%s: %s", key, l->host, l->port, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		sp_seterr(err, errsz, "[linkserver] %s: socket: %s", key, strerror(errno));
-		goto out;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-	if (res->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+	if (fd >= 0)
+		return fd;
+	if (why.step == SP_NET_RESOLVE)
+		sp_seterr(err, errsz, "[linkserver] %s %s:%s: %s", key, l->host, l->port, text);
+	else if (why.step == SP_NET_SOCKET)
+		sp_seterr(err, errsz, "[linkserver] %s: socket: %s", key, text);
+	else if (why.step == SP_NET_BIND)
 		sp_seterr(err, errsz, "[linkserver] %s %s:%s: cannot bind: %s%s", key, l->host, l->port,
-		          strerror(errno), errno == EACCES ?
+		          text, why.code == EACCES ?
 		          " (ports below 1024 need privileges: use a higher port behind a reverse proxy)" :
 		          "");
-		close(fd);
-		fd = -1;
-		goto out;
-	}
-	if (listen(fd, WEB_LISTEN_BACKLOG) < 0) {
-		sp_seterr(err, errsz, "[linkserver] %s: %s", key, strerror(errno));
-		close(fd);
-		fd = -1;
-	}
-out:
-	freeaddrinfo(res);
-	return fd;
+	else
+		sp_seterr(err, errsz, "[linkserver] %s: %s", key, text);
+	return -1;
 }
 
 static int
@@ -1445,13 +1427,11 @@ listener_start(struct web_listener *l, int fd, unsigned flags, unsigned conn_lim
                struct MHD_OptionItem *tls_opts, char *err, size_t errsz)
 {
 	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
 
 	l->conns = web_conns_new(WEB_PER_IP_CONNECTION_LIMIT,
 	                         (int64_t)WEB_REQUEST_DEADLINE_S * 1000);
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0) {
-		l->port = ntohs(ss.ss_family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port :
-		                ((struct sockaddr_in *)&ss)->sin_port);
+	if (sp_net_local_addr(fd, &ss)) {
+		l->port = sp_net_addr_port((struct sockaddr *)&ss);
 		if (ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
 	}

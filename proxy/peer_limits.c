@@ -1,14 +1,13 @@
 /* peer_limits.c - per-address connection and AUTH failure accounting. */
 #include "peer_limits.h"
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
 
 #include <glib.h>
 
+#include "net.h"
 #include "util.h"
 
 struct peer {
@@ -47,37 +46,15 @@ get(const char *ip, bool create)
 	return p;
 }
 
-static bool
-ip_of(int fd, char ip[64], bool *loopback)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof ss;
-
-	memset(&ss, 0, sizeof ss);
-	*loopback = false;
-	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return false;
-	if (ss.ss_family == AF_INET) {
-		struct in_addr *a = &((struct sockaddr_in *)&ss)->sin_addr;
-		inet_ntop(AF_INET, a, ip, 64);
-		*loopback = (ntohl(a->s_addr) >> 24) == 127;
-	} else if (ss.ss_family == AF_INET6) {
-		struct in6_addr *a = &((struct sockaddr_in6 *)&ss)->sin6_addr;
-		inet_ntop(AF_INET6, a, ip, 64);
-		*loopback = IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
-	} else {
-		return false;
-	}
-	return true;
-}
-
 bool
 peer_connect(int fd, unsigned max_per_ip, char ip_out[64])
 {
-	bool loopback, ok = true;
+	bool loopback = false, ok = true;
 	struct peer *p;
 
-	if (!ip_of(fd, ip_out, &loopback))
+	if (sp_net_peer_ip(fd, ip_out, 64))
+		loopback = sp_net_peer_is_loopback(fd);
+	else
 		snprintf(ip_out, 64, "unknown");
 	pthread_mutex_lock(&peers_lock);
 	p = get(ip_out, true);
@@ -107,14 +84,13 @@ peer_auth_blocked(const char *ip)
 	struct peer *p;
 	bool blocked = false;
 
+	/* A question only: a window that has passed is started afresh by the
+	 * next failure (peer_auth_failed), not here. */
 	pthread_mutex_lock(&peers_lock);
 	p = get(ip, false);
-	if (p && p->auth_failures >= PEER_AUTH_FAILURES_MAX) {
-		if (sp_time() - p->window_start < PEER_AUTH_WINDOW_S)
-			blocked = true;
-		else
-			p->auth_failures = 0;
-	}
+	if (p && p->auth_failures >= PEER_AUTH_FAILURES_MAX &&
+	    sp_time() - p->window_start < PEER_AUTH_WINDOW_S)
+		blocked = true;
 	pthread_mutex_unlock(&peers_lock);
 	return blocked;
 }

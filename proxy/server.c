@@ -22,6 +22,34 @@
 #include "tls.h"
 #include "web_outbox.h"
 
+/* One SMTP listener, its failure worded for the proxy: below port 1024 the
+ * message names the fixes (systemd unit, setcap, a higher port). */
+static int
+listen_smtp(const struct sp_listen *l, char *err, size_t errsz)
+{
+	struct sp_net_failure why;
+	int fd = sp_net_listen(l->host, l->port, true, SERVER_LISTEN_BACKLOG, &why);
+	const char *text = fd < 0 ? sp_net_failure_text(&why) : NULL;
+
+	if (fd >= 0)
+		return fd;
+	if (why.step == SP_NET_SOCKET)
+		sp_seterr(err, errsz, "socket: %s", text);
+	else if (why.step == SP_NET_LISTEN)
+		sp_seterr(err, errsz, "listen %s:%s: %s", l->host, l->port, text);
+	else if (why.step == SP_NET_BIND && (why.code == EACCES || why.code == EPERM) &&
+	         strtoul(l->port, NULL, 10) < 1024)
+		sp_seterr(err, errsz,
+		          "cannot listen on %s:%s: %s. Ports below 1024 need privilege: run "
+		          "the systemd unit (conf/sealpost.service), or grant it once with "
+		          "`setcap cap_net_bind_service=+ep $(command -v sealpost)`, or listen "
+		          "on a port above 1023 ([proxy] listen = 127.0.0.1:2587)",
+		          l->host, l->port, text);
+	else
+		sp_seterr(err, errsz, "cannot listen on %s:%s: %s", l->host, l->port, text);
+	return -1;
+}
+
 struct session_arg {
 	struct server *srv;
 	int fd;
@@ -80,7 +108,7 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 	    web_server_start(cfg, srv->store, &srv->web, err, errsz) < 0)
 		return -1;
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
-		srv->lfd[i] = net_listen(&cfg->proxy.listen[i], err, errsz);
+		srv->lfd[i] = listen_smtp(&cfg->proxy.listen[i], err, errsz);
 		if (srv->lfd[i] < 0)
 			return -1;
 		srv->ltls[i] = cfg->proxy.listen[i].implicit_tls;
@@ -214,7 +242,7 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 	}
 	if (atomic_load(&srv->active) >= srv->cfg->proxy.max_connections) {
 		char peer[64];
-		net_peer_name(fd, peer, sizeof peer);
+		sp_net_peer_name(fd, peer, sizeof peer);
 		sp_log_warn("smtp %s: refused: %llu connections already (max_connections)", peer,
 		            (unsigned long long)srv->cfg->proxy.max_connections);
 		refuse(fd, "421 4.7.0 localhost Too many connections; try again later\r\n");

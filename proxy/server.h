@@ -17,6 +17,8 @@
 /* Stack for each session thread: sessions keep big buffers on the heap, and
  * 1,000 idle clients should not reserve 8 MiB each. */
 #define SERVER_THREAD_STACK (1024 * 1024)
+/* Pending SMTP connections the kernel may queue for us before accept(). */
+#define SERVER_LISTEN_BACKLOG 511
 /* On SIGTERM, sessions in flight get this long to finish their transaction. */
 #define SERVER_SHUTDOWN_GRACE_S 10
 

@@ -220,7 +220,7 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 	sp_strlcpy(c->host, o->host, sizeof c->host);
 	sp_strlcpy(c->port, o->port, sizeof c->port);
 	c->timeout_ms = o->timeout_ms;
-	fd = net_connect(o->host, o->port, deadline(c), err, sizeof err);
+	fd = sp_net_connect(o->host, o->port, deadline(c), err, sizeof err);
 	if (fd < 0) {
 		smtp_reply_set(fail, 451, "4.4.1", "upstream %s", err);
 		conn_init(&c->conn, -1);

@@ -26,6 +26,35 @@ struct smtp_reply {
 	size_t n_lines;
 };
 
+/* Enhanced status codes (RFC 3463 class.subject.detail; X.5.6, X.7.8 and
+ * X.7.11 from RFC 4954, X.6.7 from RFC 6531) by what they say, so a reply
+ * names its meaning rather than repeating digits.  The class (2, 4, 5) is part
+ * of each: a temporary and a permanent "other security" are two names. */
+#define SMTP_ENH_NONE ""                      /* 220 greeting, 354: no code */
+#define SMTP_ENH_OK "2.0.0"                   /* X.0.0 other or undefined status */
+#define SMTP_ENH_SENDER_OK "2.1.0"            /* X.1.0 other address status */
+#define SMTP_ENH_RCPT_OK "2.1.5"              /* X.1.5 destination address valid */
+#define SMTP_ENH_PROTOCOL_OK "2.5.0"          /* X.5.0 other protocol status */
+#define SMTP_ENH_AUTH_OK "2.7.0"              /* X.7.0 other security status */
+#define SMTP_ENH_SYSTEM_TEMP "4.3.0"          /* X.3.0 other mail system status */
+#define SMTP_ENH_CONNECTION_TEMP "4.4.2"      /* X.4.2 bad connection */
+#define SMTP_ENH_TOO_MANY_RCPTS "4.5.3"       /* X.5.3 too many recipients */
+#define SMTP_ENH_SECURITY_TEMP "4.7.0"        /* X.7.0 other security status */
+#define SMTP_ENH_FAIL "5.0.0"                 /* X.0.0 other or undefined status */
+#define SMTP_ENH_BAD_RCPT_SYNTAX "5.1.3"      /* X.1.3 bad destination mailbox syntax */
+#define SMTP_ENH_BAD_SENDER_SYNTAX "5.1.7"    /* X.1.7 bad sender's mailbox syntax */
+#define SMTP_ENH_TOO_BIG "5.3.4"              /* X.3.4 message too big for system */
+#define SMTP_ENH_BAD_COMMAND "5.5.1"          /* X.5.1 invalid command (or sequence) */
+#define SMTP_ENH_SYNTAX "5.5.2"               /* X.5.2 syntax error */
+#define SMTP_ENH_BAD_ARGS "5.5.4"             /* X.5.4 invalid command arguments */
+#define SMTP_ENH_AUTH_LINE_TOO_LONG "5.5.6"   /* X.5.6 authentication line too long */
+#define SMTP_ENH_BAD_CONTENT "5.6.0"          /* X.6.0 other media error */
+#define SMTP_ENH_NEED_SMTPUTF8 "5.6.7"        /* X.6.7 non-ASCII address needs SMTPUTF8 */
+#define SMTP_ENH_SECURITY "5.7.0"             /* X.7.0 other security status */
+#define SMTP_ENH_REFUSED "5.7.1"              /* X.7.1 delivery not authorized */
+#define SMTP_ENH_BAD_CREDENTIALS "5.7.8"      /* X.7.8 authentication credentials invalid */
+#define SMTP_ENH_NEED_ENCRYPTION "5.7.11"     /* X.7.11 encryption required for the mechanism */
+
 void smtp_reply_clear(struct smtp_reply *r);
 void smtp_reply_set(struct smtp_reply *r, int code, const char *enh, const char *fmt, ...) SP_PRINTF(4, 5);
 

@@ -1,11 +1,12 @@
 /* smtp_server.c - one SMTP submission session with a mail client.
  *
  * The session is a state machine (enum smtp_state, logged on every change);
- * commands come from one table where check_* only validates (and replies with
- * the error) and proceed_* does the work.  Replies are buffered and flushed
- * whenever the reader would block, which is what PIPELINING needs.  Errors
- * during DATA are sticky: the body is drained to the final dot and answered
- * once.  The data path reads as one line: accept -> policy (at RCPT) ->
+ * commands come from one table that carries their rules (arguments, the
+ * states each may proceed in as a mask), where check_* only validates (and
+ * replies with the error) and proceed_* does the work and writes the
+ * envelope.  Replies are buffered and flushed whenever the reader would
+ * block, which is what PIPELINING needs.  Errors during DATA are sticky: the
+ * body is drained to the final dot and answered once.  The data path reads as one line: accept -> policy (at RCPT) ->
  * compose -> relay -> one reply.
  */
 #include "smtp_server.h"
@@ -40,6 +41,16 @@ enum smtp_state {
 
 static const char *const state_names[] = { "init", "helo", "mail", "rcpt", "quit" };
 
+/* States as bits, for the command table: where a command may proceed. */
+#define IN_STATE(st) (1u << (st))
+enum smtp_states {
+	ST_INIT = IN_STATE(SMTP_STATE_INIT),
+	ST_HELO = IN_STATE(SMTP_STATE_HELO),
+	ST_TRANSACTION = IN_STATE(SMTP_STATE_MAIL) | IN_STATE(SMTP_STATE_RCPT),
+	ST_RCPT = IN_STATE(SMTP_STATE_RCPT),
+	ST_ANY = ST_INIT | ST_HELO | ST_TRANSACTION,
+};
+
 /* Sticky errors while reading DATA, answered once after the final dot. */
 enum data_error {
 	DATA_OK,
@@ -71,22 +82,35 @@ struct smtp_session {
 	struct sp_envelope env;
 	uint64_t declared_size;
 	int64_t session_deadline;
-	/* scratch, filled by check_* for proceed_* */
+	/* scratch, filled by check_* for proceed_* (the only thing check_*
+	 * writes; proceed_* writes the envelope and the state) */
 	struct smtp_path path;
+	struct mail_params {
+		uint64_t size;                  /* SIZE=, 0 when not given */
+		bool body_8bit;                 /* BODY=8BITMIME */
+		bool smtputf8;                  /* SMTPUTF8 */
+	} mail;
 };
 
 enum cmd_flags {
 	CMD_NEED_ARG = 1 << 0,    /* "501 5.5.4 Syntax: VERB argument" without one */
 	CMD_NO_ARG = 1 << 1,      /* "501 5.5.4 Syntax: VERB" with one */
-	CMD_NEED_HELO = 1 << 2,   /* "503 5.5.1 Send EHLO first" */
-	CMD_HTTP = 1 << 3,        /* an HTTP verb: a browser or proxy scan, hang up */
+	CMD_HTTP = 1 << 2,        /* an HTTP verb: a browser or proxy scan, hang up */
+	CMD_RCPT_ATTEMPT = 1 << 3, /* counted in rcpt_attempts when in its states */
 };
 
+/* One SMTP command and its rules.  Before EHLO/HELO a command without ST_INIT
+ * in `states` gets "503 5.5.1 Send EHLO/HELO first"; after it, check_* tests
+ * state_allows() at its place among its other checks and answers with
+ * `wrong_state`.  check_* only validates and replies (filling the scratch);
+ * proceed_* does the work. */
 struct smtp_cmd {
 	const char *verb;
 	unsigned flags;
+	unsigned states;          /* ST_*: where the command may proceed */
 	const char *syntax;
-	int (*check)(struct smtp_session *s, const char *args);
+	const char *wrong_state;  /* 503 text in a greeted state outside `states` */
+	int (*check)(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args);
 	void (*proceed)(struct smtp_session *s, const char *args);
 };
 
@@ -151,6 +175,20 @@ reply_error(struct smtp_session *s, int code, const char *enh, const char *fmt, 
 }
 
 static bool
+state_allows(const struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	return (cmd->states & IN_STATE(s->state)) != 0;
+}
+
+/* The table's answer to a command out of its states; -1 for check_*. */
+static int
+refuse_state(struct smtp_session *s, const struct smtp_cmd *cmd)
+{
+	reply_error(s, 503, SMTP_ENH_BAD_COMMAND, "%s", cmd->wrong_state);
+	return -1;
+}
+
+static bool
 auth_offered(const struct smtp_session *s)
 {
 	return s->cfg->proxy.auth != SP_AUTH_NONE && (conn_is_tls(&s->conn) || s->loopback_listener);
@@ -163,7 +201,7 @@ reset_transaction(struct smtp_session *s)
 	sp_envelope_init(&s->env);
 	s->declared_size = 0;
 	s->rcpt_attempts = 0;
-	if (s->state > SMTP_STATE_HELO && s->state != SMTP_STATE_QUIT)
+	if (IN_STATE(s->state) & ST_TRANSACTION)
 		enter_state(s, SMTP_STATE_HELO);
 }
 
@@ -183,12 +221,12 @@ forget_auth(struct smtp_session *s)
 /* ---- HELO / EHLO ---- */
 
 static int
-check_helo(struct smtp_session *s, const char *args)
+check_helo(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	size_t n = strcspn(args, " ");
 
 	if (n == 0 || n >= sizeof s->helo) {
-		reply_error(s, 501, "5.5.4", "Syntax: EHLO hostname");
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: EHLO hostname");
 		return -1;
 	}
 	return 0;
@@ -210,7 +248,7 @@ proceed_helo(struct smtp_session *s, const char *args)
 {
 	set_helo(s, args);
 	s->esmtp = false;
-	reply(s, 250, "2.0.0", "%s", s->ctx->hostname);
+	reply(s, 250, SMTP_ENH_OK, "%s", s->ctx->hostname);
 }
 
 static void
@@ -242,23 +280,21 @@ proceed_ehlo(struct smtp_session *s, const char *args)
 /* ---- STARTTLS ---- */
 
 static int
-check_starttls(struct smtp_session *s, const char *args)
+check_starttls(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	if (conn_is_tls(&s->conn)) {
-		reply_error(s, 503, "5.5.1", "TLS already active");
+		reply_error(s, 503, SMTP_ENH_BAD_COMMAND, "TLS already active");
 		return -1;
 	}
-	if (s->state > SMTP_STATE_HELO) {
-		reply_error(s, 503, "5.5.1", "STARTTLS not allowed during a mail transaction");
-		return -1;
-	}
+	if (!state_allows(s, cmd))
+		return refuse_state(s, cmd);
 	return 0;
 }
 
 static void
 proceed_starttls(struct smtp_session *s, const char *args)
 {
-	reply(s, 220, "2.0.0", "Ready to start TLS");
+	reply(s, 220, SMTP_ENH_OK, "Ready to start TLS");
 	/* conn_starttls_server flushes the 220 and discards whatever the client
 	 * pipelined after STARTTLS: RFC 3207 4.2, no command injection. */
 	if (conn_starttls_server(&s->conn, s->ctx->tls, cmd_deadline(s)) < 0) {
@@ -285,27 +321,25 @@ proceed_starttls(struct smtp_session *s, const char *args)
 /* ---- AUTH ---- */
 
 static int
-check_auth(struct smtp_session *s, const char *args)
+check_auth(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	if (s->cfg->proxy.auth == SP_AUTH_NONE) {
-		reply_error(s, 503, "5.5.1", "AUTH not available here ([proxy] auth = none)");
+		reply_error(s, 503, SMTP_ENH_BAD_COMMAND, "AUTH not available here ([proxy] auth = none)");
 		return -1;
 	}
 	if (!auth_offered(s)) {
-		reply_error(s, 538, "5.7.11", "Encryption required for requested authentication mechanism");
+		reply_error(s, 538, SMTP_ENH_NEED_ENCRYPTION, "Encryption required for requested authentication mechanism");
 		return -1;
 	}
 	if (s->auth_user) {
-		reply_error(s, 503, "5.5.1", "Already authenticated");
+		reply_error(s, 503, SMTP_ENH_BAD_COMMAND, "Already authenticated");
 		return -1;
 	}
-	if (s->state > SMTP_STATE_HELO) {
-		reply_error(s, 503, "5.5.1", "AUTH not allowed during a mail transaction");
-		return -1;
-	}
+	if (!state_allows(s, cmd))
+		return refuse_state(s, cmd);
 	if (peer_auth_blocked(s->ip)) {
 		sp_log_warn("smtp %s: AUTH refused: too many failures from this address", s->peer);
-		reply(s, 454, "4.7.0", "Too many failed authentications from your address; try again later");
+		reply(s, 454, SMTP_ENH_SECURITY_TEMP, "Too many failed authentications from your address; try again later");
 		return -1;
 	}
 	return 0;
@@ -323,7 +357,7 @@ auth_read_response(struct smtp_session *s, size_t *outlen)
 		abort();
 	st = conn_read_line(&s->conn, line, SMTP_AUTH_LINE_MAX, &len, cmd_deadline(s));
 	if (st == CONN_TOOLONG) {
-		reply_error(s, 500, "5.5.6", "Authentication exchange line is too long");
+		reply_error(s, 500, SMTP_ENH_AUTH_LINE_TOO_LONG, "Authentication exchange line is too long");
 		goto out;
 	}
 	if (st != CONN_OK) {
@@ -331,17 +365,17 @@ auth_read_response(struct smtp_session *s, size_t *outlen)
 		goto out;
 	}
 	if (len < 2 || line[len - 2] != '\r') {
-		reply_error(s, 501, "5.5.2", "Authentication response must end in CRLF, not a bare LF");
+		reply_error(s, 501, SMTP_ENH_SYNTAX, "Authentication response must end in CRLF, not a bare LF");
 		goto out;
 	}
 	len -= 2;
 	line[len] = '\0';
 	if (strcmp(line, "*") == 0) {
-		reply_error(s, 501, "5.0.0", "Authentication cancelled");
+		reply_error(s, 501, SMTP_ENH_FAIL, "Authentication cancelled");
 		goto out;
 	}
 	if (sasl_b64_decode(line, &dec, outlen) < 0) {
-		reply_error(s, 501, "5.5.2", "Cannot decode response");
+		reply_error(s, 501, SMTP_ENH_SYNTAX, "Cannot decode response");
 		dec = NULL;
 	}
 out:
@@ -355,7 +389,7 @@ verify_credentials(struct smtp_session *s, const char *user, const char *pass, s
 	if (s->cfg->proxy.auth == SP_AUTH_USERS) {
 		if (sp_users_verify(s->ctx->users, user, pass))
 			return true;
-		smtp_reply_set(fail, 535, "5.7.8", "Authentication credentials invalid");
+		smtp_reply_set(fail, 535, SMTP_ENH_BAD_CREDENTIALS, "Authentication credentials invalid");
 		return false;
 	}
 	/* passthrough: the upstream decides. */
@@ -367,7 +401,7 @@ verify_credentials(struct smtp_session *s, const char *user, const char *pass, s
 			return true;
 		}
 		if (fail->code != 535)
-			smtp_reply_set(fail, 454, "4.7.0", "Temporary authentication failure: %s", fail->text);
+			smtp_reply_set(fail, 454, SMTP_ENH_SECURITY_TEMP, "Temporary authentication failure: %s", fail->text);
 		return false;
 	}
 }
@@ -382,7 +416,7 @@ proceed_auth(struct smtp_session *s, const char *args)
 	struct smtp_reply fail = { 0 };
 
 	if (n >= sizeof mech) {
-		reply_error(s, 504, "5.5.4", "Unrecognized authentication type");
+		reply_error(s, 504, SMTP_ENH_BAD_ARGS, "Unrecognized authentication type");
 		return;
 	}
 	memcpy(mech, args, n);
@@ -392,7 +426,7 @@ proceed_auth(struct smtp_session *s, const char *args)
 		if (initial) {
 			if (sasl_b64_decode(initial, &resp, &rlen) < 0) {
 				resp = NULL;
-				reply_error(s, 501, "5.5.2", "Cannot decode response");
+				reply_error(s, 501, SMTP_ENH_SYNTAX, "Cannot decode response");
 				goto out;
 			}
 		} else {
@@ -401,14 +435,14 @@ proceed_auth(struct smtp_session *s, const char *args)
 				goto out;
 		}
 		if (sasl_plain_split(resp, rlen, &user, &pass) < 0) {
-			reply_error(s, 501, "5.5.2", "Malformed PLAIN response");
+			reply_error(s, 501, SMTP_ENH_SYNTAX, "Malformed PLAIN response");
 			goto out;
 		}
 	} else if (sp_streq_nocase(mech, "LOGIN")) {
 		if (initial) {
 			if (sasl_b64_decode(initial, &user, &rlen) < 0) {
 				user = NULL;
-				reply_error(s, 501, "5.5.2", "Cannot decode response");
+				reply_error(s, 501, SMTP_ENH_SYNTAX, "Cannot decode response");
 				goto out;
 			}
 		} else {
@@ -420,11 +454,11 @@ proceed_auth(struct smtp_session *s, const char *args)
 		if ((pass = auth_read_response(s, &rlen)) == NULL)
 			goto out;
 	} else {
-		reply_error(s, 504, "5.5.4", "Unrecognized authentication type");
+		reply_error(s, 504, SMTP_ENH_BAD_ARGS, "Unrecognized authentication type");
 		goto out;
 	}
 	if (user[0] == '\0' || strlen(user) > 256) {
-		reply_error(s, 501, "5.5.2", "Malformed user name");
+		reply_error(s, 501, SMTP_ENH_SYNTAX, "Malformed user name");
 		goto out;
 	}
 	if (!verify_credentials(s, user, pass, &fail)) {
@@ -438,7 +472,7 @@ proceed_auth(struct smtp_session *s, const char *args)
 		usleep(SMTP_AUTH_FAILURE_DELAY_MS * 1000);
 		reply(s, fail.code, fail.enh, "%s", fail.code == 535 ? "Authentication credentials invalid" : fail.text);
 		if (s->auth_failures >= SMTP_MAX_AUTH_FAILURES) {
-			reply(s, 421, "4.7.0", "%s Too many failed authentications; closing connection",
+			reply(s, 421, SMTP_ENH_SECURITY_TEMP, "%s Too many failed authentications; closing connection",
 			      s->ctx->hostname);
 			enter_state(s, SMTP_STATE_QUIT);
 		}
@@ -455,7 +489,7 @@ proceed_auth(struct smtp_session *s, const char *args)
 		sp_sanitize(user, strlen(user), safe, sizeof safe);
 		sp_log_info("smtp %s: authenticated as '%s' (%s)", s->peer, safe, mech);
 	}
-	reply(s, 235, "2.7.0", "Authentication successful");
+	reply(s, 235, SMTP_ENH_AUTH_OK, "Authentication successful");
 out:
 	smtp_reply_clear(&fail);
 	if (resp)
@@ -468,77 +502,86 @@ out:
 
 /* ---- MAIL / RCPT ---- */
 
+/* "FROM:<path> PARAMS" (sender) or "TO:<path> PARAMS" into the scratch path
+ * and params; replies with the error. */
 static int
-check_mail(struct smtp_session *s, const char *args)
+parse_path_params(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args, bool sender,
+                  struct smtp_param params[SMTP_PARAMS_MAX], size_t *n)
+{
+	const char *prefix = sender ? "FROM:" : "TO:", *rest;
+	char why[128];
+
+	if (!sp_has_prefix_nocase(args, prefix)) {
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: %s", cmd->syntax);
+		return -1;
+	}
+	if (smtp_parse_path(args + strlen(prefix), sender, true, &s->path, &rest, why, sizeof why) < 0) {
+		reply_error(s, 501, sender ? SMTP_ENH_BAD_SENDER_SYNTAX : SMTP_ENH_BAD_RCPT_SYNTAX,
+		            "Bad %s address syntax: %s", sender ? "sender" : "recipient", why);
+		return -1;
+	}
+	if (smtp_parse_params(rest, params, n, why, sizeof why) < 0) {
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax error in parameters: %s", why);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+check_mail(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	struct smtp_param params[SMTP_PARAMS_MAX];
-	const char *rest;
+	struct mail_params m = { 0 };
 	char why[128];
 	size_t n, i;
-	bool utf8 = false;
 
 	if (s->cfg->proxy.auth != SP_AUTH_NONE && s->auth_user == NULL) {
-		reply_error(s, 530, "5.7.0", "Authentication required");
+		reply_error(s, 530, SMTP_ENH_SECURITY, "Authentication required");
 		return -1;
 	}
-	if (s->state >= SMTP_STATE_MAIL) {
-		reply_error(s, 503, "5.5.1", "Nested MAIL command");
+	if (!state_allows(s, cmd))
+		return refuse_state(s, cmd);
+	if (parse_path_params(s, cmd, args, true, params, &n) < 0)
 		return -1;
-	}
-	if (!sp_has_prefix_nocase(args, "FROM:")) {
-		reply_error(s, 501, "5.5.4", "Syntax: MAIL FROM:<address>");
-		return -1;
-	}
-	if (smtp_parse_path(args + 5, true, true, &s->path, &rest, why, sizeof why) < 0) {
-		reply_error(s, 501, "5.1.7", "Bad sender address syntax: %s", why);
-		return -1;
-	}
-	if (smtp_parse_params(rest, params, &n, why, sizeof why) < 0) {
-		reply_error(s, 501, "5.5.4", "Syntax error in parameters: %s", why);
-		return -1;
-	}
 	if (n && !s->esmtp) {
-		reply_error(s, 555, "5.5.4", "MAIL parameters need EHLO");
+		reply_error(s, 555, SMTP_ENH_BAD_ARGS, "MAIL parameters need EHLO");
 		return -1;
 	}
-	s->declared_size = 0;
-	sp_envelope_free(&s->env);
-	sp_envelope_init(&s->env);
 	for (i = 0; i < n; i++) {
 		struct smtp_param *p = &params[i];
 		if (strcmp(p->key, "SIZE") == 0 && p->has_value) {
 			uint64_t v;
 			if (sp_parse_uint(p->value, 0, UINT64_MAX, &v, why, sizeof why) < 0) {
-				reply_error(s, 501, "5.5.4", "Bad SIZE value");
+				reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Bad SIZE value");
 				return -1;
 			}
 			if (v > s->cfg->proxy.max_message_size) {
-				reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size (%llu)",
+				reply(s, 552, SMTP_ENH_TOO_BIG, "Message size exceeds fixed maximum message size (%llu)",
 				      (unsigned long long)s->cfg->proxy.max_message_size);
 				return -1;
 			}
-			s->declared_size = v;
+			m.size = v;
 		} else if (strcmp(p->key, "BODY") == 0 && p->has_value) {
 			if (sp_streq_nocase(p->value, "8BITMIME"))
-				s->env.body_8bit = true;
+				m.body_8bit = true;
 			else if (!sp_streq_nocase(p->value, "7BIT")) {
-				reply_error(s, 555, "5.5.4", "Unsupported BODY type %s", p->value);
+				reply_error(s, 555, SMTP_ENH_BAD_ARGS, "Unsupported BODY type %s", p->value);
 				return -1;
 			}
 		} else if (strcmp(p->key, "SMTPUTF8") == 0 && !p->has_value) {
-			utf8 = true;
+			m.smtputf8 = true;
 		} else if (strcmp(p->key, "AUTH") == 0 && p->has_value) {
 			/* RFC 4954 5: accepted and not passed on. */
 		} else {
-			reply_error(s, 555, "5.5.4", "Unsupported parameter %s", p->key);
+			reply_error(s, 555, SMTP_ENH_BAD_ARGS, "Unsupported parameter %s", p->key);
 			return -1;
 		}
 	}
-	if (s->path.utf8 && !utf8) {
-		reply_error(s, 553, "5.6.7", "Non-ASCII sender address needs the SMTPUTF8 parameter");
+	if (s->path.utf8 && !m.smtputf8) {
+		reply_error(s, 553, SMTP_ENH_NEED_SMTPUTF8, "Non-ASCII sender address needs the SMTPUTF8 parameter");
 		return -1;
 	}
-	s->env.smtputf8 = utf8;
+	s->mail = m;
 	return 0;
 }
 
@@ -547,48 +590,38 @@ proceed_mail(struct smtp_session *s, const char *args)
 {
 	char id[33];
 
+	sp_envelope_free(&s->env);
+	sp_envelope_init(&s->env);
+	s->declared_size = s->mail.size;
+	s->env.body_8bit = s->mail.body_8bit;
+	s->env.smtputf8 = s->mail.smtputf8;
 	s->env.mail_from = sp_xstrdup(s->path.addr);
 	sp_random_id(id);
 	sp_strlcpy(s->env.id, id, sizeof s->env.id);
 	enter_state(s, SMTP_STATE_MAIL);
-	reply(s, 250, "2.1.0", "Ok");
+	reply(s, 250, SMTP_ENH_SENDER_OK, "Ok");
 }
 
 static int
-check_rcpt(struct smtp_session *s, const char *args)
+check_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	struct smtp_param params[SMTP_PARAMS_MAX];
-	const char *rest;
-	char why[128];
 	size_t n;
 
-	if (s->state < SMTP_STATE_MAIL) {
-		reply_error(s, 503, "5.5.1", "Need MAIL before RCPT");
+	if (!state_allows(s, cmd))
+		return refuse_state(s, cmd);
+	if (parse_path_params(s, cmd, args, false, params, &n) < 0)
 		return -1;
-	}
-	s->rcpt_attempts++;
-	if (!sp_has_prefix_nocase(args, "TO:")) {
-		reply_error(s, 501, "5.5.4", "Syntax: RCPT TO:<address>");
-		return -1;
-	}
-	if (smtp_parse_path(args + 3, false, true, &s->path, &rest, why, sizeof why) < 0) {
-		reply_error(s, 501, "5.1.3", "Bad recipient address syntax: %s", why);
-		return -1;
-	}
-	if (smtp_parse_params(rest, params, &n, why, sizeof why) < 0) {
-		reply_error(s, 501, "5.5.4", "Syntax error in parameters: %s", why);
-		return -1;
-	}
 	if (n) {
-		reply_error(s, 555, "5.5.4", "Unsupported parameter %s", params[0].key);
+		reply_error(s, 555, SMTP_ENH_BAD_ARGS, "Unsupported parameter %s", params[0].key);
 		return -1;
 	}
 	if (s->path.utf8 && !s->env.smtputf8) {
-		reply_error(s, 553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
+		reply_error(s, 553, SMTP_ENH_NEED_SMTPUTF8, "Non-ASCII recipient address needs SMTPUTF8 in MAIL");
 		return -1;
 	}
 	if (s->env.n_rcpts >= s->cfg->proxy.max_recipients) {
-		reply(s, 452, "4.5.3", "Too many recipients (at most %llu per message)",
+		reply(s, 452, SMTP_ENH_TOO_MANY_RCPTS, "Too many recipients (at most %llu per message)",
 		      (unsigned long long)s->cfg->proxy.max_recipients);
 		return -1;
 	}
@@ -603,7 +636,7 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 
 	for (i = 0; i < s->env.n_rcpts; i++) {
 		if (sp_addr_equal(s->env.rcpts[i].addr, s->path.addr)) {
-			reply(s, 250, "2.1.5", "Ok (duplicate recipient)");
+			reply(s, 250, SMTP_ENH_RCPT_OK, "Ok (duplicate recipient)");
 			return;
 		}
 	}
@@ -614,16 +647,16 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 			sp_log_warn("smtp %s: <%s> will get the message UNENCRYPTED: %s", s->peer,
 			            s->path.addr, d.reason);
 		enter_state(s, SMTP_STATE_RCPT);
-		reply(s, 250, "2.1.5", "Ok, %s", sp_form_name(d.form));
+		reply(s, 250, SMTP_ENH_RCPT_OK, "Ok, %s", sp_form_name(d.form));
 		break;
 	case SP_POLICY_REFUSE:
 		sp_log_info("smtp %s: refused <%s>: %s", s->peer, s->path.addr, d.reason);
-		reply(s, 550, "5.7.1", "<%s>: %s", s->path.addr, d.reason);
+		reply(s, 550, SMTP_ENH_REFUSED, "<%s>: %s", s->path.addr, d.reason);
 		break;
 	case SP_POLICY_TEMPFAIL:
 	default:
 		sp_log_warn("smtp %s: cannot decide for <%s>: %s", s->peer, s->path.addr, d.reason);
-		reply(s, 451, "4.7.0", "<%s>: %s", s->path.addr, d.reason);
+		reply(s, 451, SMTP_ENH_SECURITY_TEMP, "<%s>: %s", s->path.addr, d.reason);
 		break;
 	}
 }
@@ -631,17 +664,15 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 /* ---- DATA ---- */
 
 static int
-check_data(struct smtp_session *s, const char *args)
+check_data(struct smtp_session *s, const struct smtp_cmd *cmd, const char *args)
 {
 	if (s->state == SMTP_STATE_MAIL && s->rcpt_attempts) {
 		/* MAIL was accepted but every RCPT was refused (RFC 2920 3.1). */
-		reply_error(s, 554, "5.5.1", "No valid recipients");
+		reply_error(s, 554, SMTP_ENH_BAD_COMMAND, "No valid recipients");
 		return -1;
 	}
-	if (s->state != SMTP_STATE_RCPT) {
-		reply_error(s, 503, "5.5.1", "Need RCPT before DATA");
-		return -1;
-	}
+	if (!state_allows(s, cmd))
+		return refuse_state(s, cmd);
 	return 0;
 }
 
@@ -723,7 +754,7 @@ read_data(struct smtp_session *s, struct sp_buf *msg)
 		if (st == CONN_OK && len > SMTP_TEXT_LINE_MAX && line[0] != '.')
 			st = CONN_TOOLONG;
 		if (st == CONN_TIMEOUT) {
-			reply(s, 421, "4.4.2", "%s Error: timeout exceeded while reading data; closing",
+			reply(s, 421, SMTP_ENH_CONNECTION_TEMP, "%s Error: timeout exceeded while reading data; closing",
 			      s->ctx->hostname);
 			return -1;
 		}
@@ -831,17 +862,17 @@ deliver(struct smtp_session *s, struct sp_buf *msg, int64_t started)
 	case SP_COMPOSE_OK:
 		break;
 	case SP_COMPOSE_TEMPFAIL:
-		smtp_reply_set(&rep, 451, "4.3.0", "Message not sent: %s", err);
+		smtp_reply_set(&rep, 451, SMTP_ENH_SYSTEM_TEMP, "Message not sent: %s", err);
 		goto out;
 	case SP_COMPOSE_PERMFAIL:
 	default:
-		smtp_reply_set(&rep, 554, "5.6.0", "Message not sent: %s", err);
+		smtp_reply_set(&rep, 554, SMTP_ENH_BAD_CONTENT, "Message not sent: %s", err);
 		goto out;
 	}
 	/* Links must exist before anybody is told about them; if they cannot be
 	 * stored, no link recipient gets anything in any form. */
 	if (copies.link && link_publish(s->cfg, s->ctx->store, copies.link, err, sizeof err) < 0) {
-		smtp_reply_set(&rep, 451, "4.3.0", "Message not sent: the link %s failed: %s",
+		smtp_reply_set(&rep, 451, SMTP_ENH_SYSTEM_TEMP, "Message not sent: the link %s failed: %s",
 		               s->cfg->link.upload_url[0] ? "upload" : "store", err);
 		goto out;
 	}
@@ -880,23 +911,23 @@ proceed_data(struct smtp_session *s, const char *args)
 	s->env.arrival = sp_time();
 	sp_buf_reserve(&msg, s->declared_size && s->declared_size < s->cfg->proxy.max_message_size
 	                     ? s->declared_size : 0);
-	reply(s, 354, "", "End data with <CR><LF>.<CR><LF>");
+	reply(s, 354, SMTP_ENH_NONE, "End data with <CR><LF>.<CR><LF>");
 	r = read_data(s, &msg);
 	switch (r) {
 	case -1:
 		enter_state(s, SMTP_STATE_QUIT);
 		break;
 	case DATA_BARE_CR:
-		reply(s, 550, "5.5.2", "Message contains a bare CR (a CR not followed by LF); nothing sent "
+		reply(s, 550, SMTP_ENH_SYNTAX, "Message contains a bare CR (a CR not followed by LF); nothing sent "
 		      "(RFC 5321 2.3.8)");
 		sp_log_warn("smtp %s: rejected message with a bare CR (possible SMTP smuggling)", s->peer);
 		break;
 	case DATA_BARE_LF:
 		if (s->cfg->proxy.bare_lf == SP_BARE_LF_REJECT)
-			reply(s, 550, "5.5.2", "Bare LF in data; nothing sent. Send CRLF line endings "
+			reply(s, 550, SMTP_ENH_SYNTAX, "Bare LF in data; nothing sent. Send CRLF line endings "
 			      "(curl: --crlf), or see [proxy] bare_lf (it is reject)");
 		else
-			reply(s, 550, "5.5.2", "Bare LF in data; nothing sent. Send CRLF line endings "
+			reply(s, 550, SMTP_ENH_SYNTAX, "Bare LF in data; nothing sent. Send CRLF line endings "
 			      "(curl: --crlf), or authenticate: [proxy] bare_lf accepts bare LF only from "
 			      "loopback or authenticated clients");
 		sp_log_warn("smtp %s: rejected message with a bare LF ([proxy] bare_lf = %s, client %s)",
@@ -904,17 +935,17 @@ proceed_data(struct smtp_session *s, const char *args)
 		            bare_lf_trusted(s) ? "trusted" : "neither loopback nor authenticated");
 		break;
 	case DATA_BARE_LF_DOT:
-		reply(s, 550, "5.5.2", "A line starting with \".\" next to a bare LF could be the end of "
+		reply(s, 550, SMTP_ENH_SYNTAX, "A line starting with \".\" next to a bare LF could be the end of "
 		      "data or dot-stuffed; nothing sent. Send CRLF line endings (curl: --crlf)");
 		sp_log_warn("smtp %s: rejected message with a \".\" line next to a bare LF "
 		            "(possible SMTP smuggling)", s->peer);
 		break;
 	case DATA_LINE_TOO_LONG:
-		reply(s, 550, "5.5.2", "Message has a line longer than %d octets; nothing sent "
+		reply(s, 550, SMTP_ENH_SYNTAX, "Message has a line longer than %d octets; nothing sent "
 		      "(RFC 5321 4.5.3.1.6)", SMTP_TEXT_LINE_MAX);
 		break;
 	case DATA_TOO_BIG:
-		reply(s, 552, "5.3.4", "Message size exceeds fixed maximum message size (%llu)",
+		reply(s, 552, SMTP_ENH_TOO_BIG, "Message size exceeds fixed maximum message size (%llu)",
 		      (unsigned long long)s->cfg->proxy.max_message_size);
 		break;
 	case DATA_OK:
@@ -936,67 +967,73 @@ static void
 proceed_rset(struct smtp_session *s, const char *args)
 {
 	reset_transaction(s);
-	reply(s, 250, "2.0.0", "Ok");
+	reply(s, 250, SMTP_ENH_OK, "Ok");
 }
 
 static void
 proceed_noop(struct smtp_session *s, const char *args)
 {
-	reply(s, 250, "2.0.0", "Ok");
+	reply(s, 250, SMTP_ENH_OK, "Ok");
 }
 
 static void
 proceed_quit(struct smtp_session *s, const char *args)
 {
-	reply(s, 221, "2.0.0", "Bye");
+	reply(s, 221, SMTP_ENH_OK, "Bye");
 	enter_state(s, SMTP_STATE_QUIT);
 }
 
 static void
 proceed_help(struct smtp_session *s, const char *args)
 {
-	reply(s, 214, "2.0.0", "sealpost: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT HELP VRFY; "
+	reply(s, 214, SMTP_ENH_OK, "sealpost: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT HELP VRFY; "
 	      "see sealpost(8)");
 }
 
 static void
 proceed_vrfy(struct smtp_session *s, const char *args)
 {
-	reply(s, 252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+	reply(s, 252, SMTP_ENH_PROTOCOL_OK, "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
 static void
 proceed_not_implemented(struct smtp_session *s, const char *args)
 {
-	reply_error(s, 502, "5.5.1", "Command not implemented");
+	reply_error(s, 502, SMTP_ENH_BAD_COMMAND, "Command not implemented");
 }
 
+#define DURING_TRANSACTION(verb) verb " not allowed during a mail transaction"
+
 static const struct smtp_cmd commands[] = {
-	{ "EHLO", CMD_NEED_ARG, "EHLO hostname", check_helo, proceed_ehlo },
-	{ "HELO", CMD_NEED_ARG, "HELO hostname", check_helo, proceed_helo },
-	{ "STARTTLS", CMD_NO_ARG | CMD_NEED_HELO, "STARTTLS", check_starttls, proceed_starttls },
-	{ "AUTH", CMD_NEED_ARG | CMD_NEED_HELO, "AUTH mechanism", check_auth, proceed_auth },
-	{ "MAIL", CMD_NEED_ARG | CMD_NEED_HELO, "MAIL FROM:<address>", check_mail, proceed_mail },
-	{ "RCPT", CMD_NEED_ARG | CMD_NEED_HELO, "RCPT TO:<address>", check_rcpt, proceed_rcpt },
-	{ "DATA", CMD_NO_ARG | CMD_NEED_HELO, "DATA", check_data, proceed_data },
-	{ "RSET", CMD_NO_ARG, "RSET", NULL, proceed_rset },
-	{ "NOOP", 0, "NOOP", NULL, proceed_noop },
-	{ "QUIT", CMD_NO_ARG, "QUIT", NULL, proceed_quit },
-	{ "HELP", 0, "HELP", NULL, proceed_help },
-	{ "VRFY", CMD_NEED_ARG, "VRFY address", NULL, proceed_vrfy },
-	{ "EXPN", 0, "EXPN", NULL, proceed_not_implemented },
-	{ "BDAT", 0, "BDAT", NULL, proceed_not_implemented },
-	{ "TURN", 0, "TURN", NULL, proceed_not_implemented },
-	{ "ETRN", 0, "ETRN", NULL, proceed_not_implemented },
+	{ "EHLO", CMD_NEED_ARG, ST_ANY, "EHLO hostname", NULL, check_helo, proceed_ehlo },
+	{ "HELO", CMD_NEED_ARG, ST_ANY, "HELO hostname", NULL, check_helo, proceed_helo },
+	{ "STARTTLS", CMD_NO_ARG, ST_HELO, "STARTTLS", DURING_TRANSACTION("STARTTLS"),
+	  check_starttls, proceed_starttls },
+	{ "AUTH", CMD_NEED_ARG, ST_HELO, "AUTH mechanism", DURING_TRANSACTION("AUTH"),
+	  check_auth, proceed_auth },
+	{ "MAIL", CMD_NEED_ARG, ST_HELO, "MAIL FROM:<address>", "Nested MAIL command",
+	  check_mail, proceed_mail },
+	{ "RCPT", CMD_NEED_ARG | CMD_RCPT_ATTEMPT, ST_TRANSACTION, "RCPT TO:<address>",
+	  "Need MAIL before RCPT", check_rcpt, proceed_rcpt },
+	{ "DATA", CMD_NO_ARG, ST_RCPT, "DATA", "Need RCPT before DATA", check_data, proceed_data },
+	{ "RSET", CMD_NO_ARG, ST_ANY, "RSET", NULL, NULL, proceed_rset },
+	{ "NOOP", 0, ST_ANY, "NOOP", NULL, NULL, proceed_noop },
+	{ "QUIT", CMD_NO_ARG, ST_ANY, "QUIT", NULL, NULL, proceed_quit },
+	{ "HELP", 0, ST_ANY, "HELP", NULL, NULL, proceed_help },
+	{ "VRFY", CMD_NEED_ARG, ST_ANY, "VRFY address", NULL, NULL, proceed_vrfy },
+	{ "EXPN", 0, ST_ANY, "EXPN", NULL, NULL, proceed_not_implemented },
+	{ "BDAT", 0, ST_ANY, "BDAT", NULL, NULL, proceed_not_implemented },
+	{ "TURN", 0, ST_ANY, "TURN", NULL, NULL, proceed_not_implemented },
+	{ "ETRN", 0, ST_ANY, "ETRN", NULL, NULL, proceed_not_implemented },
 	/* Browsers, proxies and scanners (Postfix: smtpd_forbidden_commands). */
-	{ "GET", CMD_HTTP, NULL, NULL, NULL },
-	{ "POST", CMD_HTTP, NULL, NULL, NULL },
-	{ "HEAD", CMD_HTTP, NULL, NULL, NULL },
-	{ "PUT", CMD_HTTP, NULL, NULL, NULL },
-	{ "DELETE", CMD_HTTP, NULL, NULL, NULL },
-	{ "OPTIONS", CMD_HTTP, NULL, NULL, NULL },
-	{ "CONNECT", CMD_HTTP, NULL, NULL, NULL },
-	{ "PATCH", CMD_HTTP, NULL, NULL, NULL },
+	{ "GET", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "POST", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "HEAD", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "PUT", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "DELETE", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "OPTIONS", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "CONNECT", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
+	{ "PATCH", CMD_HTTP, 0, NULL, NULL, NULL, NULL },
 };
 
 static const struct smtp_cmd *
@@ -1025,14 +1062,14 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 	 * below as an invalid character. */
 	s->cmd_crlf = len >= 2 && line[len - 2] == '\r';
 	if (!s->cmd_crlf) {
-		reply_error(s, 500, "5.5.2", "Command line must end in CRLF, not a bare LF (RFC 5321 2.3.8)");
+		reply_error(s, 500, SMTP_ENH_SYNTAX, "Command line must end in CRLF, not a bare LF (RFC 5321 2.3.8)");
 		return;
 	}
 	len -= 2;
 	line[len] = '\0';
 	for (i = 0; i < len; i++) {
 		if ((unsigned char)line[i] < 0x20 && line[i] != '\t') {
-			reply_error(s, 500, "5.5.2", "Invalid character in command");
+			reply_error(s, 500, SMTP_ENH_SYNTAX, "Invalid character in command");
 			return;
 		}
 	}
@@ -1040,13 +1077,13 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 	cmd = lookup_command(line, vlen);
 	if (cmd && (cmd->flags & CMD_HTTP)) {
 		sp_log_warn("smtp %s: HTTP request on the SMTP port; hanging up", s->peer);
-		reply(s, 554, "5.7.0", "This is an SMTP server, not HTTP; closing connection");
+		reply(s, 554, SMTP_ENH_SECURITY, "This is an SMTP server, not HTTP; closing connection");
 		enter_state(s, SMTP_STATE_QUIT);
 		return;
 	}
 	/* The 512-octet command limit; AUTH lines may be longer (RFC 4954 4). */
 	if (len + 2 > SMTP_CMD_LINE_MAX && !(cmd && strcmp(cmd->verb, "AUTH") == 0)) {
-		reply_error(s, 500, "5.5.2", "Line too long (at most %d octets)", SMTP_CMD_LINE_MAX);
+		reply_error(s, 500, SMTP_ENH_SYNTAX, "Line too long (at most %d octets)", SMTP_CMD_LINE_MAX);
 		return;
 	}
 	if (sp_log_enabled(SP_LOG_DEBUG)) {
@@ -1059,25 +1096,29 @@ handle_line(struct smtp_session *s, char *line, size_t len)
 		sp_log_debug("smtp %s: < %s", s->peer, safe);
 	}
 	if (cmd == NULL) {
-		reply_error(s, 500, "5.5.1", "Command unrecognized");
+		reply_error(s, 500, SMTP_ENH_BAD_COMMAND, "Command unrecognized");
 		return;
 	}
 	args = line + vlen;
 	while (*args == ' ')
 		args++;
 	if ((cmd->flags & CMD_NEED_ARG) && *args == '\0') {
-		reply_error(s, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: %s", cmd->syntax);
 		return;
 	}
 	if ((cmd->flags & CMD_NO_ARG) && *args != '\0') {
-		reply_error(s, 501, "5.5.4", "Syntax: %s", cmd->syntax);
+		reply_error(s, 501, SMTP_ENH_BAD_ARGS, "Syntax: %s", cmd->syntax);
 		return;
 	}
-	if ((cmd->flags & CMD_NEED_HELO) && s->state == SMTP_STATE_INIT) {
-		reply_error(s, 503, "5.5.1", "Send EHLO/HELO first");
+	if (s->state == SMTP_STATE_INIT && !(cmd->states & ST_INIT)) {
+		reply_error(s, 503, SMTP_ENH_BAD_COMMAND, "Send EHLO/HELO first");
 		return;
 	}
-	if (cmd->check && cmd->check(s, args) < 0)
+	/* Every RCPT inside a transaction counts, accepted or not: DATA after
+	 * nothing but refused ones is "No valid recipients" (RFC 2920 3.1). */
+	if ((cmd->flags & CMD_RCPT_ATTEMPT) && state_allows(s, cmd))
+		s->rcpt_attempts++;
+	if (cmd->check && cmd->check(s, cmd, args) < 0)
 		return;
 	cmd->proceed(s, args);
 }
@@ -1094,15 +1135,12 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 	s->cfg = ctx->cfg;
 	s->session_deadline = sp_now_ms() + (int64_t)SMTP_SESSION_MAX_S * 1000;
 	conn_init(&s->conn, fd);
-	net_peer_name(fd, s->peer, sizeof s->peer);
-	/* "127.0.0.1:5000" / "[::1]:5000" -> the address as peer_limits keys it. */
-	sp_strlcpy(s->ip, s->peer[0] == '[' ? s->peer + 1 : s->peer, sizeof s->ip);
-	if (strrchr(s->ip, ':'))
-		*strrchr(s->ip, ':') = '\0';
-	if (s->peer[0] == '[' && strchr(s->ip, ']'))
-		*strchr(s->ip, ']') = '\0';
-	s->loopback_listener = net_local_is_loopback(fd);
-	s->loopback_peer = net_peer_is_loopback(fd);
+	sp_net_peer_name(fd, s->peer, sizeof s->peer);
+	/* The address as peer_limits keys it. */
+	if (!sp_net_peer_ip(fd, s->ip, sizeof s->ip))
+		sp_strlcpy(s->ip, "unknown", sizeof s->ip);
+	s->loopback_listener = sp_net_local_is_loopback(fd);
+	s->loopback_peer = sp_net_peer_is_loopback(fd);
 	sp_envelope_init(&s->env);
 	sp_log_debug("smtp %s: connected%s", s->peer, implicit_tls ? " (implicit TLS)" : "");
 	if (implicit_tls && conn_starttls_server(&s->conn, ctx->tls, cmd_deadline(s)) < 0) {
@@ -1111,14 +1149,14 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 	}
 	s->policy = sp_policy_new(s->cfg, err, sizeof err);
 	if (s->policy == NULL) {
-		reply(s, 421, "4.3.0", "%s Service not available: %s", ctx->hostname, err);
+		reply(s, 421, SMTP_ENH_SYSTEM_TEMP, "%s Service not available: %s", ctx->hostname, err);
 		goto out;
 	}
-	reply(s, 220, "", "%s ESMTP sealpost", ctx->hostname);
+	reply(s, 220, SMTP_ENH_NONE, "%s ESMTP sealpost", ctx->hostname);
 	while (s->state != SMTP_STATE_QUIT) {
 		enum conn_status st = conn_read_line(&s->conn, line, SMTP_AUTH_LINE_MAX, &len, cmd_deadline(s));
 		if (st == CONN_TIMEOUT) {
-			reply(s, 421, "4.4.2", "%s Error: timeout exceeded; closing connection", ctx->hostname);
+			reply(s, 421, SMTP_ENH_CONNECTION_TEMP, "%s Error: timeout exceeded; closing connection", ctx->hostname);
 			sp_log_info("smtp %s: timeout in state %s", s->peer, state_names[s->state]);
 			break;
 		}
@@ -1127,11 +1165,11 @@ smtp_session_run(struct smtp_server_ctx *ctx, int fd, bool implicit_tls)
 			break;
 		}
 		if (st == CONN_TOOLONG)
-			reply_error(s, 500, "5.5.2", "Line too long (at most %d octets)", SMTP_CMD_LINE_MAX);
+			reply_error(s, 500, SMTP_ENH_SYNTAX, "Line too long (at most %d octets)", SMTP_CMD_LINE_MAX);
 		else
 			handle_line(s, line, len);
 		if (s->errors >= SMTP_MAX_ERRORS) {
-			reply(s, 421, "4.7.0", "%s Error: too many errors; closing connection", ctx->hostname);
+			reply(s, 421, SMTP_ENH_SECURITY_TEMP, "%s Error: too many errors; closing connection", ctx->hostname);
 			sp_log_warn("smtp %s: too many errors; hanging up", s->peer);
 			break;
 		}

@@ -8,6 +8,7 @@
 #include "fuzz_common.h"
 
 #include "config.h"
+#include "net.h"
 #include "util.h"
 
 static void
@@ -22,7 +23,7 @@ check_loaded(const struct sp_config *c, bool need_upstream)
 		FUZZ_CHECK(c->proxy.listen[i].host[0] != '\0', "empty listen host");
 		FUZZ_CHECK(c->proxy.listen[i].port[0] != '\0', "empty listen port");
 		if (c->proxy.auth == SP_AUTH_NONE)
-			FUZZ_CHECK(sp_host_is_loopback(c->proxy.listen[i].host),
+			FUZZ_CHECK(sp_net_host_is_loopback(c->proxy.listen[i].host),
 			           "auth = none on the non-loopback listener %s", c->proxy.listen[i].host);
 	}
 	FUZZ_CHECK(c->proxy.tls_cert && c->proxy.tls_key && c->proxy.tls_cert[0] && c->proxy.tls_key[0],
@@ -38,7 +39,7 @@ check_loaded(const struct sp_config *c, bool need_upstream)
 	FUZZ_CHECK(c->upstream.port[0] != '\0', "no upstream port");
 	FUZZ_CHECK(c->upstream.helo[0] != '\0', "empty helo");
 	FUZZ_CHECK(c->upstream.tls != SP_UPSTREAM_NONE || c->upstream.host[0] == '\0' ||
-	           sp_host_is_loopback(c->upstream.host), "tls = none towards %s", c->upstream.host);
+	           sp_net_host_is_loopback(c->upstream.host), "tls = none towards %s", c->upstream.host);
 	FUZZ_CHECK(!(c->upstream.password_file[0] && c->upstream.password_command[0]),
 	           "both password_file and password_command");
 	FUZZ_CHECK(c->pgp.gnupg_home && c->pgp.gpg_program && c->sodium.recipients && c->link.store &&

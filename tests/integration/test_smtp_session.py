@@ -507,3 +507,116 @@ def test_data_timeout(start_sealpost, upstream):
         assert_reply(r, 421, "4.4.2", what="data timeout")
         c.wait_closed()
     assert_nothing_delivered(upstream)
+
+
+# -- the command table, reply for reply ----------------------------------------------------------
+# Each step is (command line, the whole reply as str(Reply)); a reply ending in "*" is
+# compared up to there.  These pin the exact words of the table's state rules and of
+# check_* (the replies a client sees), so a rework of the table cannot change them.
+
+ZOE = "zo\u00eb@example.net"
+
+COMMAND_TABLE_CASES = {
+    "before EHLO": [
+        (f"MAIL FROM:<{FROM}>", "503 5.5.1 Send EHLO/HELO first"),
+        ("STARTTLS", "503 5.5.1 Send EHLO/HELO first"),
+        (f"RCPT TO:<{TO}>", "503 5.5.1 Send EHLO/HELO first"),
+        ("DATA", "503 5.5.1 Send EHLO/HELO first"),
+        ("AUTH PLAIN", "503 5.5.1 Send EHLO/HELO first"),
+        ("NOOP", "250 2.0.0 Ok"),
+        ("RSET", "250 2.0.0 Ok"),
+        ("VRFY bob", "252 2.5.0 Cannot VRFY user, but will accept message and attempt delivery"),
+        ("EXPN list", "502 5.5.1 Command not implemented"),
+        ("EHLO", "501 5.5.4 Syntax: EHLO hostname"),
+        ("HELO", "501 5.5.4 Syntax: HELO hostname"),
+    ],
+    "greeted, no transaction": [
+        ("EHLO client.test", "250 *"),
+        (f"RCPT TO:<{TO}>", "503 5.5.1 Need MAIL before RCPT"),
+        ("DATA", "503 5.5.1 Need RCPT before DATA"),
+        ("DATA now", "501 5.5.4 Syntax: DATA"),
+        ("MAIL", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+        (f"MAIL TO:<{FROM}>", "501 5.5.4 Syntax: MAIL FROM:<address>"),
+        (f"MAIL FROM:<{FROM}> BODY=BINARYMIME", "555 5.5.4 Unsupported BODY type BINARYMIME"),
+        (f"MAIL FROM:<{FROM}> SIZE=many", "501 5.5.4 Bad SIZE value"),
+        (f"MAIL FROM:<{FROM}> SIZE=99999999999", "552 5.3.4 Message size exceeds fixed maximum "
+         "message size (52428800)"),
+        (f"MAIL FROM:<{FROM}> FOO=1", "555 5.5.4 Unsupported parameter FOO"),
+        (f"MAIL FROM:<{ZOE}>", "553 5.6.7 Non-ASCII sender address needs the SMTPUTF8 parameter"),
+        ("AUTH PLAIN", "503 5.5.1 AUTH not available here ([proxy] auth = none)"),
+        ("FROBNICATE", "500 5.5.1 Command unrecognized"),
+        ("HELP", "214 2.0.0 sealpost: EHLO HELO STARTTLS AUTH MAIL RCPT DATA RSET NOOP QUIT "
+         "HELP VRFY; see sealpost(8)"),
+    ],
+    "in a transaction": [
+        ("EHLO client.test", "250 *"),
+        (f"MAIL FROM:<{FROM}> BODY=8BITMIME SIZE=100", "250 2.1.0 Ok"),
+        ("DATA", "503 5.5.1 Need RCPT before DATA"),
+        (f"MAIL FROM:<{FROM}>", "503 5.5.1 Nested MAIL command"),
+        ("STARTTLS", "503 5.5.1 STARTTLS not allowed during a mail transaction"),
+        (f"RCPT TO:<{ZOE}>", "553 5.6.7 Non-ASCII recipient address needs SMTPUTF8 in MAIL"),
+        (f"RCPT TO:<{TO}> NOTIFY=NEVER", "555 5.5.4 Unsupported parameter NOTIFY"),
+        ("RSET", "250 2.0.0 Ok"),
+        (f"RCPT TO:<{TO}>", "503 5.5.1 Need MAIL before RCPT"),
+    ],
+    "every RCPT refused, one by its syntax": [
+        ("EHLO client.test", "250 *"),
+        (f"MAIL FROM:<{FROM}>", "250 2.1.0 Ok"),
+        (f"RCPT <{TO}>", "501 5.5.4 Syntax: RCPT TO:<address>"),
+        ("DATA", "554 5.5.1 No valid recipients"),
+        (f"MAIL FROM:<{FROM}>", "503 5.5.1 Nested MAIL command"),
+        ("RSET", "250 2.0.0 Ok"),
+        (f"MAIL FROM:<{FROM}>", "250 2.1.0 Ok"),
+        ("DATA", "503 5.5.1 Need RCPT before DATA"),
+    ],
+    "HELO, not EHLO": [
+        ("HELO client.test", "250 *"),
+        (f"MAIL FROM:<{FROM}> SIZE=10", "555 5.5.4 MAIL parameters need EHLO"),
+        (f"MAIL FROM:<{FROM}>", "250 2.1.0 Ok"),
+        ("QUIT", "221 2.0.0 Bye"),
+    ],
+}
+
+
+def _run_steps(c, steps):
+    for line, want in steps:
+        got = str(c.cmd(line))
+        if want.endswith("*"):
+            assert got.startswith(want[:-1]), f"{line}: expected {want}, got {got}"
+        else:
+            assert got == want, f"{line}: expected {want!r}, got {got!r}"
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_TABLE_CASES))
+def test_command_table_replies_word_for_word(sp, name):
+    with sp.client() as c:
+        _run_steps(c, COMMAND_TABLE_CASES[name])
+
+
+def test_command_table_replies_with_users(sp_users):
+    with sp_users.client() as c:
+        _run_steps(c, [
+            ("EHLO client.test", "250 *"),
+            (f"MAIL FROM:<{FROM}>", "530 5.7.0 Authentication required"),
+            (f"RCPT TO:<{TO}>", "503 5.5.1 Need MAIL before RCPT"),
+            ("AUTH CRAM-MD5", "504 5.5.4 Unrecognized authentication type"),
+        ])
+        assert str(c.auth_plain(CLIENT_USER, CLIENT_PASSWORD)) == "235 2.7.0 Authentication successful"
+        _run_steps(c, [
+            ("AUTH PLAIN", "503 5.5.1 Already authenticated"),
+            (f"MAIL FROM:<{FROM}>", "250 2.1.0 Ok"),
+            ("AUTH PLAIN", "503 5.5.1 Already authenticated"),
+        ])
+
+
+def test_command_table_tls_already_active(sp):
+    with sp.client() as c:
+        c.ehlo()
+        c.starttls()
+        _run_steps(c, [
+            ("STARTTLS", "503 5.5.1 Send EHLO/HELO first"),
+            ("EHLO client.test", "250 *"),
+            ("STARTTLS", "503 5.5.1 TLS already active"),
+            (f"MAIL FROM:<{FROM}>", "250 2.1.0 Ok"),
+            ("STARTTLS", "503 5.5.1 TLS already active"),
+        ])

@@ -14,6 +14,7 @@
 #include <sodium.h>
 
 #include "link_record.h"
+#include "net.h"
 #include "web_client.h"
 #include "web_conn.h"
 #include "web_html.h"
@@ -197,7 +198,7 @@ test_addresses(void)
 		               addr_cases[i].fwd ? addr_cases[i].fwd : "-");
 		g_assert_cmpint(sp_parse_net_list(addr_cases[i].trusted, &trusted, err, sizeof err), ==, 0);
 		sa_from(addr_cases[i].addr, &ss);
-		g_assert_cmpint(web_addr_is_loopback((struct sockaddr *)&ss), ==, addr_cases[i].loopback);
+		g_assert_cmpint(sp_net_addr_is_loopback((struct sockaddr *)&ss), ==, addr_cases[i].loopback);
 		g_assert_true(web_client_key((struct sockaddr *)&ss, &trusted, &fw, key));
 		g_assert_cmpstr(key, ==, addr_cases[i].key);
 	}
@@ -231,8 +232,8 @@ test_address_other_family(void)
 	struct sockaddr_un un = { .sun_family = AF_UNIX };
 	char key[WEB_CLIENT_KEYLEN];
 
-	g_assert_false(web_addr_is_loopback((struct sockaddr *)&un));
-	g_assert_false(web_addr_is_loopback(NULL));
+	g_assert_false(sp_net_addr_is_loopback((struct sockaddr *)&un));
+	g_assert_false(sp_net_addr_is_loopback(NULL));
 	g_assert_false(web_client_key((struct sockaddr *)&un, NULL, NULL, key));
 }
 
