@@ -8,7 +8,7 @@
 
 #include "config.h"
 
-/* Exit codes (SPEC "Commands"). */
+/* Exit codes (sealpost(8) "EXIT STATUS", man/sealpost.8.scd). */
 #define EXIT_OK 0
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
