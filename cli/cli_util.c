@@ -73,7 +73,10 @@ cli_parse_args(const struct cli_command *cmd, int argc, char **argv, const char 
 	build_tables(cmd, longopts, shortopts);
 	if (config_path)
 		*config_path = NULL;
-	optind = 1;
+	/* A fresh scan: glibc's getopt_long re-initialises only at optind 0
+	 * (optind 1 would resume a scan a previous parse left in the middle of
+	 * an argument, e.g. after -h). */
+	optind = 0;
 	while ((c = getopt_long(argc, argv, shortopts, longopts, NULL)) != -1) {
 		if (c == 'h') {
 			fputs(cmd->usage, stdout);
