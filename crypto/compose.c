@@ -548,9 +548,14 @@ sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data, size_t len,
 		if (subj)
 			env->subject = sp_xstrdup(subj);
 	}
-	cx.client_encrypted = sp_mime_is_encrypted(&cx.mime);
-	if (cx.client_encrypted)
-		sp_log_info("%s: the client already encrypted this message; relaying it as it is", env->id);
+	{
+		char why[SP_ERRLEN];
+		cx.client_encrypted = sp_mime_is_encrypted(&cx.mime, why, sizeof why);
+		if (cx.client_encrypted)
+			sp_log_info("%s: the client already encrypted this message; relaying it as it is", env->id);
+		else if (why[0])
+			sp_log_info("%s: the message looks encrypted but is not (%s); encrypting it", env->id, why);
+	}
 	for (i = 0; i < env->n_rcpts; i++)
 		env->rcpts[i].bcc = !sp_mime_names_rcpt(&cx.mime, env->rcpts[i].addr);
 	/* One copy per form for the To/Cc recipients, one per Bcc recipient;

@@ -13,6 +13,7 @@
 #include <sodium.h>
 
 #include "util.h"
+#include "html.h"
 
 /* What happens to an element (and its content). */
 enum el_action {
@@ -185,42 +186,7 @@ element_action(xmlNodePtr n, int depth, const struct el_rule **rule)
 static void
 put_escaped(struct ctx *c, const char *s)
 {
-	const char *p = s, *run = s;
-
-	while (*p) {
-		const char *rep = NULL;
-		unsigned char ch = (unsigned char)*p;
-		size_t n = 1;
-
-		switch (ch) {
-		case '&': rep = "&amp;"; break;
-		case '<': rep = "&lt;"; break;
-		case '>': rep = "&gt;"; break;
-		case '"': rep = "&quot;"; break;
-		case '\'': rep = "&#39;"; break;
-		case '\t': case '\n': case '\r': break;
-		default:
-			if (ch < 0x20 || ch == 0x7f) {
-				rep = "\xef\xbf\xbd";
-			} else if (ch >= 0x80) {
-				gunichar u = g_utf8_get_char_validated(p, -1);
-				if (u == (gunichar)-1 || u == (gunichar)-2)
-					rep = "\xef\xbf\xbd";
-				else
-					n = (size_t)(g_utf8_next_char(p) - p);
-			}
-			break;
-		}
-		if (rep == NULL) {
-			p += n;
-			continue;
-		}
-		c->rv |= sp_buf_append(&c->out, run, (size_t)(p - run));
-		c->rv |= sp_buf_puts(&c->out, rep);
-		p += n;
-		run = p;
-	}
-	c->rv |= sp_buf_append(&c->out, run, (size_t)(p - run));
+	c->rv |= sp_html_puts(&c->out, s);
 }
 
 /* A URL as the browser will read it: leading and trailing C0 controls and

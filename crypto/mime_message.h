@@ -10,6 +10,7 @@
 
 #include <gmime/gmime.h>
 
+#include "message.h"
 #include "util.h"
 
 /* A message with more top-level header fields than this is junk (RFC 5322 has
@@ -21,6 +22,11 @@
  * (the recipient's client, the viewer). */
 #define SP_MIME_MAX_DEPTH 64
 #define SP_MIME_MAX_PARTS 10000
+/* Text before the first and after the last part of a multipart/encrypted
+ * message the client encrypted itself: mail readers never show it, clients
+ * write one line there ("This is an OpenPGP/MIME encrypted message (RFC 4880
+ * and 3156)").  More is text in clear, and the message is encrypted again. */
+#define SP_MIME_MAX_PGP_PROLOGUE 256
 
 struct sp_mime_header {
 	const char *name;        /* as written (owned by GMime) */
@@ -72,10 +78,15 @@ bool sp_mime_is_private_header(const char *name);
 /* MIME-Version and Content-*: they belong to the body entity. */
 bool sp_mime_is_structural_header(const char *name);
 
-/* The header block of an encrypted copy (no empty line): every field the
- * client wrote except the private and structural ones, byte-exact, with the
- * Subject replaced by `subject` (when not NULL; "..." hides it).  The caller
- * appends its own MIME-Version and Content-Type. */
+/* May the field appear in the outer header section of an encrypted copy?
+ * Subject and the allow-list of mime_message.c (docs/formats.md). */
+bool sp_mime_is_outer_header(const char *name);
+
+/* The header block of an encrypted copy (no empty line): the client's
+ * fields that sp_mime_is_outer_header allows, byte-exact, with the Subject
+ * replaced by `subject` (when not NULL; "..." hides it), then
+ * m->extra_headers.  The caller appends its own MIME-Version and
+ * Content-Type.  Every other field travels only inside the encryption. */
 int sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct sp_buf *out);
 
 /* The From mailbox: display name ("" when none) and address ("" when none). */
@@ -84,16 +95,41 @@ void sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *ad
 /* The entity that gets encrypted (RFC 9788 header protection, hp="cipher",
  * plus the legacy protected-headers="v1" that Thunderbird and K-9 read):
  * the client's content headers with those two parameters added to
- * Content-Type, copies of Subject/From/To/Cc/Date/Message-ID/Reply-To/
- * In-Reply-To/References, one HP-Outer field per outer field, an empty line,
- * and the client's body byte-for-byte (attachments and signatures intact). */
+ * Content-Type, a copy of every other field the client wrote (except Bcc and
+ * X-Sealpost-*), one HP-Outer field per outer field, an empty line, and the
+ * client's body byte-for-byte (attachments and signatures intact), with an
+ * RFC 9788 Legacy Display Element (the real Subject, hp-legacy-display="1")
+ * at the start of a single text part when the outer Subject hides it. */
 int sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                    char *err, size_t errsz);
 
-/* The same without the body: everything up to and including the empty line
- * (the body follows as m->data + m->body_start, never copied). */
-int sp_mime_write_protected_header(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
-                                   char *err, size_t errsz);
+/* The same in pieces, so the body is never copied: the protected header
+ * section, then the client's body (m->data + m->body_start) with at most
+ * SP_MIME_PROTECTED_MAX_INSERTS insertions at increasing body offsets: for
+ * each main text part that gets a legacy display element, the
+ * hp-legacy-display="1" parameter at the end of its Content-Type field
+ * (unless it is the body itself, whose Content-Type is in the header) and
+ * the element at the start of its content.  Wipe with
+ * sp_mime_protected_wipe (the pieces name the subject: plaintext). */
+/* Main text parts that get an element: a text/plain and a text/html
+ * alternative, and a few more in odd trees; each needs two insertions. */
+#define SP_MIME_PROTECTED_MAX_INSERTS 8
+#define SP_MIME_PROTECTED_MAX_SPANS (2 * SP_MIME_PROTECTED_MAX_INSERTS + 2)
+struct sp_mime_insert {
+	size_t at;              /* body offset the bytes go before */
+	struct sp_buf bytes;
+};
+struct sp_mime_protected {
+	struct sp_buf header;   /* up to and including the empty line */
+	struct sp_mime_insert ins[SP_MIME_PROTECTED_MAX_INSERTS];
+	size_t n_ins;
+};
+int sp_mime_protected_build(const struct sp_mime *m, const char *outer_subject, struct sp_mime_protected *pe,
+                            char *err, size_t errsz);
+void sp_mime_protected_wipe(struct sp_mime_protected *pe);
+/* The entity as spans (at most SP_MIME_PROTECTED_MAX_SPANS); their count. */
+size_t sp_mime_protected_spans(const struct sp_mime *m, const struct sp_mime_protected *pe,
+                               struct sp_span *spans);
 
 /* Where a copy is built: in memory, or (buf NULL) appended to a spool file. */
 struct sp_sink {
@@ -105,8 +141,13 @@ int sp_sink_write(struct sp_sink *s, const void *p, size_t n);
 /* Serialise a GMime object into the sink, CRLF line endings. */
 int sp_sink_object(struct sp_sink *s, GMimeObject *obj);
 
-/* Is the client's message already encrypted (multipart/encrypted, or inline
- * PGP armor in the body)?  Then it is relayed as it is. */
-bool sp_mime_is_encrypted(const struct sp_mime *m);
+/* Is the client's message already encrypted?  Then it is relayed as it is.
+ * Only when its body is one OpenPGP message that really is encrypted and
+ * integrity-protected (pgp_packets.h) with nothing of the client's in clear
+ * beside it: RFC 3156 multipart/encrypted (two parts, "Version: 1", the
+ * armored message; no text around them beyond SP_MIME_MAX_PGP_PROLOGUE),
+ * or a text/plain body that is exactly one armor block.  When the body
+ * looks encrypted but is not, why says why (it is "" otherwise). */
+bool sp_mime_is_encrypted(const struct sp_mime *m, char *why, size_t whysz);
 
 #endif

@@ -118,22 +118,23 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
                   size_t n, const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
 {
 	const char *subject = hide_subject ? "..." : NULL;
-	struct sp_buf hdr, outer;
-	struct sp_span spans[2];
-	struct sp_blob in = { .spans = spans, .n_spans = 2, .fd = -1 };
+	struct sp_mime_protected pe;
+	struct sp_buf outer;
+	struct sp_span spans[SP_MIME_PROTECTED_MAX_SPANS];
+	struct sp_blob in = { .spans = spans, .fd = -1 };
+	size_t i;
 	int rv = -1;
 
-	sp_buf_init(&hdr, 0);
 	sp_buf_init(&outer, 0);
+	memset(&pe, 0, sizeof pe);
 	/* The protected entity = its header (built here) + the client's body,
-	 * read in place: the plaintext is never copied. */
-	if (sp_mime_write_protected_header(m, subject, &hdr, err, errsz) < 0)
+	 * read in place (the plaintext is never copied), with the legacy
+	 * display insertions, when there are any, where they go. */
+	if (sp_mime_protected_build(m, subject, &pe, err, errsz) < 0)
 		goto out;
-	spans[0].p = hdr.data;
-	spans[0].n = hdr.len;
-	spans[1].p = m->data + m->body_start;
-	spans[1].n = m->len - m->body_start;
-	in.len = spans[0].n + spans[1].n;
+	in.n_spans = sp_mime_protected_spans(m, &pe, spans);
+	for (i = 0, in.len = 0; i < in.n_spans; i++)
+		in.len += spans[i].n;
 	if (sp_mime_write_outer_headers(m, subject, &outer) < 0 || sp_buf_puts(&outer, "MIME-Version: 1.0\r\n") < 0 ||
 	    sp_sink_write(out, outer.data, outer.len) < 0) {
 		sp_seterr(err, errsz, "cannot write the OpenPGP copy");
@@ -142,7 +143,7 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
 	rv = encrypt_and_wrap(pgp, &in, fprs, n, sign_fpr, out, err, errsz);
 out:
 	/* The protected header names the message's subject: plaintext. */
-	sp_buf_wipe(&hdr);
+	sp_mime_protected_wipe(&pe);
 	sp_buf_free(&outer);
 	return rv;
 }

@@ -1,23 +1,14 @@
-/* web_html.h - the one HTML escaping helper of the viewer.
- *
- * Every byte of text that did not come from a string literal in web_pages.c -
- * header values, bodies, file names, URLs, ids - reaches a page through
- * web_html_escape().  It is safe in element content and in double- or
- * single-quoted attribute values (including srcdoc), and it turns what is not
- * valid UTF-8, and control characters other than TAB/LF/CR, into U+FFFD, so a
- * page is always valid UTF-8.
+/* web_html.h - percent-encoding and safe file names for the viewer's pages.
+ * HTML escaping is common/html.h (sp_html_escape), shared with the sanitiser.
  */
 #ifndef SP_WEB_HTML_H
 #define SP_WEB_HTML_H
 
 #include <stddef.h>
 
+#include "html.h"
 #include "util.h"
 
-/* Append the escaped form of s[0..len) to b.  -1 only when b hits its limit. */
-int web_html_escape(struct sp_buf *b, const char *s, size_t len);
-/* The same for a NUL-terminated string (NULL appends nothing). */
-int web_html_puts(struct sp_buf *b, const char *s);
 
 /* RFC 8187 / RFC 3986 percent-encoding of every byte outside unreserved
  * (ALPHA / DIGIT / "-" / "." / "_" / "~"): for filename*=UTF-8''... */

@@ -98,7 +98,7 @@ format_time(int64_t t, char *out, size_t outsz)
 /* An sp_buf failing means its limit was hit; pages have no limit, so a page
  * function just reports -1 if anything failed. */
 #define P(s) (rv |= sp_buf_puts(b, (s)))
-#define E(s) (rv |= web_html_puts(b, (s)))
+#define E(s) (rv |= sp_html_puts(b, (s)))
 
 static int
 page_begin(struct sp_buf *b, const char *title)

@@ -1,7 +1,7 @@
 /* web_pages.h - every page the viewer serves, built into an sp_buf.
  *
  * Markup comes from string literals here; every other byte goes through
- * web_html_escape() (web_html.h).  One stylesheet, inline, allowed by its
+ * sp_html_escape() (common/html.h).  One stylesheet, inline, allowed by its
  * SHA-256 hash in the Content-Security-Policy (no external assets, no
  * JavaScript anywhere).  Pages work on a phone (viewport, fluid layout) and
  * follow the system's dark mode.

@@ -9,8 +9,9 @@
  *      body of a copy is the client's body byte for byte.
  *   2. sp_mime_parse() + sp_mime_write_protected_entity() +
  *      sp_mime_write_outer_headers(), the MIME half of the OpenPGP form, with
- *      the Subject kept and replaced by "...": no private or Content-* field
- *      outside, at most one (replaced) Subject, the body unchanged inside.
+ *      the Subject kept and replaced by "...": no private, Content-* or
+ *      other field outside the allow-list, at most one (replaced) Subject,
+ *      the body unchanged inside (a Legacy Display Element aside).
  */
 #include "fuzz_common.h"
 
@@ -148,7 +149,7 @@ check_protected(const uint8_t *data, size_t size)
 	for (size_t i = 0; i < m.n_hdrs; i++)
 		FUZZ_CHECK(m.hdrs[i].start <= m.hdrs[i].end && m.hdrs[i].end <= m.headers_end &&
 		           (i == 0 || m.hdrs[i - 1].end <= m.hdrs[i].start), "bad span for header %zu", i);
-	(void)sp_mime_is_encrypted(&m);
+	(void)sp_mime_is_encrypted(&m, err, sizeof err);
 	(void)sp_mime_names_rcpt(&m, rcpts[0]);
 	free(sp_mime_header_value(&m, "Subject"));
 	free(sp_mime_header_value(&m, "Content-Type"));
@@ -163,7 +164,10 @@ check_protected(const uint8_t *data, size_t size)
 		FUZZ_CHECK(sp_mime_write_outer_headers(&m, subject, &outer) == 0, "outer headers failed");
 		for (size_t i = 0; i < m.n_hdrs; i++) {
 			const char *hname = m.hdrs[i].name;
-			if (sp_mime_is_private_header(hname) || sp_mime_is_structural_header(hname))
+			/* Only the allow-list leaves in clear (Autocrypt may also come
+			 * from extra_headers, which this target does not set). */
+			if (sp_mime_is_private_header(hname) || sp_mime_is_structural_header(hname) ||
+			    !sp_mime_is_outer_header(hname))
 				FUZZ_CHECK(!has_field(outer.data ? outer.data : "", outer.len, hname),
 				           "the outer header block carries %s", hname);
 		}
@@ -176,8 +180,34 @@ check_protected(const uint8_t *data, size_t size)
 		}
 		FUZZ_CHECK(n_subject <= 1, "%zu Subject fields outside with a replaced Subject", n_subject);
 		if (sp_mime_write_protected_entity(&m, subject, &inner, err, sizeof err) == 0) {
-			FUZZ_CHECK(inner.len >= body && memcmp(inner.data + inner.len - body, msg + m.body_start, body) == 0,
-			           "the protected entity does not end with the body");
+			/* The header, then the body byte for byte with insertions (the
+			 * legacy display elements and their parameter) at increasing
+			 * offsets inside it, and only when the Subject is hidden. */
+			struct sp_mime_protected pe;
+			size_t at = 0, pos, j;
+			FUZZ_CHECK(sp_mime_protected_build(&m, subject, &pe, err, sizeof err) == 0, "pieces failed");
+			FUZZ_CHECK(subject != NULL || pe.n_ins == 0, "a legacy display without a hidden Subject");
+			FUZZ_CHECK(inner.len >= pe.header.len && memcmp(inner.data, pe.header.data, pe.header.len) == 0,
+			           "the protected entity does not start with its header");
+			pos = pe.header.len;
+			for (j = 0; j <= pe.n_ins; j++) {
+				size_t next = j < pe.n_ins ? pe.ins[j].at : body;
+				FUZZ_CHECK(next >= at && next <= body, "insertion %zu at %zu (after %zu, body %zu)", j, next,
+				           at, body);
+				FUZZ_CHECK(pos + (next - at) <= inner.len &&
+				           memcmp(inner.data + pos, msg + m.body_start + at, next - at) == 0,
+				           "body bytes %zu..%zu changed in the protected entity", at, next);
+				pos += next - at;
+				if (j < pe.n_ins) {
+					FUZZ_CHECK(pos + pe.ins[j].bytes.len <= inner.len &&
+					           memcmp(inner.data + pos, pe.ins[j].bytes.data, pe.ins[j].bytes.len) == 0,
+					           "insertion %zu is not where it belongs", j);
+					pos += pe.ins[j].bytes.len;
+				}
+				at = next;
+			}
+			FUZZ_CHECK(pos == inner.len, "%zu bytes after the body in the protected entity", inner.len - pos);
+			sp_mime_protected_wipe(&pe);
 		} else {
 			FUZZ_CHECK(err[0] != '\0', "protected entity failed without a reason");
 		}

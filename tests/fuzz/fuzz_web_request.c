@@ -15,7 +15,7 @@
  *   - web_render_parse() + web_page_message(): a decrypted message as a page;
  *     the page must be valid UTF-8 and carry no <script (no JavaScript
  *     anywhere, web_pages.h);
- *   - web_html_escape(): no markup character survives, output valid UTF-8;
+ *   - sp_html_escape(): no markup character survives, output valid UTF-8;
  *   - link_record_decode() (the upload body), web_client_key() (an
  *     X-Forwarded-For value), web_host_is_loopback() (a Host header),
  *     web_link_path() (a base URL), web_uri_is_plain() (a request target),
@@ -231,7 +231,7 @@ check_pure(const uint8_t *data, size_t size)
 	}
 
 	sp_buf_init(&b, 0);
-	FUZZ_CHECK(web_html_escape(&b, (const char *)data, size) == 0, "escape failed");
+	FUZZ_CHECK(sp_html_escape(&b, (const char *)data, size) == 0, "escape failed");
 	FUZZ_CHECK(b.len == 0 || !has_markup(b.data, b.len), "markup survives escaping");
 	FUZZ_CHECK(b.len == 0 || g_utf8_validate(b.data, (gssize)b.len, NULL), "escaped text not UTF-8");
 	sp_buf_free(&b);

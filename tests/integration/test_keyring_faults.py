@@ -25,6 +25,7 @@ from __future__ import annotations
 import email
 import email.policy
 import json
+import re
 import shutil
 import uuid
 from dataclasses import dataclass
@@ -207,7 +208,14 @@ def decrypt_copy(raw: bytes, reader: Identity) -> bytes:
 def assert_openpgp_for(rec, client_msg: bytes, reader: Identity) -> None:
     assert body_of(client_msg) not in rec.content, "the body is in clear in the OpenPGP copy"
     plain = decrypt_copy(rec.content, reader)
-    assert body_of(plain) == body_of(client_msg), (body_of(plain)[:300], body_of(client_msg)[:300])
+    got = body_of(plain)
+    if b'hp-legacy-display="1"' in plain.split(b"\r\n\r\n", 1)[0]:
+        # RFC 9788 legacy display element (hide_subject): the real Subject
+        # line and an empty line before the client's text (docs/formats.md).
+        subj = re.search(rb"(?m)^Subject: (.*)\r$", client_msg).group(1)
+        assert got.startswith(b"Subject: " + subj + b"\r\n\r\n"), got[:300]
+        got = got[len(b"Subject: " + subj + b"\r\n\r\n"):]
+    assert got == body_of(client_msg), (got[:300], body_of(client_msg)[:300])
 
 
 def assert_nothing_upstream(up) -> None:

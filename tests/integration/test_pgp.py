@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import base64
 import email
+import email.header
 import email.policy
+import html
+import quopri
 import hashlib
 import os
 import subprocess
@@ -373,13 +376,19 @@ def fvalue(field: bytes) -> str:
     return re.sub(rb"\r\n(?=[ \t])", b"", v).strip().decode("utf-8", "replace")
 
 
+# The outer header allow-list (docs/formats.md "Outer header fields"): every
+# other field the client wrote travels only inside the encryption.
+OUTER_ALLOWED = ("from", "sender", "to", "cc", "reply-to", "date", "message-id", "in-reply-to",
+                 "references", "autocrypt", "auto-submitted", "subject")
+
+
 def expected_outer_fields(client: bytes, hide_subject: bool) -> list[bytes]:
     head, _ = split_message(client)
     out = []
     subject_done = False
     for f in header_fields(head):
         n = fname(f)
-        if n == "bcc" or n.startswith("x-sealpost-") or n == "mime-version" or n.startswith("content-"):
+        if n not in OUTER_ALLOWED:
             continue
         if n == "subject" and hide_subject:
             if subject_done:
@@ -483,20 +492,19 @@ def check_pgp_copy(world: World, rec, client: Msg, readers: Sequence[Identity],
     return PgpCopy(raw, outer, armor, packets, plain, statuses)
 
 
-PROTECTED = ("subject", "from", "to", "cc", "date", "message-id", "reply-to", "in-reply-to", "references")
-
-
 def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     """The decrypted entity: client's Content-Type + protected-headers=v1 + hp=cipher,
     the other Content-* fields, the protected fields, HP-Outer, then the client's
     body byte for byte; every attachment byte-identical."""
     chead, cbody = split_message(client.data)
     phead, pbody = split_message(plain)
-    assert pbody == cbody, first_difference(pbody, cbody, "decrypted body")
     cfields, pfields = header_fields(chead), header_fields(phead)
     # Content-Type: the client's type and parameters, plus the two markers.
     ctype = email.message_from_bytes(chead + CRLF, policy=email.policy.compat32)
     ptype = email.message_from_bytes(phead + CRLF, policy=email.policy.compat32)
+    if b"hp-legacy-display" in plain:
+        pbody = strip_legacy_display(pbody, ptype, ctype, hide_subject, cbody)
+    assert pbody == cbody, first_difference(pbody, cbody, "decrypted body")
     assert [fname(f) for f in pfields].count("content-type") == 1, pfields
     assert ptype.get_content_type() == ctype.get_content_type(), (ptype["Content-Type"], ctype["Content-Type"])
     for k, v in ctype.get_params()[1:]:
@@ -505,7 +513,9 @@ def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     assert ptype.get_param("hp") == "cipher", ptype["Content-Type"]
     for f in cfields:
         n = fname(f)
-        if (n.startswith("content-") and n != "content-type") or n in PROTECTED:
+        # Every field but MIME-Version, Bcc and X-Sealpost-* (RFC 9788: all
+        # non-structural fields), and the client's other Content-* fields.
+        if n != "content-type" and n != "mime-version" and n != "bcc" and not n.startswith("x-sealpost-"):
             assert f in pfields, f"client field {f!r} not copied exactly into the protected entity:\n{phead!r}"
         if n == "bcc" or n.startswith("x-sealpost-"):
             assert f not in pfields and not re.search(rb"(?im)^" + f.split(b":")[0] + b":", phead), (
@@ -525,6 +535,77 @@ def check_entity(plain: bytes, client: Msg, hide_subject: bool) -> None:
     assert set(got) == set(client.attachments), (sorted(got), sorted(client.attachments))
     for n, blob in client.attachments.items():
         assert got[n] == blob, f"attachment {n} differs after decryption"
+
+
+def legacy_subject(ctype: email.message.Message) -> str:
+    """The client's Subject, decoded, as a Legacy Display Element shows it."""
+    return str(email.header.make_header(email.header.decode_header(ctype["Subject"])))
+
+
+LEGACY_PARAM = b';\r\n hp-legacy-display="1"'
+
+
+def legacy_insertions(pbody: bytes, cbody: bytes) -> list[bytes]:
+    """What the decrypted body has that the client's does not, when it is
+    the client's body with pieces inserted (and nothing changed or lost)."""
+    i = j = 0
+    out = []
+    while i < len(cbody):
+        if j < len(pbody) and pbody[j] == cbody[i]:
+            i += 1
+            j += 1
+            continue
+        # The nearest place the client's bytes go on (a short anchor: the
+        # next insertion may follow a few bytes later).
+        k = pbody.find(cbody[i:i + 12], j)
+        assert k > j, first_difference(pbody, cbody, "decrypted body (not the client's with insertions)")
+        out.append((j, k))
+        j = k
+    if j < len(pbody):
+        out.append((j, len(pbody)))
+    return out
+
+
+def placements(pbody: bytes, j: int, k: int):
+    """An insertion pbody[j:k] found by a greedy match may sit a few bytes
+    off where its first or last bytes equal the client's: every placement
+    that removes to the same client bytes."""
+    n = k - j
+    for r in range(-n, n + 1):
+        a, b = j + r, k + r
+        if a < 0 or b > len(pbody):
+            continue
+        if r < 0 and pbody[a:j] != pbody[b:k]:
+            continue
+        if r > 0 and pbody[j:a] != pbody[k:b]:
+            continue
+        yield pbody[a:b]
+
+
+def strip_legacy_display(pbody: bytes, ptype: email.message.Message, ctype: email.message.Message,
+                         hide_subject: bool, cbody: bytes) -> bytes:
+    """RFC 9788 Legacy Display Elements: only with a hidden Subject, each an
+    insertion into the client's body (the element, quoted-printable when its
+    part is, and the hp-legacy-display parameter of a nested part); the body
+    without them is the client's, byte for byte."""
+    assert hide_subject, "a Legacy Display Element although the Subject is not hidden"
+    subj = legacy_subject(ctype)
+    plain_el = f"Subject: {subj}\n\n".encode()
+    html_el = (f'<div class="header-protection-legacy-display"><pre>Subject: {html.escape(subj, quote=False)}'
+               '</pre></div>\n').encode()
+    elements = 0
+    for j, k in legacy_insertions(pbody, cbody):
+        for chunk in placements(pbody, j, k):
+            if chunk == LEGACY_PARAM:
+                break
+            dec = quopri.decodestring(chunk) if (b"=\r\n" in chunk or b"=3D" in chunk) else chunk
+            if dec.replace(b"\r\n", b"\n") in (plain_el, html_el):
+                elements += 1
+                break
+        else:
+            raise AssertionError(f"an insertion that is not a legacy display element: {pbody[j:k]!r}")
+    assert elements >= 1, "hp-legacy-display without an element"
+    return cbody
 
 
 def first_difference(got: bytes, want: bytes, what: str = "content") -> str:

@@ -51,7 +51,7 @@ test_escape(void)
 		struct sp_buf b;
 		sp_buf_init(&b, 0);
 		g_test_message("case %s", esc_cases[i].label);
-		g_assert_cmpint(web_html_puts(&b, esc_cases[i].in), ==, 0);
+		g_assert_cmpint(sp_html_puts(&b, esc_cases[i].in), ==, 0);
 		g_assert_cmpstr(b.data ? b.data : "", ==, esc_cases[i].want);
 		sp_buf_free(&b);
 	}
@@ -63,7 +63,7 @@ test_escape_nul(void)
 	struct sp_buf b;
 
 	sp_buf_init(&b, 0);
-	g_assert_cmpint(web_html_escape(&b, "a\0<", 3), ==, 0);
+	g_assert_cmpint(sp_html_escape(&b, "a\0<", 3), ==, 0);
 	g_assert_cmpstr(b.data, ==, "a\xef\xbf\xbd&lt;");
 	sp_buf_free(&b);
 }
