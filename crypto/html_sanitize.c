@@ -222,10 +222,13 @@ url_scheme(const char *url, char *buf, size_t bufsz)
 	if (!g_ascii_isalpha(url[0]))
 		return buf;
 	for (i = 0; url[i] && url[i] != ':'; i++) {
-		if (!g_ascii_isalnum(url[i]) && url[i] != '+' && url[i] != '-' && url[i] != '.')
+		/* Not a scheme character, or too long for one we allow: relative (the
+		 * letters copied so far must not count as a scheme). */
+		if ((!g_ascii_isalnum(url[i]) && url[i] != '+' && url[i] != '-' && url[i] != '.') ||
+		    i + 1 >= bufsz) {
+			buf[0] = '\0';
 			return buf;
-		if (i + 1 >= bufsz)
-			return buf;
+		}
 		buf[i] = g_ascii_tolower(url[i]);
 	}
 	if (url[i] != ':')

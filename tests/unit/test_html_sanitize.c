@@ -199,6 +199,10 @@ static const struct {
 	{ "data:text/html,x", 0 }, { "file:///etc/passwd", 0 }, { "ftp://e.org/", 0 },
 	{ "/relative", 0 }, { "#frag", 0 }, { "", 0 }, { ":", 0 }, { "http", 0 },
 	{ "1http://e.org", 0 }, { "x-http:y", 0 }, { "https\x00:", 0 },
+	/* A scheme's letters followed by a character no scheme has: relative,
+	 * whatever was copied so far (found by fuzz_html_sanitize). */
+	{ "MAILTO&:x@y", 0 }, { "https&:x", 0 }, { "http_://e.org", 0 },
+	{ "mailtoxxxxxxxxxxxxxxxxxxxxxx:x", 0 },
 };
 
 static void
