@@ -2,7 +2,6 @@
  *
  * The checks fill one report; it is printed for people, or as JSON (--json)
  * for scripts.  Exit 1 on any problem, 2 on a config error. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,17 +48,14 @@ struct report {
 	int problems;
 };
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
-	           "Validates the config, the OpenPGP keyring and the sodium recipients file,\n"
-	           "connects to the upstream (TLS, certificate, AUTH) and reports each step;\n"
-	           "for each --rcpt address, prints the form it would get and\n"
-	           "why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
-	           "--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
-	           "a config error.\n");
-}
+static const char usage[] =
+	"usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
+	"Validates the config, the OpenPGP keyring and the sodium recipients file,\n"
+	"connects to the upstream (TLS, certificate, AUTH) and reports each step;\n"
+	"for each --rcpt address, prints the form it would get and\n"
+	"why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
+	"--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
+	"a config error.\n";
 
 static void
 check_upstream(struct report *r, struct relay *relay)
@@ -317,48 +313,31 @@ print_json(const struct report *r)
 int
 cmd_check(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "rcpt", required_argument, NULL, 'r' },
-		{ "json", no_argument, NULL, 'j' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	const char **addrs = sp_xcalloc((size_t)argc + 1, sizeof *addrs);
+	size_t n_addrs = 0, i;
+	bool json = false;
+	const struct cli_option opts[] = {
+		{ .name = "rcpt", .letter = 'r', .list = addrs, .n_list = &n_addrs },
+		{ .name = "json", .letter = 'j', .flag = &json },
+		{ 0 },
 	};
+	const struct cli_command cmd = { .usage = usage, .config = true, .options = opts,
+	                                 .max_operands = CLI_ANY };
 	struct report r = { 0 };
 	struct sp_config cfg;
 	struct relay *relay = NULL;
 	struct sp_policy *policy = NULL;
 	const char *cfgpath = NULL;
-	const char **addrs = sp_xcalloc((size_t)argc + 1, sizeof *addrs);
-	size_t n_addrs = 0, i;
 	char err[SP_ERRLEN];
-	bool json = false;
-	int c, rv;
+	int first, rv;
 
-	while ((c = getopt_long(argc, argv, "c:r:jh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'r':
-			addrs[n_addrs++] = optarg;
-			break;
-		case 'j':
-			json = true;
-			break;
-		case 'h':
-			help(stdout);
-			free(addrs);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			free(addrs);
-			return EXIT_USAGE;
-		}
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE) {
+		free(addrs);
+		return rv;
 	}
 	/* `--rcpt a@x b@y`: further addresses after the first. */
-	for (; optind < argc; optind++)
-		addrs[n_addrs++] = argv[optind];
+	for (; first < argc; first++)
+		addrs[n_addrs++] = argv[first];
 	if ((rv = cli_load_config(cfgpath, true, &cfg)) != 0) {
 		free(addrs);
 		return rv;

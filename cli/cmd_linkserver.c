@@ -1,5 +1,4 @@
 /* cmd_linkserver.c - `sealpost linkserver`: the link viewer alone, for a public host. */
-#include <getopt.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -11,50 +10,27 @@
 #include "web_outbox.h"
 #include "web_server.h"
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost linkserver [-c FILE]\n\n"
-	           "Runs only the link viewer: [linkserver] listen serves the links of the store\n"
-	           "[link] store, and, when [link] upload_token_file is set, accepts encrypted\n"
-	           "uploads from a proxy elsewhere at POST /api/v1/links.  Usually behind a TLS\n"
-	           "reverse proxy (docs/viewer.md).  Stops on SIGINT or SIGTERM.\n");
-}
+static const char usage[] =
+	"usage: sealpost linkserver [-c FILE]\n\n"
+	"Runs only the link viewer: [linkserver] listen serves the links of the store\n"
+	"[link] store, and, when [link] upload_token_file is set, accepts encrypted\n"
+	"uploads from a proxy elsewhere at POST /api/v1/links.  Usually behind a TLS\n"
+	"reverse proxy (docs/viewer.md).  Stops on SIGINT or SIGTERM.\n";
 
 int
 cmd_linkserver(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct cli_command cmd = { .usage = usage, .config = true };
 	struct sp_config cfg;
 	struct link_store *store = NULL;
 	struct web_server *ws = NULL;
 	const char *cfgpath = NULL;
 	char err[SP_ERRLEN];
 	sigset_t sigs;
-	int c, sig = 0, rv;
+	int first, sig = 0, rv;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'h':
-			help(stdout);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE)
+		return rv;
 	if ((rv = cli_load_config(cfgpath, false, &cfg)) != 0)
 		return rv;
 	sp_log_init(cfg.log.level);

@@ -1,5 +1,4 @@
 /* cmd_outbox.c - `sealpost outbox`: print the address of the outbox page. */
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -9,51 +8,28 @@
 #include "log.h"
 #include "web_outbox.h"
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost outbox [-c FILE]\n\n"
-	           "Prints the address of the outbox page: the recent link messages with their\n"
-	           "links and generated passwords.  It is served on [linkserver] outbox_listen\n"
-	           "(loopback only) and only at this address, which carries a secret token from\n"
-	           "the state directory: open it in a browser on this computer and do not share\n"
-	           "it.  The token is made when sealpost starts with [linkserver] outbox = yes;\n"
-	           "run this as the user sealpost runs as.  Exit status 0, or 1 when the outbox\n"
-	           "is off or has no token yet.\n");
-}
+static const char usage[] =
+	"usage: sealpost outbox [-c FILE]\n\n"
+	"Prints the address of the outbox page: the recent link messages with their\n"
+	"links and generated passwords.  It is served on [linkserver] outbox_listen\n"
+	"(loopback only) and only at this address, which carries a secret token from\n"
+	"the state directory: open it in a browser on this computer and do not share\n"
+	"it.  The token is made when sealpost starts with [linkserver] outbox = yes;\n"
+	"run this as the user sealpost runs as.  Exit status 0, or 1 when the outbox\n"
+	"is off or has no token yet.\n";
 
 int
 cmd_outbox(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct cli_command cmd = { .usage = usage, .config = true };
 	char token[WEB_OUTBOX_TOKEN_HEXLEN + 1], err[SP_ERRLEN];
 	const char *cfgpath = NULL;
 	struct sp_config cfg;
 	char *url;
-	int c, rv;
+	int first, rv;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'h':
-			help(stdout);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE)
+		return rv;
 	if ((rv = cli_load_config(cfgpath, false, &cfg)) != 0)
 		return rv;
 	rv = EXIT_RUNTIME;

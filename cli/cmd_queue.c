@@ -1,5 +1,4 @@
 /* cmd_queue.c - `sealpost queue [list|flush|delete ID]`. */
-#include <getopt.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,17 +11,14 @@
 #include "queue_runner.h"
 #include "relay.h"
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost queue [-c FILE] [list | flush | delete ID...]\n\n"
-	           "The outbound queue holds encrypted copies the upstream could not take yet.\n"
-	           "  list       every entry: id, age, size, form, sender, recipients, next\n"
-	           "             attempt and the last error (default)\n"
-	           "  flush      try every entry now (entries the running proxy is delivering\n"
-	           "             at this moment are left to it)\n"
-	           "  delete ID  drop entries without sending them (no DSN)\n");
-}
+static const char usage[] =
+	"usage: sealpost queue [-c FILE] [list | flush | delete ID...]\n\n"
+	"The outbound queue holds encrypted copies the upstream could not take yet.\n"
+	"  list       every entry: id, age, size, form, sender, recipients, next\n"
+	"             attempt and the last error (default)\n"
+	"  flush      try every entry now (entries the running proxy is delivering\n"
+	"             at this moment are left to it)\n"
+	"  delete ID  drop entries without sending them (no DSN)\n";
 
 static void
 print_time(int64_t t, char *out, size_t outsz)
@@ -110,40 +106,21 @@ do_delete(struct queue *q, char **ids, int n)
 int
 cmd_queue(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
+	static const struct cli_command cmd = { .usage = usage, .config = true, .max_operands = CLI_ANY };
 	const char *cfgpath = NULL, *action = "list";
 	struct sp_config cfg;
 	struct queue *q = NULL;
 	char err[SP_ERRLEN];
-	int c, rv;
+	int first, rv;
 
-	while ((c = getopt_long(argc, argv, "c:h", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'h':
-			help(stdout);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind < argc)
-		action = argv[optind++];
-	if (strcmp(action, "list") != 0 && strcmp(action, "flush") != 0 && strcmp(action, "delete") != 0) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
-	if ((strcmp(action, "delete") == 0) != (optind < argc)) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE)
+		return rv;
+	if (first < argc)
+		action = argv[first++];
+	if (strcmp(action, "list") != 0 && strcmp(action, "flush") != 0 && strcmp(action, "delete") != 0)
+		return cli_usage_error(&cmd);
+	if ((strcmp(action, "delete") == 0) != (first < argc))
+		return cli_usage_error(&cmd);
 	if ((rv = cli_load_config(cfgpath, strcmp(action, "flush") == 0, &cfg)) != 0)
 		return rv;
 	sp_log_init(strcmp(action, "flush") == 0 ? SP_LOG_INFO : SP_LOG_ERROR);
@@ -157,7 +134,7 @@ cmd_queue(int argc, char **argv)
 	else if (strcmp(action, "flush") == 0)
 		rv = do_flush(q, &cfg);
 	else
-		rv = do_delete(q, argv + optind, argc - optind);
+		rv = do_delete(q, argv + first, argc - first);
 	queue_close(q);
 	sp_config_free(&cfg);
 	return rv;

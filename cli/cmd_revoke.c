@@ -1,5 +1,4 @@
 /* cmd_revoke.c - `sealpost revoke LINK-ID`: delete a link message at once. */
-#include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -10,16 +9,13 @@
 #include "link_upload.h"
 #include "log.h"
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost revoke [-c FILE] [--link-only] LINK-ID|LINK\n\n"
-	           "Deletes the message behind a link at once, with every link to it (all its\n"
-	           "recipients); with --link-only, only that one link.  LINK-ID is the 32-digit\n"
-	           "hex id shown in the outbox and the delivery report; a whole link URL works\n"
-	           "too.  With [link] upload_url set, the message is deleted on the remote viewer.\n"
-	           "Exit status 0 deleted, 1 no such link (or an error).\n");
-}
+static const char usage[] =
+	"usage: sealpost revoke [-c FILE] [--link-only] LINK-ID|LINK\n\n"
+	"Deletes the message behind a link at once, with every link to it (all its\n"
+	"recipients); with --link-only, only that one link.  LINK-ID is the 32-digit\n"
+	"hex id shown in the outbox and the delivery report; a whole link URL works\n"
+	"too.  With [link] upload_url set, the message is deleted on the remote viewer.\n"
+	"Exit status 0 deleted, 1 no such link (or an error).\n";
 
 /* "0123...ef" or "https://host/s/<token>" or "<token>" -> the link id. */
 static bool
@@ -45,44 +41,25 @@ parse_target(const char *arg, char id[SP_LINK_ID_HEXLEN + 1])
 int
 cmd_revoke(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "link-only", no_argument, NULL, 'l' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	bool link_only = false;
+	const struct cli_option opts[] = {
+		{ .name = "link-only", .letter = 'l', .flag = &link_only },
+		{ 0 },
 	};
+	const struct cli_command cmd = { .usage = usage, .config = true, .options = opts,
+	                                 .min_operands = 1, .max_operands = 1 };
 	struct sp_config cfg;
 	struct link_store *store = NULL;
 	const char *cfgpath = NULL;
 	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
-	bool link_only = false;
 	enum link_store_rc rc;
-	int c, rv;
+	int first, rv;
 
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "c:lh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'l':
-			link_only = true;
-			break;
-		case 'h':
-			help(stdout);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind + 1 != argc) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
-	if (!parse_target(argv[optind], id)) {
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE)
+		return rv;
+	if (!parse_target(argv[first], id)) {
 		fprintf(stderr, "sealpost: revoke: '%s' is neither a link id (32 hex digits) nor a "
-		        "link\n", argv[optind]);
+		        "link\n", argv[first]);
 		return EXIT_USAGE;
 	}
 	if ((rv = cli_load_config(cfgpath, false, &cfg)) != 0)

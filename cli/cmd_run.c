@@ -1,5 +1,4 @@
 /* cmd_run.c - `sealpost run`: the proxy. */
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -27,55 +26,33 @@ on_signal(int sig)
 		server_stop(running);
 }
 
-static void
-help(FILE *f)
-{
-	fprintf(f, "usage: sealpost run [-c FILE] [-v]\n\n"
-	           "Runs the proxy: mail clients submit on [proxy] listen, each message is\n"
-	           "encrypted per recipient and relayed to [upstream].  Stops on SIGTERM/SIGINT.\n\n"
-	           "  -c, --config FILE  config file (default: $XDG_CONFIG_HOME/sealpost/sealpost.conf,\n"
-	           "                     then /etc/sealpost/sealpost.conf)\n"
-	           "  -v, --verbose      log the SMTP transcript (AUTH payloads and message\n"
-	           "                     bodies are never logged)\n");
-}
+static const char usage[] =
+	"usage: sealpost run [-c FILE] [-v]\n\n"
+	"Runs the proxy: mail clients submit on [proxy] listen, each message is\n"
+	"encrypted per recipient and relayed to [upstream].  Stops on SIGTERM/SIGINT.\n\n"
+	"  -c, --config FILE  config file (default: $XDG_CONFIG_HOME/sealpost/sealpost.conf,\n"
+	"                     then /etc/sealpost/sealpost.conf)\n"
+	"  -v, --verbose      log the SMTP transcript (AUTH payloads and message\n"
+	"                     bodies are never logged)\n";
 
 int
 cmd_run(int argc, char **argv)
 {
-	static const struct option opts[] = {
-		{ "config", required_argument, NULL, 'c' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+	bool verbose = false;
+	const struct cli_option opts[] = {
+		{ .name = "verbose", .letter = 'v', .flag = &verbose },
+		{ 0 },
 	};
+	const struct cli_command cmd = { .usage = usage, .config = true, .options = opts };
 	struct sp_config cfg;
 	struct server srv;
 	struct sigaction sa;
 	const char *cfgpath = NULL;
 	char err[SP_ERRLEN];
-	bool verbose = false;
-	int c, rv;
+	int first, rv;
 
-	while ((c = getopt_long(argc, argv, "c:vh", opts, NULL)) != -1) {
-		switch (c) {
-		case 'c':
-			cfgpath = optarg;
-			break;
-		case 'v':
-			verbose = true;
-			break;
-		case 'h':
-			help(stdout);
-			return EXIT_OK;
-		default:
-			help(stderr);
-			return EXIT_USAGE;
-		}
-	}
-	if (optind != argc) {
-		help(stderr);
-		return EXIT_USAGE;
-	}
+	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE)
+		return rv;
 	if ((rv = cli_load_config(cfgpath, true, &cfg)) != 0)
 		return rv;
 	sp_log_init(verbose ? SP_LOG_DEBUG : cfg.log.level);

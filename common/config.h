@@ -1,6 +1,6 @@
 /* config.h - sealpost.conf, read with GLib's key-file parser.
  *
- * Every key of SPEC "Config" is described once in a table (config.c) with its
+ * Every key (docs/configuration.md) is described once in a table (config.c) with its
  * type, default and reason; loading fills struct sp_config and reports the first
  * problem as "FILE:LINE: [section] key: reason".
  */

@@ -605,16 +605,29 @@ out:
 	return rv;
 }
 
-enum link_store_rc
-link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct sp_buf *ciphertext,
-                      uint64_t *views_out, char *err, size_t errsz)
+/* One change to one link, inside change_link()'s transaction: l is the link as
+ * read in it.  Returns LINK_STORE_OK (committed), LINK_STORE_GONE (committed
+ * when it set *deleted, else rolled back) or LINK_STORE_ERROR (rolled back). */
+typedef enum link_store_rc (*link_change_fn)(struct link_store *s, const char *id,
+                                             struct link_store_link *l, void *arg, bool *deleted,
+                                             char *err, size_t errsz);
+
+/* Every change to one link has this shape: under the store's lock, in a write
+ * transaction that read the link first (begin_with_link), fn decides and
+ * writes; the transaction is committed or rolled back in one place, and a
+ * committed delete moves the WAL back (checkpoint).  An unknown link is
+ * LINK_STORE_GONE without calling fn.  *deleted says fn deleted rows that
+ * are now committed. */
+static enum link_store_rc
+change_link(struct link_store *s, const char *id, link_change_fn fn, void *arg, bool *deleted,
+            char *err, size_t errsz)
 {
 	struct link_store_link l;
-	sqlite3_stmt *st = NULL;
 	enum link_store_rc rv = LINK_STORE_ERROR;
-	bool deleted = false;
-	int found, rc;
+	bool committed = false;
+	int found;
 
+	*deleted = false;
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
 	pthread_mutex_lock(&s->lock);
@@ -624,125 +637,145 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 		rv = LINK_STORE_GONE;
 		goto out;
 	}
-	if (!link_store_link_live(&l, now)) {
-		if (delete_links(s, id, l.message_id, false, err, errsz) < 0 ||
-		    exec_sql(s, "COMMIT", err, errsz) < 0)
-			goto out;
-		deleted = true;
-		rv = LINK_STORE_GONE;
-		goto out;
+	rv = fn(s, id, &l, arg, deleted, err, errsz);
+	if (rv == LINK_STORE_OK || (rv == LINK_STORE_GONE && *deleted)) {
+		if (exec_sql(s, "COMMIT", err, errsz) < 0)
+			rv = LINK_STORE_ERROR;
+		else
+			committed = true;
+	}
+out:
+	if (!committed) {
+		rollback(s);
+		*deleted = false;
+	} else if (*deleted) {
+		checkpoint(s);
+	}
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+struct claim {
+	int64_t now;
+	struct sp_buf *ciphertext;
+	uint64_t views;         /* out: the count with this view */
+};
+
+/* A live link: its message, one view counted, burnt at the last view.  A
+ * dead one is deleted (GONE). */
+static enum link_store_rc
+claim_view(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
+           bool *deleted, char *err, size_t errsz)
+{
+	struct claim *c = arg;
+	sqlite3_stmt *st;
+	int rc;
+
+	if (!link_store_link_live(l, c->now)) {
+		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		*deleted = true;
+		return LINK_STORE_GONE;
 	}
 	if ((st = prepare(s, "SELECT ciphertext FROM messages WHERE id = ?", err, errsz)) == NULL)
-		goto out;
-	sqlite3_bind_text(st, 1, l.message_id, -1, SQLITE_STATIC);
+		return LINK_STORE_ERROR;
+	sqlite3_bind_text(st, 1, l->message_id, -1, SQLITE_STATIC);
 	rc = sqlite3_step(st);
 	if (rc != SQLITE_ROW) {
 		db_err(s, err, errsz, "reading a message");
-		goto out;
+		release(s, st);
+		return LINK_STORE_ERROR;
 	}
-	if (sp_buf_append(ciphertext, sqlite3_column_blob(st, 0),
+	if (sp_buf_append(c->ciphertext, sqlite3_column_blob(st, 0),
 	                  (size_t)sqlite3_column_bytes(st, 0)) < 0) {
 		sp_seterr(err, errsz, "link store: message too large for the buffer");
-		goto out;
+		release(s, st);
+		return LINK_STORE_ERROR;
 	}
 	release(s, st);
-	st = NULL;
 	if (bump_counter(s, "UPDATE links SET views = views + 1 WHERE id = ?", id,
 	                 "counting a view", err, errsz) < 0)
-		goto out;
-	l.views++;
+		return LINK_STORE_ERROR;
+	l->views++;
+	c->views = l->views;
 	/* The last view: burn it now, in the same transaction. */
-	if (l.max_views != 0 && l.views >= l.max_views) {
-		if (delete_links(s, id, l.message_id, false, err, errsz) < 0)
-			goto out;
-		deleted = true;
+	if (l->max_views != 0 && l->views >= l->max_views) {
+		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		*deleted = true;
 	}
-	if (exec_sql(s, "COMMIT", err, errsz) < 0)
-		goto out;
-	if (views_out)
-		*views_out = l.views;
-	rv = LINK_STORE_OK;
-out:
-	release(s, st);
-	if (rv == LINK_STORE_ERROR || (rv == LINK_STORE_GONE && !deleted))
-		rollback(s);
-	if (deleted && rv != LINK_STORE_ERROR)
-		checkpoint(s);
-	pthread_mutex_unlock(&s->lock);
+	return LINK_STORE_OK;
+}
+
+enum link_store_rc
+link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct sp_buf *ciphertext,
+                      uint64_t *views_out, char *err, size_t errsz)
+{
+	struct claim c = { .now = now, .ciphertext = ciphertext };
+	enum link_store_rc rv;
+	bool deleted;
+
+	rv = change_link(s, id, claim_view, &c, &deleted, err, errsz);
+	if (rv == LINK_STORE_OK && views_out)
+		*views_out = c.views;
 	return rv;
+}
+
+/* One failed unlock counted while the link is live; a link that is (now)
+ * dead is deleted. */
+static enum link_store_rc
+count_failure(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
+              bool *deleted, char *err, size_t errsz)
+{
+	const int64_t *now = arg;
+
+	if (link_store_link_live(l, *now)) {
+		if (bump_counter(s, "UPDATE links SET failed = failed + 1 WHERE id = ?", id,
+		                 "counting a failed attempt", err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		l->failed++;
+	}
+	if (!link_store_link_live(l, *now)) {
+		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		*deleted = true;
+	}
+	return LINK_STORE_OK;
 }
 
 enum link_store_rc
 link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroyed,
                 char *err, size_t errsz)
 {
-	struct link_store_link l;
-	enum link_store_rc rv = LINK_STORE_ERROR;
-	bool deleted = false;
-	int found;
+	enum link_store_rc rv;
+	bool deleted;
 
 	if (destroyed)
 		*destroyed = false;
-	if (!link_store_id_valid(id))
-		return LINK_STORE_GONE;
-	pthread_mutex_lock(&s->lock);
-	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
-		goto out;
-	if (found == 0) {
-		rv = LINK_STORE_GONE;
-		goto out;
-	}
-	if (link_store_link_live(&l, now)) {
-		if (bump_counter(s, "UPDATE links SET failed = failed + 1 WHERE id = ?", id,
-		                 "counting a failed attempt", err, errsz) < 0)
-			goto out;
-		l.failed++;
-	}
-	if (!link_store_link_live(&l, now)) {
-		if (delete_links(s, id, l.message_id, false, err, errsz) < 0)
-			goto out;
-		deleted = true;
-	}
-	if (exec_sql(s, "COMMIT", err, errsz) < 0)
-		goto out;
-	if (destroyed)
+	rv = change_link(s, id, count_failure, &now, &deleted, err, errsz);
+	if (rv == LINK_STORE_OK && destroyed)
 		*destroyed = deleted;
-	rv = LINK_STORE_OK;
-out:
-	if (rv != LINK_STORE_OK)
-		rollback(s);
-	else if (deleted)
-		checkpoint(s);
-	pthread_mutex_unlock(&s->lock);
 	return rv;
+}
+
+static enum link_store_rc
+revoke_link(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
+            bool *deleted, char *err, size_t errsz)
+{
+	const bool *whole_message = arg;
+
+	if (delete_links(s, id, l->message_id, *whole_message, err, errsz) < 0)
+		return LINK_STORE_ERROR;
+	*deleted = true;
+	return LINK_STORE_OK;
 }
 
 enum link_store_rc
 link_store_revoke(struct link_store *s, const char *id, bool whole_message, char *err, size_t errsz)
 {
-	struct link_store_link l;
-	enum link_store_rc rv = LINK_STORE_ERROR;
-	int found;
+	bool deleted;
 
-	if (!link_store_id_valid(id))
-		return LINK_STORE_GONE;
-	pthread_mutex_lock(&s->lock);
-	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
-		goto out;
-	if (found == 0) {
-		rv = LINK_STORE_GONE;
-		goto out;
-	}
-	if (delete_links(s, id, l.message_id, whole_message, err, errsz) < 0 ||
-	    exec_sql(s, "COMMIT", err, errsz) < 0)
-		goto out;
-	checkpoint(s);
-	rv = LINK_STORE_OK;
-out:
-	if (rv != LINK_STORE_OK)
-		rollback(s);
-	pthread_mutex_unlock(&s->lock);
-	return rv;
+	return change_link(s, id, revoke_link, &whole_message, &deleted, err, errsz);
 }
 
 enum link_store_rc

@@ -374,6 +374,30 @@ relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
 	smtp_reply_clear(&t.final);
 }
 
+/* ---- queue entries ---- */
+
+/* The envelope of a queue entry for a copy the upstream deferred just now:
+ * created now, tried once, next try min_backoff from now, relayed with the
+ * credentials of creds' user.  The strings and rcpts are borrowed: they must
+ * live until queue_add(), which writes them out. */
+static void
+deferred_entry(struct queue_entry *e, const struct relay *r, const struct relay_creds *creds,
+               const char *txn, const char *form, const char *mail_from, char **rcpts, size_t n_rcpts,
+               const char *last_error)
+{
+	memset(e, 0, sizeof *e);
+	e->created = sp_time();
+	e->next_attempt = e->created + r->cfg->queue.min_backoff;
+	e->attempts = 1;
+	sp_strlcpy(e->form, form, sizeof e->form);
+	e->mail_from = (char *)mail_from;
+	e->user = (char *)(creds && creds->user ? creds->user : "");
+	sp_strlcpy(e->txn, txn, sizeof e->txn);
+	e->rcpts = rcpts;
+	e->n_rcpts = n_rcpts;
+	sp_strlcpy(e->last_error, last_error, sizeof e->last_error);
+}
+
 /* ---- DSN ---- */
 
 void
@@ -406,17 +430,10 @@ relay_send_dsn(struct relay *r, const struct relay_creds *creds, const char *sen
 	if (o.status == RELAY_SENT) {
 		sp_log_info("%s: DSN to <%s> sent (%zu failed recipient%s)", txn, sender, n, n == 1 ? "" : "s");
 	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
-		struct queue_entry e = { 0 };
+		struct queue_entry e;
 		char *rc[1] = { (char *)sender };
-		e.created = sp_time();
-		e.next_attempt = e.created + r->cfg->queue.min_backoff;
-		sp_strlcpy(e.form, "dsn", sizeof e.form);
-		e.mail_from = (char *)"";
-		e.user = (char *)(creds && creds->user ? creds->user : "");
-		sp_strlcpy(e.txn, txn, sizeof e.txn);
-		e.rcpts = rc;
-		e.n_rcpts = 1;
-		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
+		deferred_entry(&e, r, creds, txn, "dsn", "", rc, 1, o.text);
+		e.attempts = 0; /* a queued DSN has always started its backoff at 0 */
 		if (queue_add(r->queue, &e, &body, err, sizeof err) == 0)
 			sp_log_info("%s: DSN to <%s> queued as %s: %s", txn, sender, e.id, o.text);
 		else
@@ -435,36 +452,30 @@ queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_env
            const struct sp_copy *cp, struct relay_result *res, char added[][33], size_t *n_added,
            char *qerr, size_t qerrsz)
 {
-	struct queue_entry e = { 0 };
+	struct queue_entry e;
 	char **rc = sp_xcalloc(cp->n_rcpts, sizeof *rc);
 	char last[400] = "";
-	size_t j;
+	size_t j, n = 0;
 
 	for (j = 0; j < cp->n_rcpts; j++) {
 		struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
 		if (o->status != RELAY_TEMPFAIL)
 			continue;
-		rc[e.n_rcpts++] = env->rcpts[cp->rcpts[j]].addr;
+		rc[n++] = env->rcpts[cp->rcpts[j]].addr;
 		if (last[0] == '\0')
 			sp_strlcpy(last, o->text, sizeof last);
 	}
-	if (e.n_rcpts == 0)
+	if (n == 0)
 		goto out;
 	if (r->queue == NULL) {
 		sp_seterr(qerr, qerrsz, "no queue");
 		goto out;
 	}
-	e.created = env->arrival ? env->arrival : sp_time();
-	e.next_attempt = sp_time() + r->cfg->queue.min_backoff;
-	e.attempts = 1;
-	sp_strlcpy(e.form, sp_form_name(cp->form), sizeof e.form);
+	deferred_entry(&e, r, creds, env->id, sp_form_name(cp->form), env->mail_from, rc, n, last);
+	if (env->arrival)
+		e.created = env->arrival;
 	e.eightbit = cp->eightbit;
 	e.smtputf8 = cp->smtputf8;
-	e.mail_from = env->mail_from;
-	e.user = (char *)(creds && creds->user ? creds->user : "");
-	sp_strlcpy(e.txn, env->id, sizeof e.txn);
-	e.rcpts = rc;
-	sp_strlcpy(e.last_error, last, sizeof e.last_error);
 	{
 		struct sp_blob b;
 		struct sp_span one;
@@ -503,18 +514,9 @@ send_receipt(struct relay *r, const struct relay_creds *creds, const struct sp_e
 	if (o.status == RELAY_SENT) {
 		sp_log_info("%s: delivery report to <%s> sent (encrypted to the sender's key)", env->id, cp->to_sender);
 	} else if (o.status == RELAY_TEMPFAIL && r->queue) {
-		struct queue_entry e = { 0 };
+		struct queue_entry e;
 		char *rc[1] = { cp->to_sender };
-		e.created = sp_time();
-		e.next_attempt = e.created + r->cfg->queue.min_backoff;
-		e.attempts = 1;
-		sp_strlcpy(e.form, "receipt", sizeof e.form);
-		e.mail_from = env->mail_from;
-		e.user = (char *)(creds && creds->user ? creds->user : "");
-		sp_strlcpy(e.txn, env->id, sizeof e.txn);
-		e.rcpts = rc;
-		e.n_rcpts = 1;
-		sp_strlcpy(e.last_error, o.text, sizeof e.last_error);
+		deferred_entry(&e, r, creds, env->id, "receipt", env->mail_from, rc, 1, o.text);
 		if (queue_add(r->queue, &e, &b, err, sizeof err) == 0)
 			sp_log_info("%s: delivery report queued as %s: %s", env->id, e.id, o.text);
 		else
@@ -549,20 +551,18 @@ first_with(const struct relay_result *res, size_t n, enum relay_status st)
 	return NULL;
 }
 
-void
-relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
-              const struct sp_copies *copies, struct relay_result *res)
+/* Send every copy but the sender's receipts, the unencrypted ones first:
+ * they cannot be queued, so if one of them cannot go now the client retries
+ * before anything else went out - the copies after it are not attempted.
+ * Fills res->outcomes; returns true when an unencrypted copy was deferred. */
+static bool
+send_copies(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+            const struct sp_copies *copies, struct relay_result *res)
 {
 	size_t *order = sp_xcalloc(copies->n + 1, sizeof *order);
-	char (*added)[33] = sp_xcalloc(copies->n + 1, sizeof *added);
-	size_t i, j, k = 0, n_order, n_added = 0;
+	size_t i, j, k = 0, n_order;
 	bool abort_plain = false;
-	char qerr[SP_ERRLEN] = "";
 
-	memset(res, 0, sizeof *res);
-	res->outcomes = sp_xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof *res->outcomes);
-	/* Unencrypted copies first: they cannot be queued, so if one of them
-	 * cannot go now the client retries before anything else went out. */
 	for (i = 0; i < copies->n; i++)
 		if (copies->v[i].form == SP_FORM_PLAIN && !copies->v[i].to_sender)
 			order[k++] = i;
@@ -599,20 +599,26 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		free(out);
 		free(rcpts);
 	}
+	free(order);
+	return abort_plain;
+}
 
-	if (abort_plain) {
-		const struct relay_outcome *t = first_with(res, env->n_rcpts, RELAY_TEMPFAIL);
-		smtp_reply_set(&res->reply, 451, t->enh, "%s (an unencrypted copy is never queued; "
-		               "try again later)", outcome_reason(t));
-		goto out;
-	}
+/* Queue the deferred recipients of every encrypted copy, all or nothing: if
+ * one copy cannot be queued, the client will send the whole message again,
+ * so what was queued of it is taken back (before the runner's first retry,
+ * which is min_backoff away).  Returns 0, or -1 with res->reply set. */
+static int
+queue_deferred(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+               const struct sp_copies *copies, struct relay_result *res)
+{
+	char (*added)[33] = sp_xcalloc(copies->n + 1, sizeof *added);
+	char qerr[SP_ERRLEN] = "";
+	size_t k, n_added = 0;
+
 	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
 		if (!copies->v[k].to_sender)
 			queue_copy(r, creds, env, &copies->v[k], res, added, &n_added, qerr, sizeof qerr);
 	if (qerr[0]) {
-		/* All or nothing: the client will send the whole message again, so
-		 * what was queued of it must go (before the runner's first retry,
-		 * which is min_backoff away). */
 		for (k = 0; k < n_added; k++) {
 			char err[SP_ERRLEN];
 			struct queue_entry e;
@@ -627,8 +633,49 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		sp_log_error("%s: cannot queue: %s", env->id, qerr);
 		smtp_reply_set(&res->reply, 451, "4.3.0", "upstream unavailable and the queue cannot be "
 		               "written (%s); try again later", qerr);
-		goto out;
 	}
+	free(added);
+	return qerr[0] ? -1 : 0;
+}
+
+/* One DSN to the sender for the recipients the upstream refused. */
+static void
+report_refused(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+               const struct relay_result *res)
+{
+	struct sp_dsn_rcpt *d = sp_xcalloc(res->n_failed, sizeof *d);
+	size_t i, n = 0;
+
+	for (i = 0; i < env->n_rcpts; i++) {
+		if (res->outcomes[i].status != RELAY_FAILED)
+			continue;
+		d[n].addr = env->rcpts[i].addr;
+		d[n].form = sp_form_name(env->rcpts[i].form);
+		d[n].diagnostic = res->outcomes[i].text;
+		sp_strlcpy(d[n].status, res->outcomes[i].enh, sizeof d[n].status);
+		n++;
+	}
+	relay_send_dsn(r, creds, env->mail_from, env->id, env->message_id, env->arrival, d, n);
+	free(d);
+}
+
+void
+relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
+              const struct sp_copies *copies, struct relay_result *res)
+{
+	char extra[200] = "";
+	size_t i, k;
+
+	memset(res, 0, sizeof *res);
+	res->outcomes = sp_xcalloc(env->n_rcpts ? env->n_rcpts : 1, sizeof *res->outcomes);
+	if (send_copies(r, creds, env, copies, res)) {
+		const struct relay_outcome *t = first_with(res, env->n_rcpts, RELAY_TEMPFAIL);
+		smtp_reply_set(&res->reply, 451, t->enh, "%s (an unencrypted copy is never queued; "
+		               "try again later)", outcome_reason(t));
+		return;
+	}
+	if (queue_deferred(r, creds, env, copies, res) < 0)
+		return;
 	for (i = 0; i < env->n_rcpts; i++) {
 		switch (res->outcomes[i].status) {
 		case RELAY_SENT: res->n_sent++; break;
@@ -640,41 +687,22 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 		/* Every recipient refused: the upstream's own answer, no DSN. */
 		const struct relay_outcome *f = first_with(res, env->n_rcpts, RELAY_FAILED);
 		smtp_reply_set(&res->reply, f->code, f->enh, "%s", outcome_reason(f));
-		goto out;
+		return;
 	}
-	if (res->n_failed) {
-		struct sp_dsn_rcpt *d = sp_xcalloc(res->n_failed, sizeof *d);
-		size_t n = 0;
-		for (i = 0; i < env->n_rcpts; i++) {
-			if (res->outcomes[i].status != RELAY_FAILED)
-				continue;
-			d[n].addr = env->rcpts[i].addr;
-			d[n].form = sp_form_name(env->rcpts[i].form);
-			d[n].diagnostic = res->outcomes[i].text;
-			sp_strlcpy(d[n].status, res->outcomes[i].enh, sizeof d[n].status);
-			n++;
-		}
-		relay_send_dsn(r, creds, env->mail_from, env->id, env->message_id, env->arrival, d, n);
-		free(d);
-	}
-	{
-		char extra[200] = "";
-		if (res->n_queued)
-			snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", %zu queued for retry",
-			         res->n_queued);
-		if (res->n_failed)
-			snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
-			         ", %zu refused (a delivery report follows)", res->n_failed);
-		smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
-		               res->n_sent, env->n_rcpts, extra);
-	}
+	if (res->n_failed)
+		report_refused(r, creds, env, res);
+	if (res->n_queued)
+		snprintf(extra + strlen(extra), sizeof extra - strlen(extra), ", %zu queued for retry",
+		         res->n_queued);
+	if (res->n_failed)
+		snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
+		         ", %zu refused (a delivery report follows)", res->n_failed);
+	smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
+	               res->n_sent, env->n_rcpts, extra);
 	/* The message is accepted: now the sender's own receipt. */
 	for (k = 0; k < copies->n; k++)
 		if (copies->v[k].to_sender)
 			send_receipt(r, creds, env, &copies->v[k]);
-out:
-	free(order);
-	free(added);
 }
 
 void

@@ -1,5 +1,5 @@
 /* relay.h - send the copies of one message upstream and decide the one reply
- * the client gets (SPEC "Delivery semantics").
+ * the client gets (docs/architecture.md, "Delivery semantics").
  *
  * Every copy is tried at once.  The client gets 250 only when every copy was
  * accepted by the upstream or written durably to the queue; copies that failed

@@ -19,6 +19,11 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 SECS=${1:-60}
 BUILD=${FUZZ_BUILD_DIR:-build-fuzz}
+# An absolute FUZZ_BUILD_DIR is used as it is; a relative one is below the repo.
+case $BUILD in
+/*) BUILD_ABS=$BUILD ;;
+*) BUILD_ABS=$ROOT/$BUILD ;;
+esac
 ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_open link_envelope web_request html_sanitize"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 SEED=${FUZZ_SEED:-1}
@@ -37,12 +42,12 @@ export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 
 SCRATCH=$(mktemp -d "${TMPDIR:-/tmp}/sealpost-fuzz.XXXXXX")
 trap 'rm -rf "$SCRATCH"' EXIT
-ARTIFACTS="$ROOT/$BUILD/fuzz-artifacts"
+ARTIFACTS="$BUILD_ABS/fuzz-artifacts"
 mkdir -p "$ARTIFACTS"
 failed=()
 
 for t in $TARGETS; do
-	bin="$ROOT/$BUILD/tests/fuzz/fuzz_$t"
+	bin="$BUILD_ABS/tests/fuzz/fuzz_$t"
 	work="$SCRATCH/$t"
 	mkdir -p "$work/corpus"
 	cp tests/fuzz/corpus/"$t"/* "$work/corpus/"

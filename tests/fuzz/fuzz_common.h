@@ -1,6 +1,7 @@
 /* fuzz_common.h - what every fuzz target shares: the libFuzzer entry points,
  * property checks that crash (so libFuzzer keeps the input), and a scratch
- * directory removed at exit.  Header-only: each target is one .c file.
+ * directory removed at exit.  Header-only: each target is one .c file, plus
+ * the hooks several targets share (fuzz_hook_*.c, tests/fuzz/meson.build).
  */
 #ifndef SP_FUZZ_COMMON_H
 #define SP_FUZZ_COMMON_H

@@ -11,13 +11,10 @@
  *   - a plaintext: sealed with the test key and opened again, it must come
  *     back unchanged.
  *
- * Argon2id: crypto_pwhash is linked through __wrap_crypto_pwhash (-Wl,--wrap).
- * The wrapper first checks the property that matters for a hostile blob: the
- * cost the caller asks for never exceeds SP_LINK_ARGON2_OPSLIMIT_MAX passes and
- * SP_LINK_ARGON2_MEMLIMIT_KIB_MAX KiB (a blob over the bounds must be refused
- * before Argon2id runs).  It then runs the real Argon2id at the smallest cost
- * (1 pass, 8 KiB), so an input is microseconds, not a second and 256 MiB.
- * The seeds are wrapped with that smallest cost, so they unwrap.
+ * Argon2id: crypto_pwhash is linked through the hook in fuzz_hook_pwhash.c
+ * (-Wl,--wrap): it checks that the cost a blob asks for is within the bounds,
+ * then runs Argon2id at its smallest cost.  The seeds are wrapped with that
+ * smallest cost, so they unwrap.
  */
 #include "fuzz_common.h"
 
@@ -25,26 +22,6 @@
 
 #include "link_envelope.h"
 #include "util.h"
-
-int __wrap_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                         unsigned long long passwdlen, const unsigned char *const salt,
-                         unsigned long long opslimit, size_t memlimit, int alg);
-int __real_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                         unsigned long long passwdlen, const unsigned char *const salt,
-                         unsigned long long opslimit, size_t memlimit, int alg);
-
-int
-__wrap_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                     unsigned long long passwdlen, const unsigned char *const salt,
-                     unsigned long long opslimit, size_t memlimit, int alg)
-{
-	FUZZ_CHECK(opslimit <= SP_LINK_ARGON2_OPSLIMIT_MAX, "Argon2id asked for %llu passes", opslimit);
-	FUZZ_CHECK(memlimit <= (size_t)SP_LINK_ARGON2_MEMLIMIT_KIB_MAX * 1024U, "Argon2id asked for %zu bytes",
-	           memlimit);
-	FUZZ_CHECK(passwdlen <= SP_LINK_PASSWORD_INPUT_MAX, "Argon2id got a %llu-byte password", passwdlen);
-	return __real_crypto_pwhash(out, outlen, passwd, passwdlen, salt, crypto_pwhash_argon2id_OPSLIMIT_MIN,
-	                            crypto_pwhash_argon2id_MEMLIMIT_MIN, alg);
-}
 
 /* The fixed test secrets of the seeds. */
 static const char test_password[] = "bakit-monel-sutar-figon";

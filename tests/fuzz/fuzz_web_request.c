@@ -22,8 +22,8 @@
  *     web_log_redact() (a log line).
  *
  * Hooks (-Wl,--wrap): crypto_pwhash checks the Argon2id cost a stored blob
- * asks for and runs the real function at the smallest cost (see
- * fuzz_link_envelope.c); web_tarpit_enter runs the real tarpit bookkeeping but
+ * asks for and runs the real function at the smallest cost (the hook is
+ * fuzz_hook_pwhash.c); web_tarpit_enter runs the real tarpit bookkeeping but
  * never makes a request wait or refuses it, so an input is not answered
  * differently because of the ones before it.  The server is restarted with a
  * fresh store every FUZZ_WEB_RESTART inputs (links can be revoked, uploaded
@@ -82,27 +82,8 @@ static const char test_message[] =
 	"JVBERi0xLjQK\r\n"
 	"--b--\r\n";
 
-int __wrap_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                         unsigned long long passwdlen, const unsigned char *const salt,
-                         unsigned long long opslimit, size_t memlimit, int alg);
-int __real_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                         unsigned long long passwdlen, const unsigned char *const salt,
-                         unsigned long long opslimit, size_t memlimit, int alg);
 int64_t __wrap_web_tarpit_enter(struct web_tarpit *t, const char *key, int64_t now_ms);
 int64_t __real_web_tarpit_enter(struct web_tarpit *t, const char *key, int64_t now_ms);
-
-int
-__wrap_crypto_pwhash(unsigned char *const out, unsigned long long outlen, const char *const passwd,
-                     unsigned long long passwdlen, const unsigned char *const salt,
-                     unsigned long long opslimit, size_t memlimit, int alg)
-{
-	FUZZ_CHECK(opslimit <= SP_LINK_ARGON2_OPSLIMIT_MAX, "Argon2id asked for %llu passes", opslimit);
-	FUZZ_CHECK(memlimit <= (size_t)SP_LINK_ARGON2_MEMLIMIT_KIB_MAX * 1024U, "Argon2id asked for %zu bytes",
-	           memlimit);
-	FUZZ_CHECK(passwdlen <= SP_LINK_PASSWORD_INPUT_MAX, "Argon2id got a %llu-byte password", passwdlen);
-	return __real_crypto_pwhash(out, outlen, passwd, passwdlen, salt, crypto_pwhash_argon2id_OPSLIMIT_MIN,
-	                            crypto_pwhash_argon2id_MEMLIMIT_MIN, alg);
-}
 
 int64_t
 __wrap_web_tarpit_enter(struct web_tarpit *t, const char *key, int64_t now_ms)

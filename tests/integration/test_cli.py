@@ -116,7 +116,7 @@ def test_bad_value_is_reported_by_check_too(cli, upstream, write_file, tmp_path)
 
 
 def test_config_comments_semicolon_and_hash(cli, upstream, write_file, tmp_path):
-    """Both comment styles from SPEC's example, inline and on their own line."""
+    """Both comment styles (docs/configuration.md, "Syntax"), inline and on their own line."""
     text = config_text(upstream, tmp_path).replace(
         "[proxy]\n", "[proxy]\n; a comment\n# another\n", 1).replace(
         "auth = none", "auth = none            ; inline comment", 1)

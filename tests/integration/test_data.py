@@ -2,7 +2,8 @@
 
 End of data is exactly CRLF.CRLF, as sent; a bare CR anywhere in the data
 makes the message fail with 550 5.5.2 after the real end of data, and nothing
-that follows a fake end of data is ever executed (SPEC "SMTP server").  A bare
+that follows a fake end of data is ever executed (docs/limits.md, bare CR and
+bare LF in DATA; docs/configuration.md, [proxy] bare_lf).  A bare
 LF ends a line like CRLF for a trusted client (loopback or authenticated) with
 [proxy] bare_lf = accept-trusted, the default, and fails the message with
 bare_lf = reject; either way a "." line next to a bare LF fails the message,

@@ -230,3 +230,47 @@ def test_upstream_can_offer_only_tls_1_1(upstream):
     with smtplib.SMTP("localhost", upstream.port, timeout=10) as s:
         with pytest.raises(ssl.SSLError):
             s.starttls(context=strict)
+
+
+# -- meson test ----------------------------------------------------------------------
+
+def test_meson_test_runs_every_pytest_file_once():
+    """`meson test -C BUILD` runs the unit tests and every file of this suite,
+    each exactly once, against BUILD's own binaries (tests/meson.build)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from sealpost import sealpost_binary
+
+    build = Path(os.environ.get("SEALPOST_BUILD_DIR") or sealpost_binary().parent.parent).resolve()
+    here = Path(__file__).resolve().parent
+    r = subprocess.run(["meson", "introspect", "--tests", str(build)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    tests = json.loads(r.stdout)
+    suites = {s.split(":")[-1] for t in tests for s in t["suite"]}
+    assert {"unit", "integration", "viewer"} <= suites, suites
+
+    runs: dict[str, int] = {}
+    for t in tests:
+        if not any(s.endswith((":integration", ":viewer")) for s in t["suite"]):
+            continue
+        cmd = t["cmd"]
+        assert cmd[1:3] == ["-m", "pytest"], cmd
+        assert t["env"]["SEALPOST_BIN"] == str(build / "cli" / "sealpost"), t["env"]
+        assert t["env"]["SP_VIEWER_HARNESS"] == str(build / "tests" / "viewer_harness"), t["env"]
+        ignored = {Path(a.split("=", 1)[1]).name for a in cmd if a.startswith("--ignore=")}
+        for a in cmd[3:]:
+            if a.startswith("-"):
+                continue
+            p = Path(a)
+            if p.is_dir() and p.resolve() == here:
+                files = [f.name for f in here.glob("test_*.py") if f.name not in ignored]
+            elif p.suffix == ".py":
+                files = [p.name]
+            else:
+                continue
+            for f in files:
+                runs[f] = runs.get(f, 0) + 1
+    want = {f.name: 1 for f in here.glob("test_*.py")}
+    assert runs == want, {f: n for f, n in {**want, **runs}.items() if runs.get(f, 0) != 1}

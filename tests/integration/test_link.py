@@ -1,5 +1,5 @@
-"""Link mode end to end (issue 4, SPEC "link copy", "Password", "Delivery
-report", "Viewer", [link], [linkserver]): a real client -> the real sealpost
+"""Link mode end to end (docs/viewer.md; docs/configuration.md [link],
+[linkserver]; docs/threat-model.md "Someone holding a link"): a real client -> the real sealpost
 (`run`, with its embedded viewer, or uploading to a second sealpost in
 `linkserver` mode) -> the real aiosmtpd upstream; the recipient's side through
 the real viewer over HTTP and in a real headless Chromium.

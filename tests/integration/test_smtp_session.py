@@ -1,6 +1,6 @@
 """The SMTP server (client side): greeting, EHLO, every verb, sequencing, syntax,
 limits, AUTH and STARTTLS.  Replies are checked by code and RFC 3463 enhanced
-code (SPEC "SMTP server": ENHANCEDSTATUSCODES on every reply)."""
+code (docs/architecture.md, "Conventions": ENHANCEDSTATUSCODES on every reply)."""
 from __future__ import annotations
 
 import base64

@@ -1,7 +1,7 @@
 """Upstream failures: nothing is delivered, the client is told (451 4.x.x, or the
 upstream's own 5xx with its enhanced code), and the log names the reason.
 Certificates are verified (chain, host name, expiry); a missing STARTTLS is a
-failure, never a fallback to clear text (SPEC "Delivery semantics")."""
+failure, never a fallback to clear text (docs/architecture.md, "Delivery semantics")."""
 from __future__ import annotations
 
 import pytest

@@ -1,7 +1,7 @@
 """The link viewer over HTTP: the real server (`sealpost linkserver` through
 tests/helpers/viewer_harness), a real SQLite store, real Argon2id unlocks.
 
-Covers SPEC "Viewer (linkserver)": the form on GET (no view counted), wrong
+Covers docs/viewer.md, "What a request does": the form on GET (no view counted), wrong
 passwords (reveal nothing, count, tarpit, destruction), the message with its
 attachment, security headers on every response, 410 after expiry / revoke /
 max views, exactly one winner of concurrent burn-after-reading unlocks (threads

@@ -40,7 +40,7 @@ SANITIZER_PATTERNS = [
     "ERROR: UndefinedBehaviorSanitizer",
 ]
 
-# Every response must carry these (SPEC "Viewer").
+# Every response must carry these (docs/viewer.md, "What a request does").
 REQUIRED_HEADERS = {
     "cache-control": lambda v: "no-store" in v,
     "referrer-policy": lambda v: v == "no-referrer",
