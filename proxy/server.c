@@ -69,6 +69,9 @@ server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t e
 		srv->lfd[i] = -1;
 	pthread_mutex_init(&srv->lock, NULL);
 	pthread_cond_init(&srv->idle, NULL);
+	srv->cap_ended = (size_t)cfg->proxy.max_connections + 1;
+	srv->ended = sp_xcalloc(srv->cap_ended, sizeof *srv->ended);
+	srv->joining = sp_xcalloc(srv->cap_ended, sizeof *srv->joining);
 	srv->ctx.cfg = cfg;
 	srv->ctx.hostname = "localhost";
 	if (pipe2(srv->stop_pipe, O_CLOEXEC | O_NONBLOCK) < 0) {
@@ -205,6 +208,10 @@ session_thread(void *p)
 	smtp_session_run(&srv->ctx, a->fd, a->implicit_tls);
 	peer_disconnect(a->ip);
 	pthread_mutex_lock(&srv->lock);
+	if (srv->n_ended < srv->cap_ended)
+		srv->ended[srv->n_ended++] = pthread_self();
+	else
+		pthread_detach(pthread_self());    /* cannot happen (see server.h) */
 	left = atomic_fetch_sub(&srv->active, 1) - 1;
 	/* Logged once the slot is given back (and before shutdown can go on):
 	 * from this line on, the next connection is counted without this one. */
@@ -225,6 +232,22 @@ refuse(int fd, const char *msg)
 	close(fd);
 }
 
+/* Join the session threads that have ended (each is at most finishing its
+ * exit by now, so this does not wait on a client). */
+static void
+reap_ended(struct server *srv)
+{
+	size_t n, i;
+
+	pthread_mutex_lock(&srv->lock);
+	n = srv->n_ended;
+	memcpy(srv->joining, srv->ended, n * sizeof *srv->ended);
+	srv->n_ended = 0;
+	pthread_mutex_unlock(&srv->lock);
+	for (i = 0; i < n; i++)
+		pthread_join(srv->joining[i], NULL);
+}
+
 static void
 accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 {
@@ -232,6 +255,7 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 	pthread_t tid;
 	int fd;
 
+	reap_ended(srv);
 	fd = accept4(srv->lfd[i], NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd < 0) {
 		if (errno == EMFILE || errno == ENFILE) {
@@ -286,7 +310,7 @@ server_run(struct server *srv)
 		}
 	}
 	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_JOINABLE);
 	pthread_attr_setstacksize(&attr, SERVER_THREAD_STACK);
 	for (i = 0; i < srv->n_listen; i++) {
 		char *l = sp_xasprintf("%s:%s%s", srv->cfg->proxy.listen[i].host,
@@ -328,6 +352,9 @@ server_run(struct server *srv)
 		if (pthread_cond_timedwait(&srv->idle, &srv->lock, &ts) == ETIMEDOUT)
 			break;
 	pthread_mutex_unlock(&srv->lock);
+	/* Every session that ended is joined: none is still tearing down its
+	 * thread-local state (OpenSSL's) while the process exits. */
+	reap_ended(srv);
 	queue_runner_stop(srv->runner);
 	srv->runner = NULL;
 	return atomic_load(&srv->active) == 0 ? 0 : 1;
@@ -368,4 +395,6 @@ server_free(struct server *srv)
 	sp_pgp_pool_clear();
 	pthread_mutex_destroy(&srv->lock);
 	pthread_cond_destroy(&srv->idle);
+	free(srv->ended);
+	free(srv->joining);
 }

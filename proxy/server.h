@@ -36,6 +36,12 @@ struct server {
 	atomic_uint active;
 	pthread_mutex_t lock;
 	pthread_cond_t idle;
+	/* Session threads that have ended but are not joined yet (under lock).
+	 * Joining, not detaching, is what guarantees a thread has also run its
+	 * thread-local destructors (OpenSSL's per-thread state) before exit. */
+	pthread_t *ended, *joining;    /* max_connections each: no more can end
+	                                * between two reaps than were running */
+	size_t n_ended, cap_ended;
 };
 
 /* Load TLS material (generating it on first run), users, upstream password;
