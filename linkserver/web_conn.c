@@ -193,3 +193,16 @@ web_conns_count(struct web_conns *cs, const struct sockaddr *sa)
 	pthread_mutex_unlock(&cs->lock);
 	return n;
 }
+
+bool
+web_conns_idle(struct web_conns *cs)
+{
+	bool idle;
+
+	if (cs == NULL)
+		return true;
+	pthread_mutex_lock(&cs->lock);
+	idle = cs->head == NULL;
+	pthread_mutex_unlock(&cs->lock);
+	return idle;
+}

@@ -62,5 +62,7 @@ unsigned web_conns_reap(struct web_conns *cs, int64_t now_ms);
 
 /* Connections counted under the key of sa (tests). */
 unsigned web_conns_count(struct web_conns *cs, const struct sockaddr *sa);
+/* Whether no connection is open (NULL counts as none). */
+bool web_conns_idle(struct web_conns *cs);
 
 #endif

@@ -44,6 +44,9 @@
 #define WEB_UPLOAD_DEADLINE_S 600
 /* How often connections are checked against their deadline. */
 #define WEB_REAP_INTERVAL_MS 1000
+/* At stop, how long connections that are closing get to finish before the
+ * daemons are stopped under them (a busy viewer is not held up longer). */
+#define WEB_STOP_DRAIN_MS 2000
 /* Connections at once (each is a thread): enough for a busy personal viewer,
  * bounded so a flood cannot exhaust threads or memory. */
 #define WEB_CONNECTION_LIMIT 256
@@ -1395,6 +1398,15 @@ server_free(struct web_server *ws)
 		pthread_cond_signal(&ws->stop_cond);
 		pthread_mutex_unlock(&ws->stop_lock);
 		pthread_join(ws->sweeper, NULL);
+	}
+	/* Let connections that are closing finish first (bounded): libmicrohttpd
+	 * 0.9.75 can lose a connection whose thread is ending while the daemon
+	 * stops (LeakSanitizer saw its MHD_Connection in fuzz_web_request). */
+	{
+		int64_t until = sp_now_ms() + WEB_STOP_DRAIN_MS;
+		while ((!web_conns_idle(ws->pub.conns) || !web_conns_idle(ws->obx.conns)) &&
+		       sp_now_ms() < until)
+			usleep(10000);
 	}
 	/* The daemons after the sweeper: it reaps their connections. */
 	if (ws->pub.daemon)
