@@ -25,7 +25,7 @@ cp tests/fuzz/corpus/mime_compose/* "$scratch/"
 ASAN_OPTIONS=detect_leaks=0 "$FUZZ_DIR/tests/fuzz/fuzz_mime_compose" -max_total_time=86400 \
 	-close_fd_mask=3 -rss_limit_mb=2048 "$scratch" >/dev/null 2>&1 &
 load=$!
-trap 'kill $load 2>/dev/null; wait $load 2>/dev/null; rm -rf "$scratch"' EXIT
+trap 'kill $load 2>/dev/null; wait $load 2>/dev/null || true; rm -rf "$scratch"' EXIT
 
 failed=0
 for i in $(seq 1 "$RUNS"); do
