@@ -41,7 +41,7 @@ fail_reply(struct smtp_client *c, struct smtp_reply *fail, const char *step, con
 	char enh[16];
 
 	smtp_reply_default_enh(r, enh);
-	smtp_reply_set(fail, 451, "4.4.2", "upstream %s:%s refused %s: %d %s %s", c->host, c->port, step,
+	smtp_reply_set(fail, 451, SMTP_ENH_CONNECTION_TEMP, "upstream %s:%s refused %s: %d %s %s", c->host, c->port, step,
 	               r->code, enh, r->text);
 	c->broken = true;
 }
@@ -61,11 +61,11 @@ command(struct smtp_client *c, const char *line, const char *step, struct smtp_r
 	char err[SP_ERRLEN];
 
 	if (send_line(c, line) < 0 || conn_flush(&c->conn, deadline(c)) < 0) {
-		fail_io(c, fail, "4.4.2", step, conn_error(&c->conn));
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, step, conn_error(&c->conn));
 		return -1;
 	}
 	if (smtp_reply_read(&c->conn, r, deadline(c), err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, fail, "4.4.2", step, err);
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, step, err);
 		return -1;
 	}
 	return 0;
@@ -148,7 +148,8 @@ smtp_client_auth(struct smtp_client *c, const char *user, const char *pass, stru
 	int rv = -1;
 
 	if (!c->cap_auth_plain && !c->cap_auth_login) {
-		smtp_reply_set(fail, 451, "4.7.0", "upstream %s:%s offers no AUTH PLAIN or LOGIN", c->host, c->port);
+		smtp_reply_set(fail, 451, SMTP_ENH_SECURITY_TEMP, "upstream %s:%s offers no AUTH PLAIN or LOGIN", c->host,
+		               c->port);
 		return -1;
 	}
 	if (c->cap_auth_plain) {
@@ -188,10 +189,10 @@ smtp_client_auth(struct smtp_client *c, const char *user, const char *pass, stru
 		char enh[16];
 		smtp_reply_default_enh(&r, enh);
 		if (r.code / 100 == 5)
-			smtp_reply_set(fail, 535, "5.7.8", "upstream %s:%s rejected the credentials: %d %s %s",
+			smtp_reply_set(fail, 535, SMTP_ENH_BAD_CREDENTIALS, "upstream %s:%s rejected the credentials: %d %s %s",
 			               c->host, c->port, r.code, enh, r.text);
 		else
-			smtp_reply_set(fail, 454, "4.7.0", "upstream %s:%s: temporary authentication failure: %d %s %s",
+			smtp_reply_set(fail, 454, SMTP_ENH_SECURITY_TEMP, "upstream %s:%s: temporary authentication failure: %d %s %s",
 			               c->host, c->port, r.code, enh, r.text);
 		goto out;
 	}
@@ -222,19 +223,19 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 	c->timeout_ms = o->timeout_ms;
 	fd = sp_net_connect(o->host, o->port, deadline(c), err, sizeof err);
 	if (fd < 0) {
-		smtp_reply_set(fail, 451, "4.4.1", "upstream %s", err);
+		smtp_reply_set(fail, 451, SMTP_ENH_NO_ANSWER_TEMP, "upstream %s", err);
 		conn_init(&c->conn, -1);
 		goto fail;
 	}
 	conn_init(&c->conn, fd);
 	if (o->tls == SP_UPSTREAM_TLS) {
 		if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
-			fail_io(c, fail, "4.7.5", "TLS", conn_error(&c->conn));
+			fail_io(c, fail, SMTP_ENH_CRYPTO_TEMP, "TLS", conn_error(&c->conn));
 			goto fail;
 		}
 	}
 	if (smtp_reply_read(&c->conn, &r, deadline(c), err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, fail, "4.4.2", "greeting", err);
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, "greeting", err);
 		goto fail;
 	}
 	if (r.code != 220) {
@@ -245,7 +246,7 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 		goto fail;
 	if (o->tls == SP_UPSTREAM_STARTTLS) {
 		if (!c->cap_starttls) {
-			smtp_reply_set(fail, 451, "4.7.4",
+			smtp_reply_set(fail, 451, SMTP_ENH_NO_SECURITY_TEMP,
 			               "upstream %s:%s does not offer STARTTLS; refusing to send in clear",
 			               c->host, c->port);
 			goto fail;
@@ -257,7 +258,7 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 			goto fail;
 		}
 		if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
-			fail_io(c, fail, "4.7.5", "TLS", conn_error(&c->conn));
+			fail_io(c, fail, SMTP_ENH_CRYPTO_TEMP, "TLS", conn_error(&c->conn));
 			goto fail;
 		}
 		/* RFC 3207 4.2: forget everything learned before TLS. */
@@ -324,7 +325,7 @@ read_reply(struct smtp_client *c, struct smtp_reply *r, int64_t dl, struct smtp_
 	char err[SP_ERRLEN];
 
 	if (smtp_reply_read(&c->conn, r, dl, err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, &t->final, "4.4.2", step, err);
+		fail_io(c, &t->final, SMTP_ENH_CONNECTION_TEMP, step, err);
 		return -1;
 	}
 	return 0;
@@ -350,16 +351,18 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	for (i = 0; i < t->n_rcpts; i++)
 		smtp_reply_clear(&t->rcpt_replies[i]);
 	if (c->cap_size && t->body->len > c->cap_size) {
-		smtp_reply_set(&t->final, 552, "5.3.4", "message size %zu exceeds the upstream's limit of %llu",
+		smtp_reply_set(&t->final, 552, SMTP_ENH_TOO_BIG, "message size %zu exceeds the upstream's limit of %llu",
 		               t->body->len, (unsigned long long)c->cap_size);
 		return 0;
 	}
 	if (t->eightbit && !c->cap_8bitmime) {
-		smtp_reply_set(&t->final, 554, "5.6.3", "upstream %s does not accept 8-bit mail (no 8BITMIME)", c->host);
+		smtp_reply_set(&t->final, 554, SMTP_ENH_NEED_CONVERSION,
+		               "upstream %s does not accept 8-bit mail (no 8BITMIME)", c->host);
 		return 0;
 	}
 	if (t->smtputf8 && !c->cap_smtputf8) {
-		smtp_reply_set(&t->final, 553, "5.6.7", "upstream %s does not accept UTF-8 addresses (no SMTPUTF8)", c->host);
+		smtp_reply_set(&t->final, 553, SMTP_ENH_NEED_SMTPUTF8,
+		               "upstream %s does not accept UTF-8 addresses (no SMTPUTF8)", c->host);
 		return 0;
 	}
 	c->transactions++;
@@ -454,7 +457,7 @@ no_rcpts:
 	rv = 0;
 	goto out;
 io:
-	fail_io(c, &t->final, "4.4.2", "sending", conn_error(&c->conn));
+	fail_io(c, &t->final, SMTP_ENH_CONNECTION_TEMP, "sending", conn_error(&c->conn));
 out:
 	if (rv == 0 && t->final.code != 250 && !c->broken)
 		smtp_client_rset(c);
