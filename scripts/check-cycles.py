@@ -7,8 +7,10 @@ the file-level call graph is read from its object files: file A uses file B
 when a symbol A leaves undefined (`nm -u`) is one B defines (`nm --defined-only`,
 global symbols only).  Any strongly connected set of two or more files is a
 cycle: those files cannot be read, tested or reused one without the other.
-Each cycle is printed with one concrete circle through it and the symbols on
-its edges; the exit status is 1 if there is any, 0 otherwise.
+The libraries themselves are checked the same way (common <- crypto <-
+linkserver <- proxy <- cli must stay a ladder, not a circle).  Each cycle is
+printed with one concrete circle through it and the symbols on its edges; the
+exit status is 1 if there is any, 0 otherwise.
 
 Run by `meson test -C build --suite unit` (test `cycles`)."""
 import os
@@ -52,19 +54,35 @@ def objects(build, lib):
     return objs
 
 
-def graph(objs):
-    defined = {f: nm(p, "--defined-only") for f, p in objs.items()}
+def graph(units):
+    """units: name -> list of object files.  Edges name -> name -> symbols."""
     owner = {}
-    for f, syms in defined.items():
-        for s in syms:
-            owner[s] = f
-    edges = {f: {} for f in objs}
-    for f, p in objs.items():
-        for s in sorted(nm(p, "-u")):
+    for u, paths in units.items():
+        for p in paths:
+            for s in nm(p, "--defined-only"):
+                owner[s] = u
+    edges = {u: {} for u in units}
+    for u, paths in units.items():
+        undefined = set()
+        for p in paths:
+            undefined |= nm(p, "-u")
+        for s in sorted(undefined):
             g = owner.get(s)
-            if g is not None and g != f:
-                edges[f].setdefault(g, []).append(s)
+            if g is not None and g != u:
+                edges[u].setdefault(g, []).append(s)
     return edges
+
+
+def report(label, edges):
+    n = 0
+    for comp in sccs(edges):
+        n += 1
+        path = circle(edges, comp)
+        print("%s: cycle among %s" % (label, ", ".join(comp)))
+        print("  " + " -> ".join(path))
+        for a, b in zip(path, path[1:]):
+            print("    %s -> %s: %s" % (a, b, ", ".join(edges[a][b])))
+    return n
 
 
 def sccs(edges):
@@ -128,15 +146,12 @@ def main():
     build = sys.argv[1]
     libs = sys.argv[2:] or LIBS
     found = 0
+    per_lib = {}
     for lib in libs:
-        edges = graph(objects(build, lib))
-        for comp in sccs(edges):
-            found += 1
-            path = circle(edges, comp)
-            print("%s/: cycle among %s" % (lib, ", ".join(comp)))
-            print("  " + " -> ".join(path))
-            for a, b in zip(path, path[1:]):
-                print("    %s -> %s: %s" % (a, b, ", ".join(edges[a][b])))
+        objs = objects(build, lib)
+        per_lib[lib] = list(objs.values())
+        found += report(lib + "/", graph({f: [p] for f, p in objs.items()}))
+    found += report("libraries", graph(per_lib))
     if found:
         print("check-cycles: %d cycle(s)" % found)
         return 1
