@@ -264,6 +264,8 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		build_as_is(cx, &view, err, errsz);
 		sp_copy_blob(&view, &b, &one);
 		r = sp_link_bundle_make(cx->cfg, cx->env, &b, idx, n, &settings, &out->link, err, errsz);
+		if (out->link)
+			out->link_free = sp_link_bundle_free;
 		free(view.spans);
 		if (r < 0)
 			goto out;

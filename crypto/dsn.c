@@ -8,7 +8,6 @@
 #include <gmime/gmime.h>
 
 #include "mime_message.h"
-#include "pgp_mime.h"
 
 static GMimePart *
 text_part(const char *type, const char *subtype, const char *text)

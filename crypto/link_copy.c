@@ -11,8 +11,6 @@
 
 #include <sodium.h>
 
-#include "pgp_mime.h"
-
 /* Built from conf/templates/ by conf/templates/embed.py. */
 extern const char sp_tmpl_link_txt[];
 extern const char sp_tmpl_link_html[];

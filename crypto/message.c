@@ -1,8 +1,6 @@
 /* message.c - envelope and copy bookkeeping. */
 #include "message.h"
 
-#include "link_copy.h"
-
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -180,6 +178,8 @@ sp_copies_free(struct sp_copies *c)
 	free(c->v);
 	c->v = NULL;
 	c->n = 0;
-	sp_link_bundle_free(c->link);
+	if (c->link && c->link_free)
+		c->link_free(c->link);
 	c->link = NULL;
+	c->link_free = NULL;
 }

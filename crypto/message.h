@@ -86,6 +86,9 @@ struct sp_copies {
 	struct sp_copy *v;
 	size_t n;
 	struct sp_link_bundle *link;   /* link mode: what the proxy publishes first */
+	/* Frees link; set by whoever sets link (compose.c, with link_copy.c's
+	 * sp_link_bundle_free), so that this file need not know the bundle. */
+	void (*link_free)(struct sp_link_bundle *link);
 };
 
 struct sp_copy *sp_copies_add(struct sp_copies *c, enum sp_form form);

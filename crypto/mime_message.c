@@ -951,3 +951,11 @@ sp_sink_object(struct sp_sink *s, GMimeObject *obj)
 	g_mime_format_options_free(fo);
 	return rv;
 }
+
+int
+sp_mime_append_object(GMimeObject *obj, struct sp_buf *out)
+{
+	struct sp_sink sink = { out, -1 };
+
+	return sp_sink_object(&sink, obj);
+}

@@ -140,6 +140,9 @@ struct sp_sink {
 int sp_sink_write(struct sp_sink *s, const void *p, size_t n);
 /* Serialise a GMime object into the sink, CRLF line endings. */
 int sp_sink_object(struct sp_sink *s, GMimeObject *obj);
+/* Append a MIME entity built with GMime, CRLF line endings: sp_sink_object
+ * into a memory sink. */
+int sp_mime_append_object(GMimeObject *obj, struct sp_buf *out);
 
 /* Is the client's message already encrypted?  Then it is relayed as it is.
  * Only when its body is one OpenPGP message that really is encrypted and

@@ -6,14 +6,6 @@
 
 #include <sodium.h>
 
-int
-sp_mime_append_object(GMimeObject *obj, struct sp_buf *out)
-{
-	struct sp_sink sink = { out, -1 };
-
-	return sp_sink_object(&sink, obj);
-}
-
 static GMimePart *
 part_7bit(const char *type, const char *subtype, GMimeStream *content)
 {

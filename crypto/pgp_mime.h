@@ -19,7 +19,4 @@ int sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_sub
                       const char *const *fprs, size_t n, const char *sign_fpr, struct sp_sink *out,
                       char *err, size_t errsz);
 
-/* Append a MIME entity built with GMime, CRLF line endings. */
-int sp_mime_append_object(GMimeObject *obj, struct sp_buf *out);
-
 #endif

@@ -73,8 +73,8 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 	if (e->user[0] && pw == NULL) {
 		for (i = 0; i < e->n_rcpts; i++) {
 			out[i].status = RELAY_TEMPFAIL;
-			snprintf(out[i].text, sizeof out[i].text, "451 4.7.0 no credentials for %s since a restart",
-			         e->user);
+			snprintf(out[i].text, sizeof out[i].text,
+			         "451 " SMTP_ENH_SECURITY_TEMP " no credentials for %s since a restart", e->user);
 		}
 	} else {
 		relay_send(relay, creds.user ? &creds : NULL, e->mail_from, (const char *const *)e->rcpts,
@@ -104,7 +104,7 @@ deliver_entry(struct queue *q, struct relay *relay, const struct sp_config *cfg,
 		d[nd].addr = e->rcpts[i];
 		d[nd].form = e->form;
 		d[nd].diagnostic = out[i].text;
-		sp_strlcpy(d[nd].status, d[nd].delayed ? "4.4.7" : out[i].enh[0] ? out[i].enh : "5.0.0",
+		sp_strlcpy(d[nd].status, d[nd].delayed ? SMTP_ENH_EXPIRED_TEMP : out[i].enh[0] ? out[i].enh : SMTP_ENH_FAIL,
 		           sizeof d[nd].status);
 		nd++;
 		pass->bounced++;

@@ -366,7 +366,7 @@ relay_send(struct relay *r, const struct relay_creds *creds, const char *from,
 	for (j = 0; j < n; j++) {
 		if (outcomes[j].code == 535) {
 			outcomes[j].status = RELAY_TEMPFAIL;
-			snprintf(outcomes[j].enh, sizeof outcomes[j].enh, "4.7.8");
+			sp_strlcpy(outcomes[j].enh, SMTP_ENH_BAD_CREDENTIALS_TEMP, sizeof outcomes[j].enh);
 			outcomes[j].code = 451;
 		}
 	}
@@ -582,8 +582,8 @@ send_copies(struct relay *r, const struct relay_creds *creds, const struct sp_en
 			for (j = 0; j < cp->n_rcpts; j++) {
 				out[j].status = RELAY_TEMPFAIL;
 				out[j].code = 451;
-				snprintf(out[j].enh, sizeof out[j].enh, "4.3.0");
-				snprintf(out[j].text, sizeof out[j].text, "451 4.3.0 not attempted");
+				sp_strlcpy(out[j].enh, SMTP_ENH_SYSTEM_TEMP, sizeof out[j].enh);
+				snprintf(out[j].text, sizeof out[j].text, "451 " SMTP_ENH_SYSTEM_TEMP " not attempted");
 			}
 		} else {
 			struct sp_blob b;
@@ -631,7 +631,7 @@ queue_deferred(struct relay *r, const struct relay_creds *creds, const struct sp
 			}
 		}
 		sp_log_error("%s: cannot queue: %s", env->id, qerr);
-		smtp_reply_set(&res->reply, 451, "4.3.0", "upstream unavailable and the queue cannot be "
+		smtp_reply_set(&res->reply, 451, SMTP_ENH_SYSTEM_TEMP, "upstream unavailable and the queue cannot be "
 		               "written (%s); try again later", qerr);
 	}
 	free(added);
@@ -697,7 +697,7 @@ relay_deliver(struct relay *r, const struct relay_creds *creds, const struct sp_
 	if (res->n_failed)
 		snprintf(extra + strlen(extra), sizeof extra - strlen(extra),
 		         ", %zu refused (a delivery report follows)", res->n_failed);
-	smtp_reply_set(&res->reply, 250, "2.0.0", "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
+	smtp_reply_set(&res->reply, 250, SMTP_ENH_OK, "Ok: %s: %zu of %zu recipients sent upstream%s", env->id,
 	               res->n_sent, env->n_rcpts, extra);
 	/* The message is accepted: now the sender's own receipt. */
 	for (k = 0; k < copies->n; k++)

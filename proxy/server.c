@@ -19,6 +19,7 @@
 #include "net.h"
 #include "peer_limits.h"
 #include "pgp.h"
+#include "smtp_reply.h"
 #include "tls.h"
 #include "web_outbox.h"
 
@@ -269,7 +270,7 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 		sp_net_peer_name(fd, peer, sizeof peer);
 		sp_log_warn("smtp %s: refused: %llu connections already (max_connections)", peer,
 		            (unsigned long long)srv->cfg->proxy.max_connections);
-		refuse(fd, "421 4.7.0 localhost Too many connections; try again later\r\n");
+		refuse(fd, "421 " SMTP_ENH_SECURITY_TEMP " localhost Too many connections; try again later\r\n");
 		return;
 	}
 	a = sp_xcalloc(1, sizeof *a);
@@ -280,7 +281,8 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 		sp_log_warn("smtp %s: refused: %llu connections from this address already "
 		            "(max_connections_per_ip)", a->ip,
 		            (unsigned long long)srv->cfg->proxy.max_connections_per_ip);
-		refuse(fd, "421 4.7.0 localhost Too many connections from your address; try again later\r\n");
+		refuse(fd, "421 " SMTP_ENH_SECURITY_TEMP
+		           " localhost Too many connections from your address; try again later\r\n");
 		free(a);
 		return;
 	}
@@ -289,7 +291,7 @@ accept_one(struct server *srv, unsigned i, pthread_attr_t *attr)
 		atomic_fetch_sub(&srv->active, 1);
 		peer_disconnect(a->ip);
 		sp_log_error("cannot start a session thread: %s", strerror(errno));
-		refuse(fd, "421 4.3.2 localhost Service temporarily unavailable\r\n");
+		refuse(fd, "421 " SMTP_ENH_NOT_ACCEPTING_TEMP " localhost Service temporarily unavailable\r\n");
 		free(a);
 	}
 }

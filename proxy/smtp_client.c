@@ -41,7 +41,7 @@ fail_reply(struct smtp_client *c, struct smtp_reply *fail, const char *step, con
 	char enh[16];
 
 	smtp_reply_default_enh(r, enh);
-	smtp_reply_set(fail, 451, "4.4.2", "upstream %s:%s refused %s: %d %s %s", c->host, c->port, step,
+	smtp_reply_set(fail, 451, SMTP_ENH_CONNECTION_TEMP, "upstream %s:%s refused %s: %d %s %s", c->host, c->port, step,
 	               r->code, enh, r->text);
 	c->broken = true;
 }
@@ -61,11 +61,11 @@ command(struct smtp_client *c, const char *line, const char *step, struct smtp_r
 	char err[SP_ERRLEN];
 
 	if (send_line(c, line) < 0 || conn_flush(&c->conn, deadline(c)) < 0) {
-		fail_io(c, fail, "4.4.2", step, conn_error(&c->conn));
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, step, conn_error(&c->conn));
 		return -1;
 	}
 	if (smtp_reply_read(&c->conn, r, deadline(c), err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, fail, "4.4.2", step, err);
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, step, err);
 		return -1;
 	}
 	return 0;
@@ -148,7 +148,8 @@ smtp_client_auth(struct smtp_client *c, const char *user, const char *pass, stru
 	int rv = -1;
 
 	if (!c->cap_auth_plain && !c->cap_auth_login) {
-		smtp_reply_set(fail, 451, "4.7.0", "upstream %s:%s offers no AUTH PLAIN or LOGIN", c->host, c->port);
+		smtp_reply_set(fail, 451, SMTP_ENH_SECURITY_TEMP, "upstream %s:%s offers no AUTH PLAIN or LOGIN", c->host,
+		               c->port);
 		return -1;
 	}
 	if (c->cap_auth_plain) {
@@ -188,10 +189,10 @@ smtp_client_auth(struct smtp_client *c, const char *user, const char *pass, stru
 		char enh[16];
 		smtp_reply_default_enh(&r, enh);
 		if (r.code / 100 == 5)
-			smtp_reply_set(fail, 535, "5.7.8", "upstream %s:%s rejected the credentials: %d %s %s",
+			smtp_reply_set(fail, 535, SMTP_ENH_BAD_CREDENTIALS, "upstream %s:%s rejected the credentials: %d %s %s",
 			               c->host, c->port, r.code, enh, r.text);
 		else
-			smtp_reply_set(fail, 454, "4.7.0", "upstream %s:%s: temporary authentication failure: %d %s %s",
+			smtp_reply_set(fail, 454, SMTP_ENH_SECURITY_TEMP, "upstream %s:%s: temporary authentication failure: %d %s %s",
 			               c->host, c->port, r.code, enh, r.text);
 		goto out;
 	}
@@ -208,11 +209,71 @@ out:
 	return rv;
 }
 
+/* Implicit TLS when configured, then the 220 greeting. */
+static int
+greet(struct smtp_client *c, const struct smtp_client_opts *o, struct smtp_reply *fail)
+{
+	struct smtp_reply r = { 0 };
+	char err[SP_ERRLEN];
+	int rv = -1;
+
+	if (o->tls == SP_UPSTREAM_TLS) {
+		if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
+			fail_io(c, fail, SMTP_ENH_CRYPTO_TEMP, "TLS", conn_error(&c->conn));
+			goto out;
+		}
+	}
+	if (smtp_reply_read(&c->conn, &r, deadline(c), err, sizeof err) != SMTP_REPLY_OK) {
+		fail_io(c, fail, SMTP_ENH_CONNECTION_TEMP, "greeting", err);
+		goto out;
+	}
+	if (r.code != 220) {
+		fail_reply(c, fail, "the connection", &r);
+		goto out;
+	}
+	rv = 0;
+out:
+	smtp_reply_clear(&r);
+	return rv;
+}
+
+/* STARTTLS after the first EHLO, and EHLO again inside TLS.  An upstream
+ * that does not offer it is a failure, never a reason to send in clear. */
+static int
+starttls(struct smtp_client *c, const struct smtp_client_opts *o, struct smtp_reply *fail)
+{
+	struct smtp_reply r = { 0 };
+	int rv = -1;
+
+	if (!c->cap_starttls) {
+		smtp_reply_set(fail, 451, SMTP_ENH_NO_SECURITY_TEMP,
+		               "upstream %s:%s does not offer STARTTLS; refusing to send in clear",
+		               c->host, c->port);
+		goto out;
+	}
+	if (command(c, "STARTTLS", "STARTTLS", &r, fail) < 0)
+		goto out;
+	if (r.code != 220) {
+		fail_reply(c, fail, "STARTTLS", &r);
+		goto out;
+	}
+	if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
+		fail_io(c, fail, SMTP_ENH_CRYPTO_TEMP, "TLS", conn_error(&c->conn));
+		goto out;
+	}
+	/* RFC 3207 4.2: forget everything learned before TLS. */
+	if (ehlo(c, o->helo, fail) < 0)
+		goto out;
+	rv = 0;
+out:
+	smtp_reply_clear(&r);
+	return rv;
+}
+
 int
 smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, struct smtp_reply *fail)
 {
 	struct smtp_client *c = sp_xcalloc(1, sizeof *c);
-	struct smtp_reply r = { 0 };
 	char err[SP_ERRLEN];
 	int fd;
 
@@ -222,59 +283,24 @@ smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, str
 	c->timeout_ms = o->timeout_ms;
 	fd = sp_net_connect(o->host, o->port, deadline(c), err, sizeof err);
 	if (fd < 0) {
-		smtp_reply_set(fail, 451, "4.4.1", "upstream %s", err);
+		smtp_reply_set(fail, 451, SMTP_ENH_NO_ANSWER_TEMP, "upstream %s", err);
 		conn_init(&c->conn, -1);
 		goto fail;
 	}
 	conn_init(&c->conn, fd);
-	if (o->tls == SP_UPSTREAM_TLS) {
-		if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
-			fail_io(c, fail, "4.7.5", "TLS", conn_error(&c->conn));
-			goto fail;
-		}
-	}
-	if (smtp_reply_read(&c->conn, &r, deadline(c), err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, fail, "4.4.2", "greeting", err);
+	if (greet(c, o, fail) < 0 || ehlo(c, o->helo, fail) < 0)
 		goto fail;
-	}
-	if (r.code != 220) {
-		fail_reply(c, fail, "the connection", &r);
+	if (o->tls == SP_UPSTREAM_STARTTLS && starttls(c, o, fail) < 0)
 		goto fail;
-	}
-	if (ehlo(c, o->helo, fail) < 0)
-		goto fail;
-	if (o->tls == SP_UPSTREAM_STARTTLS) {
-		if (!c->cap_starttls) {
-			smtp_reply_set(fail, 451, "4.7.4",
-			               "upstream %s:%s does not offer STARTTLS; refusing to send in clear",
-			               c->host, c->port);
-			goto fail;
-		}
-		if (command(c, "STARTTLS", "STARTTLS", &r, fail) < 0)
-			goto fail;
-		if (r.code != 220) {
-			fail_reply(c, fail, "STARTTLS", &r);
-			goto fail;
-		}
-		if (conn_starttls_client(&c->conn, o->tls_ctx, o->host, deadline(c)) < 0) {
-			fail_io(c, fail, "4.7.5", "TLS", conn_error(&c->conn));
-			goto fail;
-		}
-		/* RFC 3207 4.2: forget everything learned before TLS. */
-		if (ehlo(c, o->helo, fail) < 0)
-			goto fail;
-	}
 	if (c->conn.ssl) {
 		conn_tls_info(&c->conn, c->tls_info, sizeof c->tls_info);
 		tls_peer_summary(c->conn.ssl, c->peer_cert, sizeof c->peer_cert);
 	}
 	if (o->username && *o->username && smtp_client_auth(c, o->username, o->password, fail) < 0)
 		goto fail;
-	smtp_reply_clear(&r);
 	*out = c;
 	return 0;
 fail:
-	smtp_reply_clear(&r);
 	conn_close(&c->conn);
 	free(c);
 	return -1;
@@ -324,7 +350,7 @@ read_reply(struct smtp_client *c, struct smtp_reply *r, int64_t dl, struct smtp_
 	char err[SP_ERRLEN];
 
 	if (smtp_reply_read(&c->conn, r, dl, err, sizeof err) != SMTP_REPLY_OK) {
-		fail_io(c, &t->final, "4.4.2", step, err);
+		fail_io(c, &t->final, SMTP_ENH_CONNECTION_TEMP, step, err);
 		return -1;
 	}
 	return 0;
@@ -336,33 +362,69 @@ copy_reply(struct smtp_reply *dst, const struct smtp_reply *src)
 	smtp_reply_set(dst, src->code, src->enh, "%s", src->text);
 }
 
-int
-smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
-{
-	struct smtp_reply mail = { 0 }, data = { 0 };
-	char line[SMTP_PATH_MAX + 128];
-	size_t i;
-	int rv = -1;
-	bool pipelined = c->cap_pipelining;
+/* Where a step of a transaction leaves it (the value smtp_client_send
+ * returns, except TXN_CONTINUE). */
+enum txn_step {
+	TXN_CONTINUE = 1,   /* go on with the next step */
+	TXN_DONE = 0,       /* the upstream answered: t->final says how it ended */
+	TXN_BROKEN = -1,    /* the connection failed: t->final names why */
+};
 
-	t->n_accepted = 0;
-	smtp_reply_clear(&t->final);
-	for (i = 0; i < t->n_rcpts; i++)
-		smtp_reply_clear(&t->rcpt_replies[i]);
+/* Writing to the upstream failed. */
+static enum txn_step
+fail_send(struct smtp_client *c, struct smtp_txn *t)
+{
+	fail_io(c, &t->final, SMTP_ENH_CONNECTION_TEMP, "sending", conn_error(&c->conn));
+	return TXN_BROKEN;
+}
+
+/* Every recipient was refused: the first refusal is the answer. */
+static enum txn_step
+refused_all(struct smtp_txn *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n_rcpts; i++) {
+		if (t->rcpt_replies[i].code / 100 != 2) {
+			copy_reply(&t->final, &t->rcpt_replies[i]);
+			break;
+		}
+	}
+	return TXN_DONE;
+}
+
+/* A copy the upstream said it cannot take (SIZE, 8BITMIME, SMTPUTF8) is
+ * refused here, before MAIL. */
+static enum txn_step
+check_capabilities(const struct smtp_client *c, struct smtp_txn *t)
+{
 	if (c->cap_size && t->body->len > c->cap_size) {
-		smtp_reply_set(&t->final, 552, "5.3.4", "message size %zu exceeds the upstream's limit of %llu",
+		smtp_reply_set(&t->final, 552, SMTP_ENH_TOO_BIG, "message size %zu exceeds the upstream's limit of %llu",
 		               t->body->len, (unsigned long long)c->cap_size);
-		return 0;
+		return TXN_DONE;
 	}
 	if (t->eightbit && !c->cap_8bitmime) {
-		smtp_reply_set(&t->final, 554, "5.6.3", "upstream %s does not accept 8-bit mail (no 8BITMIME)", c->host);
-		return 0;
+		smtp_reply_set(&t->final, 554, SMTP_ENH_NEED_CONVERSION,
+		               "upstream %s does not accept 8-bit mail (no 8BITMIME)", c->host);
+		return TXN_DONE;
 	}
 	if (t->smtputf8 && !c->cap_smtputf8) {
-		smtp_reply_set(&t->final, 553, "5.6.7", "upstream %s does not accept UTF-8 addresses (no SMTPUTF8)", c->host);
-		return 0;
+		smtp_reply_set(&t->final, 553, SMTP_ENH_NEED_SMTPUTF8,
+		               "upstream %s does not accept UTF-8 addresses (no SMTPUTF8)", c->host);
+		return TXN_DONE;
 	}
-	c->transactions++;
+	return TXN_CONTINUE;
+}
+
+/* MAIL FROM and RCPT TO.  Without PIPELINING each waits for its reply (the
+ * reply to MAIL in *mail); with it they go out unanswered. */
+static enum txn_step
+send_envelope(struct smtp_client *c, struct smtp_txn *t, struct smtp_reply *mail)
+{
+	char line[SMTP_PATH_MAX + 128];
+	size_t i;
+	bool pipelined = c->cap_pipelining;
+
 	snprintf(line, sizeof line, "MAIL FROM:<%s>", t->mail_from);
 	if (c->cap_size)
 		snprintf(line + strlen(line), sizeof line - strlen(line), " SIZE=%zu", t->body->len);
@@ -371,96 +433,116 @@ smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
 	if (t->smtputf8)
 		strcat(line, " SMTPUTF8");
 	if (send_line(c, line) < 0)
-		goto io;
+		return fail_send(c, t);
 	if (!pipelined) {
 		if (conn_flush(&c->conn, deadline(c)) < 0)
-			goto io;
-		if (read_reply(c, &mail, deadline(c), t, "MAIL") < 0)
-			goto out;
-		if (mail.code != 250) {
-			copy_reply(&t->final, &mail);
-			rv = 0;
-			goto out;
+			return fail_send(c, t);
+		if (read_reply(c, mail, deadline(c), t, "MAIL") < 0)
+			return TXN_BROKEN;
+		if (mail->code != 250) {
+			copy_reply(&t->final, mail);
+			return TXN_DONE;
 		}
 	}
 	for (i = 0; i < t->n_rcpts; i++) {
 		snprintf(line, sizeof line, "RCPT TO:<%s>", t->rcpts[i]);
 		if (send_line(c, line) < 0)
-			goto io;
+			return fail_send(c, t);
 		if (!pipelined) {
 			if (conn_flush(&c->conn, deadline(c)) < 0)
-				goto io;
+				return fail_send(c, t);
 			if (read_reply(c, &t->rcpt_replies[i], deadline(c), t, "RCPT") < 0)
-				goto out;
+				return TXN_BROKEN;
 			if (t->rcpt_replies[i].code / 100 == 2)
 				t->n_accepted++;
 		}
 	}
 	if (!pipelined && t->n_accepted == 0)
-		goto no_rcpts;
+		return refused_all(t);
+	return TXN_CONTINUE;
+}
+
+/* DATA, and its reply in *data; with PIPELINING first the replies to MAIL
+ * (in *mail) and to each RCPT. */
+static enum txn_step
+send_data_command(struct smtp_client *c, struct smtp_txn *t, struct smtp_reply *mail, struct smtp_reply *data)
+{
+	size_t i;
+
 	if (send_line(c, "DATA") < 0 || conn_flush(&c->conn, deadline(c)) < 0)
-		goto io;
-	if (pipelined) {
+		return fail_send(c, t);
+	if (c->cap_pipelining) {
 		/* RFC 2920: replies come back in order; DATA ends the group. */
-		if (read_reply(c, &mail, deadline(c), t, "MAIL") < 0)
-			goto out;
+		if (read_reply(c, mail, deadline(c), t, "MAIL") < 0)
+			return TXN_BROKEN;
 		for (i = 0; i < t->n_rcpts; i++) {
 			if (read_reply(c, &t->rcpt_replies[i], deadline(c), t, "RCPT") < 0)
-				goto out;
-			if (mail.code == 250 && t->rcpt_replies[i].code / 100 == 2)
+				return TXN_BROKEN;
+			if (mail->code == 250 && t->rcpt_replies[i].code / 100 == 2)
 				t->n_accepted++;
 		}
 	}
-	if (read_reply(c, &data, deadline(c), t, "DATA") < 0)
-		goto out;
-	if (pipelined && mail.code != 250) {
-		copy_reply(&t->final, &mail);
-		if (data.code == 354 && write_data(c, NULL) < 0)
-			goto io;
-		if (data.code == 354 && read_reply(c, &data, deadline(c), t, "end of data") < 0)
-			goto out;
-		rv = 0;
-		goto out;
+	if (read_reply(c, data, deadline(c), t, "DATA") < 0)
+		return TXN_BROKEN;
+	return TXN_CONTINUE;
+}
+
+/* After the reply to DATA: the body and the final reply (t->final), or an
+ * empty body where the upstream asks for one nobody will receive. */
+static enum txn_step
+send_body(struct smtp_client *c, struct smtp_txn *t, const struct smtp_reply *mail, struct smtp_reply *data)
+{
+	if (c->cap_pipelining && mail->code != 250) {
+		copy_reply(&t->final, mail);
+		if (data->code == 354 && write_data(c, NULL) < 0)
+			return fail_send(c, t);
+		if (data->code == 354 && read_reply(c, data, deadline(c), t, "end of data") < 0)
+			return TXN_BROKEN;
+		return TXN_DONE;
 	}
 	if (t->n_accepted == 0) {
-		if (data.code == 354) {
+		if (data->code == 354) {
 			/* A server that accepted DATA without recipients gets an empty body. */
 			if (write_data(c, NULL) < 0)
-				goto io;
-			if (read_reply(c, &data, deadline(c), t, "end of data") < 0)
-				goto out;
+				return fail_send(c, t);
+			if (read_reply(c, data, deadline(c), t, "end of data") < 0)
+				return TXN_BROKEN;
 		}
-		goto no_rcpts;
+		return refused_all(t);
 	}
-	if (data.code != 354) {
-		copy_reply(&t->final, &data);
-		rv = 0;
-		goto out;
+	if (data->code != 354) {
+		copy_reply(&t->final, data);
+		return TXN_DONE;
 	}
 	if (write_data(c, t->body) < 0)
-		goto io;
+		return fail_send(c, t);
 	if (read_reply(c, &t->final, sp_now_ms() + SMTP_CLIENT_FINAL_TIMEOUT_MS, t, "end of data") < 0)
-		goto out;
-	rv = 0;
-	goto out;
-no_rcpts:
-	/* Every recipient was refused: the first refusal is the answer. */
-	for (i = 0; i < t->n_rcpts; i++) {
-		if (t->rcpt_replies[i].code / 100 != 2) {
-			copy_reply(&t->final, &t->rcpt_replies[i]);
-			break;
-		}
-	}
-	rv = 0;
-	goto out;
-io:
-	fail_io(c, &t->final, "4.4.2", "sending", conn_error(&c->conn));
-out:
-	if (rv == 0 && t->final.code != 250 && !c->broken)
+		return TXN_BROKEN;
+	return TXN_DONE;
+}
+
+int
+smtp_client_send(struct smtp_client *c, struct smtp_txn *t)
+{
+	struct smtp_reply mail = { 0 }, data = { 0 };
+	enum txn_step st;
+	size_t i;
+
+	t->n_accepted = 0;
+	smtp_reply_clear(&t->final);
+	for (i = 0; i < t->n_rcpts; i++)
+		smtp_reply_clear(&t->rcpt_replies[i]);
+	if ((st = check_capabilities(c, t)) != TXN_CONTINUE)
+		return st;
+	c->transactions++;
+	if ((st = send_envelope(c, t, &mail)) == TXN_CONTINUE &&
+	    (st = send_data_command(c, t, &mail, &data)) == TXN_CONTINUE)
+		st = send_body(c, t, &mail, &data);
+	if (st == TXN_DONE && t->final.code != 250 && !c->broken)
 		smtp_client_rset(c);
 	smtp_reply_clear(&mail);
 	smtp_reply_clear(&data);
-	return rv;
+	return st;
 }
 
 int

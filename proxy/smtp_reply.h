@@ -37,9 +37,15 @@ struct smtp_reply {
 #define SMTP_ENH_PROTOCOL_OK "2.5.0"          /* X.5.0 other protocol status */
 #define SMTP_ENH_AUTH_OK "2.7.0"              /* X.7.0 other security status */
 #define SMTP_ENH_SYSTEM_TEMP "4.3.0"          /* X.3.0 other mail system status */
+#define SMTP_ENH_NOT_ACCEPTING_TEMP "4.3.2"   /* X.3.2 system not accepting network messages */
+#define SMTP_ENH_NO_ANSWER_TEMP "4.4.1"       /* X.4.1 no answer from host */
 #define SMTP_ENH_CONNECTION_TEMP "4.4.2"      /* X.4.2 bad connection */
+#define SMTP_ENH_EXPIRED_TEMP "4.4.7"         /* X.4.7 delivery time expired */
 #define SMTP_ENH_TOO_MANY_RCPTS "4.5.3"       /* X.5.3 too many recipients */
 #define SMTP_ENH_SECURITY_TEMP "4.7.0"        /* X.7.0 other security status */
+#define SMTP_ENH_NO_SECURITY_TEMP "4.7.4"     /* X.7.4 security features not supported */
+#define SMTP_ENH_CRYPTO_TEMP "4.7.5"          /* X.7.5 cryptographic failure */
+#define SMTP_ENH_BAD_CREDENTIALS_TEMP "4.7.8" /* X.7.8 authentication credentials invalid */
 #define SMTP_ENH_FAIL "5.0.0"                 /* X.0.0 other or undefined status */
 #define SMTP_ENH_BAD_RCPT_SYNTAX "5.1.3"      /* X.1.3 bad destination mailbox syntax */
 #define SMTP_ENH_BAD_SENDER_SYNTAX "5.1.7"    /* X.1.7 bad sender's mailbox syntax */
@@ -49,6 +55,7 @@ struct smtp_reply {
 #define SMTP_ENH_BAD_ARGS "5.5.4"             /* X.5.4 invalid command arguments */
 #define SMTP_ENH_AUTH_LINE_TOO_LONG "5.5.6"   /* X.5.6 authentication line too long */
 #define SMTP_ENH_BAD_CONTENT "5.6.0"          /* X.6.0 other media error */
+#define SMTP_ENH_NEED_CONVERSION "5.6.3"      /* X.6.3 conversion required but not supported */
 #define SMTP_ENH_NEED_SMTPUTF8 "5.6.7"        /* X.6.7 non-ASCII address needs SMTPUTF8 */
 #define SMTP_ENH_SECURITY "5.7.0"             /* X.7.0 other security status */
 #define SMTP_ENH_REFUSED "5.7.1"              /* X.7.1 delivery not authorized */
