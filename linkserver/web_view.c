@@ -103,6 +103,38 @@ respond_form(struct web_server *ws, struct web_req *r, unsigned status, enum web
 	return web_respond_page(ws, r, status, &b);
 }
 
+/* Wrong password and wrong link secret are one case: same page, same work.
+ * The failure counts for the client (tarpit) and for the link, which the
+ * last one allowed destroys. */
+static enum MHD_Result
+wrong_password(struct web_server *ws, struct web_req *r, const char *id, uint64_t max_failed)
+{
+	char err[SP_ERRLEN];
+	enum link_store_rc rc;
+	bool destroyed = false;
+	int64_t wait;
+
+	wait = web_tarpit_failed(ws->tarpit, r->client, id, sp_now_ms());
+	rc = link_store_fail(ws->store, id, sp_time(), &destroyed, err, sizeof err);
+	if (rc == LINK_STORE_ERROR)
+		return web_respond_store_error(ws, r, err);
+	if (destroyed) {
+		web_sessions_drop_link(ws->sessions, id);
+		sp_log_info("viewer: link %s destroyed after %" PRIu64 " wrong passwords", id,
+		            max_failed);
+		return web_respond_gone(ws, r, WEB_GONE_DESTROYED);
+	}
+	if (rc == LINK_STORE_GONE) {
+		web_sessions_drop_link(ws->sessions, id);
+		return web_respond_gone(ws, r, WEB_GONE_LINK);
+	}
+	sp_log_info("viewer: link %s: wrong password", id);
+	/* Retry-After: how long this client's next attempt will be held. */
+	return respond_form(ws, r, MHD_HTTP_FORBIDDEN, WEB_FORM_WRONG, wait);
+}
+
+/* The password against the link's wrapped key; the right one claims a view
+ * and shows the message, its attachments behind a download capability. */
 static enum MHD_Result
 unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, const char *id)
 {
@@ -115,7 +147,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	enum MHD_Result ret;
 	uint64_t views = 0;
 	int64_t wait;
-	bool destroyed = false, last;
+	bool last;
 	int ok, others = -1;
 
 	sp_buf_init(&ct, WEB_MESSAGE_MAX + 65536);
@@ -167,24 +199,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	ok = sp_link_unwrap_key(l.wrapped, l.wrapped_len, r->password.data, t, key, err, sizeof err);
 	sem_post(&ws->kdf_slots);
 	if (ok < 0) {
-		/* Wrong password and wrong link secret are one case: same page, same work. */
-		wait = web_tarpit_failed(ws->tarpit, r->client, id, sp_now_ms());
-		rc = link_store_fail(ws->store, id, sp_time(), &destroyed, err, sizeof err);
-		if (rc == LINK_STORE_ERROR) {
-			ret = web_respond_store_error(ws, r, err);
-		} else if (destroyed) {
-			web_sessions_drop_link(ws->sessions, id);
-			sp_log_info("viewer: link %s destroyed after %" PRIu64 " wrong passwords", id,
-			            l.max_failed);
-			ret = web_respond_gone(ws, r, WEB_GONE_DESTROYED);
-		} else if (rc == LINK_STORE_GONE) {
-			web_sessions_drop_link(ws->sessions, id);
-			ret = web_respond_gone(ws, r, WEB_GONE_LINK);
-		} else {
-			sp_log_info("viewer: link %s: wrong password", id);
-			/* Retry-After: how long this client's next attempt will be held. */
-			ret = respond_form(ws, r, MHD_HTTP_FORBIDDEN, WEB_FORM_WRONG, wait);
-		}
+		ret = wrong_password(ws, r, id, l.max_failed);
 		goto out;
 	}
 	/* The right password: the failures this client made on this link are
