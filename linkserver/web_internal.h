@@ -1,13 +1,13 @@
 /* web_internal.h - what the viewer's own files share (not for callers: they
  * use web_server.h).
  *
- *   web_server.c     the daemons: start, stop, MHD callbacks, sweeper, reaper
- *   web_request.c    one request: routing table, guards run, form fields, client
- *   web_response.c   every response: the headers all carry, the common pages
- *   web_view.c       the link page, unlock, the message (and /, /robots.txt)
- *   web_download.c   an attachment behind its download capability
- *   web_api.c        the upload API (bearer token)
- *   web_outbox_page.c the outbox listener's pages (loopback browser only)
+ *   web_server.c       the daemons: start, stop, MHD callbacks, sweeper, reaper
+ *   web_request.c      one request: routing table, guards, form fields, client
+ *   web_response.c     every response: the headers all carry, the common pages
+ *   web_view.c         the link page, unlock, the message (and /, /robots.txt)
+ *   web_download.c     an attachment behind its download capability
+ *   web_api.c          the upload API (bearer token)
+ *   web_outbox_page.c  the outbox listener's guard and pages (loopback browser only)
  */
 #ifndef SP_WEB_INTERNAL_H
 #define SP_WEB_INTERNAL_H
