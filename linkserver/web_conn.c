@@ -77,14 +77,7 @@ count_locked(struct web_conns *cs, const char *key)
 bool
 web_conns_admit(struct web_conns *cs, const struct sockaddr *sa)
 {
-	char key[WEB_CLIENT_KEYLEN];
-	bool ok;
-
-	key_of(sa, key);
-	pthread_mutex_lock(&cs->lock);
-	ok = count_locked(cs, key) < cs->per_client_max;
-	pthread_mutex_unlock(&cs->lock);
-	return ok;
+	return web_conns_count(cs, sa) < cs->per_client_max;
 }
 
 struct web_conn *

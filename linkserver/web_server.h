@@ -1,6 +1,6 @@
 /* web_server.h - the link viewer (libmicrohttpd).
  *
- * Routes (one table in web_server.c):
+ * Routes (one table in web_request.c):
  *   GET  <link path><token>     password form (never counts a view); 410 when gone
  *   POST <link path><token>     password -> the message; dl+part -> an attachment
  *   POST /api/v1/links          upload an encrypted record (bearer token)
