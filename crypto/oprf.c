@@ -105,11 +105,14 @@ scalar_ok(const unsigned char s[SP_OPRF_SCALARBYTES])
 
 /* DeserializeElement + the identity check of RFC 9497, 4.1: the canonical
  * encoding of an element, and not the identity (whose only canonical encoding
- * is 32 zero bytes). */
+ * is 32 zero bytes).  RFC 9496 4.3.1 refuses any encoding >= p, so also one
+ * with the top bit set; libsodium 1.0.18 ignores that bit (it decodes the
+ * value with the bit cleared), so it is checked here. */
 static int
 element_ok(const unsigned char e[SP_OPRF_ELEMENTBYTES])
 {
-	return crypto_core_ristretto255_is_valid_point(e) == 1 && !sodium_is_zero(e, SP_OPRF_ELEMENTBYTES);
+	return (e[SP_OPRF_ELEMENTBYTES - 1] & 0x80) == 0 && crypto_core_ristretto255_is_valid_point(e) == 1 &&
+	       !sodium_is_zero(e, SP_OPRF_ELEMENTBYTES);
 }
 
 int

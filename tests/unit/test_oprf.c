@@ -230,6 +230,17 @@ test_rejects(void)
 		g_assert_cmpint(sp_oprf_finalize(input, sizeof input, blind, bad, out, err, sizeof err), ==, -1);
 	}
 
+	/* A valid element with the top bit set: the same element to libsodium
+	 * 1.0.18, but a non-canonical encoding (>= p) that RFC 9496 refuses. */
+	memcpy(bad, blinded, sizeof bad);
+	bad[31] |= 0x80;
+	g_assert_cmpint(sp_oprf_blind_evaluate(sk, bad, eval, err, sizeof err), ==, -1);
+	g_assert_cmpint(sp_oprf_finalize(input, sizeof input, blind, bad, out, err, sizeof err), ==, -1);
+	g_assert_cmpint(sp_oprf_blind_evaluate(sk, blinded, eval, err, sizeof err), ==, 0);
+	memcpy(bad, eval, sizeof bad);
+	bad[31] |= 0x80;
+	g_assert_cmpint(sp_oprf_finalize(input, sizeof input, blind, bad, out, err, sizeof err), ==, -1);
+
 	/* Scalars: zero, the group order itself, all ones (key or blind). */
 	for (i = 0; i < 3; i++) {
 		if (i == 0)

@@ -5,12 +5,11 @@ A second implementation of the whole v2 key derivation, written from
 docs/formats.md and RFC 9497 / RFC 9380 in Python: expand_message_xmd,
 HashToGroup, HashToScalar, the OPRF (Blind, BlindEvaluate, Finalize, Evaluate,
 DeriveKeyPair), the labels, the record layout, the unlock proof.  It shares no
-code with crypto/oprf.c or crypto/link_v2.c; it uses hashlib for SHA-512 and
-BLAKE2b, Python integers for scalar arithmetic (reduction, inversion), PyNaCl
-(Debian: python3-nacl) for Argon2id, Ed25519 and XChaCha20-Poly1305, and
-libsodium through ctypes only for the three ristretto255 group operations
-PyNaCl does not bind (element from 64 uniform bytes, scalar multiplication,
-element validity).
+code with crypto/oprf.c or crypto/link_v2.c, nor with libsodium's group code:
+ristretto255 itself (decode, encode, the element derivation map, addition and
+scalar multiplication, RFC 9496) is written here in Python integers, as are
+the scalar reduction and inversion; hashlib gives SHA-512 and BLAKE2b, and
+PyNaCl (Debian: python3-nacl) only Argon2id, Ed25519 and XChaCha20-Poly1305.
 
     link_v2.py generate DIR   check the OPRF against RFC 9497 A.1.1, then
                               write DIR/link-v2.txt
@@ -25,41 +24,147 @@ produces exactly these bytes.  File syntax: as tests/vectors/link-v1.txt (GLib
 key file, lowercase hex unless the name says otherwise).
 """
 import base64
-import ctypes
-import ctypes.util
 import hashlib
 import os
 import sys
 
 import nacl.bindings as nb
 
-# ---- ristretto255 through libsodium (group operations only) ----
+# ---- ristretto255 (RFC 9496), in Python integers ----
 
-_so = ctypes.CDLL(ctypes.util.find_library("sodium") or "libsodium.so.23")
-if _so.sodium_init() < 0:
-    raise SystemExit("sodium_init failed")
-
+P = 2**255 - 19
 L = 2**252 + 27742317777372353535851937790883648493  # group order
+D = (-121665 * pow(121666, -1, P)) % P
+SQRT_M1 = pow(2, (P - 1) // 4, P)
+
+
+def _neg(x):
+    return x & 1  # IS_NEGATIVE: the low bit of the canonical encoding
+
+
+def _abs(x):
+    return (P - x) % P if _neg(x) else x
+
+
+def _sqrt_ratio_m1(u, v):
+    r = (u * pow(v, 3, P)) * pow(u * pow(v, 7, P), (P - 5) // 8, P) % P
+    check = v * r * r % P
+    correct = check == u % P
+    flipped = check == (-u) % P
+    flipped_i = check == (-u * SQRT_M1) % P
+    if flipped or flipped_i:
+        r = r * SQRT_M1 % P
+    return correct or flipped, _abs(r)
+
+
+# The constants of RFC 9496 4.1 (a = -1), with the checks that define them.
+SQRT_AD_MINUS_ONE = 25063068953384623474111414158702152701244531502492656460079210482610430750235
+INVSQRT_A_MINUS_D = 54469307008909316920995813868745141605393597292927456921205312896311721017578
+ONE_MINUS_D_SQ = 1159843021668779879193775521855586647937357759715417654439879720876111806838
+D_MINUS_ONE_SQ = 40440834346308536858101042469323190826248399146238708352240133220865137265952
+assert SQRT_M1 == 19681161376707505956807079304988542015446066515923890162744021073123829784752
+assert SQRT_AD_MINUS_ONE ** 2 % P == (-D - 1) % P
+assert INVSQRT_A_MINUS_D ** 2 * (-1 - D) % P == 1
+assert ONE_MINUS_D_SQ == (1 - D * D) % P and D_MINUS_ONE_SQ == (D - 1) ** 2 % P
+IDENTITY = (0, 1, 1, 0)
+
+
+def _add(p1, p2):
+    x1, y1, z1, t1 = p1
+    x2, y2, z2, t2 = p2
+    a = (y1 - x1) * (y2 - x2) % P
+    b = (y1 + x1) * (y2 + x2) % P
+    c = t1 * 2 * D * t2 % P
+    d = z1 * 2 * z2 % P
+    e, f, g, h = b - a, d - c, d + c, b + a
+    return (e * f % P, g * h % P, f * g % P, e * h % P)
+
+
+def _mul(n, pt):
+    q = IDENTITY
+    while n:
+        if n & 1:
+            q = _add(q, pt)
+        pt = _add(pt, pt)
+        n >>= 1
+    return q
+
+
+def r255_decode(b):
+    if len(b) != 32:
+        raise ValueError("element length")
+    s = int.from_bytes(b, "little")
+    if s >= P or _neg(s):
+        raise ValueError("non-canonical element")
+    ss = s * s % P
+    u1, u2 = (1 - ss) % P, (1 + ss) % P
+    u2_sqr = u2 * u2 % P
+    v = (-(D * u1 * u1) - u2_sqr) % P
+    was_square, invsqrt = _sqrt_ratio_m1(1, v * u2_sqr % P)
+    den_x = invsqrt * u2 % P
+    den_y = invsqrt * den_x * v % P
+    x = _abs(2 * s * den_x % P)
+    y = u1 * den_y % P
+    t = x * y % P
+    if not was_square or _neg(t) or y == 0:
+        raise ValueError("not a ristretto255 element")
+    return (x, y, 1, t)
+
+
+def r255_encode(pt):
+    x0, y0, z0, t0 = pt
+    u1 = (z0 + y0) * (z0 - y0) % P
+    u2 = x0 * y0 % P
+    _, invsqrt = _sqrt_ratio_m1(1, u1 * u2 * u2 % P)
+    den1, den2 = invsqrt * u1 % P, invsqrt * u2 % P
+    z_inv = den1 * den2 * t0 % P
+    if _neg(t0 * z_inv % P):
+        x, y, den_inv = y0 * SQRT_M1 % P, x0 * SQRT_M1 % P, den1 * INVSQRT_A_MINUS_D % P
+    else:
+        x, y, den_inv = x0, y0, den2
+    if _neg(x * z_inv % P):
+        y = (-y) % P
+    return _abs(den_inv * (z0 - y) % P).to_bytes(32, "little")
+
+
+def _map(t):
+    r = SQRT_M1 * t * t % P
+    u = (r + 1) * ONE_MINUS_D_SQ % P
+    v = (-1 - r * D) * (r + D) % P
+    was_square, s = _sqrt_ratio_m1(u, v)
+    if not was_square:
+        s = (-_abs(s * t % P)) % P
+        c = r
+    else:
+        c = P - 1
+    n = (c * (r - 1) * D_MINUS_ONE_SQ - v) % P
+    w0, w1 = 2 * s * v % P, n * SQRT_AD_MINUS_ONE % P
+    w2, w3 = (1 - s * s) % P, (1 + s * s) % P
+    return (w0 * w3 % P, w2 * w1 % P, w1 * w3 % P, w0 * w2 % P)
 
 
 def r255_from_hash(u64):
+    """Element derivation from 64 uniform bytes (RFC 9496 4.3.4)."""
     assert len(u64) == 64
-    out = ctypes.create_string_buffer(32)
-    if _so.crypto_core_ristretto255_from_hash(out, u64) != 0:
-        raise ValueError("from_hash")
-    return out.raw
+    t1 = (int.from_bytes(u64[:32], "little") & (2**255 - 1)) % P
+    t2 = (int.from_bytes(u64[32:], "little") & (2**255 - 1)) % P
+    return r255_encode(_add(_map(t1), _map(t2)))
 
 
-def r255_mul(scalar, element):
-    out = ctypes.create_string_buffer(32)
-    if _so.crypto_scalarmult_ristretto255(out, scalar, element) != 0:
-        raise ValueError("scalar multiplication gave the identity or a bad element")
-    return out.raw
+def r255_mul(sc, element):
+    """scalar * element; refuses a bad element and an identity result."""
+    out = r255_encode(_mul(int.from_bytes(sc, "little"), r255_decode(element)))
+    if out == bytes(32):
+        raise ValueError("scalar multiplication gave the identity")
+    return out
 
 
 def r255_valid(element):
-    return len(element) == 32 and _so.crypto_core_ristretto255_is_valid_point(element) == 1 \
-        and element != bytes(32)
+    try:
+        r255_decode(element)
+    except ValueError:
+        return False
+    return element != bytes(32)
 
 
 def scalar(n):
@@ -156,6 +261,18 @@ def check_rfc9497(d):
         assert evaluate(sk, v["Input"]) == v["Output"], name
         n += 1
     assert n == 2
+    # Deserialization refuses what RFC 9496 / 9497 refuse: the identity, a
+    # negative (odd) encoding, and an encoding >= p (here: the top bit set,
+    # which libsodium 1.0.18 alone would accept).
+    b = bytes.fromhex(g["vector-1"]["BlindedElement"])
+    for bad in (bytes(32), bytes([b[0] | 1]) + b[1:], b[:31] + bytes([b[31] | 0x80])):
+        assert not r255_valid(bad)
+        try:
+            blind_evaluate(sk, bad)
+        except ValueError:
+            pass
+        else:
+            raise AssertionError("a bad element was evaluated")
     for name, v in g.items():
         if name.startswith("xmd-"):
             out = expand_message_xmd(bytes.fromhex(v["msg"]), b"QUUX-V01-CS02-with-expander-SHA512-256",
