@@ -104,8 +104,14 @@ enum MHD_Result web_req_begin(struct web_server *ws, struct web_req *r, const ch
 enum MHD_Result web_req_body(struct web_req *r, const char *data, size_t n);
 /* The whole request is in: its route's handler answers it. */
 enum MHD_Result web_req_handle(struct web_server *ws, struct web_req *r);
-/* A request header (the first line of it), or NULL. */
-const char *web_header(struct web_req *r, const char *name);
+/* A request header (the first line of it), or NULL.  Inline: the handlers
+ * read headers and web_request.c calls the handlers, so a function here
+ * would make a circle between the files (scripts/check-cycles.py). */
+static inline const char *
+web_header(struct web_req *r, const char *name)
+{
+	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
+}
 
 /* ---- web_response.c ---- */
 

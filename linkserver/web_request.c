@@ -51,12 +51,6 @@ static const struct web_route routes[] = {
 	{ SIDE_OUTBOX, "GET", "/outbox/", true, BODY_NONE, GUARD_OUTBOX, web_h_outbox },
 };
 
-const char *
-web_header(struct web_req *r, const char *name)
-{
-	return MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, name);
-}
-
 static bool
 method_matches(const char *want, const char *got)
 {
