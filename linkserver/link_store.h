@@ -1,4 +1,11 @@
-/* link_store.h - the SQLite store behind link mode.
+/* link_store.h - the store behind link mode: SQLite, or PostgreSQL for
+ * several viewer nodes.
+ *
+ * Backends: link_store_open() takes a path (SQLite, the embedded default) or a
+ * postgresql:// / postgres:// URL (libpq; link_store_pg.c).  Both keep the
+ * same data, the same guarantees and the same API; on PostgreSQL they hold
+ * across every process and node on the database (link_store_pg.h).  What
+ * follows describes the SQLite file.
  *
  * What it holds (and nothing else): per message, the message ciphertext (one
  * copy, shared by that message's links); per link, the link id (hex), its
@@ -37,6 +44,26 @@
  * long enough for a sweep of a large store, short enough that an unlock does
  * not hang a browser. */
 #define LINK_STORE_BUSY_TIMEOUT_MS 10000
+/* PostgreSQL: connections one process keeps open to the database (one per
+ * request in flight; requests beyond it wait for a free one). */
+#define LINK_STORE_PG_POOL_MAX 8
+/* PostgreSQL: how long a request waits for a free pooled connection. */
+#define LINK_STORE_PG_POOL_WAIT_MS 10000
+/* PostgreSQL: connecting to a database that does not answer gives up after
+ * this (libpq connect_timeout; the URL may set its own). */
+#define LINK_STORE_PG_CONNECT_TIMEOUT_S 5
+/* PostgreSQL: a statement (a lock wait included) that takes longer is
+ * cancelled by the server: a slow database is a 503, not a hung browser. */
+#define LINK_STORE_PG_STATEMENT_TIMEOUT_MS 5000
+/* PostgreSQL: a sweep's deletes may take longer on a large store. */
+#define LINK_STORE_PG_SWEEP_TIMEOUT_MS 30000
+/* PostgreSQL: unacknowledged data on a connection for this long (a server or
+ * network gone silent) breaks it (libpq tcp_user_timeout). */
+#define LINK_STORE_PG_TCP_TIMEOUT_MS 10000
+/* PostgreSQL: a transaction left open this long by a stuck process is ended
+ * by the server, so that its row locks do not block the other nodes. */
+#define LINK_STORE_PG_IDLE_TXN_TIMEOUT_MS 10000
+
 /* A wrapped key blob is ~100 bytes; anything this large is not one of ours. */
 #define LINK_STORE_WRAPPED_MAX 4096
 /* Links per message: one per link recipient, bounded like [proxy] max_recipients. */
@@ -85,7 +112,15 @@ struct link_store_link {
 	bool revoked;
 };
 
-/* Open (creating the file 0600 and its directory 0700) and migrate. */
+/* Is this [link] store value a PostgreSQL URL (postgresql:// or postgres://)? */
+bool link_store_is_url(const char *store);
+
+/* The store as it may be shown in logs and messages: a URL without its
+ * password and query string; a path as it is.  Free with free(). */
+char *link_store_label(const char *store);
+
+/* Open (SQLite: creating the file 0600 and its directory 0700; PostgreSQL:
+ * connecting once) and migrate. */
 enum link_store_rc link_store_open(const char *path, struct link_store **out, char *err, size_t errsz);
 void link_store_close(struct link_store *s);
 
