@@ -296,6 +296,44 @@ test_pg_reconnect(struct fixture *fx, gconstpointer data)
 	sp_buf_free(&ct);
 }
 
+/* PostgreSQL: one sweeper at a time across nodes.  While another session
+ * holds the sweep's advisory lock, a sweep deletes nothing (and is not an
+ * error); once it is free, the same sweep deletes the dead rows. */
+static void
+test_pg_sweep_lock(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN];
+	unsigned nl = 99, nm = 99;
+	PGconn *c;
+	PGresult *r;
+
+	if (!pg_url()) {
+		g_test_skip("no PostgreSQL (SP_TEST_STORE_URL)");
+		return;
+	}
+	g_assert_cmpint(put_msg(fx->s, 800, 2, 1700000000, 10, 0, 3, NULL), ==, LINK_STORE_OK);
+	c = PQconnectdb(pg_url());
+	g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+	/* The key is link_store_pg.c's LOCK_SWEEP ("sealpost" + 1). */
+	r = PQexec(c, "SELECT pg_advisory_lock(8315159405380203381)");
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	PQclear(r);
+	g_assert_cmpint(link_store_sweep(fx->s, 1700000100, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 0);
+	g_assert_cmpuint(nm, ==, 0);
+	assert_counts(fx->s, 2, 1);
+	r = PQexec(c, "SELECT pg_advisory_unlock(8315159405380203381)");
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	PQclear(r);
+	PQfinish(c);
+	g_assert_cmpint(link_store_sweep(fx->s, 1700000100, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 2);
+	g_assert_cmpuint(nm, ==, 1);
+	assert_counts(fx->s, 0, 0);
+}
+
 /* ---- put / get ---- */
 
 static void
@@ -787,6 +825,7 @@ main(int argc, char **argv)
 	g_test_add_func("/link_store/pg_unreachable", test_pg_unreachable);
 	FX("/link_store/pg_schema", test_pg_schema);
 	FX("/link_store/pg_reconnect", test_pg_reconnect);
+	FX("/link_store/pg_sweep_lock", test_pg_sweep_lock);
 	FX("/link_store/put_get", test_put_get);
 	FX("/link_store/put_atomic", test_put_atomic);
 	FX("/link_store/put_validation", test_put_validation);
