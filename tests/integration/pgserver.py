@@ -1,0 +1,89 @@
+"""A real PostgreSQL server for a test: Debian's `postgresql` package, a
+cluster made by initdb in a temporary directory, on a private port (ports.py)
+and with its socket in that directory, run as an unprivileged user.
+
+PostgreSQL refuses to run as root; the suite often runs as root (CI), so the
+cluster then belongs to `nobody` and every server command runs through
+runuser.  Connections come over TCP on loopback with trust authentication (the
+server listens on 127.0.0.1 only and lives as long as the test)."""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import ports
+
+PG_BIN_ROOT = Path("/usr/lib/postgresql")
+SUPERUSER = "sealpost"
+
+
+def pg_bin() -> Path | None:
+    """The newest installed server's bin directory, or None."""
+    if not PG_BIN_ROOT.is_dir():
+        return None
+    found = sorted((d for d in PG_BIN_ROOT.iterdir() if (d / "bin" / "initdb").exists()),
+                   key=lambda d: int(d.name) if d.name.isdigit() else 0)
+    return found[-1] / "bin" if found else None
+
+
+class PgServer:
+    def __init__(self):
+        self.bin = pg_bin()
+        if self.bin is None:
+            raise RuntimeError("no PostgreSQL server installed (scripts/deps.sh test)")
+        self.port = ports.free_port()
+        self.root = Path(tempfile.mkdtemp(prefix="sp-pg-"))
+        self.data = self.root / "data"
+        self.log = self.root / "server.log"
+        self.user = None
+        if os.getuid() == 0:
+            self.user = "nobody"
+            pw = pwd.getpwnam(self.user)
+            os.chown(self.root, pw.pw_uid, pw.pw_gid)
+        self._run("initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
+                  "--no-sync", "-E", "UTF8", "--locale=C")
+        with open(self.data / "postgresql.conf", "a") as f:
+            f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
+                    f"unix_socket_directories = '{self.root}'\n"
+                    "fsync = off\nmax_connections = 60\n")
+
+    def _run(self, prog: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        cmd = [str(self.bin / prog), *args]
+        if self.user:
+            cmd = ["runuser", "-u", self.user, "--", *cmd]
+        p = subprocess.run(cmd, capture_output=True, text=True, cwd=self.root, timeout=120)
+        if check and p.returncode != 0:
+            raise RuntimeError(f"{prog} failed ({p.returncode}): {p.stdout}\n{p.stderr}")
+        return p
+
+    def start(self) -> "PgServer":
+        # -w: pg_ctl returns once the server accepts connections.
+        self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        return self
+
+    def stop(self, check: bool = True) -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "-t", "60", "stop",
+                  check=check)
+
+    def url(self, db: str = "postgres") -> str:
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{db}"
+
+    def psql(self, sql: str, db: str = "postgres") -> str:
+        p = subprocess.run([str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(db),
+                            "-c", sql],
+                           capture_output=True, text=True, timeout=60)
+        if p.returncode != 0:
+            raise RuntimeError(f"psql {sql!r}: {p.stderr}")
+        return p.stdout.strip()
+
+    def create_db(self, name: str) -> str:
+        self.psql(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def close(self) -> None:
+        self.stop(check=False)
+        shutil.rmtree(self.root, ignore_errors=True)

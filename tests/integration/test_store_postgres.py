@@ -1,0 +1,260 @@
+"""The link store on PostgreSQL, and several viewer nodes on one database
+(issue #17, docs/viewer.md "Several nodes on PostgreSQL").
+
+A real PostgreSQL server (pgserver.py: Debian's package, initdb in a temporary
+directory, a private port, an unprivileged user) for the module; each test gets
+a database of its own.  The nodes are real `sealpost linkserver` processes
+(tests/helpers/viewer_harness), with `[link] store = postgresql://...`.
+
+- the store's unit tests (tests/unit/test_link_store.c) pass on PostgreSQL;
+- a burn-after-reading link unlocked on three nodes at once has one winner;
+- wrong passwords on different nodes add up to the link's destruction;
+- a revoke on one node (API, outbox or `sealpost revoke`) is seen by the others;
+- an upload may land on any node and opens on any other;
+- a stopped database gives 503 (browser) and a refused upload (the proxy
+  then answers 451), never a crash; a database that is only slow (a lock held)
+  gives 503 within the statement timeout; both recover by themselves.
+"""
+from __future__ import annotations
+
+import base64
+import itertools
+import os
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from pgserver import PgServer, pg_bin
+from viewer import Viewer, simple_message
+
+REPO = Path(__file__).resolve().parents[2]
+_src = itertools.count(10)
+_db = itertools.count(1)
+
+
+def src() -> str:
+    """A fresh loopback source address: requests not about the tarpit are not slowed."""
+    n = next(_src)
+    return f"127.2.{n // 250}.{n % 250 + 1}"
+
+
+@pytest.fixture(scope="module")
+def pg():
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL server not installed (scripts/deps.sh test installs postgresql)")
+    server = PgServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def db(pg):
+    """A fresh database: its URL."""
+    return pg.create_db(f"sp_t{os.getpid()}_{next(_db)}")
+
+
+@pytest.fixture
+def nodes(tmp_path, db):
+    """Three viewer nodes on one database, each with its own port and state."""
+    token = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    vs = []
+    for i in range(3):
+        v = Viewer(tmp_path / f"node{i}", upload_token=token)
+        v.store = db
+        v.write_config()
+        vs.append(v)
+    for v in vs:
+        v.start()
+    yield vs
+    for v in vs:
+        v.stop()
+
+
+def race(requests):
+    results = [None] * len(requests)
+    barrier = threading.Barrier(len(requests))
+
+    def run(i):
+        barrier.wait()
+        results[i] = requests[i]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def rows(pg, db_url: str) -> tuple[int, int]:
+    out = pg.psql("SELECT (SELECT count(*) FROM links) || ' ' || (SELECT count(*) FROM messages)",
+                  db=db_url.rsplit("/", 1)[1])
+    a, b = out.split()
+    return int(a), int(b)
+
+
+def failed_count(pg, db_url: str, link_id: str) -> str:
+    return pg.psql(f"SELECT failed FROM links WHERE id = '{link_id}'", db=db_url.rsplit("/", 1)[1])
+
+
+def build_dir() -> Path:
+    return Path(os.environ.get("SEALPOST_BUILD_DIR", str(REPO / "build")))
+
+
+def test_unit_tests_on_postgresql(pg):
+    url = pg.create_db(f"sp_unit{os.getpid()}")
+    exe = build_dir() / "tests" / "test_link_store"
+    assert exe.exists(), f"not built: {exe}"
+    r = subprocess.run([str(exe), "--tap"], capture_output=True, text=True, timeout=300,
+                       env={**os.environ, "SP_TEST_STORE_URL": url})
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    lines = r.stdout.splitlines()
+    assert not [ln for ln in lines if ln.startswith("not ok")], r.stdout
+    ran = {ln.split()[2]: ln for ln in lines if ln.startswith("ok ")}
+    # PostgreSQL's own tests ran (not skipped), and so did the common ones.
+    for name in ("pg_schema", "pg_reconnect", "pg_sweep_lock", "put_get", "claim_burns",
+                 "fail_destroys", "revoke", "sweep_list", "race_connections",
+                 "race_shared_handle", "race_processes"):
+        line = ran.get(f"/link_store/{name}")
+        assert line and "SKIP" not in line, (name, r.stdout)
+    assert "migrated" in r.stderr and "postgresql://sealpost@127.0.0.1" in r.stderr
+
+
+def test_burn_after_reading_one_winner_across_nodes(nodes, pg, db):
+    for _ in range(4):
+        [link] = nodes[0].mklink(simple_message(), ["pw"], max_views=1)
+        reqs = [lambda v=v, s=src(): v.post(link.path, {"password": "pw"}, source=s)
+                for v in nodes for _ in range(3)]
+        results = race(reqs)
+        statuses = sorted(r.status for r in results)
+        assert statuses == [200] + [410] * 8, statuses
+        [winner] = [r for r in results if r.status == 200]
+        assert "secret plan" in winner.text
+        assert all("secret plan" not in r.text for r in results if r.status == 410)
+        assert rows(pg, db) == (0, 0)       # burned at the last view, in the same transaction
+
+
+def test_failed_attempts_add_up_across_nodes(nodes, pg, db):
+    [link, sibling] = nodes[0].mklink(simple_message(), ["pw", "pw2"], max_failed=4)
+    for i, v in enumerate(nodes):
+        r = v.post(link.path, {"password": f"bad{i}"}, source=src())
+        assert r.status == 403, (i, r.status)
+        assert failed_count(pg, db, link.id) == str(i + 1)
+    # The fourth wrong password, on yet another node than the third: destroyed.
+    r = nodes[0].post(link.path, {"password": "bad-last"}, source=src())
+    assert r.status == 410 and "destroyed" in r.text
+    for v in nodes:
+        assert v.post(link.path, {"password": "pw"}, source=src()).status == 410
+        assert v.get(link.path).status == 410
+    assert rows(pg, db) == (1, 1)           # the sibling keeps the message
+    assert nodes[2].post(sibling.path, {"password": "pw2"}, source=src()).status == 200
+
+
+def test_concurrent_wrong_passwords_across_nodes_add_up(nodes, pg, db):
+    """A wrong password at once on every node (max_failed 3): no count is
+    lost, and the last one counted destroys the link."""
+    [link] = nodes[0].mklink(simple_message(), ["pw"], max_failed=3)
+    results = race([lambda v=v, s=src(): v.post(link.path, {"password": "nope"}, source=s)
+                    for v in nodes])
+    assert sorted(r.status for r in results) == [403, 403, 410]
+    [gone] = [r for r in results if r.status == 410]
+    assert "destroyed" in gone.text
+    assert rows(pg, db) == (0, 0)
+    for v in nodes:
+        assert v.post(link.path, {"password": "pw"}, source=src()).status == 410
+
+
+def test_revoke_on_one_node_is_seen_by_the_others(nodes, pg, db):
+    [a, b] = nodes[0].mklink(simple_message(), ["pw", "pw2"])
+    [c] = nodes[0].mklink(simple_message(), ["pw3"])
+    for v in nodes:
+        assert v.get(a.path).status == 200
+    # Through node 1's API (the proxy's `sealpost revoke` with upload_url).
+    auth = {"Authorization": f"Bearer {nodes[1].upload_token}"}
+    assert nodes[1].request("DELETE", f"/api/v1/links/{a.id}", headers=auth).status == 200
+    for v in nodes:
+        assert v.get(a.path).status == 410
+        assert v.get(b.path).status == 410     # the whole message
+        assert v.post(b.path, {"password": "pw2"}, source=src()).status == 410
+    # Through `sealpost revoke` on the database directly: another process again.
+    r = nodes[2].cli("revoke", "-c", str(nodes[2].conf), c.id)
+    assert r.returncode == 0, r.stderr
+    for v in nodes:
+        assert v.get(c.path).status == 410
+    assert rows(pg, db) == (0, 0)
+
+
+def test_upload_lands_on_any_node(nodes, pg, db, tmp_path):
+    tf = tmp_path / "up.token"
+    tf.write_text(nodes[0].upload_token + "\n")
+    api = f"http://127.0.0.1:{nodes[1].port}/api/v1/links"
+    r = nodes[1].upload(api, tf, simple_message(), ["pw"], max_views=1)
+    assert r.returncode == 0, r.stderr
+    [_, lid, url, _] = r.stdout.split()
+    path = "/s/" + url.rsplit("/", 1)[1]
+    assert rows(pg, db) == (1, 1)
+    r = nodes[2].post(path, {"password": "pw"}, source=src())
+    assert r.status == 200 and "secret plan" in r.text
+    assert nodes[0].get(path).status == 410
+
+
+def test_database_down_gives_503_and_recovers(nodes, pg, db, tmp_path):
+    [link] = nodes[0].mklink(simple_message(), ["pw"], max_views=2)
+    assert nodes[1].get(link.path).status == 200
+    tf = tmp_path / "up.token"
+    tf.write_text(nodes[0].upload_token + "\n")
+    api = f"http://127.0.0.1:{nodes[2].port}/api/v1/links"
+    pg.stop()
+    try:
+        for v in nodes:
+            r = v.get(link.path)
+            assert r.status == 503 and "Temporarily unavailable" in r.text, r.status
+            r = v.post(link.path, {"password": "pw"}, source=src())
+            assert r.status == 503, r.status
+            assert "secret plan" not in r.text
+        # The proxy's upload is refused: it answers 451 and sends nothing.
+        r = nodes[2].upload(api, tf, simple_message(), ["pw"])
+        assert r.returncode != 0 and "503" in r.stderr, r.stderr
+        for v in nodes:
+            assert v.proc.poll() is None, v.log()[-2000:]
+    finally:
+        pg.start()
+    # Back by itself: the same nodes, no restart.
+    for v in nodes:
+        assert v.get(link.path).status == 200
+    r = nodes[2].post(link.path, {"password": "pw"}, source=src())
+    assert r.status == 200 and "secret plan" in r.text
+    r = nodes[0].post(link.path, {"password": "pw"}, source=src())
+    assert r.status == 200 and "secret plan" in r.text      # the second and last view
+    assert nodes[1].get(link.path).status == 410
+    r = nodes[2].upload(api, tf, simple_message(), ["pw"])
+    assert r.returncode == 0, r.stderr
+    assert rows(pg, db) == (1, 1)
+    for v in nodes:
+        assert "link store postgresql://sealpost@127.0.0.1" in v.log()
+        assert "reconnected" in v.log() or "retrying" in v.log()
+
+
+def test_slow_database_gives_503_within_the_timeout(nodes, pg, db):
+    """A lock held on the links table (a stuck migration, a long backup lock):
+    the statement timeout turns the wait into a 503; it ends, the link opens."""
+    [link] = nodes[0].mklink(simple_message(), ["pw"])
+    holder = subprocess.Popen([str(pg.bin / "psql"), "-X", "-q", "-A", "-t", "-d", db],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        holder.stdin.write("BEGIN; LOCK TABLE links IN ACCESS EXCLUSIVE MODE; SELECT 'held';\n")
+        holder.stdin.flush()
+        assert holder.stdout.readline().strip() == "held"
+        r = nodes[1].get(link.path)
+        assert r.status == 503, r.status
+        holder.stdin.write("ROLLBACK;\n")
+        holder.stdin.close()
+        holder.wait(timeout=60)
+    finally:
+        if holder.poll() is None:
+            holder.kill()
+            holder.wait()
+    assert nodes[1].get(link.path).status == 200
+    assert "canceling statement due to statement timeout" in nodes[1].log()
