@@ -31,7 +31,9 @@ def pg_bin() -> Path | None:
 
 
 class PgServer:
-    def __init__(self):
+    def __init__(self, tls_only: bool = False):
+        """tls_only: the server has a certificate (self-signed, for 127.0.0.1,
+        in `self.cert`) and accepts TCP connections over TLS only."""
         self.bin = pg_bin()
         if self.bin is None:
             raise RuntimeError("no PostgreSQL server installed (scripts/deps.sh test)")
@@ -50,6 +52,31 @@ class PgServer:
             f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {self.port}\n"
                     f"unix_socket_directories = '{self.root}'\n"
                     "fsync = off\nmax_connections = 60\n")
+        self.cert = None
+        if tls_only:
+            self._make_cert()
+            with open(self.data / "postgresql.conf", "a") as f:
+                f.write("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n")
+            # TCP only over TLS; the local socket (psql here) as before.
+            (self.data / "pg_hba.conf").write_text(
+                "local all all trust\nhostssl all all 127.0.0.1/32 trust\n")
+
+    def _make_cert(self) -> None:
+        key, crt = self.root / "server.key", self.root / "server.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=127.0.0.1",
+                        "-addext", "subjectAltName=IP:127.0.0.1", "-days", "3",
+                        "-keyout", str(key), "-out", str(crt)],
+                       check=True, capture_output=True, timeout=60)
+        self.cert = self.root / "ca.crt"
+        shutil.copy(crt, self.cert)
+        for f in (key, crt):
+            dst = self.data / f.name
+            shutil.move(f, dst)
+            dst.chmod(0o600)
+            if self.user:
+                pw = pwd.getpwnam(self.user)
+                os.chown(dst, pw.pw_uid, pw.pw_gid)
 
     def _run(self, prog: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         cmd = [str(self.bin / prog), *args]
@@ -73,7 +100,9 @@ class PgServer:
         return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{db}"
 
     def psql(self, sql: str, db: str = "postgres") -> str:
-        p = subprocess.run([str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", self.url(db),
+        # Over the socket: works whether TCP needs TLS or not.
+        conn = f"host={self.root} port={self.port} user={SUPERUSER} dbname={db}"
+        p = subprocess.run([str(self.bin / "psql"), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-d", conn,
                             "-c", sql],
                            capture_output=True, text=True, timeout=60)
         if p.returncode != 0:

@@ -13,7 +13,8 @@ a database of its own.  The nodes are real `sealpost linkserver` processes
 - an upload may land on any node and opens on any other;
 - a stopped database gives 503 (browser) and a refused upload (the proxy
   then answers 451), never a crash; a database that is only slow (a lock held)
-  gives 503 within the statement timeout; both recover by themselves.
+  gives 503 within the statement timeout; both recover by themselves;
+- TLS to the database as the URL's sslmode asks (a TLS-only server).
 """
 from __future__ import annotations
 
@@ -258,3 +259,37 @@ def test_slow_database_gives_503_within_the_timeout(nodes, pg, db):
             holder.wait()
     assert nodes[1].get(link.path).status == 200
     assert "canceling statement due to statement timeout" in nodes[1].log()
+
+
+def test_tls_to_the_database_when_the_url_asks(tmp_path):
+    """A server that takes TCP over TLS only: a URL without TLS is refused with
+    a clear error (its parameters not shown); with sslmode=verify-full and the
+    server's CA the node works, and its connections are encrypted."""
+    server = PgServer(tls_only=True).start()
+    v = None
+    try:
+        url = server.create_db("tls")
+        v = Viewer(tmp_path / "node")
+        eml = tmp_path / "m.eml"
+        eml.write_bytes(simple_message())
+        r = v.cli("mklink", url + "?sslmode=disable", str(eml), "3600", "0", "10", v.base_url,
+                  "pw")
+        assert r.returncode != 0
+        assert f"link store postgresql://sealpost@127.0.0.1:{server.port}/tls: cannot connect" \
+            in r.stderr, r.stderr
+        assert "no encryption" in r.stderr and "sslmode" not in r.stderr, r.stderr
+        v.store = f"{url}?sslmode=verify-full&sslrootcert={server.cert}"
+        v.write_config()
+        v.start()
+        [link] = v.mklink(simple_message(), ["pw"])
+        r = v.post(link.path, {"password": "pw"}, source=src())
+        assert r.status == 200 and "secret plan" in r.text
+        out = server.psql("SELECT count(*) || ' ' || bool_and(s.ssl) FROM pg_stat_ssl s "
+                          "JOIN pg_stat_activity a USING (pid) "
+                          "WHERE a.application_name = 'sealpost'", db="tls")
+        n, all_tls = out.split()
+        assert int(n) >= 1 and all_tls == "true", out
+    finally:
+        if v is not None:
+            v.stop()
+        server.close()
