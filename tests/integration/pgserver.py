@@ -8,6 +8,7 @@ runuser.  Connections come over TCP on loopback with trust authentication (the
 server listens on 127.0.0.1 only and lives as long as the test)."""
 from __future__ import annotations
 
+import atexit
 import os
 import pwd
 import shutil
@@ -38,7 +39,9 @@ class PgServer:
         if self.bin is None:
             raise RuntimeError("no PostgreSQL server installed (scripts/deps.sh test)")
         self.port = ports.free_port()
-        self.root = Path(tempfile.mkdtemp(prefix="sp-pg-"))
+        # As root the cluster belongs to nobody, who must reach it: under /tmp,
+        # whatever TMPDIR says (it may be a private directory).
+        self.root = Path(tempfile.mkdtemp(prefix="sp-pg-", dir="/tmp" if os.getuid() == 0 else None))
         self.data = self.root / "data"
         self.log = self.root / "server.log"
         self.user = None
@@ -90,6 +93,7 @@ class PgServer:
     def start(self) -> "PgServer":
         # -w: pg_ctl returns once the server accepts connections.
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.log), "-w", "-t", "60", "start")
+        atexit.register(self.close)   # no server left behind by an interrupted run
         return self
 
     def stop(self, check: bool = True) -> None:
@@ -114,5 +118,6 @@ class PgServer:
         return self.url(name)
 
     def close(self) -> None:
-        self.stop(check=False)
+        if self.data.exists():
+            self.stop(check=False)
         shutil.rmtree(self.root, ignore_errors=True)
