@@ -14,6 +14,9 @@ a database of its own.  The nodes are real `sealpost linkserver` processes
 - a stopped database gives 503 (browser) and a refused upload (the proxy
   then answers 451), never a crash; a database that is only slow (a lock held)
   gives 503 within the statement timeout; both recover by themselves;
+- end to end: a real `sealpost run` uploading to the nodes answers its mail
+  client 451 and sends nothing while the database is down, and 250 with a
+  working link once it is back;
 - TLS to the database as the URL's sslmode asks (a TLS-only server).
 """
 from __future__ import annotations
@@ -27,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from clients import assert_reply
+from linkmode import Notification, is_notification, link_message
 from pgserver import PgServer, pg_bin
 from viewer import Viewer, simple_message
 
@@ -293,3 +298,49 @@ def test_tls_to_the_database_when_the_url_asks(tmp_path):
         if v is not None:
             v.stop()
         server.close()
+
+
+def test_proxy_fails_closed_while_the_database_is_down(nodes, pg, db, start_sealpost, upstream,
+                                                        tmp_path):
+    """The proxy uploads to node 1; with the database stopped the upload gets
+    503, the mail client 451 4.3.0 and the upstream nothing at all.  Back up,
+    the same message goes out, and its link opens on node 2."""
+    tf = tmp_path / "up.token"
+    tf.write_text(nodes[0].upload_token + "\n")
+    tf.chmod(0o600)
+    gh = tmp_path / "gnupg"
+    gh.mkdir(mode=0o700)
+    sp = start_sealpost(upstream, extra={
+        "policy": {"no_key": "link"},
+        "link": {"base_url": nodes[0].base_url,
+                 "upload_url": f"http://127.0.0.1:{nodes[1].port}/api/v1/links",
+                 "upload_token_file": str(tf)},
+        "pgp": {"gnupg_home": str(gh)},
+    })
+    password = "correct horse battery staple"
+    msg = link_message("pg-down", "The secret plan is in the garden.",
+                       extra_headers=[f"X-Sealpost-Password: {password}"])
+
+    def send():
+        with sp.client() as c:
+            c.ehlo()
+            replies = c.transaction("alice@example.com", ["dave@example.org"], msg)
+            c.cmd("QUIT")
+        return replies
+
+    pg.stop()
+    try:
+        replies = send()
+        assert_reply(replies[-1], 451, "4.3.0", what="database down")
+        assert "link upload failed" in replies[-1].text and "503" in replies[-1].text, replies[-1]
+        assert upstream.messages == [], upstream.events_summary()
+    finally:
+        pg.start()
+    replies = send()
+    assert_reply(replies[-1], 250, "2.0.0", what="database back")
+    [rec] = upstream.wait_for(1)
+    assert is_notification(rec)
+    note = Notification.parse(rec, nodes[0].base_url)
+    r = nodes[2].post(note.path, {"password": password}, source=src())
+    assert r.status == 200 and "secret plan" in r.text
+    assert rows(pg, db) == (1, 1)
