@@ -323,9 +323,18 @@ migrate(struct link_store_pg *p, struct pg_slot *sl, char *err, size_t errsz)
 	             0, PGRES_TUPLES_OK, false, "locking for migration", err, errsz)) == NULL)
 		goto out;
 	PQclear(r);
-	if (run_cmd(p, sl, "CREATE TABLE IF NOT EXISTS sealpost_schema (version integer NOT NULL)",
-	            0, NULL, false, "creating the schema table", err, errsz) < 0)
+	/* Only a new database needs CREATE: a user with no more than SELECT,
+	 * INSERT, UPDATE and DELETE on the tables opens a migrated one. */
+	if ((r = run(p, sl, "SELECT to_regclass('sealpost_schema') IS NULL", 0, NULL, NULL, NULL, 0,
+	             PGRES_TUPLES_OK, false, "looking for the schema table", err, errsz)) == NULL)
 		goto out;
+	if (PQgetvalue(r, 0, 0)[0] == 't' &&
+	    run_cmd(p, sl, "CREATE TABLE sealpost_schema (version integer NOT NULL)", 0, NULL, false,
+	            "creating the schema table", err, errsz) < 0) {
+		PQclear(r);
+		goto out;
+	}
+	PQclear(r);
 	if ((r = run(p, sl, "SELECT max(version) FROM sealpost_schema", 0, NULL, NULL, NULL, 0,
 	             PGRES_TUPLES_OK, false, "reading the schema version", err, errsz)) == NULL)
 		goto out;

@@ -344,3 +344,34 @@ def test_proxy_fails_closed_while_the_database_is_down(nodes, pg, db, start_seal
     r = nodes[2].post(note.path, {"password": password}, source=src())
     assert r.status == 200 and "secret plan" in r.text
     assert rows(pg, db) == (1, 1)
+
+
+def test_node_needs_no_more_than_dml_once_migrated(pg, db, tmp_path):
+    """docs/viewer.md, "What each node needs": after the first start, a
+    database user with SELECT, INSERT, UPDATE and DELETE on the three tables
+    runs a node; without them the node does not start."""
+    first = Viewer(tmp_path / "first")
+    first.store = db
+    first.write_config()
+    [link] = first.mklink(simple_message(), ["pw"])        # creates the schema
+    name = db.rsplit("/", 1)[1]
+    role = f"node_{name}"
+    pg.psql(f'CREATE ROLE "{role}" LOGIN')
+    v = Viewer(tmp_path / "node")
+    v.store = db.replace("postgresql://sealpost@", f"postgresql://{role}@")
+    v.write_config()
+    eml = tmp_path / "m.eml"
+    eml.write_bytes(simple_message())
+    r = v.cli("mklink", v.store, str(eml), "3600", "0", "10", v.base_url, "pw")
+    assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
+    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, sealpost_schema '
+            f'TO "{role}"', db=name)
+    v.start()
+    try:
+        r = v.post(link.path, {"password": "pw"}, source=src())
+        assert r.status == 200 and "secret plan" in r.text
+        [other] = v.mklink(simple_message(), ["pw2"], max_views=1)
+        assert v.post(other.path, {"password": "pw2"}, source=src()).status == 200
+        assert rows(pg, db) == (1, 1)
+    finally:
+        v.stop()
