@@ -819,6 +819,26 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
 	return rv;
 }
 
+enum link_store_rc
+link_store_attempt_begin(struct link_store *s, const char *id, int64_t now, uint64_t *others,
+                         int64_t *ticket, char *err, size_t errsz)
+{
+	*others = 0;
+	*ticket = 0;
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	if (s->pg)
+		return link_store_pg_attempt_begin(s->pg, id, now, others, ticket, err, errsz);
+	return LINK_STORE_OK;
+}
+
+void
+link_store_attempt_end(struct link_store *s, int64_t ticket)
+{
+	if (s->pg && ticket > 0)
+		link_store_pg_attempt_end(s->pg, ticket);
+}
+
 static enum link_store_rc
 revoke_link(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
             bool *deleted, char *err, size_t errsz)

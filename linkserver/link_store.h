@@ -64,6 +64,12 @@
  * by the server, so that its row locks do not block the other nodes. */
 #define LINK_STORE_PG_IDLE_TXN_TIMEOUT_MS 10000
 
+/* How long an attempt registered with link_store_attempt_begin() counts when
+ * its process never ends it (it died): far longer than an attempt (a queued
+ * Argon2id and a few statements), short enough that a dead node's attempts do
+ * not hold a link for long. */
+#define LINK_STORE_ATTEMPT_TTL_S 60
+
 /* A wrapped key blob is ~100 bytes; anything this large is not one of ours. */
 #define LINK_STORE_WRAPPED_MAX 4096
 /* Links per message: one per link recipient, bounded like [proxy] max_recipients. */
@@ -149,6 +155,23 @@ enum link_store_rc link_store_claim_view(struct link_store *s, const char *id, i
  * message when no link remains): *destroyed (optional) says so. */
 enum link_store_rc link_store_fail(struct link_store *s, const char *id, int64_t now,
                                    bool *destroyed, char *err, size_t errsz);
+
+/* Unlock attempts under way on a link, across every process on the store, so
+ * that parallel guesses spread over several viewer nodes cannot overshoot
+ * max_failed either.  PostgreSQL: registers this attempt (it counts until
+ * link_store_attempt_end(), or LINK_STORE_ATTEMPT_TTL_S after `now` if its
+ * process dies) and gives in *others how many other live attempts the link
+ * has; *ticket (> 0) goes to link_store_attempt_end().  The registration is
+ * ordered with every change to the link (the same row locks).  SQLite:
+ * *others = 0 and *ticket = 0 (the viewer counts its own process's attempts).
+ * LINK_STORE_GONE: a malformed id, or (PostgreSQL) no such link; nothing is
+ * registered then. */
+enum link_store_rc link_store_attempt_begin(struct link_store *s, const char *id, int64_t now,
+                                            uint64_t *others, int64_t *ticket, char *err,
+                                            size_t errsz);
+/* The attempt is over (counted as a failure or a view by then).  Best effort:
+ * one that cannot be removed lapses after LINK_STORE_ATTEMPT_TTL_S. */
+void link_store_attempt_end(struct link_store *s, int64_t ticket);
 
 /* Delete now: the link, or (whole_message) every link of its message; the
  * message goes when no link remains.  LINK_STORE_GONE if there was no such link. */

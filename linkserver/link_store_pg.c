@@ -62,7 +62,14 @@ static const char *const migrations[] = {
 	"  revoked boolean NOT NULL DEFAULT false"
 	");"
 	"CREATE INDEX links_message ON links(message_id);"
-	"CREATE INDEX links_expires ON links(expires);",
+	"CREATE INDEX links_expires ON links(expires);"
+	/* Unlock attempts under way, on any node (link_store_attempt_begin). */
+	"CREATE TABLE attempts ("
+	"  ticket bigserial PRIMARY KEY,"
+	"  link_id text NOT NULL REFERENCES links(id) ON DELETE CASCADE,"
+	"  deadline bigint NOT NULL"           /* counts until then, unless ended */
+	");"
+	"CREATE INDEX attempts_link ON attempts(link_id);",
 };
 
 _Static_assert(SP_ARRAY_LEN(migrations) == LINK_STORE_SCHEMA_VERSION,
@@ -710,6 +717,73 @@ link_store_pg_revoke(struct link_store_pg *p, const char *id, bool whole_message
 	return change_link(p, id, revoke_link, &whole_message, &deleted, err, errsz);
 }
 
+struct attempt {
+	int64_t now;
+	uint64_t others;
+	int64_t ticket;
+};
+
+/* Register one attempt, under the link's locks: two registrations, or one and
+ * a failure, on any nodes, are ordered, so each sees the ones before it. */
+static enum link_store_rc
+register_attempt(struct link_store_pg *p, struct pg_slot *sl, const char *id,
+                 struct link_store_link *l, void *arg, bool *deleted, char *err, size_t errsz)
+{
+	struct attempt *a = arg;
+	char deadline[24], now[24], ticket[24];
+	const char *ins[] = { id, deadline };
+	const char *cnt[] = { id, now, ticket };
+	PGresult *r;
+
+	snprintf(now, sizeof now, "%" PRId64, a->now);
+	snprintf(deadline, sizeof deadline, "%" PRId64, a->now + LINK_STORE_ATTEMPT_TTL_S);
+	if ((r = run(p, sl, "INSERT INTO attempts (link_id, deadline) VALUES ($1, $2) "
+	             "RETURNING ticket", 2, ins, NULL, NULL, 0, PGRES_TUPLES_OK, false,
+	             "registering an attempt", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	a->ticket = col_i64(r, 0, 0);
+	PQclear(r);
+	snprintf(ticket, sizeof ticket, "%" PRId64, a->ticket);
+	if ((r = run(p, sl, "SELECT count(*) FROM attempts WHERE link_id = $1 AND deadline > $2 "
+	             "AND ticket <> $3", 3, cnt, NULL, NULL, 0, PGRES_TUPLES_OK, false,
+	             "counting attempts", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	a->others = (uint64_t)col_i64(r, 0, 0);
+	PQclear(r);
+	return LINK_STORE_OK;
+}
+
+enum link_store_rc
+link_store_pg_attempt_begin(struct link_store_pg *p, const char *id, int64_t now,
+                            uint64_t *others, int64_t *ticket, char *err, size_t errsz)
+{
+	struct attempt a = { .now = now };
+	enum link_store_rc rv;
+	bool deleted;
+
+	rv = change_link(p, id, register_attempt, &a, &deleted, err, errsz);
+	if (rv == LINK_STORE_OK) {
+		*others = a.others;
+		*ticket = a.ticket;
+	}
+	return rv;
+}
+
+void
+link_store_pg_attempt_end(struct link_store_pg *p, int64_t ticket)
+{
+	char err[SP_ERRLEN], t[24];
+	const char *vals[] = { t };
+	struct pg_slot *sl;
+
+	snprintf(t, sizeof t, "%" PRId64, ticket);
+	if ((sl = acquire(p, err, sizeof err)) == NULL ||
+	    run_cmd(p, sl, "DELETE FROM attempts WHERE ticket = $1", 1, vals, true,
+	            "ending an attempt", err, sizeof err) < 0)
+		sp_log_warn("%s (it lapses in %d s)", err, LINK_STORE_ATTEMPT_TTL_S);
+	release(p, sl);
+}
+
 /* A link found dead by get(): deleted under the same locks as any change. */
 static enum link_store_rc
 delete_if_dead(struct link_store_pg *p, struct pg_slot *sl, const char *id,
@@ -870,6 +944,10 @@ link_store_pg_sweep(struct link_store_pg *p, int64_t now, unsigned *n_links, uns
 		goto out;
 	dl = (unsigned)strtoul(PQcmdTuples(r), NULL, 10);
 	PQclear(r);
+	/* Attempts whose process died without ending them. */
+	if (run_cmd(p, sl, "DELETE FROM attempts WHERE deadline <= $1", 1, vals, false,
+	            "sweeping attempts", err, errsz) < 0)
+		goto out;
 	if (commit(p, sl, err, errsz) < 0 || begin(p, sl, err, errsz) < 0 ||
 	    run_cmd(p, sl, timeout, 0, NULL, false, "setting the sweep timeout", err, errsz) < 0)
 		goto out;

@@ -37,6 +37,10 @@ enum link_store_rc link_store_pg_fail(struct link_store_pg *p, const char *id, i
                                       bool *destroyed, char *err, size_t errsz);
 enum link_store_rc link_store_pg_revoke(struct link_store_pg *p, const char *id,
                                         bool whole_message, char *err, size_t errsz);
+enum link_store_rc link_store_pg_attempt_begin(struct link_store_pg *p, const char *id,
+                                               int64_t now, uint64_t *others, int64_t *ticket,
+                                               char *err, size_t errsz);
+void link_store_pg_attempt_end(struct link_store_pg *p, int64_t ticket);
 enum link_store_rc link_store_pg_sweep(struct link_store_pg *p, int64_t now, unsigned *n_links,
                                        unsigned *n_messages, char *err, size_t errsz);
 enum link_store_rc link_store_pg_list(struct link_store_pg *p, struct link_store_link **out,

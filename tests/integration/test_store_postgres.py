@@ -9,6 +9,9 @@ a database of its own.  The nodes are real `sealpost linkserver` processes
 - the store's unit tests (tests/unit/test_link_store.c) pass on PostgreSQL;
 - a burn-after-reading link unlocked on three nodes at once has one winner;
 - wrong passwords on different nodes add up to the link's destruction;
+- attempts under way on other nodes count against what a link has left (so a
+  burst spread over nodes cannot overshoot max_failed), and those of a node
+  that died lapse;
 - a revoke on one node (API, outbox or `sealpost revoke`) is seen by the others;
 - an upload may land on any node and opens on any other;
 - a stopped database gives 503 (browser) and a refused upload (the proxy
@@ -170,6 +173,47 @@ def test_concurrent_wrong_passwords_across_nodes_add_up(nodes, pg, db):
     assert rows(pg, db) == (0, 0)
     for v in nodes:
         assert v.post(link.path, {"password": "pw"}, source=src()).status == 410
+
+
+def test_attempts_under_way_on_other_nodes_count(nodes, pg, db):
+    """A link with 3 failures left and 3 attempts under way elsewhere (their
+    rows, as nodes register them, with deadlines ahead): another attempt,
+    even the right password, gets 429 and is not tried (nothing counted).
+    Once they end it is tried; attempts of a node that died (deadline
+    passed) do not count."""
+    [link] = nodes[0].mklink(simple_message(), ["pw"], max_failed=3)
+    name = db.rsplit("/", 1)[1]
+
+    def under_way(n: int, ahead: int):
+        pg.psql("INSERT INTO attempts (link_id, deadline) SELECT "
+                f"'{link.id}', extract(epoch from now())::bigint + {ahead} "
+                f"FROM generate_series(1, {n})", db=name)
+
+    under_way(3, 3600)
+    for v, pw in ((nodes[1], "wrong"), (nodes[2], "pw")):
+        r = v.post(link.path, {"password": pw}, source=src())
+        assert r.status == 429, r.status
+        assert "secret plan" not in r.text
+        assert "every attempt it has left is under way" in v.log()
+    assert failed_count(pg, db, link.id) == "0"
+    # Two of them end: one attempt may run.
+    pg.psql(f"DELETE FROM attempts WHERE ticket IN "
+            f"(SELECT ticket FROM attempts ORDER BY ticket LIMIT 2)", db=name)
+    assert nodes[1].post(link.path, {"password": "wrong"}, source=src()).status == 403
+    assert failed_count(pg, db, link.id) == "1"
+    # 1 under way + 1 failed + this one would reach 3: still allowed (2 left, 1 busy).
+    assert nodes[2].post(link.path, {"password": "wrong2"}, source=src()).status == 403
+    # Now 1 left and 1 under way: refused.
+    assert nodes[0].post(link.path, {"password": "pw"}, source=src()).status == 429
+    # The last one belonged to a node that died: once its deadline has passed
+    # it no longer counts (a row whose deadline is already behind stands for it).
+    pg.psql("DELETE FROM attempts", db=name)
+    under_way(5, -1)
+    r = nodes[0].post(link.path, {"password": "pw"}, source=src())
+    assert r.status == 200 and "secret plan" in r.text
+    # Every attempt a node ran has ended: only the stale rows are left.
+    assert pg.psql(f"SELECT count(*) FROM attempts WHERE deadline > "
+                   f"extract(epoch from now())::bigint", db=name) == "0"
 
 
 def test_revoke_on_one_node_is_seen_by_the_others(nodes, pg, db):
@@ -348,8 +392,8 @@ def test_proxy_fails_closed_while_the_database_is_down(nodes, pg, db, start_seal
 
 def test_node_needs_no_more_than_dml_once_migrated(pg, db, tmp_path):
     """docs/viewer.md, "What each node needs": after the first start, a
-    database user with SELECT, INSERT, UPDATE and DELETE on the three tables
-    runs a node; without them the node does not start."""
+    database user with SELECT, INSERT, UPDATE and DELETE on the tables and
+    USAGE on the one sequence runs a node; without them it does not start."""
     first = Viewer(tmp_path / "first")
     first.store = db
     first.write_config()
@@ -364,14 +408,16 @@ def test_node_needs_no_more_than_dml_once_migrated(pg, db, tmp_path):
     eml.write_bytes(simple_message())
     r = v.cli("mklink", v.store, str(eml), "3600", "0", "10", v.base_url, "pw")
     assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
-    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, sealpost_schema '
-            f'TO "{role}"', db=name)
+    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, attempts, '
+            f'sealpost_schema TO "{role}"; GRANT USAGE ON attempts_ticket_seq TO "{role}"',
+            db=name)
     v.start()
     try:
         r = v.post(link.path, {"password": "pw"}, source=src())
         assert r.status == 200 and "secret plan" in r.text
         [other] = v.mklink(simple_message(), ["pw2"], max_views=1)
         assert v.post(other.path, {"password": "pw2"}, source=src()).status == 200
+        assert v.post(link.path, {"password": "wrong"}, source=src()).status == 403
         assert rows(pg, db) == (1, 1)
     finally:
         v.stop()

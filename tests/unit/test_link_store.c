@@ -66,7 +66,7 @@ fx_setup(struct fixture *fx, gconstpointer data)
 	g_assert_nonnull(fx->dir);
 	if (pg_url()) {
 		pg_exec("SET client_min_messages = warning; "
-		        "DROP TABLE IF EXISTS links, messages, sealpost_schema CASCADE");
+		        "DROP TABLE IF EXISTS attempts, links, messages, sealpost_schema CASCADE");
 		fx->path = g_strdup(pg_url());
 	} else {
 		fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
@@ -332,6 +332,83 @@ test_pg_sweep_lock(struct fixture *fx, gconstpointer data)
 	g_assert_cmpuint(nl, ==, 2);
 	g_assert_cmpuint(nm, ==, 1);
 	assert_counts(fx->s, 0, 0);
+}
+
+/* One number from the test database. */
+static long
+pg_value(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	PGresult *r;
+	long v;
+
+	g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+	r = PQexec(c, sql);
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/* Attempts under way, shared by every handle (node) on a PostgreSQL store;
+ * SQLite leaves the count to the viewer's process. */
+static void
+test_attempts(struct fixture *fx, gconstpointer data)
+{
+	struct link_store *s2 = NULL;
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000, t1, t2, t3, t4, t5;
+	uint64_t others = 99;
+	bool destroyed = false;
+	int i;
+
+	g_assert_cmpint(put_msg(fx->s, 900, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 900);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, "not an id", now, &others, &t1, err,
+	                                         sizeof err), ==, LINK_STORE_GONE);
+	if (!pg_url()) {
+		g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t1, err, sizeof err),
+		                ==, LINK_STORE_OK);
+		g_assert_cmpuint(others, ==, 0);
+		g_assert_cmpint(t1, ==, 0);
+		link_store_attempt_end(fx->s, t1);
+		return;
+	}
+	g_assert_cmpint(link_store_attempt_begin(fx->s, "0000000000000000000000000000000f", now,
+	                                         &others, &t1, err, sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t1, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 0);
+	g_assert_cmpint(link_store_attempt_begin(s2, id, now, &others, &t2, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 1);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t3, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 2);
+	g_assert_true(t1 > 0 && t2 > 0 && t3 > 0 && t1 != t2 && t2 != t3 && t1 != t3);
+	link_store_attempt_end(s2, t2);
+	g_assert_cmpint(link_store_attempt_begin(s2, id, now, &others, &t4, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 2);
+	/* Attempts never ended (their node died) stop counting after the TTL, and
+	 * the sweep removes them. */
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now + LINK_STORE_ATTEMPT_TTL_S, &others,
+	                                         &t5, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 0);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 4);
+	g_assert_cmpint(link_store_sweep(fx->s, now + LINK_STORE_ATTEMPT_TTL_S, NULL, NULL, err,
+	                                 sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 1);
+	/* The link's destruction takes its attempts with it. */
+	for (i = 0; i < 3; i++)
+		g_assert_cmpint(link_store_fail(s2, id, now, &destroyed, err, sizeof err), ==,
+		                LINK_STORE_OK);
+	g_assert_true(destroyed);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 0);
+	link_store_attempt_end(fx->s, t5); /* nothing left to end: no error */
+	link_store_close(s2);
 }
 
 /* ---- put / get ---- */
@@ -826,6 +903,7 @@ main(int argc, char **argv)
 	FX("/link_store/pg_schema", test_pg_schema);
 	FX("/link_store/pg_reconnect", test_pg_reconnect);
 	FX("/link_store/pg_sweep_lock", test_pg_sweep_lock);
+	FX("/link_store/attempts", test_attempts);
 	FX("/link_store/put_get", test_put_get);
 	FX("/link_store/put_atomic", test_put_atomic);
 	FX("/link_store/put_validation", test_put_validation);
