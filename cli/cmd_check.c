@@ -16,6 +16,7 @@
 #include "policy.h"
 #include "relay.h"
 #include "smtp_client.h"
+#include "discovery.h"
 #include "smtp_parse.h"
 #include "sodium_keys.h"
 
@@ -25,6 +26,7 @@ struct rcpt_report {
 	const char *form;
 	char detail[160];
 	char reason[768];
+	char source[300];             /* a discovered key: where from, since when */
 	struct sp_pgp_key_info key;   /* OpenPGP recipients */
 };
 
@@ -133,7 +135,8 @@ check_rcpt(struct report *r, struct sp_policy *policy, struct rcpt_report *rr)
 		rr->form = sp_form_name(d.form);
 		sp_strlcpy(rr->detail, d.detail, sizeof rr->detail);
 		sp_strlcpy(rr->reason, d.reason, sizeof rr->reason);
-		if (d.form == SP_FORM_PGP) {
+		sp_strlcpy(rr->source, d.source, sizeof rr->source);
+		if (d.form == SP_FORM_PGP && d.source[0] == '\0') {
 			struct sp_pgp *pgp = sp_policy_pgp(policy, err, sizeof err);
 			if (pgp)
 				sp_pgp_find_key(pgp, rr->addr, &rr->key, err, sizeof err);
@@ -217,6 +220,8 @@ print_text(const struct report *r)
 		} else if (rr->detail[0]) {
 			printf(" %s", rr->detail);
 		}
+		if (rr->source[0])
+			printf(" discovered: %s", rr->source);
 		if (rr->reason[0])
 			printf(" - %s", rr->reason);
 		printf("\n");
@@ -297,6 +302,7 @@ print_json(const struct report *r)
 		json_kv("status", rr->status, true);
 		json_kv("form", rr->form, true);
 		json_kv("detail", rr->detail, true);
+		json_kv("source", rr->source, true);
 		if (rr->key.fpr[0]) {
 			printf("\"key\":{");
 			json_kv("fingerprint", rr->key.fpr, true);
@@ -327,6 +333,7 @@ cmd_check(int argc, char **argv)
 	struct sp_config cfg;
 	struct relay *relay = NULL;
 	struct sp_policy *policy = NULL;
+	struct sp_discovery *disc = NULL;
 	const char *cfgpath = NULL;
 	char err[SP_ERRLEN];
 	int first, rv;
@@ -367,6 +374,15 @@ cmd_check(int argc, char **argv)
 	}
 	r.rcpts = sp_xcalloc(n_addrs ? n_addrs : 1, sizeof *r.rcpts);
 	r.n_rcpts = n_addrs;
+	if (cfg.discovery.wkd || cfg.discovery.keyserver[0]) {
+		/* Its keyring or database unusable: every recipient would get a 451. */
+		if ((disc = sp_discovery_open(&cfg, err, sizeof err)) == NULL) {
+			printf("discovery   FAILED: %s\n", err);
+			r.problems++;
+		} else {
+			sp_policy_set_discovery(sp_discovery_hook(disc));
+		}
+	}
 	policy = sp_policy_new(&cfg, err, sizeof err);
 	check_keyring(&r, policy);
 	for (i = 0; i < n_addrs; i++) {
@@ -380,6 +396,8 @@ cmd_check(int argc, char **argv)
 	rv = r.problems ? EXIT_RUNTIME : EXIT_OK;
 	sp_policy_free(policy);
 	sp_pgp_pool_clear();
+	sp_policy_set_discovery(NULL);
+	sp_discovery_close(disc);
 	relay_free(relay);
 	free(r.rcpts);
 	sp_config_free(&cfg);

@@ -1085,8 +1085,14 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 
 	status_reset(p);
 	/* Recipients by fingerprint: no key lookup (and no gpg run) per key. */
-	for (i = 0; i < n; i++)
-		g_string_append_printf(recp, "%s\n", fprs[i]);
+	for (i = 0; i < n; i++) {
+		/* A key file (a discovered key, kept outside the user's keyring):
+		 * gpg's --recipient-file, through GPGME's --file keyword. */
+		if (fprs[i][0] == '/')
+			g_string_append_printf(recp, "--file\n%s\n--no-file\n", fprs[i]);
+		else
+			g_string_append_printf(recp, "%s\n", fprs[i]);
+	}
 	/* Compression pays for text, not for what is already compressed or
 	 * base64 of binary (most big mail): above the threshold it only costs
 	 * time (25 MB: 980 ms with zlib, 290 ms without). */
@@ -1248,4 +1254,62 @@ out:
 	gpgme_set_armor(p->ctx, 1);
 	gpgme_data_release(d);
 	return rv;
+}
+
+/* ---- keyrings sealpost keeps itself (discovered keys) ---- */
+
+int
+sp_pgp_import(struct sp_pgp *p, const void *data, size_t len, size_t *n_imported, char *err, size_t errsz)
+{
+	gpgme_data_t d = NULL;
+	gpgme_import_result_t res;
+	gpgme_error_t e;
+	int rv = -1;
+
+	*n_imported = 0;
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	if ((e = gpgme_data_new_from_mem(&d, data, len, 0)) != 0) {
+		sp_seterr(err, errsz, "GPGME data: %s", gpgme_strerror(e));
+		return -1;
+	}
+	pthread_mutex_lock(&gpg_lock);
+	status_reset(p);
+	e = gpgme_op_import(p->ctx, d);
+	res = e ? NULL : gpgme_op_import_result(p->ctx);
+	if (e) {
+		sp_seterr(err, errsz, "gpg import into %s failed: %s", p->cfg->pgp.gnupg_home, gpgme_strerror(e));
+	} else if (res == NULL) {
+		sp_seterr(err, errsz, "gpg import into %s gave no result", p->cfg->pgp.gnupg_home);
+	} else {
+		*n_imported = (size_t)res->considered - (size_t)res->not_imported;
+		rv = 0;
+	}
+	pthread_mutex_unlock(&gpg_lock);
+	gpgme_data_release(d);
+	return rv;
+}
+
+int
+sp_pgp_delete_key(struct sp_pgp *p, const char *fpr, char *err, size_t errsz)
+{
+	gpgme_key_t k = NULL;
+	gpgme_error_t e;
+
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	pthread_mutex_lock(&gpg_lock);
+	e = gpgme_get_key(p->ctx, fpr, &k, 0);
+	if (gpg_err_code(e) == GPG_ERR_EOF) {
+		e = 0;       /* not there: nothing to delete */
+	} else if (!e) {
+		e = gpgme_op_delete_ext(p->ctx, k, GPGME_DELETE_FORCE);
+		gpgme_key_unref(k);
+	}
+	pthread_mutex_unlock(&gpg_lock);
+	if (e) {
+		sp_seterr(err, errsz, "deleting key %s from %s: %s", fpr, p->cfg->pgp.gnupg_home, gpgme_strerror(e));
+		return -1;
+	}
+	return 0;
 }
