@@ -384,6 +384,10 @@ judge(struct sp_discovery *d, const char *norm, const struct sp_buf *body, struc
 		goto out;
 	}
 	r = sp_pgp_find_key(p, norm, info, why, whysz);
+	if (r == SP_PGP_NONE && strncmp(why, "no OpenPGP key", 14) == 0)
+		/* gpg listed nothing for the address: the user IDs name others
+		 * (or were stripped). */
+		sp_seterr(why, whysz, "the key served has no user ID with exactly this address");
 	if (r == SP_PGP_FOUND && sp_pgp_export_minimal(p, info->fpr, out, err, sizeof err) < 0) {
 		sp_seterr(why, whysz, "%s", err);
 		r = SP_PGP_ERROR;
