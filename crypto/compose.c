@@ -352,6 +352,8 @@ build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t e
 	for (i = 0; i < cx->env->n_rcpts; i++) {
 		const struct sp_rcpt *r0 = &cx->env->rcpts[i];
 		g_string_append_printf(t, "<%s>\n", r0->addr);
+		if (r0->note)
+			g_string_append_printf(t, "    note: %s\n", r0->note);
 		switch (r0->form) {
 		case SP_FORM_PGP:
 			g_string_append_printf(t, "    OpenPGP, key %s\n", r0->detail);

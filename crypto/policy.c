@@ -140,6 +140,7 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 			return SP_POLICY_TEMPFAIL;
 		case SP_PGP_NONE:
 		default:
+			sp_strlcpy(d->notice, d->source, sizeof d->notice);
 			d->source[0] = '\0';
 			{
 				size_t l = strlen(pgp_why);

@@ -23,6 +23,8 @@ struct sp_decision {
 	enum sp_form form;
 	char detail[160];    /* fingerprint / key / "" */
 	char source[300];    /* an OpenPGP key sealpost discovered: where from, since when; else "" */
+	char notice[300];    /* for the sender (log, delivery report): a discovered key changed, so
+	                      * this recipient got a weaker form; else "" */
 	char reason[768];    /* why refused, or why a weaker form was chosen */
 };
 
@@ -36,6 +38,8 @@ struct sp_decision {
  *            NONE (why: nothing usable was found, or it changed and the
  *            configuration says to fall to the next form), ERROR (why: its
  *            own keyring or store is unusable: 451, never a weaker form).
+ *            On NONE, a non-empty source is a notice the sender must get
+ *            (a key change).
  *   recheck: is fpr still the usable discovered key for norm?  FOUND with
  *            keyfile: the path of the key to encrypt to (gpg --recipient-file). */
 struct sp_key_discovery {

@@ -538,6 +538,7 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 	GString *reasons = g_string_new(NULL);
 	struct sp_buf key;
 	char err[SP_ERRLEN];
+	const char *changed_from = NULL;
 
 	sp_buf_init(&key, SP_DISCOVERY_MAX_KEY_BYTES);
 	memset(&nrow, 0, sizeof nrow);
@@ -593,11 +594,14 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 			            norm, nrow.url, nrow.fpr, row->fpr, norm);
 			sp_seterr(why, whysz, "the discovered key changed (%s, was %s): not used "
 			          "([discovery] on_key_change = next-form)", nrow.fpr, row->fpr);
+			snprintf(source, sourcesz, "KEY CHANGED: %s now serves %s, was %s; not used "
+			         "([discovery] on_key_change = next-form)", source_label(nrow.source), nrow.fpr, row->fpr);
 			r = db_put(d, &ch, err, sizeof err) < 0 ? SP_PGP_ERROR : SP_PGP_NONE;
 			if (r == SP_PGP_ERROR)
 				sp_seterr(why, whysz, "%s", err);
 			goto out;
 		} else if (known) {
+			changed_from = row->fpr;
 			sp_log_warn("discovery: <%s>: key changed: %s now serves %s, not %s as before; accepted "
 			            "([discovery] on_key_change = accept)", norm, nrow.url, nrow.fpr, row->fpr);
 		}
@@ -606,6 +610,11 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 			goto out;
 		}
 		describe(&nrow, source, sourcesz);
+		if (changed_from) {
+			size_t l = strlen(source);
+			snprintf(source + l, sourcesz - l, "; KEY CHANGED from %s (accepted: [discovery] on_key_change "
+			         "= accept)", changed_from);
+		}
 		sp_log_info("discovery: <%s>: key %s from %s", norm, nrow.fpr, source);
 		goto out;
 	}
@@ -652,6 +661,8 @@ find(struct sp_discovery *d, const char *addr, const char *norm, bool cached, st
 	if ((have = db_get(d, norm, &row, why, whysz)) < 0)
 		return SP_PGP_ERROR;
 	if (have && strcmp(row.state, "changed") == 0) {
+		snprintf(source, sourcesz, "KEY CHANGED: %s now serves %s, was %s; not used "
+		         "([discovery] on_key_change = next-form)", source_label(row.source), row.new_fpr, row.fpr);
 		sp_seterr(why, whysz, "the discovered key changed (%s, was %s): not used ([discovery] on_key_change = "
 		          "next-form; `sealpost keys forget %s` accepts the new key)", row.new_fpr, row.fpr, norm);
 		return SP_PGP_NONE;

@@ -35,6 +35,7 @@ import pytest
 from clients import assert_reply
 from gpgkeys import GpgHome, Identity, kill_all_agents, make_identity, packet_keyids
 from pki import _CA
+from sealpost import run_cli
 from test_pgp import ALICE, parse_rfc3156, send, text_message
 
 PAST = "20200101T000000"
@@ -378,3 +379,110 @@ def test_negative_cache_stops_a_second_lookup(world, sphome, start_sealpost, ups
     assert n == 2, world.wkd.requests          # advanced, then direct
     refused(sp, upstream, f"nokey@{ADV}", r"no discovered key \(looked up ")
     assert world.wkd.count("nokey") == n
+
+
+# =====================================================================================
+# Provenance: `keys`, `check --rcpt`, the delivery report
+# =====================================================================================
+
+def cli_at(sp, *args):
+    return run_cli(sp.binary, list(args), sp.workdir)
+
+
+def test_keys_list_and_check_name_the_source(world, sphome, start_sealpost, upstream):
+    sp = start(start_sealpost, upstream, world, sphome)
+    zed = world.keys["zed"]
+    deliver_and_decrypt(sp, upstream, world, zed)
+    r = cli_at(sp, "keys", "-c", sp.config_path, "list")
+    assert r.rc == 0, str(r)
+    line = [l for l in r.stdout.splitlines() if l.startswith(f"zed@{ADV} ")]
+    assert len(line) == 1, str(r)
+    assert re.search(rf"^zed@{re.escape(ADV)}  ok  {zed.fpr}  wkd-advanced https://openpgpkey\.{re.escape(ADV)}/"
+                     rf"\S+  since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\dZ", line[0]), line[0]
+    r = cli_at(sp, "check", "-c", sp.config_path, "--rcpt", f"zed@{ADV}")
+    assert re.search(rf"rcpt +zed@{re.escape(ADV)}: openpgp {zed.fpr} discovered: WKD \(advanced\) "
+                     rf"https://openpgpkey\.{re.escape(ADV)}/\S+, since ", r.stdout), str(r)
+
+
+def test_check_rcpt_discovers_and_names_the_source(world, sphome, start_sealpost, upstream):
+    """`check --rcpt` for an address nobody sent to yet looks it up itself."""
+    sp = start_sealpost(upstream, extra=disc_config(world, sphome), start=False)
+    r = cli_at(sp, "check", "-c", sp.config_path, "--rcpt", f"yan@{DIR}", f"expired@{ADV}")
+    assert re.search(rf"rcpt +yan@{re.escape(DIR)}: openpgp {world.keys['yan'].fpr} discovered: WKD \(direct\) "
+                     rf"https://{re.escape(DIR)}/\.well-known/openpgpkey/hu/{wkd_hash('yan')}\?l=yan, since ",
+                     r.stdout), str(r)
+    assert re.search(rf"expired@{re.escape(ADV)}: REFUSED: .*key expired", r.stdout), str(r)
+
+
+def test_delivery_report_names_the_source(world, sphome, start_sealpost, upstream, tmp_path):
+    """With a link recipient, alice's delivery report (encrypted to her) says
+    where zed's key came from."""
+    cfg = disc_config(world, sphome)
+    cfg["policy"]["no_key"] = "link"
+    cfg["link"] = {"base_url": "https://mail.example.org/s/", "store": str(tmp_path / "links.sqlite")}
+    sp = start_sealpost(upstream, extra=cfg)
+    msg = text_message(to=f"zed@{ADV}")
+    replies = send(sp, [f"zed@{ADV}", f"nolink@{ADV}"], msg.data)
+    assert "openpgp" in replies[1].text and "link" in replies[2].text, replies
+    assert_reply(replies[-1], 250, "2.0.0", what="delivery")
+    got = upstream.wait_for(3)
+    rep = [m for m in got if m.rcpt_tos == [ALICE]]
+    assert len(rep) == 1, upstream.events_summary()
+    _, armor = parse_rfc3156(rep[0].content)
+    res = world.alice.home.decrypt(armor)
+    assert res.rc == 0, str(res)
+    text = res.stdout.decode("utf-8", "replace")
+    assert re.search(rf"<zed@{re.escape(ADV)}>\r?\n    note: key discovered: WKD \(advanced\) "
+                     rf"https://openpgpkey\.{re.escape(ADV)}/\S+, since ", text), text
+    assert re.search(rf"OpenPGP, key {world.keys['zed'].fpr}", text), text
+
+
+# =====================================================================================
+# Key changes
+# =====================================================================================
+
+@pytest.fixture
+def changer(world, tmp_path):
+    """change@adv.test: first served with key A, then with key B."""
+    a = make_identity(tmp_path, "chga", "Change", f"change@{ADV}")
+    b = make_identity(tmp_path, "chgb", "Change", f"change@{ADV}")
+    world.wkd.put_advanced(ADV, "change", a.home.run("--export", a.fpr).stdout)
+    yield a, b
+    world.wkd.files.pop((f"openpgpkey.{ADV}", f"/.well-known/openpgpkey/{ADV}/hu/{wkd_hash('change')}"), None)
+    a.home.kill_agent()
+    b.home.kill_agent()
+
+
+def test_key_change_default_falls_to_next_form_and_warns(world, sphome, start_sealpost, upstream, changer):
+    a, b = changer
+    sp = start(start_sealpost, upstream, world, sphome)
+    deliver_and_decrypt(sp, upstream, world, a)
+    upstream.messages.clear()
+    world.wkd.put_advanced(ADV, "change", b.home.run("--export", b.fpr).stdout)
+    # The cache would keep A for [discovery] ttl: ask now, as the background refresh would.
+    r = cli_at(sp, "keys", "-c", sp.config_path, "refresh", a.addr)
+    assert r.rc == 1 and "the discovered key changed" in r.stdout, str(r)
+    assert f"KEY CHANGED: {a.addr}" not in r.stdout    # the log line went to stderr
+    assert re.search(rf"KEY CHANGED: .* now serves {b.fpr}, not {a.fpr}", r.stderr), str(r)
+    text = refused(sp, upstream, a.addr, rf"the discovered key changed \({b.fpr}, was {a.fpr}\)")
+    assert "keys forget" in text
+    sp.wait_log(rf"<{re.escape(a.addr)}>: KEY CHANGED: WKD \(advanced\) now serves {b.fpr}, was {a.fpr}")
+    r = cli_at(sp, "keys", "-c", sp.config_path, "list")
+    assert re.search(rf"^{re.escape(a.addr)}  changed  {a.fpr} .* NOW SERVES {b.fpr}", r.stdout, re.M), str(r)
+    r = cli_at(sp, "check", "-c", sp.config_path, "--rcpt", a.addr)
+    assert r.rc == 1 and "the discovered key changed" in r.stdout, str(r)
+    # The user accepts the new key by forgetting the old one.
+    r = cli_at(sp, "keys", "-c", sp.config_path, "forget", a.addr)
+    assert r.rc == 0 and "forgotten" in r.stdout, str(r)
+    deliver_and_decrypt(sp, upstream, world, b)
+
+
+def test_key_change_accept(world, sphome, start_sealpost, upstream, changer):
+    a, b = changer
+    sp = start(start_sealpost, upstream, world, sphome, on_key_change="accept")
+    deliver_and_decrypt(sp, upstream, world, a)
+    upstream.messages.clear()
+    world.wkd.put_advanced(ADV, "change", b.home.run("--export", b.fpr).stdout)
+    r = cli_at(sp, "keys", "-c", sp.config_path, "refresh", a.addr)
+    assert r.rc == 0 and f"key {b.fpr}" in r.stdout and f"KEY CHANGED from {a.fpr} (accepted" in r.stdout, str(r)
+    deliver_and_decrypt(sp, upstream, world, b)
