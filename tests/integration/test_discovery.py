@@ -47,6 +47,8 @@ DIR = "dir.test"
 UNI_U = "bücher.test"
 UNI_A = "xn--bcher-kva.test"
 SLOW = "slow.test"
+NOWKD = "nowkd.test"                 # no WKD at all: only the keyserver knows its keys
+VKS = "keys.test"
 
 
 def wkd_hash(local: str) -> str:
@@ -135,6 +137,7 @@ def world(tmp_path_factory):
         "uni": make_identity(base, "uni", "Uni", f"uni@{UNI_U}"),
         "arm": make_identity(base, "arm", "Arm", f"arm@{ADV}"),
         "other": make_identity(base, "other", "Other", f"other@{ADV}"),
+        "vic": make_identity(base, "vic", "Vic", f"vic@{NOWKD}"),
     }
     bad = GpgHome(base / "bad")
     exp = bad.gen_key(f"Expired <expired@{ADV}>", expire="1d", faked_time=PAST)
@@ -162,7 +165,7 @@ def world(tmp_path_factory):
     pkidir.mkdir()
     ca = _CA(pkidir, "wkd-ca", "sealpost WKD test CA")
     hosts = [f"openpgpkey.{ADV}", ADV, f"openpgpkey.{DIR}", DIR, f"openpgpkey.{UNI_A}", UNI_A,
-             f"openpgpkey.{SLOW}", SLOW]
+             f"openpgpkey.{SLOW}", SLOW, f"openpgpkey.{NOWKD}", NOWKD, VKS]
     cert = ca.issue(pkidir, "wkd", hosts, ["127.0.0.1"])
 
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), None)
@@ -181,6 +184,7 @@ def world(tmp_path_factory):
     wkd.put_advanced(ADV, "expired", bodies["expired"])
     wkd.put_advanced(ADV, "revoked", bodies["revoked"])
     wkd.put_advanced(ADV, "big", bodies["big"])
+    wkd.files[(VKS, f"/vks/v1/by-email/vic%40{NOWKD}")] = binary(keys["vic"].home, keys["vic"].fpr)
 
     # A port where nothing listens (connection refused): the advanced host of
     # dir.test does not exist.
@@ -212,6 +216,9 @@ def disc_config(world: World, home: GpgHome, **disc) -> dict:
         f"{UNI_A}:443:127.0.0.1:{p}",
         f"openpgpkey.{SLOW}:443:127.0.0.1:{world.silent_port}",
         f"{SLOW}:443:127.0.0.1:{world.silent_port}",
+        f"openpgpkey.{NOWKD}:443:127.0.0.1:{p}",
+        f"{NOWKD}:443:127.0.0.1:{p}",
+        f"{VKS}:443:127.0.0.1:{p}",
     ])
     d = {"wkd": "yes", "timeout": "2s", "ca_file": str(world.ca), "connect_to": connect_to}
     d.update({k: str(v) for k, v in disc.items()})
@@ -486,3 +493,28 @@ def test_key_change_accept(world, sphome, start_sealpost, upstream, changer):
     r = cli_at(sp, "keys", "-c", sp.config_path, "refresh", a.addr)
     assert r.rc == 0 and f"key {b.fpr}" in r.stdout and f"KEY CHANGED from {a.fpr} (accepted" in r.stdout, str(r)
     deliver_and_decrypt(sp, upstream, world, b)
+
+
+# =====================================================================================
+# Keyserver (VKS)
+# =====================================================================================
+
+def vks_requests(world) -> list:
+    with world.wkd.lock:
+        return [p for h, p in world.wkd.requests if h == VKS]
+
+
+def test_keyserver_off_by_default(world, sphome, start_sealpost, upstream):
+    sp = start(start_sealpost, upstream, world, sphome)
+    before = len(vks_requests(world))
+    refused(sp, upstream, f"vic@{NOWKD}", r"HTTP 404")
+    assert len(vks_requests(world)) == before, "a keyserver was asked though none is configured"
+
+
+def test_keyserver_vks_after_wkd(world, sphome, start_sealpost, upstream):
+    """WKD has nothing for nowkd.test; the VKS keyserver has vic's key."""
+    sp = start(start_sealpost, upstream, world, sphome, keyserver=f"https://{VKS}")
+    deliver_and_decrypt(sp, upstream, world, world.keys["vic"])
+    assert f"/vks/v1/by-email/vic%40{NOWKD}" in vks_requests(world)
+    sp.wait_log(rf"discovery: <vic@{NOWKD}>: key {world.keys['vic'].fpr} from keyserver "
+                rf"https://{re.escape(VKS)}/vks/v1/by-email/vic%40{re.escape(NOWKD)}")
