@@ -34,6 +34,8 @@ struct report {
 	const char *config;
 	const char *keyring;          /* ok | none | error */
 	char keyring_note[SP_ERRLEN]; /* the fault, or a warning */
+	const char *discovery;        /* off | ok | error */
+	char discovery_error[SP_ERRLEN];
 	size_t n_keys;
 	const char *sodium;           /* ok | none | error */
 	char sodium_error[SP_ERRLEN];
@@ -175,6 +177,12 @@ print_text(const struct report *r)
 		printf("sodium      FAILED: %s\n", r->sodium_error);
 	else if (r->n_sodium)
 		printf("sodium      %zu recipient(s) in %s\n", r->n_sodium, cfg->sodium.recipients);
+	if (strcmp(r->discovery, "error") == 0)
+		printf("discovery   FAILED: %s\n", r->discovery_error);
+	else if (strcmp(r->discovery, "ok") == 0)
+		printf("discovery   %s%s%s\n", cfg->discovery.wkd ? "WKD" : "",
+		       cfg->discovery.wkd && cfg->discovery.keyserver[0] ? ", keyserver " :
+		       cfg->discovery.keyserver[0] ? "keyserver " : "", cfg->discovery.keyserver);
 	for (i = 0; i < cfg->proxy.n_listen; i++)
 		printf("listen      %s:%s (%s, auth %s)\n", cfg->proxy.listen[i].host, cfg->proxy.listen[i].port,
 		       cfg->proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",
@@ -275,6 +283,9 @@ print_json(const struct report *r)
 	json_kv("path", cfg->sodium.recipients, true);
 	json_kv("status", r->sodium, true);
 	json_kv("error", r->sodium_error, false);
+	printf("},\"discovery\":{");
+	json_kv("status", r->discovery, true);
+	json_kv("error", r->discovery_error, false);
 	printf("},\"listen\":[");
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
 		printf("%s{", i ? "," : "");
@@ -352,6 +363,7 @@ cmd_check(int argc, char **argv)
 	sp_log_init(SP_LOG_ERROR);
 	r.cfg = &cfg;
 	r.config = cfg.path;
+	r.discovery = "off";
 	{
 		/* A recipients file that cannot be read or parsed is a 451 for
 		 * every recipient at RCPT: a problem, reported with the rest. */
@@ -376,10 +388,11 @@ cmd_check(int argc, char **argv)
 	r.n_rcpts = n_addrs;
 	if (cfg.discovery.wkd || cfg.discovery.keyserver[0]) {
 		/* Its keyring or database unusable: every recipient would get a 451. */
-		if ((disc = sp_discovery_open(&cfg, err, sizeof err)) == NULL) {
-			printf("discovery   FAILED: %s\n", err);
+		if ((disc = sp_discovery_open(&cfg, r.discovery_error, sizeof r.discovery_error)) == NULL) {
+			r.discovery = "error";
 			r.problems++;
 		} else {
+			r.discovery = "ok";
 			sp_policy_set_discovery(sp_discovery_hook(disc));
 		}
 	}

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import http.server
+import json
 import os
 import re
 import socket
@@ -419,6 +420,14 @@ def test_check_rcpt_discovers_and_names_the_source(world, sphome, start_sealpost
                      rf"https://{re.escape(DIR)}/\.well-known/openpgpkey/hu/{wkd_hash('yan')}\?l=yan, since ",
                      r.stdout), str(r)
     assert re.search(rf"expired@{re.escape(ADV)}: REFUSED: .*key expired", r.stdout), str(r)
+    assert re.search(r"(?m)^discovery +WKD$", r.stdout), str(r)
+    # --json: the same, machine-readable (the lookup is cached now).
+    r = cli_at(sp, "check", "-c", sp.config_path, "--json", "--rcpt", f"yan@{DIR}")
+    doc = json.loads(r.stdout)
+    assert doc["discovery"]["status"] == "ok", doc
+    (rec,) = doc["recipients"]
+    assert rec["form"] == "openpgp" and rec["detail"] == world.keys["yan"].fpr, rec
+    assert rec["source"].startswith(f"WKD (direct) https://{DIR}/.well-known/openpgpkey/hu/"), rec
 
 
 def test_delivery_report_names_the_source(world, sphome, start_sealpost, upstream, tmp_path):
