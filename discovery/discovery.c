@@ -146,6 +146,22 @@ out:
 	return rv;
 }
 
+/* Keyrings of public keys only: gpg must not start a gpg-agent there (an
+ * import asks the agent whether a secret key exists, and the agent would
+ * outlive every lookup). */
+static int
+write_gpg_conf(const char *home, char *err, size_t errsz)
+{
+	static const char conf[] = "# written by sealpost: public keys only\nno-autostart\n";
+	char *path = sp_xasprintf("%s/gpg.conf", home);
+	int rv = 0;
+
+	if (access(path, F_OK) != 0)
+		rv = write_file_atomic(path, conf, sizeof conf - 1, err, errsz);
+	free(path);
+	return rv;
+}
+
 static void
 format_time(int64_t t, char *out, size_t outsz)
 {
@@ -292,7 +308,7 @@ add_ca_file(CURL *c, void *sslctx, void *arg)
 }
 
 /* GET url within the deadline.  0 with *status and f->body; -1 with why
- * (transport: DNS, TCP, TLS, timeout, size). */
+ * (transport: DNS, TCP, TLS, timeout, size; the caller names the URL). */
 static int
 fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct fetch *f, long *status,
           char *why, size_t whysz)
@@ -304,7 +320,7 @@ fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct f
 
 	*status = 0;
 	if (left <= 0) {
-		sp_seterr(why, whysz, "%s: no time left ([discovery] timeout)", url);
+		sp_seterr(why, whysz, "no time left ([discovery] timeout)");
 		return -1;
 	}
 	if ((c = curl_easy_init()) == NULL) {
@@ -341,12 +357,12 @@ fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct f
 		return 0;
 	}
 	if (f->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-		sp_seterr(why, whysz, "%s: the answer is larger than %d bytes: refused", url, SP_DISCOVERY_MAX_KEY_BYTES);
+		sp_seterr(why, whysz, "the answer is larger than %d bytes: refused", SP_DISCOVERY_MAX_KEY_BYTES);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		sp_seterr(why, whysz, "%s: timed out ([discovery] timeout = %llds for all lookups of one recipient)",
-		          url, (long long)d->cfg->discovery.timeout);
+		sp_seterr(why, whysz, "timed out ([discovery] timeout = %llds for all lookups of one recipient)",
+		          (long long)d->cfg->discovery.timeout);
 	else
-		sp_seterr(why, whysz, "%s: %s", url, cerr[0] ? cerr : curl_easy_strerror(rc));
+		sp_seterr(why, whysz, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
 	curl_easy_cleanup(c);
 	return -1;
 }
@@ -374,6 +390,12 @@ judge(struct sp_discovery *d, const char *norm, const struct sp_buf *body, struc
 	}
 	scfg.pgp.gnupg_home = tmpl;
 	scfg.pgp.gnupg_home_required = true;
+	if (write_gpg_conf(tmpl, err, sizeof err) < 0) {
+		sp_seterr(why, whysz, "scratch keyring: %s", err);
+		rm_tree(tmpl);
+		free(tmpl);
+		return SP_PGP_ERROR;
+	}
 	p = sp_pgp_new(&scfg, err, sizeof err);
 	if (p == NULL || sp_pgp_import(p, body->data, body->len, &n, err, sizeof err) < 0) {
 		sp_seterr(why, whysz, "not OpenPGP key material (%s)", p ? err : "GnuPG");
@@ -535,7 +557,7 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 	int64_t deadline = sp_now_ms() + d->cfg->discovery.timeout * 1000;
 	struct sp_discovered nrow;
 	enum sp_pgp_lookup r = SP_PGP_NONE;
-	GString *reasons = g_string_new(NULL);
+	GString *reasons = g_string_new(NULL), *detail = g_string_new(NULL);
 	struct sp_buf key;
 	char err[SP_ERRLEN];
 	const char *changed_from = NULL;
@@ -553,16 +575,25 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 
 		memset(&f, 0, sizeof f);
 		sp_buf_init(&f.body, SP_DISCOVERY_MAX_KEY_BYTES);
+		one[0] = '\0';
 		if (fetch_url(d, c[i].url, deadline, &f, &status, one, sizeof one) < 0) {
-			g_string_append_printf(reasons, "%s%s", reasons->len ? "; " : "", one);
+			/* one says why */
 		} else if (status != 200) {
-			g_string_append_printf(reasons, "%s%s: HTTP %ld", reasons->len ? "; " : "", c[i].url, status);
+			snprintf(one, sizeof one, "HTTP %ld", status);
 		} else {
 			if (is_armored(&f.body))
 				sp_log_warn("discovery: %s serves an ASCII-armored key where WKD/VKS require binary; "
 				            "accepted as a deviation", c[i].url);
 			sp_buf_reset(&key);
 			r = judge(d, norm, &f.body, info, &key, one, sizeof one);
+			if (r == SP_PGP_ERROR) {
+				/* Our own scratch space failed: a fault, never "no key". */
+				sp_strlcpy(why, one, whysz);
+				sp_buf_free(&f.body);
+				for (i = 0; i < n; i++)
+					free(c[i].url);
+				goto out;
+			}
 			if (r == SP_PGP_FOUND) {
 				nrow.first_seen = nrow.fetched;
 				sp_strlcpy(nrow.fpr, info->fpr, sizeof nrow.fpr);
@@ -570,9 +601,13 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 				sp_strlcpy(nrow.url, c[i].url, sizeof nrow.url);
 				sp_strlcpy(nrow.state, "ok", sizeof nrow.state);
 			} else {
-				g_string_append_printf(reasons, "%s%s: %s", reasons->len ? "; " : "", c[i].url, one);
 				r = SP_PGP_NONE;
 			}
+		}
+		if (r != SP_PGP_FOUND) {
+			/* The reply to RCPT names the method; the log also the URL. */
+			g_string_append_printf(reasons, "%s%s: %s", reasons->len ? "; " : "", source_label(c[i].source), one);
+			g_string_append_printf(detail, "%s%s: %s", detail->len ? "; " : "", c[i].url, one);
 		}
 		sp_buf_free(&f.body);
 	}
@@ -625,7 +660,7 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 		struct sp_discovered keep = *row;
 		keep.fetched = nrow.fetched;
 		sp_log_warn("discovery: <%s>: refreshing found nothing usable (%s); keeping key %s", norm,
-		            reasons->len ? reasons->str : "no lookup configured", row->fpr);
+		            detail->len ? detail->str : "no lookup configured", row->fpr);
 		if (db_put(d, &keep, why, whysz) < 0) {
 			r = SP_PGP_ERROR;
 			goto out;
@@ -639,12 +674,13 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 		r = SP_PGP_ERROR;
 		goto out;
 	}
-	sp_log_info("discovery: <%s>: no usable key: %s", norm, reasons->len ? reasons->str : "no lookup configured");
+	sp_log_info("discovery: <%s>: no usable key: %s", norm, detail->len ? detail->str : "no lookup configured");
 	sp_seterr(why, whysz, "no discovered key (%s)", reasons->len ? reasons->str : "no lookup configured");
 	r = SP_PGP_NONE;
 out:
 	sp_buf_free(&key);
 	g_string_free(reasons, TRUE);
+	g_string_free(detail, TRUE);
 	return r;
 }
 
@@ -727,6 +763,7 @@ struct sp_discovery *
 sp_discovery_open(const struct sp_config *cfg, char *err, size_t errsz)
 {
 	struct sp_discovery *d = sp_xcalloc(1, sizeof *d);
+	struct stat st;
 	char **items;
 	size_t i;
 
@@ -741,7 +778,15 @@ sp_discovery_open(const struct sp_config *cfg, char *err, size_t errsz)
 		sp_seterr(err, errsz, "state directory %s: a newline in the path", cfg->state_dir);
 		goto fail;
 	}
-	if (sp_mkdir_p(d->home, 0700, err, errsz) < 0 || sp_mkdir_p(d->keys_dir, 0700, err, errsz) < 0)
+	if (geteuid() == 0 && stat(cfg->state_dir, &st) == 0 && st.st_uid != 0) {
+		/* Files made here would belong to root, and the service could no
+		 * longer write its own keyring (a 451 for every discovered key). */
+		sp_seterr(err, errsz, "the state directory %s belongs to uid %lu: run this as the user sealpost "
+		          "runs as (e.g. sudo -u sealpost)", cfg->state_dir, (unsigned long)st.st_uid);
+		goto fail;
+	}
+	if (sp_mkdir_p(d->home, 0700, err, errsz) < 0 || sp_mkdir_p(d->keys_dir, 0700, err, errsz) < 0 ||
+	    write_gpg_conf(d->home, err, errsz) < 0)
 		goto fail;
 	d->own_cfg = *cfg;
 	d->own_cfg.pgp.gnupg_home = d->home;
