@@ -38,7 +38,8 @@ struct sp_discovery {
 	struct sp_config own_cfg;      /* cfg, with pgp.gnupg_home = our keyring, trust = always */
 	char *dir, *home, *keys_dir, *db_path;
 	sqlite3 *db;
-	pthread_mutex_t lock;          /* the database connection */
+	sqlite3_stmt *get;             /* the lookup by address, prepared once (every RCPT runs it) */
+	pthread_mutex_t lock;          /* the database connection and its statements */
 	struct curl_slist *connect_to;
 	struct sp_key_discovery hook;
 	uint64_t lookups;
@@ -209,13 +210,11 @@ db_error(struct sp_discovery *d, const char *what, char *err, size_t errsz)
 static int
 db_get_locked(struct sp_discovery *d, const char *addr, struct sp_discovered *row, char *err, size_t errsz)
 {
-	sqlite3_stmt *st = NULL;
+	sqlite3_stmt *st = d->get;
 	int r, rv = -1;
 
 	memset(row, 0, sizeof *row);
-	if (sqlite3_prepare_v2(d->db, "SELECT addr, fpr, source, url, first_seen, fetched, state, new_fpr "
-	                       "FROM discovered WHERE addr = ?", -1, &st, NULL) != SQLITE_OK)
-		return db_error(d, "read", err, errsz);
+	sqlite3_reset(st);
 	sqlite3_bind_text(st, 1, addr, -1, SQLITE_STATIC);
 	r = sqlite3_step(st);
 	if (r == SQLITE_ROW) {
@@ -233,7 +232,8 @@ db_get_locked(struct sp_discovery *d, const char *addr, struct sp_discovered *ro
 	} else {
 		db_error(d, "read", err, errsz);
 	}
-	sqlite3_finalize(st);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
 	return rv;
 }
 
@@ -799,7 +799,10 @@ sp_discovery_open(const struct sp_config *cfg, char *err, size_t errsz)
 		goto fail;
 	}
 	sqlite3_busy_timeout(d->db, SP_DISCOVERY_BUSY_TIMEOUT_MS);
-	if (sqlite3_exec(d->db, schema, NULL, NULL, NULL) != SQLITE_OK) {
+	if (sqlite3_exec(d->db, schema, NULL, NULL, NULL) != SQLITE_OK ||
+	    sqlite3_prepare_v3(d->db, "SELECT addr, fpr, source, url, first_seen, fetched, state, new_fpr "
+	                       "FROM discovered WHERE addr = ?", -1, SQLITE_PREPARE_PERSISTENT, &d->get,
+	                       NULL) != SQLITE_OK) {
 		db_error(d, "schema", err, errsz);
 		goto fail;
 	}
@@ -831,6 +834,7 @@ sp_discovery_close(struct sp_discovery *d)
 {
 	if (d == NULL)
 		return;
+	sqlite3_finalize(d->get);
 	if (d->db)
 		sqlite3_close(d->db);
 	curl_slist_free_all(d->connect_to);
