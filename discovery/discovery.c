@@ -513,7 +513,8 @@ candidates(struct sp_discovery *d, const char *addr, const char *norm, struct ca
 	/* ?l= carries the local part as the client wrote it. */
 	local_l = curl ? curl_easy_escape(curl, addr, oat ? (int)(oat - addr) : (int)(at - norm)) : NULL;
 	sp_wkd_hash(norm, (size_t)(at - norm), hash);
-	if (d->cfg->discovery.wkd && local_l) {
+	/* An address literal (user@[192.0.2.1]) has no domain to ask. */
+	if (d->cfg->discovery.wkd && local_l && domain[0] != '[') {
 		c[n].source = "wkd-advanced";
 		c[n++].url = sp_xasprintf("https://openpgpkey.%s/.well-known/openpgpkey/%s/hu/%s?l=%s", domain, domain,
 		                          hash, local_l);
