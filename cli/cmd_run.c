@@ -93,6 +93,14 @@ cmd_run(int argc, char **argv)
 			return EXIT_RUNTIME;
 		}
 		sp_policy_set_discovery(sp_discovery_hook(disc));
+		if (sp_discovery_start_refresher(disc, err, sizeof err) < 0) {
+			sp_log_error("key discovery: %s", err);
+			sp_policy_set_discovery(NULL);
+			sp_discovery_close(disc);
+			server_free(&srv);
+			sp_config_free(&cfg);
+			return EXIT_RUNTIME;
+		}
 	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
@@ -103,6 +111,7 @@ cmd_run(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	rv = server_run(&srv);
 	running = NULL;
+	sp_discovery_stop_refresher(disc);
 	if (rv != 0)
 		sp_log_warn("sessions still running after %ds; exiting anyway (their clients "
 		            "got no 250 and will retry)", SERVER_SHUTDOWN_GRACE_S);

@@ -43,6 +43,11 @@ struct sp_discovery {
 	struct curl_slist *connect_to;
 	struct sp_key_discovery hook;
 	uint64_t lookups;
+	/* the background refresh */
+	pthread_t refresher;
+	bool refresher_running, stopping;
+	pthread_mutex_t stop_lock;
+	pthread_cond_t stop_cond;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -771,6 +776,8 @@ sp_discovery_open(const struct sp_config *cfg, char *err, size_t errsz)
 	pthread_once(&curl_once, curl_init_once);
 	d->cfg = cfg;
 	pthread_mutex_init(&d->lock, NULL);
+	pthread_mutex_init(&d->stop_lock, NULL);
+	pthread_cond_init(&d->stop_cond, NULL);
 	d->dir = sp_xasprintf("%s/discovery", cfg->state_dir);
 	d->home = sp_xasprintf("%s/gnupg", d->dir);
 	d->keys_dir = sp_xasprintf("%s/keys", d->dir);
@@ -838,8 +845,11 @@ sp_discovery_close(struct sp_discovery *d)
 	sqlite3_finalize(d->get);
 	if (d->db)
 		sqlite3_close(d->db);
+	sp_discovery_stop_refresher(d);
 	curl_slist_free_all(d->connect_to);
 	pthread_mutex_destroy(&d->lock);
+	pthread_mutex_destroy(&d->stop_lock);
+	pthread_cond_destroy(&d->stop_cond);
 	free(d->dir);
 	free(d->home);
 	free(d->keys_dir);
@@ -947,4 +957,106 @@ sp_discovery_forget(struct sp_discovery *d, const char *addr, char *err, size_t 
 	sqlite3_finalize(st);
 	pthread_mutex_unlock(&d->lock);
 	return rv;
+}
+
+/* ---- the background refresh ---- */
+
+/* The addresses due for a refresh, oldest first. */
+static GPtrArray *
+due_rows(struct sp_discovery *d, int64_t now)
+{
+	GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
+	int64_t before = now - (int64_t)((double)d->cfg->discovery.ttl * SP_DISCOVERY_REFRESH_AT);
+	sqlite3_stmt *st = NULL;
+
+	pthread_mutex_lock(&d->lock);
+	if (sqlite3_prepare_v2(d->db, "SELECT addr FROM discovered WHERE state = 'ok' AND fetched <= ? "
+	                       "ORDER BY fetched LIMIT ?", -1, &st, NULL) == SQLITE_OK) {
+		sqlite3_bind_int64(st, 1, before);
+		sqlite3_bind_int(st, 2, SP_DISCOVERY_REFRESH_BATCH);
+		while (sqlite3_step(st) == SQLITE_ROW)
+			g_ptr_array_add(out, g_strdup((const char *)sqlite3_column_text(st, 0)));
+	} else {
+		sp_log_warn("discovery: background refresh: %s: %s", d->db_path, sqlite3_errmsg(d->db));
+	}
+	sqlite3_finalize(st);
+	pthread_mutex_unlock(&d->lock);
+	return out;
+}
+
+static bool
+should_stop(struct sp_discovery *d)
+{
+	bool s;
+
+	pthread_mutex_lock(&d->stop_lock);
+	s = d->stopping;
+	pthread_mutex_unlock(&d->stop_lock);
+	return s;
+}
+
+static void *
+refresher_main(void *arg)
+{
+	struct sp_discovery *d = arg;
+
+	while (!should_stop(d)) {
+		GPtrArray *due = due_rows(d, sp_time());
+		struct timespec ts;
+		guint i;
+
+		for (i = 0; i < due->len && !should_stop(d); i++) {
+			const char *addr = g_ptr_array_index(due, i);
+			struct sp_pgp_key_info info;
+			char source[300], why[SP_ERRLEN];
+			switch (find(d, addr, addr, false, &info, source, sizeof source, why, sizeof why)) {
+			case SP_PGP_FOUND:
+				sp_log_info("discovery: background refresh of <%s>: key %s from %s", addr, info.fpr, source);
+				break;
+			case SP_PGP_NONE:
+				sp_log_warn("discovery: background refresh of <%s>: %s", addr, why);
+				break;
+			default:
+				sp_log_error("discovery: background refresh of <%s>: %s", addr, why);
+				break;
+			}
+		}
+		g_ptr_array_free(due, TRUE);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_sec += SP_DISCOVERY_REFRESH_CHECK_S;
+		pthread_mutex_lock(&d->stop_lock);
+		while (!d->stopping && pthread_cond_timedwait(&d->stop_cond, &d->stop_lock, &ts) != ETIMEDOUT)
+			;
+		pthread_mutex_unlock(&d->stop_lock);
+	}
+	return NULL;
+}
+
+int
+sp_discovery_start_refresher(struct sp_discovery *d, char *err, size_t errsz)
+{
+	int e;
+
+	if (d->refresher_running)
+		return 0;
+	d->stopping = false;
+	if ((e = pthread_create(&d->refresher, NULL, refresher_main, d)) != 0) {
+		sp_seterr(err, errsz, "cannot start the key refresh thread: %s", strerror(e));
+		return -1;
+	}
+	d->refresher_running = true;
+	return 0;
+}
+
+void
+sp_discovery_stop_refresher(struct sp_discovery *d)
+{
+	if (d == NULL || !d->refresher_running)
+		return;
+	pthread_mutex_lock(&d->stop_lock);
+	d->stopping = true;
+	pthread_cond_signal(&d->stop_cond);
+	pthread_mutex_unlock(&d->stop_lock);
+	pthread_join(d->refresher, NULL);
+	d->refresher_running = false;
 }

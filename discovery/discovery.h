@@ -68,6 +68,18 @@ enum sp_pgp_lookup sp_discovery_refresh(struct sp_discovery *d, const char *addr
  * lookup).  1 when there was nothing to forget. */
 int sp_discovery_forget(struct sp_discovery *d, const char *addr, char *err, size_t errsz);
 
+/* The background refresh (`sealpost run`): a thread that, at start and then
+ * every SP_DISCOVERY_REFRESH_CHECK_S, looks up again the discovered keys that
+ * have reached SP_DISCOVERY_REFRESH_AT of [discovery] ttl, at most
+ * SP_DISCOVERY_REFRESH_BATCH per pass, so that a send after the ttl costs no
+ * lookup.  Key changes are handled as at RCPT.  0, or -1 with err. */
+#define SP_DISCOVERY_REFRESH_CHECK_S 60
+#define SP_DISCOVERY_REFRESH_AT 0.75
+#define SP_DISCOVERY_REFRESH_BATCH 100
+int sp_discovery_start_refresher(struct sp_discovery *d, char *err, size_t errsz);
+/* Stop it (waits for a lookup under way: at most [discovery] timeout plus gpg). */
+void sp_discovery_stop_refresher(struct sp_discovery *d);
+
 /* Counters since open (tests, benchmarks): network lookups made. */
 uint64_t sp_discovery_lookups(const struct sp_discovery *d);
 

@@ -527,3 +527,35 @@ def test_keyserver_vks_after_wkd(world, sphome, start_sealpost, upstream):
     assert f"/vks/v1/by-email/vic%40{NOWKD}" in vks_requests(world)
     sp.wait_log(rf"discovery: <vic@{NOWKD}>: key {world.keys['vic'].fpr} from keyserver "
                 rf"https://{re.escape(VKS)}/vks/v1/by-email/vic%40{re.escape(NOWKD)}")
+
+
+# =====================================================================================
+# Background refresh
+# =====================================================================================
+
+def test_background_refresh_keeps_a_send_after_the_ttl_free_of_lookups(world, sphome, start_sealpost, upstream):
+    """A discovered key past [discovery] ttl is looked up again by sealpost
+    itself (at start, then every minute), not by the next RCPT.  A week is
+    made to pass by ageing the row's last lookup in the provenance table."""
+    import sqlite3
+    zed = world.keys["zed"]
+    sp = start(start_sealpost, upstream, world, sphome)
+    deliver_and_decrypt(sp, upstream, world, zed)
+    upstream.messages.clear()
+    sp.stop()
+    db = Path(sp.workdir) / "state" / "discovery" / "discovery.sqlite"
+    with sqlite3.connect(db) as con:
+        n = con.execute("UPDATE discovered SET fetched = fetched - 8 * 86400, first_seen = first_seen - 8 * 86400 "
+                        "WHERE addr = ?",
+                        (f"zed@{ADV}",)).rowcount
+        assert n == 1
+    before = world.wkd.count("zed")
+    sp.start()
+    sp.wait_log(rf"discovery: background refresh of <zed@{re.escape(ADV)}>: key {zed.fpr} from WKD \(advanced\)")
+    assert world.wkd.count("zed") == before + 1
+    deliver_and_decrypt(sp, upstream, world, zed)
+    assert world.wkd.count("zed") == before + 1, "the send after the refresh looked the key up again"
+    with sqlite3.connect(db) as con:
+        (first_seen, fetched) = con.execute("SELECT first_seen, fetched FROM discovered WHERE addr = ?",
+                                            (f"zed@{ADV}",)).fetchone()
+    assert fetched - first_seen >= 8 * 86400 - 5, "the refresh did not keep 'first seen' (the same key)"
