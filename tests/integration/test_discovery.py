@@ -559,3 +559,35 @@ def test_background_refresh_keeps_a_send_after_the_ttl_free_of_lookups(world, sp
         (first_seen, fetched) = con.execute("SELECT first_seen, fetched FROM discovered WHERE addr = ?",
                                             (f"zed@{ADV}",)).fetchone()
     assert fetched - first_seen >= 8 * 86400 - 5, "the refresh did not keep 'first seen' (the same key)"
+
+
+def test_key_change_is_in_the_delivery_report(world, sphome, start_sealpost, upstream, changer, tmp_path):
+    """next-form with link mode: the recipient whose key changed gets a link,
+    and alice's delivery report says why."""
+    a, b = changer
+    cfg = disc_config(world, sphome)
+    cfg["policy"]["no_key"] = "link"
+    cfg["link"] = {"base_url": "https://mail.example.org/s/", "store": str(tmp_path / "links.sqlite")}
+    sp = start_sealpost(upstream, extra=cfg)
+    deliver_and_decrypt(sp, upstream, world, a)
+    upstream.messages.clear()
+    world.wkd.put_advanced(ADV, "change", b.home.run("--export", b.fpr).stdout)
+    r = cli_at(sp, "keys", "-c", sp.config_path, "refresh", a.addr)
+    assert r.rc == 1, str(r)
+    msg = text_message(to=a.addr)
+    replies = send(sp, [a.addr], msg.data)
+    assert_reply(replies[1], 250, "2.1.5", what="RCPT")
+    assert "link" in replies[1].text, str(replies[1])
+    assert_reply(replies[-1], 250, "2.0.0", what="delivery")
+    got = upstream.wait_for(2)
+    rep = [m for m in got if m.rcpt_tos == [ALICE]]
+    assert len(rep) == 1, upstream.events_summary()
+    _, armor = parse_rfc3156(rep[0].content)
+    res = world.alice.home.decrypt(armor)
+    assert res.rc == 0, str(res)
+    text = res.stdout.decode("utf-8", "replace")
+    assert re.search(rf"<{re.escape(a.addr)}>\r?\n    note: KEY CHANGED: WKD \(advanced\) now serves {b.fpr}, "
+                     rf"was {a.fpr}; not used", text), text
+    # Nothing went to the new key: the copy to the recipient is the link notification.
+    note = [m for m in got if m.rcpt_tos == [a.addr]]
+    assert len(note) == 1 and b"-----BEGIN PGP MESSAGE-----" not in note[0].content
