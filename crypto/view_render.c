@@ -1,5 +1,5 @@
-/* web_render.c - decrypted MIME message -> display model (see web_render.h). */
-#include "web_render.h"
+/* view_render.c - a MIME message -> the view its recipient sees (see view_render.h). */
+#include "view_render.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,7 @@ wipe_free(char *s)
 }
 
 void
-web_attachment_clear(struct web_attachment *a)
+sp_view_attachment_clear(struct sp_view_attachment *a)
 {
 	if (a == NULL)
 		return;
@@ -31,7 +31,7 @@ web_attachment_clear(struct web_attachment *a)
 }
 
 void
-web_message_free(struct web_message *m)
+sp_view_free(struct sp_view *m)
 {
 	size_t i;
 
@@ -42,11 +42,13 @@ web_message_free(struct web_message *m)
 	wipe_free(m->cc);
 	wipe_free(m->date);
 	wipe_free(m->subject);
+	wipe_free(m->message_id);
 	wipe_free(m->text);
 	wipe_free(m->html);
 	for (i = 0; i < m->n_att; i++)
-		web_attachment_clear(&m->att[i]);
+		sp_view_attachment_clear(&m->att[i]);
 	free(m->att);
+	wipe_free(m->sender_key);
 	memset(m, 0, sizeof *m);
 }
 
@@ -131,13 +133,13 @@ part_text(GMimeTextPart *tp)
 }
 
 static void
-add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int index)
+add_attachment(struct sp_view *m, GMimeObject *obj, const char *name, int index)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
-	struct web_attachment a = { 0 };
+	struct sp_view_attachment a = { 0 };
 	char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
 
-	if (m->n_att >= WEB_RENDER_MAX_PARTS) {
+	if (m->n_att >= SP_VIEW_MAX_PARTS) {
 		m->truncated = true;
 		g_free(mime);
 		return;
@@ -163,11 +165,11 @@ add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int in
 }
 
 struct walk {
-	struct web_message *m;
+	struct sp_view *m;
 	int parts;
 	/* Image parts with a Content-ID inside a multipart/related: what cid:
 	 * URLs of the HTML body may name.  The message outlives the walk's use. */
-	GMimeObject *images[WEB_RENDER_MAX_INLINE_IMAGES];
+	GMimeObject *images[SP_VIEW_MAX_INLINE_IMAGES];
 	size_t n_images;
 	size_t inlined;      /* decoded bytes inlined so far */
 	bool flowed, delsp;  /* the text body is format=flowed (RFC 3676) */
@@ -188,7 +190,7 @@ note_inline_image(struct walk *w, GMimeObject *obj)
 
 	if (ct == NULL || !g_mime_content_type_is_type(ct, "image", "*") ||
 	    g_mime_object_get_content_id(obj) == NULL ||
-	    w->n_images >= WEB_RENDER_MAX_INLINE_IMAGES)
+	    w->n_images >= SP_VIEW_MAX_INLINE_IMAGES)
 		return;
 	w->images[w->n_images++] = obj;
 }
@@ -228,7 +230,7 @@ resolve_cid(const char *cid, void *arg)
 	}
 	if (i == w->n_images || part_bytes(w->images[i], &data, &len) < 0)
 		goto out;
-	if (len > WEB_RENDER_MAX_INLINE_IMAGE_BYTES || len > WEB_RENDER_MAX_INLINE_TOTAL - w->inlined ||
+	if (len > SP_VIEW_MAX_INLINE_IMAGE_BYTES || len > SP_VIEW_MAX_INLINE_TOTAL - w->inlined ||
 	    (type = image_type(data, len)) == NULL)
 		goto out;
 	w->inlined += len;
@@ -248,11 +250,11 @@ out:
 static void
 walk(struct walk *w, GMimeObject *obj, int depth, bool in_related)
 {
-	struct web_message *m = w->m;
+	struct sp_view *m = w->m;
 
 	if (obj == NULL)
 		return;
-	if (++w->parts > WEB_RENDER_MAX_PARTS || depth > WEB_RENDER_MAX_DEPTH) {
+	if (++w->parts > SP_VIEW_MAX_PARTS || depth > SP_VIEW_MAX_DEPTH) {
 		m->truncated = true;
 		return;
 	}
@@ -301,7 +303,7 @@ walk(struct walk *w, GMimeObject *obj, int depth, bool in_related)
 }
 
 int
-web_render_parse(const void *data, size_t len, struct web_message *out, char *err, size_t errsz)
+sp_view_render(const void *data, size_t len, struct sp_view *out, char *err, size_t errsz)
 {
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
@@ -324,11 +326,12 @@ web_render_parse(const void *data, size_t len, struct web_message *out, char *er
 	out->to = addresses(g_mime_message_get_to(msg));
 	out->cc = addresses(g_mime_message_get_cc(msg));
 	out->subject = utf8_dup(g_mime_message_get_subject(msg));
+	out->message_id = utf8_dup(g_mime_message_get_message_id(msg));
 	if ((date = g_mime_message_get_date(msg)) != NULL)
 		out->date = to_malloc(g_date_time_format(date, "%a, %-d %b %Y %H:%M %z"));
 	walk(&w, g_mime_message_get_mime_part(msg), 0, false);
 	if (out->text != NULL && w.flowed) {
-		char *flowed = web_render_flowed(out->text, w.delsp);
+		char *flowed = sp_view_flowed(out->text, w.delsp);
 		wipe_free(out->text);
 		out->text = flowed;
 	}
@@ -358,7 +361,7 @@ out:
 		g_object_unref(stream);
 	}
 	if (rv < 0)
-		web_message_free(out);
+		sp_view_free(out);
 	return rv;
 }
 
@@ -393,7 +396,7 @@ flowed_parse(const char *p, size_t len, bool delsp, struct flowed_line *l)
 }
 
 char *
-web_render_flowed(const char *text, bool delsp)
+sp_view_flowed(const char *text, bool delsp)
 {
 	struct sp_buf b;
 	const char *p = text, *end = text + strlen(text);
