@@ -66,6 +66,16 @@ to_malloc(char *gs)
 	return r;
 }
 
+/* A GLib string that held plaintext: wiped, then g_free'd. */
+static void
+g_free_wiped(char *gs)
+{
+	if (gs == NULL)
+		return;
+	sodium_memzero(gs, strlen(gs));
+	g_free(gs);
+}
+
 /* A UTF-8 copy of s (invalid sequences replaced), or NULL for NULL/empty. */
 static char *
 utf8_dup(const char *s)
@@ -85,6 +95,97 @@ addresses(InternetAddressList *list)
 	s = internet_address_list_to_string(list, NULL, FALSE);
 	r = utf8_dup(s);
 	g_free(s);
+	return r;
+}
+
+/* GMime 3.2.13 (Debian 12) decodes adjacent base64 encoded-words of one
+ * charset as one base64 stream and stops at the first one's padding:
+ * "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=" reads "a " (jstedfast/gmime#133, fixed
+ * in later releases), so a long non-ASCII subject or name, which mailers fold
+ * into several words, loses its end.  An empty encoded-word between such a
+ * pair keeps them apart and shows nothing (white space between encoded-words
+ * is not shown, RFC 2047 section 6.2).  Returns the raw value of header
+ * `name` with those inserted, unfolded (g_free), or NULL when it has no padded
+ * word followed by another: then GMime's own decoding stands. */
+/* Is s[0..len) an encoded-word "=?charset?E?text?=" (RFC 2047 section 2,
+ * language suffix allowed)?  *enc gets E, lower case. */
+static bool
+encoded_word(const char *s, size_t len, char *enc)
+{
+	const char *q;
+
+	if (len < 8 || memcmp(s, "=?", 2) != 0 || memcmp(s + len - 2, "?=", 2) != 0)
+		return false;
+	q = memchr(s + 2, '?', len - 4);
+	if (q == NULL || q == s + 2 || (size_t)(q - s) + 3 > len - 2 || q[2] != '?')
+		return false;
+	*enc = (char)g_ascii_tolower(q[1]);
+	return (*enc == 'b' || *enc == 'q') && memchr(q + 3, '?', (size_t)(s + len - 2 - (q + 3))) == NULL;
+}
+
+static char *
+gmime133_separate(GMimeMessage *msg, const char *name)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	GMimeHeader *h = hl ? g_mime_header_list_get_header(hl, name) : NULL;
+	const char *raw = h ? g_mime_header_get_raw_value(h) : NULL, *p, *tok;
+	GString *fixed;
+	char *r, enc, enc2;
+	bool changed = false;
+
+	if (raw == NULL)
+		return NULL;
+	fixed = g_string_new(NULL);
+	for (p = raw; *p != '\0';) {
+		/* White space, then one token up to the next white space. */
+		size_t ws = strspn(p, " \t\r\n"), len, ws2, len2;
+		g_string_append_len(fixed, p, (gssize)ws);
+		tok = p + ws;
+		len = strcspn(tok, " \t\r\n");
+		g_string_append_len(fixed, tok, (gssize)len);
+		p = tok + len;
+		/* A padded B-word, white space, then another encoded-word. */
+		ws2 = strspn(p, " \t\r\n");
+		len2 = strcspn(p + ws2, " \t\r\n");
+		if (ws2 > 0 && encoded_word(tok, len, &enc) && enc == 'b' && tok[len - 3] == '=' &&
+		    encoded_word(p + ws2, len2, &enc2)) {
+			g_string_append(fixed, " =?us-ascii?q?\?=");
+			changed = true;
+		}
+	}
+	r = changed ? g_mime_utils_header_unfold(fixed->str) : NULL;
+	sodium_memzero(fixed->str, fixed->len);
+	g_string_free(fixed, TRUE);
+	return r;
+}
+
+static char *
+subject_text(GMimeMessage *msg)
+{
+	char *fixed = gmime133_separate(msg, "Subject"), *decoded, *r;
+
+	if (fixed == NULL)
+		return utf8_dup(g_mime_message_get_subject(msg));
+	decoded = g_mime_utils_header_decode_text(NULL, fixed);
+	r = utf8_dup(g_strchug(decoded));
+	g_free_wiped(fixed);
+	g_free_wiped(decoded);
+	return r;
+}
+
+static char *
+address_text(GMimeMessage *msg, const char *name, InternetAddressList *parsed)
+{
+	char *fixed = gmime133_separate(msg, name), *r;
+	InternetAddressList *list;
+
+	if (fixed == NULL)
+		return addresses(parsed);
+	list = internet_address_list_parse(NULL, fixed);
+	r = addresses(list);
+	if (list != NULL)
+		g_object_unref(list);
+	g_free_wiped(fixed);
 	return r;
 }
 
@@ -322,10 +423,10 @@ sp_view_render(const void *data, size_t len, struct sp_view *out, char *err, siz
 		sp_seterr(err, errsz, "the decrypted data is not a MIME message");
 		goto out;
 	}
-	out->from = addresses(g_mime_message_get_from(msg));
-	out->to = addresses(g_mime_message_get_to(msg));
-	out->cc = addresses(g_mime_message_get_cc(msg));
-	out->subject = utf8_dup(g_mime_message_get_subject(msg));
+	out->from = address_text(msg, "From", g_mime_message_get_from(msg));
+	out->to = address_text(msg, "To", g_mime_message_get_to(msg));
+	out->cc = address_text(msg, "Cc", g_mime_message_get_cc(msg));
+	out->subject = subject_text(msg);
 	out->message_id = utf8_dup(g_mime_message_get_message_id(msg));
 	if ((date = g_mime_message_get_date(msg)) != NULL)
 		out->date = to_malloc(g_date_time_format(date, "%a, %-d %b %Y %H:%M %z"));

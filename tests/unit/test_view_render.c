@@ -156,6 +156,41 @@ test_html_refused(void)
 	g_string_free(s, TRUE);
 }
 
+/* Subjects and names in several encoded-words (GMime 3.2.13 stops at the
+ * first base64 word's padding, jstedfast/gmime#133: view_render.c keeps the
+ * words apart), and what must not change. */
+static const struct {
+	const char *label, *subject, *want;
+} words_cases[] = {
+	{ "padded base64 pair", "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=", "a b" },
+	{ "folded, three words", "=?utf-8?b?R3LDvMOfZSA=?=\r\n =?utf-8?b?5pel5pys6Kqe?= =?utf-8?b?IOKckw==?=",
+	  "Gr\xc3\xbc\xc3\x9f\x65 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xe2\x9c\x93" },
+	{ "unpadded base64 pair", "=?utf-8?b?YWJj?= =?utf-8?b?ZGVm?=", "abcdef" },
+	{ "Q-words", "=?utf-8?q?a_?= =?utf-8?q?b?=", "a b" },
+	{ "padded word then text", "=?utf-8?b?YSA=?= and text", "a  and text" }, /* RFC 2047 keeps that space */
+	{ "plain text", "Hello world", "Hello world" },
+	{ "plain text that looks like the end of a word", "x=?= =?y", "x=?= =?y" },
+};
+
+static void
+test_encoded_words(void)
+{
+	struct sp_view m;
+	char err[256], *msg;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(words_cases); i++) {
+		msg = g_strdup_printf("From: =?utf-8?b?SsO8cmdlbiA=?=\r\n =?utf-8?b?TcO8bGxlcg==?= <j@example.org>\r\n"
+		                      "Subject: %s\r\n\r\nbody\r\n", words_cases[i].subject);
+		g_assert_cmpint(sp_view_render(msg, strlen(msg), &m, err, sizeof err), ==, 0);
+		if (g_strcmp0(m.subject, words_cases[i].want) != 0)
+			g_error("%s: [%s], want [%s]", words_cases[i].label, m.subject, words_cases[i].want);
+		g_assert_cmpstr(m.from, ==, "J\xc3\xbcrgen M\xc3\xbcller <j@example.org>");
+		sp_view_free(&m);
+		g_free(msg);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -165,5 +200,6 @@ main(int argc, char **argv)
 	g_test_add_func("/view_render/cid_images", test_cid_images);
 	g_test_add_func("/view_render/cid_outside_related", test_cid_outside_related);
 	g_test_add_func("/view_render/html_refused", test_html_refused);
+	g_test_add_func("/view_render/encoded_words", test_encoded_words);
 	return g_test_run();
 }
