@@ -257,7 +257,9 @@ add_attachment(struct sp_view *m, GMimeObject *obj, const char *name, int index)
 	} else {
 		a.filename = sp_xasprintf("part-%d.bin", index);
 	}
-	a.content_type = sp_xstrdup(mime ? mime : "application/octet-stream");
+	/* GMime decodes 8-bit header bytes by a fallback charset; valid UTF-8
+	 * whatever it did (the view document carries only UTF-8). */
+	a.content_type = to_malloc(g_utf8_make_valid(mime ? mime : "application/octet-stream", -1));
 	g_free(mime);
 	m->att = realloc(m->att, (m->n_att + 1) * sizeof *m->att);
 	if (m->att == NULL)
