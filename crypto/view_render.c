@@ -98,15 +98,6 @@ addresses(InternetAddressList *list)
 	return r;
 }
 
-/* GMime 3.2.13 (Debian 12) decodes adjacent base64 encoded-words of one
- * charset as one base64 stream and stops at the first one's padding:
- * "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=" reads "a " (jstedfast/gmime#133, fixed
- * in later releases), so a long non-ASCII subject or name, which mailers fold
- * into several words, loses its end.  An empty encoded-word between such a
- * pair keeps them apart and shows nothing (white space between encoded-words
- * is not shown, RFC 2047 section 6.2).  Returns the raw value of header
- * `name` with those inserted, unfolded (g_free), or NULL when it has no padded
- * word followed by another: then GMime's own decoding stands. */
 /* Is s[0..len) an encoded-word "=?charset?E?text?=" (RFC 2047 section 2,
  * language suffix allowed)?  *enc gets E, lower case. */
 static bool
@@ -123,6 +114,15 @@ encoded_word(const char *s, size_t len, char *enc)
 	return (*enc == 'b' || *enc == 'q') && memchr(q + 3, '?', (size_t)(s + len - 2 - (q + 3))) == NULL;
 }
 
+/* GMime 3.2.13 (Debian 12) decodes adjacent base64 encoded-words of one
+ * charset as one base64 stream and stops at the first one's padding:
+ * "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=" reads "a " (jstedfast/gmime#133, fixed
+ * in later releases), so a long non-ASCII subject or name, which mailers fold
+ * into several words, loses its end.  An empty encoded-word between such a
+ * pair keeps them apart and shows nothing (white space between encoded-words
+ * is not shown, RFC 2047 section 6.2).  Returns the raw value of header
+ * `name` with those inserted, unfolded (g_free), or NULL when it has no padded
+ * word followed by another: then GMime's own decoding stands. */
 static char *
 gmime133_separate(GMimeMessage *msg, const char *name)
 {
