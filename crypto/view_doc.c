@@ -7,17 +7,29 @@
 #include <json-glib/json-glib.h>
 #include <sodium.h>
 
-/* The header's members, in the order they are written. */
+/* The header's string members, in the order they are written; "sender_key"
+ * is last (it is written after the attachments and the flags). */
 static const char *const doc_strings[] = {
 	"from", "to", "cc", "date", "subject", "message_id", "text", "html", "sender_key",
 };
 
+/* The field of v named doc_strings[i]. */
 static char **
-view_string(struct sp_view *v, size_t i)
+view_slot(struct sp_view *v, size_t i)
 {
 	char **fields[] = {
 		&v->from, &v->to, &v->cc, &v->date, &v->subject, &v->message_id, &v->text, &v->html,
 		&v->sender_key,
+	};
+
+	return fields[i];
+}
+
+static const char *
+view_field(const struct sp_view *v, size_t i)
+{
+	const char *fields[] = {
+		v->from, v->to, v->cc, v->date, v->subject, v->message_id, v->text, v->html, v->sender_key,
 	};
 
 	return fields[i];
@@ -90,7 +102,6 @@ add_bool(JsonBuilder *b, const char *name, bool value)
 static JsonNode *
 header_node(const struct sp_view *v, char *err, size_t errsz)
 {
-	struct sp_view *mv = (struct sp_view *)v; /* view_string() only reads through it */
 	JsonBuilder *b = NULL;
 	JsonNode *root = NULL;
 	size_t i;
@@ -106,7 +117,7 @@ header_node(const struct sp_view *v, char *err, size_t errsz)
 		return NULL;
 	}
 	for (i = 0; i < SP_ARRAY_LEN(doc_strings); i++) {
-		const char *s = *view_string(mv, i);
+		const char *s = view_field(v, i);
 		if (s != NULL && !g_utf8_validate(s, -1, NULL)) {
 			sp_seterr(err, errsz, "view document: \"%s\" is not UTF-8", doc_strings[i]);
 			return NULL;
@@ -127,7 +138,7 @@ header_node(const struct sp_view *v, char *err, size_t errsz)
 	json_builder_set_member_name(b, "v");
 	json_builder_add_int_value(b, SP_VIEW_DOC_VERSION);
 	for (i = 0; i < SP_ARRAY_LEN(doc_strings) - 1; i++)
-		add_string(b, doc_strings[i], *view_string(mv, i));
+		add_string(b, doc_strings[i], view_field(v, i));
 	add_bool(b, "html_refused", v->html_refused);
 	json_builder_set_member_name(b, "attachments");
 	json_builder_begin_array(b);
@@ -414,7 +425,7 @@ sp_view_doc_read(const void *doc, size_t len, size_t max_size, struct sp_view *o
 		goto out;
 	}
 	for (i = 0; i < SP_ARRAY_LEN(doc_strings); i++)
-		if (read_string(o, doc_strings[i], true, view_string(out, i), err, errsz) < 0)
+		if (read_string(o, doc_strings[i], true, view_slot(out, i), err, errsz) < 0)
 			goto out;
 	if (out->sender_key != NULL && strlen(out->sender_key) > SP_VIEW_DOC_MAX_SENDER_KEY) {
 		sp_seterr(err, errsz, "view document: the sender key is over %zu bytes",
