@@ -26,8 +26,8 @@
  * The output is a fragment (the body's content, no <html>/<head>/<body>),
  * always valid UTF-8, meant for a sandboxed iframe that also has a CSP
  * forbidding every remote load: this is the third fence, not the only one.
- * It is used by the viewer (linkserver/web_render.c) and will be by the proxy
- * when it renders the view document itself (issue #15).
+ * It is used by the view (crypto/view_render.c): the viewer's v1 pages, and
+ * the view document the proxy writes for v2 links (crypto/view_doc.h).
  */
 #ifndef SP_HTML_SANITIZE_H
 #define SP_HTML_SANITIZE_H

@@ -6,7 +6,7 @@
 
 #include "log.h"
 #include "web_html.h"
-#include "web_render.h"
+#include "view_render.h"
 #include "web_session.h"
 
 enum link_store_rc
@@ -31,14 +31,14 @@ enum MHD_Result
 web_download(struct web_server *ws, struct web_req *r, const char *id)
 {
 	char ascii[128], err[SP_ERRLEN];
-	struct web_attachment a;
+	struct sp_view_attachment a;
 	struct sp_buf body, disp;
 	enum link_store_rc rc;
 	enum MHD_Result ret;
 	bool last_view = false;
 	uint64_t part;
 
-	if (sp_parse_uint(r->part, 0, WEB_RENDER_MAX_PARTS, &part, err, sizeof err) < 0 ||
+	if (sp_parse_uint(r->part, 0, SP_VIEW_MAX_PARTS, &part, err, sizeof err) < 0 ||
 	    web_sessions_get(ws->sessions, r->dl, id, (size_t)part, sp_now_ms(), &a, &last_view) < 0)
 		return web_respond_gone(ws, r, WEB_GONE_DOWNLOAD);
 	/* A capability lives no longer than its link.  The store is asked every
@@ -49,7 +49,7 @@ web_download(struct web_server *ws, struct web_req *r, const char *id)
 	if (!last_view) {
 		rc = web_link_check(ws, id, err, sizeof err);
 		if (rc != LINK_STORE_OK) {
-			web_attachment_clear(&a);
+			sp_view_attachment_clear(&a);
 			if (rc == LINK_STORE_ERROR)
 				return web_respond_store_error(ws, r, err);
 			web_downloads_end(ws, id);
@@ -67,6 +67,6 @@ web_download(struct web_server *ws, struct web_req *r, const char *id)
 	ret = web_respond(ws, r, MHD_HTTP_OK, WEB_CSP_NONE, "application/octet-stream", &body,
 	                  "Content-Disposition", disp.data, NULL, NULL);
 	sp_buf_free(&disp);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	return ret;
 }

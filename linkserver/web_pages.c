@@ -243,7 +243,7 @@ header_row(struct sp_buf *b, const char *name, const char *value)
                        "img-src data:; form-action 'none'; base-uri 'none'\">"
 
 int
-web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,
+web_page_message(struct sp_buf *b, const char *action, const struct sp_view *m,
                  const char *cap, uint64_t views, uint64_t max_views)
 {
 	int rv = page_begin(b, m->subject ? m->subject : "Encrypted message");

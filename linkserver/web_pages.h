@@ -14,7 +14,7 @@
 
 #include "link_store.h"
 #include "util.h"
-#include "web_render.h"
+#include "view_render.h"
 
 /* "'sha256-...'" of the stylesheet, for style-src. */
 const char *web_pages_style_source(void);
@@ -47,7 +47,7 @@ int web_page_notice(struct sp_buf *b, const char *title, const char *text);
 
 /* The decrypted message.  cap: the download capability (attachments post it
  * back to `action` with the part number).  views / max_views: after this view. */
-int web_page_message(struct sp_buf *b, const char *action, const struct web_message *m,
+int web_page_message(struct sp_buf *b, const char *action, const struct sp_view *m,
                      const char *cap, uint64_t views, uint64_t max_views);
 
 /* The outbox: entries from web_outbox.h, view counts from `links` (the

@@ -12,7 +12,7 @@ struct session {
 	char link_id[SP_LINK_ID_HEXLEN + 1];
 	int64_t expires_ms;
 	bool last_view;      /* issued by the view that used the link up */
-	struct web_attachment *att;
+	struct sp_view_attachment *att;
 	size_t n_att;
 	size_t bytes;
 	struct session *next; /* oldest first */
@@ -44,7 +44,7 @@ session_free(struct session *s)
 	size_t i;
 
 	for (i = 0; i < s->n_att; i++)
-		web_attachment_clear(&s->att[i]);
+		sp_view_attachment_clear(&s->att[i]);
 	free(s->att);
 	sodium_memzero(s, sizeof *s);
 	free(s);
@@ -86,7 +86,7 @@ web_sessions_new_cap(char cap[WEB_SESSION_CAPLEN + 1])
 
 int
 web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
-                 struct web_message *m, int64_t now_ms, int64_t link_expires_ms,
+                 struct sp_view *m, int64_t now_ms, int64_t link_expires_ms,
                  bool last_view)
 {
 	unsigned char raw[32];
@@ -132,7 +132,7 @@ web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
 
 int
 web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, size_t part,
-                 int64_t now_ms, struct web_attachment *copy, bool *last_view)
+                 int64_t now_ms, struct sp_view_attachment *copy, bool *last_view)
 {
 	unsigned char want[32];
 	struct session *s;

@@ -25,7 +25,7 @@
 #include <stdint.h>
 
 #include "link_envelope.h"
-#include "web_render.h"
+#include "view_render.h"
 
 /* How long the attachments of an unlocked message stay downloadable: enough to
  * read the message and click, short enough that a forgotten tab holds nothing. */
@@ -50,15 +50,15 @@ void web_sessions_new_cap(char cap[WEB_SESSION_CAPLEN + 1]);
  * longer in the store).  With no attachments nothing is kept.  Returns 0, or -1
  * when they are larger than the whole bound or cap is malformed. */
 int web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
-                     struct web_message *m, int64_t now_ms, int64_t link_expires_ms,
+                     struct sp_view *m, int64_t now_ms, int64_t link_expires_ms,
                      bool last_view);
 
 /* A copy of attachment `part` for (cap, link_id), or -1 (unknown, expired,
  * another link's capability, no such part).  *last_view (optional) says whether
  * the capability came from the view that used the link up.  Free the copy with
- * web_attachment_clear(). */
+ * sp_view_attachment_clear(). */
 int web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, size_t part,
-                     int64_t now_ms, struct web_attachment *copy, bool *last_view);
+                     int64_t now_ms, struct sp_view_attachment *copy, bool *last_view);
 
 /* End every capability of link_id at once (wiping the bytes); returns how many
  * there were. */

@@ -12,7 +12,7 @@
 
 #include "link_envelope.h"
 #include "log.h"
-#include "web_render.h"
+#include "view_render.h"
 #include "web_session.h"
 
 /* Largest decrypted message shown: the proxy accepts at most
@@ -142,7 +142,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	unsigned char key[SP_LINK_KEYBYTES];
 	char err[SP_ERRLEN], cap[WEB_SESSION_CAPLEN + 1];
 	struct sp_buf ct, plain, page;
-	struct web_message m = { 0 };
+	struct sp_view m = { 0 };
 	struct link_store_link l = { 0 };
 	enum link_store_rc rc;
 	enum MHD_Result ret;
@@ -224,7 +224,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 		goto out;
 	}
 	if (sp_link_open_message(key, ct.data, ct.len, &plain, err, sizeof err) < 0 ||
-	    web_render_parse(plain.data, plain.len, &m, err, sizeof err) < 0) {
+	    sp_view_render(plain.data, plain.len, &m, err, sizeof err) < 0) {
 		sp_log_error("viewer: link %s: cannot open the stored message: %s", id, err);
 		ret = web_respond_notice(ws, r, MHD_HTTP_INTERNAL_SERVER_ERROR,
 		                         "Cannot show this message",
@@ -252,7 +252,7 @@ out:
 	sodium_memzero(key, sizeof key);
 	sodium_memzero(cap, sizeof cap);
 	link_store_link_clear(&l);
-	web_message_free(&m);
+	sp_view_free(&m);
 	sp_buf_wipe(&plain);
 	sp_buf_free(&ct);
 	sp_buf_wipe(&page);

@@ -24,7 +24,7 @@ case $BUILD in
 /*) BUILD_ABS=$BUILD ;;
 *) BUILD_ABS=$ROOT/$BUILD ;;
 esac
-ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_open link_envelope web_request html_sanitize"
+ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_open link_envelope web_request html_sanitize view_doc"
 TARGETS=${FUZZ_TARGETS:-$ALL}
 SEED=${FUZZ_SEED:-1}
 

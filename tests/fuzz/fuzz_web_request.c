@@ -12,7 +12,7 @@
  *
  * The same bytes then go through the pure functions behind those handlers, which
  * the one stored message cannot reach over HTTP:
- *   - web_render_parse() + web_page_message(): a decrypted message as a page;
+ *   - sp_view_render() + web_page_message(): a decrypted message as a page;
  *     the page must be valid UTF-8 and carry no <script (no JavaScript
  *     anywhere, web_pages.h);
  *   - sp_html_escape(): no markup character survives, output valid UTF-8;
@@ -52,7 +52,7 @@
 #include "web_html.h"
 #include "web_outbox.h"
 #include "web_pages.h"
-#include "web_render.h"
+#include "view_render.h"
 #include "web_server.h"
 
 #define FUZZ_WEB_RESTART 2000
@@ -213,21 +213,21 @@ has_markup(const char *p, size_t n)
 static void
 check_pure(const uint8_t *data, size_t size)
 {
-	struct web_message m = { 0 };
+	struct sp_view m = { 0 };
 	struct link_store_new_msg rec;
 	struct sp_buf b;
 	char err[SP_ERRLEN], key[WEB_CLIENT_KEYLEN];
 	char *s = fuzz_strndup(data, size), *path;
 	struct sockaddr_in lo = { .sin_family = AF_INET };
 
-	if (web_render_parse(data, size, &m, err, sizeof err) == 0) {
+	if (sp_view_render(data, size, &m, err, sizeof err) == 0) {
 		sp_buf_init(&b, 0);
 		web_page_message(&b, "/s/x", &m, "00", 1, 3);
 		FUZZ_CHECK(b.data != NULL && g_utf8_validate(b.data, (gssize)b.len, NULL), "page not valid UTF-8");
 		FUZZ_CHECK(g_strstr_len(b.data, (gssize)b.len, "<script") == NULL &&
 		           g_strstr_len(b.data, (gssize)b.len, "<SCRIPT") == NULL, "a script element in the page");
 		sp_buf_wipe(&b);
-		web_message_free(&m);
+		sp_view_free(&m);
 	}
 
 	sp_buf_init(&b, 0);

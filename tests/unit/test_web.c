@@ -20,7 +20,7 @@
 #include "web_html.h"
 #include "web_outbox.h"
 #include "web_pages.h"
-#include "web_render.h"
+#include "view_render.h"
 #include "web_server.h"
 #include "web_session.h"
 
@@ -390,7 +390,7 @@ test_tarpit_attempts(void)
 /* ---- download sessions ---- */
 
 static void
-fake_message(struct web_message *m, size_t n, size_t size)
+fake_message(struct sp_view *m, size_t n, size_t size)
 {
 	size_t i;
 
@@ -413,8 +413,8 @@ test_sessions(void)
 	char cap[WEB_SESSION_CAPLEN + 1], cap2[WEB_SESSION_CAPLEN + 1], bad[WEB_SESSION_CAPLEN + 1];
 	const char *id = "00000000000000000000000000000001";
 	const char *other = "00000000000000000000000000000002";
-	struct web_attachment a;
-	struct web_message m;
+	struct sp_view_attachment a;
+	struct sp_view m;
 	int64_t now = 5000;
 	int i;
 
@@ -423,12 +423,12 @@ test_sessions(void)
 	g_assert_cmpuint(strlen(cap), ==, WEB_SESSION_CAPLEN);
 	g_assert_cmpint(web_sessions_add(ss, cap, id, &m, now, INT64_MAX, false), ==, 0);
 	g_assert_cmpuint(m.n_att, ==, 0); /* moved */
-	web_message_free(&m);
+	sp_view_free(&m);
 
 	g_assert_cmpint(web_sessions_get(ss, cap, id, 1, now + 1, &a, NULL), ==, 0);
 	g_assert_cmpstr(a.filename, ==, "file1.bin");
 	g_assert_cmpmem(a.data, a.len, "bbbbbbbbbb", 10);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	/* Bound to its link, its parts, its lifetime, and the exact capability. */
 	g_assert_cmpint(web_sessions_get(ss, cap, other, 1, now, &a, NULL), ==, -1);
 	g_assert_cmpint(web_sessions_get(ss, cap, id, 2, now, &a, NULL), ==, -1);
@@ -443,16 +443,16 @@ test_sessions(void)
 	fake_message(&m, 1, 2000);
 	web_sessions_new_cap(cap2);
 	g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now, INT64_MAX, false), ==, -1);
-	web_message_free(&m);
+	sp_view_free(&m);
 	/* The byte bound evicts the oldest: 20 + 3 x 300 > 1000 drops the first. */
 	for (i = 0; i < 3; i++) {
 		fake_message(&m, 1, 300);
 		web_sessions_new_cap(cap2);
 		g_assert_cmpint(web_sessions_add(ss, cap2, id, &m, now, INT64_MAX, false), ==, 0);
-		web_message_free(&m);
+		sp_view_free(&m);
 	}
 	g_assert_cmpint(web_sessions_get(ss, cap2, id, 0, now, &a, NULL), ==, 0);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	g_assert_cmpint(web_sessions_get(ss, cap, id, 0, now, &a, NULL), ==, -1);
 	/* No attachments: nothing kept, nothing to fail. */
 	memset(&m, 0, sizeof m);
@@ -471,8 +471,8 @@ test_sessions_per_link(void)
 	char caps[4][WEB_SESSION_CAPLEN + 1], ids[4][SP_LINK_ID_HEXLEN + 1];
 	const char *id = "00000000000000000000000000000001";
 	const char *other = "00000000000000000000000000000002";
-	struct web_attachment a;
-	struct web_message m;
+	struct sp_view_attachment a;
+	struct sp_view m;
 	bool last = true;
 	int64_t now = 5000;
 	int i;
@@ -483,18 +483,18 @@ test_sessions_per_link(void)
 		web_sessions_new_cap(caps[i]);
 		g_assert_cmpint(web_sessions_add(ss, caps[i], i < 3 ? id : other, &m, now, INT64_MAX,
 		                                 false), ==, 0);
-		web_message_free(&m);
+		sp_view_free(&m);
 	}
 	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 2);
 	g_assert_cmpint(web_sessions_get(ss, caps[1], id, 0, now, &a, &last), ==, 0);
 	g_assert_false(last);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	/* The link goes (revoke, expiry, destruction): all three end together. */
 	g_assert_cmpuint(web_sessions_drop_link(ss, id), ==, 3);
 	for (i = 0; i < 3; i++)
 		g_assert_cmpint(web_sessions_get(ss, caps[i], id, 0, now, &a, NULL), ==, -1);
 	g_assert_cmpint(web_sessions_get(ss, caps[3], other, 0, now, &a, NULL), ==, 0);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	g_assert_cmpuint(web_sessions_drop_link(ss, id), ==, 0);
 	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 1);
 	g_assert_cmpstr(ids[0], ==, other);
@@ -503,9 +503,9 @@ test_sessions_per_link(void)
 	fake_message(&m, 1, 10);
 	web_sessions_new_cap(caps[0]);
 	g_assert_cmpint(web_sessions_add(ss, caps[0], id, &m, now, now + 2000, false), ==, 0);
-	web_message_free(&m);
+	sp_view_free(&m);
 	g_assert_cmpint(web_sessions_get(ss, caps[0], id, 0, now + 1999, &a, NULL), ==, 0);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	g_assert_cmpint(web_sessions_get(ss, caps[0], id, 0, now + 2000, &a, NULL), ==, -1);
 	/* ... and the sweeper's expiry wipes it. */
 	web_sessions_expire(ss, now + 2000);
@@ -516,10 +516,10 @@ test_sessions_per_link(void)
 	fake_message(&m, 1, 10);
 	web_sessions_new_cap(caps[1]);
 	g_assert_cmpint(web_sessions_add(ss, caps[1], id, &m, now, now + 60000, true), ==, 0);
-	web_message_free(&m);
+	sp_view_free(&m);
 	g_assert_cmpint(web_sessions_get(ss, caps[1], id, 0, now, &a, &last), ==, 0);
 	g_assert_true(last);
-	web_attachment_clear(&a);
+	sp_view_attachment_clear(&a);
 	g_assert_cmpuint(web_sessions_links(ss, ids, 4), ==, 1);
 	g_assert_cmpstr(ids[0], ==, other);
 	web_sessions_free(ss);
@@ -715,10 +715,10 @@ static const char sample[] =
 static void
 test_render(void)
 {
-	struct web_message m;
+	struct sp_view m;
 	char err[SP_ERRLEN];
 
-	g_assert_cmpint(web_render_parse(sample, sizeof sample - 1, &m, err, sizeof err), ==, 0);
+	g_assert_cmpint(sp_view_render(sample, sizeof sample - 1, &m, err, sizeof err), ==, 0);
 	g_assert_nonnull(strstr(m.from, "J\xc3\xb6rg M\xc3\xbcller"));
 	g_assert_nonnull(strstr(m.from, "joerg@example.org"));
 	g_assert_nonnull(strstr(m.to, "bob@example.net"));
@@ -755,7 +755,7 @@ test_render(void)
 		g_assert_true(g_utf8_validate(b.data, (gssize)b.len, NULL));
 		sp_buf_free(&b);
 	}
-	web_message_free(&m);
+	sp_view_free(&m);
 }
 
 static void
@@ -773,11 +773,11 @@ test_render_odd(void)
 	size_t i;
 
 	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
-		struct web_message m;
+		struct sp_view m;
 		char err[SP_ERRLEN];
 
 		g_test_message("case %s", cases[i].label);
-		g_assert_cmpint(web_render_parse(cases[i].msg, strlen(cases[i].msg), &m, err, sizeof err),
+		g_assert_cmpint(sp_view_render(cases[i].msg, strlen(cases[i].msg), &m, err, sizeof err),
 		                ==, 0);
 		if (cases[i].want_text)
 			g_assert_nonnull(strstr(m.text, cases[i].want_text));
@@ -786,7 +786,7 @@ test_render_odd(void)
 		if (m.text)
 			g_assert_true(g_utf8_validate(m.text, -1, NULL));
 		g_assert_cmpuint(m.n_att, ==, cases[i].n_att);
-		web_message_free(&m);
+		sp_view_free(&m);
 	}
 }
 

@@ -1,5 +1,5 @@
-/* web_render.c - decrypted MIME message -> display model (see web_render.h). */
-#include "web_render.h"
+/* view_render.c - a MIME message -> the view its recipient sees (see view_render.h). */
+#include "view_render.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -17,7 +17,7 @@ wipe_free(char *s)
 }
 
 void
-web_attachment_clear(struct web_attachment *a)
+sp_view_attachment_clear(struct sp_view_attachment *a)
 {
 	if (a == NULL)
 		return;
@@ -31,7 +31,7 @@ web_attachment_clear(struct web_attachment *a)
 }
 
 void
-web_message_free(struct web_message *m)
+sp_view_free(struct sp_view *m)
 {
 	size_t i;
 
@@ -42,11 +42,13 @@ web_message_free(struct web_message *m)
 	wipe_free(m->cc);
 	wipe_free(m->date);
 	wipe_free(m->subject);
+	wipe_free(m->message_id);
 	wipe_free(m->text);
 	wipe_free(m->html);
 	for (i = 0; i < m->n_att; i++)
-		web_attachment_clear(&m->att[i]);
+		sp_view_attachment_clear(&m->att[i]);
 	free(m->att);
+	wipe_free(m->sender_key);
 	memset(m, 0, sizeof *m);
 }
 
@@ -62,6 +64,16 @@ to_malloc(char *gs)
 	sodium_memzero(gs, strlen(gs));
 	g_free(gs);
 	return r;
+}
+
+/* A GLib string that held plaintext: wiped, then g_free'd. */
+static void
+g_free_wiped(char *gs)
+{
+	if (gs == NULL)
+		return;
+	sodium_memzero(gs, strlen(gs));
+	g_free(gs);
 }
 
 /* A UTF-8 copy of s (invalid sequences replaced), or NULL for NULL/empty. */
@@ -83,6 +95,97 @@ addresses(InternetAddressList *list)
 	s = internet_address_list_to_string(list, NULL, FALSE);
 	r = utf8_dup(s);
 	g_free(s);
+	return r;
+}
+
+/* Is s[0..len) an encoded-word "=?charset?E?text?=" (RFC 2047 section 2,
+ * language suffix allowed)?  *enc gets E, lower case. */
+static bool
+encoded_word(const char *s, size_t len, char *enc)
+{
+	const char *q;
+
+	if (len < 8 || memcmp(s, "=?", 2) != 0 || memcmp(s + len - 2, "?=", 2) != 0)
+		return false;
+	q = memchr(s + 2, '?', len - 4);
+	if (q == NULL || q == s + 2 || (size_t)(q - s) + 3 > len - 2 || q[2] != '?')
+		return false;
+	*enc = (char)g_ascii_tolower(q[1]);
+	return (*enc == 'b' || *enc == 'q') && memchr(q + 3, '?', (size_t)(s + len - 2 - (q + 3))) == NULL;
+}
+
+/* GMime 3.2.13 (Debian 12) decodes adjacent base64 encoded-words of one
+ * charset as one base64 stream and stops at the first one's padding:
+ * "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=" reads "a " (jstedfast/gmime#133, fixed
+ * in later releases), so a long non-ASCII subject or name, which mailers fold
+ * into several words, loses its end.  An empty encoded-word between such a
+ * pair keeps them apart and shows nothing (white space between encoded-words
+ * is not shown, RFC 2047 section 6.2).  Returns the raw value of header
+ * `name` with those inserted, unfolded (g_free), or NULL when it has no padded
+ * word followed by another: then GMime's own decoding stands. */
+static char *
+gmime133_separate(GMimeMessage *msg, const char *name)
+{
+	GMimeHeaderList *hl = g_mime_object_get_header_list(GMIME_OBJECT(msg));
+	GMimeHeader *h = hl ? g_mime_header_list_get_header(hl, name) : NULL;
+	const char *raw = h ? g_mime_header_get_raw_value(h) : NULL, *p, *tok;
+	GString *fixed;
+	char *r, enc, enc2;
+	bool changed = false;
+
+	if (raw == NULL)
+		return NULL;
+	fixed = g_string_new(NULL);
+	for (p = raw; *p != '\0';) {
+		/* White space, then one token up to the next white space. */
+		size_t ws = strspn(p, " \t\r\n"), len, ws2, len2;
+		g_string_append_len(fixed, p, (gssize)ws);
+		tok = p + ws;
+		len = strcspn(tok, " \t\r\n");
+		g_string_append_len(fixed, tok, (gssize)len);
+		p = tok + len;
+		/* A padded B-word, white space, then another encoded-word. */
+		ws2 = strspn(p, " \t\r\n");
+		len2 = strcspn(p + ws2, " \t\r\n");
+		if (ws2 > 0 && encoded_word(tok, len, &enc) && enc == 'b' && tok[len - 3] == '=' &&
+		    encoded_word(p + ws2, len2, &enc2)) {
+			g_string_append(fixed, " =?us-ascii?q?\?=");
+			changed = true;
+		}
+	}
+	r = changed ? g_mime_utils_header_unfold(fixed->str) : NULL;
+	sodium_memzero(fixed->str, fixed->len);
+	g_string_free(fixed, TRUE);
+	return r;
+}
+
+static char *
+subject_text(GMimeMessage *msg)
+{
+	char *fixed = gmime133_separate(msg, "Subject"), *decoded, *r;
+
+	if (fixed == NULL)
+		return utf8_dup(g_mime_message_get_subject(msg));
+	decoded = g_mime_utils_header_decode_text(NULL, fixed);
+	r = utf8_dup(g_strchug(decoded));
+	g_free_wiped(fixed);
+	g_free_wiped(decoded);
+	return r;
+}
+
+static char *
+address_text(GMimeMessage *msg, const char *name, InternetAddressList *parsed)
+{
+	char *fixed = gmime133_separate(msg, name), *r;
+	InternetAddressList *list;
+
+	if (fixed == NULL)
+		return addresses(parsed);
+	list = internet_address_list_parse(NULL, fixed);
+	r = addresses(list);
+	if (list != NULL)
+		g_object_unref(list);
+	g_free_wiped(fixed);
 	return r;
 }
 
@@ -131,13 +234,13 @@ part_text(GMimeTextPart *tp)
 }
 
 static void
-add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int index)
+add_attachment(struct sp_view *m, GMimeObject *obj, const char *name, int index)
 {
 	GMimeContentType *ct = g_mime_object_get_content_type(obj);
-	struct web_attachment a = { 0 };
+	struct sp_view_attachment a = { 0 };
 	char *mime = ct ? g_mime_content_type_get_mime_type(ct) : NULL;
 
-	if (m->n_att >= WEB_RENDER_MAX_PARTS) {
+	if (m->n_att >= SP_VIEW_MAX_PARTS) {
 		m->truncated = true;
 		g_free(mime);
 		return;
@@ -154,7 +257,9 @@ add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int in
 	} else {
 		a.filename = sp_xasprintf("part-%d.bin", index);
 	}
-	a.content_type = sp_xstrdup(mime ? mime : "application/octet-stream");
+	/* GMime decodes 8-bit header bytes by a fallback charset; valid UTF-8
+	 * whatever it did (the view document carries only UTF-8). */
+	a.content_type = to_malloc(g_utf8_make_valid(mime ? mime : "application/octet-stream", -1));
 	g_free(mime);
 	m->att = realloc(m->att, (m->n_att + 1) * sizeof *m->att);
 	if (m->att == NULL)
@@ -163,11 +268,11 @@ add_attachment(struct web_message *m, GMimeObject *obj, const char *name, int in
 }
 
 struct walk {
-	struct web_message *m;
+	struct sp_view *m;
 	int parts;
 	/* Image parts with a Content-ID inside a multipart/related: what cid:
 	 * URLs of the HTML body may name.  The message outlives the walk's use. */
-	GMimeObject *images[WEB_RENDER_MAX_INLINE_IMAGES];
+	GMimeObject *images[SP_VIEW_MAX_INLINE_IMAGES];
 	size_t n_images;
 	size_t inlined;      /* decoded bytes inlined so far */
 	bool flowed, delsp;  /* the text body is format=flowed (RFC 3676) */
@@ -188,7 +293,7 @@ note_inline_image(struct walk *w, GMimeObject *obj)
 
 	if (ct == NULL || !g_mime_content_type_is_type(ct, "image", "*") ||
 	    g_mime_object_get_content_id(obj) == NULL ||
-	    w->n_images >= WEB_RENDER_MAX_INLINE_IMAGES)
+	    w->n_images >= SP_VIEW_MAX_INLINE_IMAGES)
 		return;
 	w->images[w->n_images++] = obj;
 }
@@ -228,7 +333,7 @@ resolve_cid(const char *cid, void *arg)
 	}
 	if (i == w->n_images || part_bytes(w->images[i], &data, &len) < 0)
 		goto out;
-	if (len > WEB_RENDER_MAX_INLINE_IMAGE_BYTES || len > WEB_RENDER_MAX_INLINE_TOTAL - w->inlined ||
+	if (len > SP_VIEW_MAX_INLINE_IMAGE_BYTES || len > SP_VIEW_MAX_INLINE_TOTAL - w->inlined ||
 	    (type = image_type(data, len)) == NULL)
 		goto out;
 	w->inlined += len;
@@ -248,11 +353,11 @@ out:
 static void
 walk(struct walk *w, GMimeObject *obj, int depth, bool in_related)
 {
-	struct web_message *m = w->m;
+	struct sp_view *m = w->m;
 
 	if (obj == NULL)
 		return;
-	if (++w->parts > WEB_RENDER_MAX_PARTS || depth > WEB_RENDER_MAX_DEPTH) {
+	if (++w->parts > SP_VIEW_MAX_PARTS || depth > SP_VIEW_MAX_DEPTH) {
 		m->truncated = true;
 		return;
 	}
@@ -301,7 +406,7 @@ walk(struct walk *w, GMimeObject *obj, int depth, bool in_related)
 }
 
 int
-web_render_parse(const void *data, size_t len, struct web_message *out, char *err, size_t errsz)
+sp_view_render(const void *data, size_t len, struct sp_view *out, char *err, size_t errsz)
 {
 	GMimeStream *stream = NULL;
 	GMimeParser *parser = NULL;
@@ -320,15 +425,16 @@ web_render_parse(const void *data, size_t len, struct web_message *out, char *er
 		sp_seterr(err, errsz, "the decrypted data is not a MIME message");
 		goto out;
 	}
-	out->from = addresses(g_mime_message_get_from(msg));
-	out->to = addresses(g_mime_message_get_to(msg));
-	out->cc = addresses(g_mime_message_get_cc(msg));
-	out->subject = utf8_dup(g_mime_message_get_subject(msg));
+	out->from = address_text(msg, "From", g_mime_message_get_from(msg));
+	out->to = address_text(msg, "To", g_mime_message_get_to(msg));
+	out->cc = address_text(msg, "Cc", g_mime_message_get_cc(msg));
+	out->subject = subject_text(msg);
+	out->message_id = utf8_dup(g_mime_message_get_message_id(msg));
 	if ((date = g_mime_message_get_date(msg)) != NULL)
 		out->date = to_malloc(g_date_time_format(date, "%a, %-d %b %Y %H:%M %z"));
 	walk(&w, g_mime_message_get_mime_part(msg), 0, false);
 	if (out->text != NULL && w.flowed) {
-		char *flowed = web_render_flowed(out->text, w.delsp);
+		char *flowed = sp_view_flowed(out->text, w.delsp);
 		wipe_free(out->text);
 		out->text = flowed;
 	}
@@ -358,7 +464,7 @@ out:
 		g_object_unref(stream);
 	}
 	if (rv < 0)
-		web_message_free(out);
+		sp_view_free(out);
 	return rv;
 }
 
@@ -393,7 +499,7 @@ flowed_parse(const char *p, size_t len, bool delsp, struct flowed_line *l)
 }
 
 char *
-web_render_flowed(const char *text, bool delsp)
+sp_view_flowed(const char *text, bool delsp)
 {
 	struct sp_buf b;
 	const char *p = text, *end = text + strlen(text);

@@ -1,12 +1,12 @@
-/* test_web_render.c - what the viewer makes of a message body: format=flowed
- * text reflowed (RFC 3676), and the HTML part sanitised with its cid: images
- * inlined as data: URLs of raster types only. */
+/* test_view_render.c - what the recipient's view makes of a message body:
+ * format=flowed text reflowed (RFC 3676), and the HTML part sanitised with its
+ * cid: images inlined as data: URLs of raster types only. */
 #include <stdlib.h>
 #include <string.h>
 
 #include <glib.h>
 
-#include "web_render.h"
+#include "view_render.h"
 
 static const struct {
 	const char *label, *in;
@@ -43,7 +43,7 @@ test_flowed(void)
 		char *got;
 
 		g_test_message("case %s", flowed_cases[i].label);
-		got = web_render_flowed(flowed_cases[i].in, flowed_cases[i].delsp);
+		got = sp_view_flowed(flowed_cases[i].in, flowed_cases[i].delsp);
 		if (strcmp(got, flowed_cases[i].want) != 0)
 			g_error("case %s:\n got: [%s]\nwant: [%s]", flowed_cases[i].label, got,
 			        flowed_cases[i].want);
@@ -62,15 +62,15 @@ test_flowed_message(void)
 	static const char fixed[] =
 		"From: a@example.org\r\nSubject: f\r\nMIME-Version: 1.0\r\n"
 		"Content-Type: text/plain; charset=utf-8\r\n\r\nkeep \r\nthese\r\n";
-	struct web_message m;
+	struct sp_view m;
 	char err[256];
 
-	g_assert_cmpint(web_render_parse(flowed, sizeof flowed - 1, &m, err, sizeof err), ==, 0);
+	g_assert_cmpint(sp_view_render(flowed, sizeof flowed - 1, &m, err, sizeof err), ==, 0);
 	g_assert_cmpstr(m.text, ==, "Gr\xc3\xbc\xc3\x9f\x65 ausK\xc3\xb6ln, liebe Gr\xc3\xbc\xc3\x9f\x65.\n");
-	web_message_free(&m);
-	g_assert_cmpint(web_render_parse(fixed, sizeof fixed - 1, &m, err, sizeof err), ==, 0);
+	sp_view_free(&m);
+	g_assert_cmpint(sp_view_render(fixed, sizeof fixed - 1, &m, err, sizeof err), ==, 0);
 	g_assert_nonnull(strstr(m.text, "keep \r\nthese"));    /* as sent: not flowed */
-	web_message_free(&m);
+	sp_view_free(&m);
 }
 
 /* 1x1 PNG, and the same bytes declared as a GIF (the magic decides). */
@@ -105,10 +105,10 @@ static const char related[] =
 static void
 test_cid_images(void)
 {
-	struct web_message m;
+	struct sp_view m;
 	char err[256];
 
-	g_assert_cmpint(web_render_parse(related, sizeof related - 1, &m, err, sizeof err), ==, 0);
+	g_assert_cmpint(sp_view_render(related, sizeof related - 1, &m, err, sizeof err), ==, 0);
 	g_assert_nonnull(m.html);
 	g_assert_cmpstr(m.html, ==,
 		"<p>logo <img src=\"data:image/png;base64," PNG_B64 "\" alt=\"logo\">"
@@ -117,7 +117,7 @@ test_cid_images(void)
 		"<a href=\"https://example.org/\" target=\"_blank\" rel=\"noopener noreferrer\">site</a></p>");
 	/* The images are still attachments. */
 	g_assert_cmpuint(m.n_att, ==, 4);
-	web_message_free(&m);
+	sp_view_free(&m);
 }
 
 /* An image with a Content-ID outside any multipart/related is not inlined. */
@@ -130,12 +130,12 @@ test_cid_outside_related(void)
 		"--mix\r\nContent-Type: text/html\r\n\r\n<img src=\"cid:logo@example.org\">\r\n"
 		"--mix\r\nContent-Type: image/png\r\nContent-ID: <logo@example.org>\r\n"
 		"Content-Transfer-Encoding: base64\r\n\r\n" PNG_B64 "\r\n--mix--\r\n";
-	struct web_message m;
+	struct sp_view m;
 	char err[256];
 
-	g_assert_cmpint(web_render_parse(mixed, sizeof mixed - 1, &m, err, sizeof err), ==, 0);
+	g_assert_cmpint(sp_view_render(mixed, sizeof mixed - 1, &m, err, sizeof err), ==, 0);
 	g_assert_cmpstr(m.html, ==, "<img>");
-	web_message_free(&m);
+	sp_view_free(&m);
 }
 
 /* HTML over the sanitiser's input limit: not shown at all, and said so. */
@@ -144,26 +144,62 @@ test_html_refused(void)
 {
 	GString *s = g_string_new("From: a@example.org\r\nSubject: big\r\nMIME-Version: 1.0\r\n"
 	                          "Content-Type: text/html\r\n\r\n");
-	struct web_message m;
+	struct sp_view m;
 	char err[256];
 
 	while (s->len < 9u * 1024 * 1024)
 		g_string_append(s, "<p>xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx</p>\r\n");
-	g_assert_cmpint(web_render_parse(s->str, s->len, &m, err, sizeof err), ==, 0);
+	g_assert_cmpint(sp_view_render(s->str, s->len, &m, err, sizeof err), ==, 0);
 	g_assert_null(m.html);
 	g_assert_true(m.html_refused);
-	web_message_free(&m);
+	sp_view_free(&m);
 	g_string_free(s, TRUE);
+}
+
+/* Subjects and names in several encoded-words (GMime 3.2.13 stops at the
+ * first base64 word's padding, jstedfast/gmime#133: view_render.c keeps the
+ * words apart), and what must not change. */
+static const struct {
+	const char *label, *subject, *want;
+} words_cases[] = {
+	{ "padded base64 pair", "=?utf-8?b?YSA=?= =?utf-8?b?Yg==?=", "a b" },
+	{ "folded, three words", "=?utf-8?b?R3LDvMOfZSA=?=\r\n =?utf-8?b?5pel5pys6Kqe?= =?utf-8?b?IOKckw==?=",
+	  "Gr\xc3\xbc\xc3\x9f\x65 \xe6\x97\xa5\xe6\x9c\xac\xe8\xaa\x9e \xe2\x9c\x93" },
+	{ "unpadded base64 pair", "=?utf-8?b?YWJj?= =?utf-8?b?ZGVm?=", "abcdef" },
+	{ "Q-words", "=?utf-8?q?a_?= =?utf-8?q?b?=", "a b" },
+	{ "padded word then text", "=?utf-8?b?YSA=?= and text", "a  and text" }, /* RFC 2047 keeps that space */
+	{ "plain text", "Hello world", "Hello world" },
+	{ "plain text that looks like the end of a word", "x=?= =?y", "x=?= =?y" },
+};
+
+static void
+test_encoded_words(void)
+{
+	struct sp_view m;
+	char err[256], *msg;
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(words_cases); i++) {
+		msg = g_strdup_printf("From: =?utf-8?b?SsO8cmdlbiA=?=\r\n =?utf-8?b?TcO8bGxlcg==?= <j@example.org>\r\n"
+		                      "Subject: %s\r\n\r\nbody\r\n", words_cases[i].subject);
+		g_assert_cmpint(sp_view_render(msg, strlen(msg), &m, err, sizeof err), ==, 0);
+		if (g_strcmp0(m.subject, words_cases[i].want) != 0)
+			g_error("%s: [%s], want [%s]", words_cases[i].label, m.subject, words_cases[i].want);
+		g_assert_cmpstr(m.from, ==, "J\xc3\xbcrgen M\xc3\xbcller <j@example.org>");
+		sp_view_free(&m);
+		g_free(msg);
+	}
 }
 
 int
 main(int argc, char **argv)
 {
 	g_test_init(&argc, &argv, NULL);
-	g_test_add_func("/web_render/flowed", test_flowed);
-	g_test_add_func("/web_render/flowed_message", test_flowed_message);
-	g_test_add_func("/web_render/cid_images", test_cid_images);
-	g_test_add_func("/web_render/cid_outside_related", test_cid_outside_related);
-	g_test_add_func("/web_render/html_refused", test_html_refused);
+	g_test_add_func("/view_render/flowed", test_flowed);
+	g_test_add_func("/view_render/flowed_message", test_flowed_message);
+	g_test_add_func("/view_render/cid_images", test_cid_images);
+	g_test_add_func("/view_render/cid_outside_related", test_cid_outside_related);
+	g_test_add_func("/view_render/html_refused", test_html_refused);
+	g_test_add_func("/view_render/encoded_words", test_encoded_words);
 	return g_test_run();
 }
