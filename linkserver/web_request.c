@@ -41,6 +41,7 @@ struct web_route {
 static const struct web_route routes[] = {
 	{ SIDE_PUBLIC, "GET", "/", false, BODY_NONE, GUARD_NONE, web_h_index },
 	{ SIDE_PUBLIC, "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, web_h_robots },
+	{ SIDE_PUBLIC, "GET", "/static/", true, BODY_NONE, GUARD_NONE, web_h_static },
 	{ SIDE_PUBLIC, "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, web_h_api_upload },
 	{ SIDE_PUBLIC, "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, web_h_api_revoke },
 	{ SIDE_PUBLIC, "GET", NULL, true, BODY_NONE, GUARD_NONE, web_h_link_get },
