@@ -26,6 +26,7 @@ for a in "$@"; do
 done
 
 if [ -n "$SHOTS" ]; then scripts/deps.sh test; else scripts/deps.sh run; fi
+[ -d viewer/node_modules ] || npm ci --prefix viewer --ignore-scripts --no-audit --no-fund   # docs/hacking.md
 [ -f build/build.ninja ] || meson setup build >/dev/null
 ninja -C build >/dev/null
 SP=$ROOT/build/cli/sealpost
