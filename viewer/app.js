@@ -166,6 +166,16 @@ function render(doc) {
 	headerRow(dl, "Date", doc.date);
 
 	const body = $("body");
+	const note = (text) => {
+		const p = document.createElement("p");
+		p.className = "muted";
+		p.textContent = text;
+		body.append(p);
+	};
+	if (doc.htmlRefused)
+		note("The formatted (HTML) version of this message could not be shown safely and was left out.");
+	if (doc.truncated)
+		note("This message has more parts than can be shown; some were left out.");
 	const pre = document.createElement("pre");
 	pre.className = "body";
 	pre.id = "text";

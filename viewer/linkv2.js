@@ -23,11 +23,14 @@ const MEM_KIB_MIN = 8, MEM_KIB_MAX = 262144;
 const CHUNK = 65536;                 // chunked stream: plaintext bytes per chunk
 const CHUNK_OVERHEAD = 17;           // secretstream ABYTES
 const STREAM_HEADER = 24;
-// The view document's JSON header: 64 MiB is far above any header (the HTML
-// with its inlined images is inside it), and below what a tab can hold twice.
-export const VIEWDOC_JSON_MAX = 64 * 1024 * 1024;
-// Attachments listed in one view document.
-export const VIEWDOC_ATTACHMENTS_MAX = 1000;
+// The view document's JSON header: the writer's own bound
+// (SP_VIEW_DOC_MAX_HEADER, crypto/view_doc.h: the text and the sanitised HTML
+// with its inlined images are inside it).
+export const VIEWDOC_JSON_MAX = 128 * 1024 * 1024;
+// Attachments listed in one view document (SP_VIEW_DOC_MAX_ATTACHMENTS).
+export const VIEWDOC_ATTACHMENTS_MAX = 256;
+// The view document version this page reads (the header's "v").
+export const VIEWDOC_VERSION = 1;
 
 const MAGIC_KEY = "SPLNKKEY";
 const MAGIC_MSG = "SPLNKMSG";
@@ -338,6 +341,7 @@ export function openMessage(sodium, blob, key, onProgress) {
 }
 
 // ---- the view document: SPVIEWD1, u32 JSON length, JSON, attachment bytes ----
+// (docs/formats.md "View document (v2)", written by crypto/view_doc.c)
 
 function field(v) {
 	if (v === undefined || v === null)
@@ -362,6 +366,8 @@ export function parseViewDoc(doc) {
 	}
 	if (h === null || typeof h !== "object" || Array.isArray(h))
 		fail("bad header");
+	if (h.v !== VIEWDOC_VERSION)
+		fail(`unknown view document version ${h.v}`);
 	const list = h.attachments === undefined ? [] : h.attachments;
 	if (!Array.isArray(list) || list.length > VIEWDOC_ATTACHMENTS_MAX)
 		fail("bad attachment list");
@@ -381,5 +387,7 @@ export function parseViewDoc(doc) {
 		from: field(h.from), to: field(h.to), cc: field(h.cc), date: field(h.date),
 		subject: field(h.subject), text: typeof h.text === "string" ? h.text : "",
 		html: typeof h.html === "string" ? h.html : "", attachments,
+		htmlRefused: h.html_refused === true, truncated: h.truncated === true,
+		messageId: field(h.message_id), senderKey: field(h.sender_key),
 	};
 }

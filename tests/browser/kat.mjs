@@ -177,7 +177,7 @@ function sealBlob(key, plain, { dropFinal = false, extra = null } = {}) {
 }
 
 function viewDoc(header, atts) {
-	const j = Buffer.from(JSON.stringify(header));
+	const j = Buffer.from(JSON.stringify({ v: 1, ...header }));
 	const len = Buffer.alloc(4);
 	len.writeUInt32BE(j.length);
 	return new Uint8Array(Buffer.concat([Buffer.from("SPVIEWD1"), len, j, ...atts]));
@@ -221,6 +221,9 @@ test("message blob + view document: opens, parses, and refuses every damage", ()
 	assert.throws(() => v2.parseViewDoc(viewDoc({ attachments: [{ name: "x", size: -1 }] }, [])),
 	              { code: "viewdoc" });
 	assert.throws(() => v2.parseViewDoc(viewDoc({}, [Buffer.from("x")])), { code: "viewdoc" });
+	const v2doc = viewDoc({ v: 2 }, []);
+	assert.throws(() => v2.parseViewDoc(v2doc), { code: "viewdoc" });
+	assert.equal(v2.parseViewDoc(viewDoc({ html_refused: true, subject: null }, [])).htmlRefused, true);
 	const notjson = viewDoc({}, []);
 	notjson[12] = 0x7b + 1;
 	assert.throws(() => v2.parseViewDoc(notjson), { code: "viewdoc" });
