@@ -22,6 +22,7 @@ int cmd_queue(int argc, char **argv);
 int cmd_linkserver(int argc, char **argv);
 int cmd_revoke(int argc, char **argv);
 int cmd_outbox(int argc, char **argv);
+int cmd_keys(int argc, char **argv);
 
 /* A subcommand's own options, besides -c/--config and -h/--help.  Exactly
  * one of the targets is set: `flag` (no argument; set to true), `value` (an

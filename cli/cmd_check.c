@@ -11,11 +11,13 @@
 
 #include "cli.h"
 #include "link_copy.h"
+#include "link_store.h"
 #include "log.h"
 #include "pgp.h"
 #include "policy.h"
 #include "relay.h"
 #include "smtp_client.h"
+#include "discovery.h"
 #include "smtp_parse.h"
 #include "sodium_keys.h"
 
@@ -25,6 +27,7 @@ struct rcpt_report {
 	const char *form;
 	char detail[160];
 	char reason[768];
+	char source[300];             /* a discovered key: where from, since when */
 	struct sp_pgp_key_info key;   /* OpenPGP recipients */
 };
 
@@ -32,6 +35,8 @@ struct report {
 	const char *config;
 	const char *keyring;          /* ok | none | error */
 	char keyring_note[SP_ERRLEN]; /* the fault, or a warning */
+	const char *discovery;        /* off | ok | error */
+	char discovery_error[SP_ERRLEN];
 	size_t n_keys;
 	const char *sodium;           /* ok | none | error */
 	char sodium_error[SP_ERRLEN];
@@ -133,7 +138,8 @@ check_rcpt(struct report *r, struct sp_policy *policy, struct rcpt_report *rr)
 		rr->form = sp_form_name(d.form);
 		sp_strlcpy(rr->detail, d.detail, sizeof rr->detail);
 		sp_strlcpy(rr->reason, d.reason, sizeof rr->reason);
-		if (d.form == SP_FORM_PGP) {
+		sp_strlcpy(rr->source, d.source, sizeof rr->source);
+		if (d.form == SP_FORM_PGP && d.source[0] == '\0') {
 			struct sp_pgp *pgp = sp_policy_pgp(policy, err, sizeof err);
 			if (pgp)
 				sp_pgp_find_key(pgp, rr->addr, &rr->key, err, sizeof err);
@@ -172,13 +178,22 @@ print_text(const struct report *r)
 		printf("sodium      FAILED: %s\n", r->sodium_error);
 	else if (r->n_sodium)
 		printf("sodium      %zu recipient(s) in %s\n", r->n_sodium, cfg->sodium.recipients);
+	if (strcmp(r->discovery, "error") == 0)
+		printf("discovery   FAILED: %s\n", r->discovery_error);
+	else if (strcmp(r->discovery, "ok") == 0)
+		printf("discovery   %s%s%s\n", cfg->discovery.wkd ? "WKD" : "",
+		       cfg->discovery.wkd && cfg->discovery.keyserver[0] ? ", keyserver " :
+		       cfg->discovery.keyserver[0] ? "keyserver " : "", cfg->discovery.keyserver);
 	for (i = 0; i < cfg->proxy.n_listen; i++)
 		printf("listen      %s:%s (%s, auth %s)\n", cfg->proxy.listen[i].host, cfg->proxy.listen[i].port,
 		       cfg->proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",
 		       sp_auth_mode_name(cfg->proxy.auth));
-	if (cfg->link.base_url[0])
+	if (cfg->link.base_url[0]) {
+		char *store = link_store_label(cfg->link.store); /* no database password */
 		printf("link        %s (%s)\n", cfg->link.base_url,
-		       cfg->link.upload_url[0] ? cfg->link.upload_url : cfg->link.store);
+		       cfg->link.upload_url[0] ? cfg->link.upload_url : store);
+		free(store);
+	}
 	printf("upstream    %s:%s, tls %s\n", cfg->upstream.host, cfg->upstream.port,
 	       sp_upstream_tls_name(cfg->upstream.tls));
 	if (!r->upstream_ok) {
@@ -217,6 +232,8 @@ print_text(const struct report *r)
 		} else if (rr->detail[0]) {
 			printf(" %s", rr->detail);
 		}
+		if (rr->source[0])
+			printf(" discovered: %s", rr->source);
 		if (rr->reason[0])
 			printf(" - %s", rr->reason);
 		printf("\n");
@@ -270,6 +287,9 @@ print_json(const struct report *r)
 	json_kv("path", cfg->sodium.recipients, true);
 	json_kv("status", r->sodium, true);
 	json_kv("error", r->sodium_error, false);
+	printf("},\"discovery\":{");
+	json_kv("status", r->discovery, true);
+	json_kv("error", r->discovery_error, false);
 	printf("},\"listen\":[");
 	for (i = 0; i < cfg->proxy.n_listen; i++) {
 		printf("%s{", i ? "," : "");
@@ -297,6 +317,7 @@ print_json(const struct report *r)
 		json_kv("status", rr->status, true);
 		json_kv("form", rr->form, true);
 		json_kv("detail", rr->detail, true);
+		json_kv("source", rr->source, true);
 		if (rr->key.fpr[0]) {
 			printf("\"key\":{");
 			json_kv("fingerprint", rr->key.fpr, true);
@@ -327,6 +348,7 @@ cmd_check(int argc, char **argv)
 	struct sp_config cfg;
 	struct relay *relay = NULL;
 	struct sp_policy *policy = NULL;
+	struct sp_discovery *disc = NULL;
 	const char *cfgpath = NULL;
 	char err[SP_ERRLEN];
 	int first, rv;
@@ -345,6 +367,7 @@ cmd_check(int argc, char **argv)
 	sp_log_init(SP_LOG_ERROR);
 	r.cfg = &cfg;
 	r.config = cfg.path;
+	r.discovery = "off";
 	{
 		/* A recipients file that cannot be read or parsed is a 451 for
 		 * every recipient at RCPT: a problem, reported with the rest. */
@@ -367,6 +390,16 @@ cmd_check(int argc, char **argv)
 	}
 	r.rcpts = sp_xcalloc(n_addrs ? n_addrs : 1, sizeof *r.rcpts);
 	r.n_rcpts = n_addrs;
+	if (cfg.discovery.wkd || cfg.discovery.keyserver[0]) {
+		/* Its keyring or database unusable: every recipient would get a 451. */
+		if ((disc = sp_discovery_open(&cfg, r.discovery_error, sizeof r.discovery_error)) == NULL) {
+			r.discovery = "error";
+			r.problems++;
+		} else {
+			r.discovery = "ok";
+			sp_policy_set_discovery(sp_discovery_hook(disc));
+		}
+	}
 	policy = sp_policy_new(&cfg, err, sizeof err);
 	check_keyring(&r, policy);
 	for (i = 0; i < n_addrs; i++) {
@@ -380,6 +413,8 @@ cmd_check(int argc, char **argv)
 	rv = r.problems ? EXIT_RUNTIME : EXIT_OK;
 	sp_policy_free(policy);
 	sp_pgp_pool_clear();
+	sp_policy_set_discovery(NULL);
+	sp_discovery_close(disc);
 	relay_free(relay);
 	free(r.rcpts);
 	sp_config_free(&cfg);

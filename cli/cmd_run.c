@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "discovery.h"
 #include "log.h"
 #include "policy.h"
 #include "server.h"
@@ -45,6 +46,7 @@ cmd_run(int argc, char **argv)
 	};
 	const struct cli_command cmd = { .usage = usage, .config = true, .options = opts };
 	struct sp_config cfg;
+	struct sp_discovery *disc = NULL;
 	struct server srv;
 	struct sigaction sa;
 	const char *cfgpath = NULL;
@@ -82,6 +84,24 @@ cmd_run(int argc, char **argv)
 		sp_config_free(&cfg);
 		return EXIT_RUNTIME;
 	}
+	/* After the privilege drop: its files belong to the service's user. */
+	if (cfg.discovery.wkd || cfg.discovery.keyserver[0]) {
+		if ((disc = sp_discovery_open(&cfg, err, sizeof err)) == NULL) {
+			sp_log_error("key discovery: %s", err);
+			server_free(&srv);
+			sp_config_free(&cfg);
+			return EXIT_RUNTIME;
+		}
+		sp_policy_set_discovery(sp_discovery_hook(disc));
+		if (sp_discovery_start_refresher(disc, err, sizeof err) < 0) {
+			sp_log_error("key discovery: %s", err);
+			sp_policy_set_discovery(NULL);
+			sp_discovery_close(disc);
+			server_free(&srv);
+			sp_config_free(&cfg);
+			return EXIT_RUNTIME;
+		}
+	}
 	memset(&sa, 0, sizeof sa);
 	sa.sa_handler = on_signal;
 	sigemptyset(&sa.sa_mask);
@@ -91,12 +111,16 @@ cmd_run(int argc, char **argv)
 	sigaction(SIGHUP, &sa, NULL);
 	rv = server_run(&srv);
 	running = NULL;
+	sp_discovery_stop_refresher(disc);
 	if (rv != 0)
 		sp_log_warn("sessions still running after %ds; exiting anyway (their clients "
 		            "got no 250 and will retry)", SERVER_SHUTDOWN_GRACE_S);
 	sp_log_info("stopped");
 	server_free(&srv);
-	if (rv == 0)
+	if (rv == 0) {
+		sp_policy_set_discovery(NULL);
+		sp_discovery_close(disc);
 		sp_config_free(&cfg);
+	}
 	return EXIT_OK;
 }

@@ -28,6 +28,7 @@ static const struct command commands[] = {
 	{ "linkserver", cmd_linkserver, "run only the link viewer (for a public host)" },
 	{ "revoke", cmd_revoke, "delete a link message at once" },
 	{ "outbox", cmd_outbox, "print the address (with its token) of the outbox page" },
+	{ "keys", cmd_keys, "list, refresh or forget the keys sealpost discovered (WKD, keyserver)" },
 	{ "passwd", cmd_passwd, "hash a password for [proxy] users_file" },
 };
 

@@ -53,6 +53,7 @@ static const char *const trust_names[] = { "keyring", "always", NULL };
 static const char *const mode_names[] = { "embedded", "off", NULL };
 static const char *const nokey_names[] = { "link", "reject", "plain", NULL };
 static const char *const bare_lf_names[] = { "accept-trusted", "reject", NULL };
+static const char *const key_change_names[] = { "next-form", "accept", NULL };
 static const char *const level_names[] = { "error", "warning", "info", "debug", NULL };
 
 #define OFF(f) offsetof(struct sp_config, f)
@@ -128,6 +129,18 @@ static const struct key_def keys[] = {
 	/* The outbox's own listener: loopback only, next to the viewer's default. */
 	{ "linkserver", "outbox_listen", K_LISTEN, OFF(linkserver.outbox_listen), "127.0.0.1:8026",
 	  NULL, 0, 0 },
+
+	/* Key discovery (docs/discovery.md).  The keyserver is off by default: it
+	 * tells a third party whom you write to.  The timeout is the whole budget
+	 * of one recipient's lookups (RCPT waits for it). */
+	{ "discovery", "wkd", K_BOOL, OFF(discovery.wkd), "yes", NULL, 0, 0 },
+	{ "discovery", "keyserver", K_URL, OFF(discovery.keyserver), "", NULL, 0, 0 },
+	{ "discovery", "timeout", K_DURATION, OFF(discovery.timeout), "3s", NULL, 1, 60 },
+	{ "discovery", "ttl", K_DURATION, OFF(discovery.ttl), "7d", NULL, 60, 366 * 86400 },
+	{ "discovery", "negative_ttl", K_DURATION, OFF(discovery.negative_ttl), "1h", NULL, 1, 30 * 86400 },
+	{ "discovery", "on_key_change", K_ENUM, OFF(discovery.on_key_change), "next-form", key_change_names, 0, 0 },
+	{ "discovery", "ca_file", K_PATH, OFF(discovery.ca_file), "", NULL, 0, 0 },
+	{ "discovery", "connect_to", K_STRING, OFF(discovery.connect_to), "", NULL, 0, 0 },
 
 	{ "policy", "no_key", K_ENUM, OFF(policy.no_key), "link", nokey_names, 0, 0 },
 
@@ -695,6 +708,30 @@ check_consistency(struct load_ctx *lc, struct sp_config *cfg, GKeyFile *kf, bool
 		return key_error(lc, "link", "base_url", "must end with '/' (the link token is appended)");
 	if (cfg->link.upload_url[0] && cfg->link.upload_token_file[0] == '\0')
 		return key_error(lc, "link", "upload_token_file", "required with upload_url");
+	if (cfg->discovery.keyserver[0] && strncmp(cfg->discovery.keyserver, "https://", 8) != 0)
+		return key_error(lc, "discovery", "keyserver", "must be an https:// URL");
+	{
+		char **items = g_strsplit(cfg->discovery.connect_to, ";", -1);
+		int bad = -1;
+		for (i = 0; items[i] && bad < 0; i++) {
+			char *item = sp_strstrip(items[i]), *c;
+			unsigned colons = 0;
+			if (*item == '\0')
+				continue;
+			for (c = item; *c; c++)
+				colons += *c == ':';
+			/* HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT; IPv6 in brackets adds colons. */
+			if (colons < 3 || strpbrk(item, " \t\r\n"))
+				bad = (int)i;
+		}
+		if (bad >= 0) {
+			int r = key_error(lc, "discovery", "connect_to", "'%s' is not HOST:PORT:CONNECT-TO-HOST:"
+			                  "CONNECT-TO-PORT", items[bad]);
+			g_strfreev(items);
+			return r;
+		}
+		g_strfreev(items);
+	}
 	if (cfg->queue.max_backoff < cfg->queue.min_backoff)
 		return key_error(lc, "queue", "max_backoff", "smaller than min_backoff");
 	return 0;

@@ -45,6 +45,9 @@ enum sp_no_key { SP_NOKEY_LINK, SP_NOKEY_REJECT, SP_NOKEY_PLAIN };
 /* [proxy] bare_lf: a line of message data ending in LF without CR.  Trusted =
  * a loopback peer or an authenticated client. */
 enum sp_bare_lf { SP_BARE_LF_ACCEPT_TRUSTED, SP_BARE_LF_REJECT };
+/* [discovery] on_key_change: a lookup that finds another key than the one
+ * discovered before for the same address. */
+enum sp_key_change { SP_KEY_CHANGE_NEXT_FORM, SP_KEY_CHANGE_ACCEPT };
 
 struct sp_config {
 	char *path;                /* the file that was read */
@@ -118,6 +121,17 @@ struct sp_config {
 		struct sp_net_list trusted_proxies;
 		struct sp_listen outbox_listen; /* loopback only, never `listen` */
 	} linkserver;
+
+	struct {
+		bool wkd;              /* Web Key Directory lookups */
+		char *keyserver;       /* VKS base URL; "" = off */
+		int64_t timeout;       /* budget of all lookups for one recipient */
+		int64_t ttl;           /* a discovered key is looked up again after this */
+		int64_t negative_ttl;  /* "no key" is remembered this long */
+		enum sp_key_change on_key_change;
+		char *ca_file;         /* extra trust anchors (PEM) for lookups */
+		char *connect_to;      /* libcurl CONNECT_TO entries, ';'-separated */
+	} discovery;
 
 	struct {
 		enum sp_no_key no_key;

@@ -7,6 +7,7 @@
 
 #include <sodium.h>
 
+#include "address.h"
 #include "log.h"
 #include "mime_message.h"
 #include "link_copy.h"
@@ -82,6 +83,8 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 {
 	struct sp_pgp *pgp = sp_policy_pgp(cx->policy, err, errsz);
 	const char **fprs = sp_xcalloc(cp->n_rcpts + 2, sizeof *fprs);
+	char **keyfiles = sp_xcalloc(cp->n_rcpts + 1, sizeof *keyfiles);
+	size_t n_keyfiles = 0;
 	enum sp_compose_result rv = SP_COMPOSE_TEMPFAIL;
 	char why[SP_ERRLEN];
 	size_t i, n = 0;
@@ -90,8 +93,25 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		goto out;
 	for (i = 0; i < cp->n_rcpts; i++) {
 		const struct sp_rcpt *r = &cx->env->rcpts[cp->rcpts[i]];
-		/* The key chosen at RCPT time must still be usable now. */
-		switch (sp_pgp_recheck(pgp, r->addr, r->detail, why, sizeof why)) {
+		enum sp_pgp_lookup lr;
+		/* The key chosen at RCPT time must still be usable now: in the
+		 * user's keyring, or else as the key sealpost discovered. */
+		lr = sp_pgp_recheck(pgp, r->addr, r->detail, why, sizeof why);
+		if (lr == SP_PGP_NONE && sp_policy_discovery() != NULL) {
+			const struct sp_key_discovery *kd = sp_policy_discovery();
+			char norm[SP_ADDR_MAX], bad[SP_ERRLEN];
+			if (sp_addr_normalize(r->addr, norm, sizeof norm, bad, sizeof bad) == 0) {
+				char *kf = sp_xcalloc(1, SP_DISCOVERY_PATH_MAX);
+				lr = kd->recheck(kd->ctx, norm, r->detail, kf, SP_DISCOVERY_PATH_MAX, why, sizeof why);
+				if (lr == SP_PGP_FOUND) {
+					keyfiles[n_keyfiles++] = kf;
+					fprs[n++] = kf;
+					continue;
+				}
+				free(kf);
+			}
+		}
+		switch (lr) {
 		case SP_PGP_FOUND:
 			break;
 		case SP_PGP_NONE:
@@ -129,6 +149,9 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 		}
 	}
 out:
+	while (n_keyfiles)
+		free(keyfiles[--n_keyfiles]);
+	free(keyfiles);
 	free(fprs);
 	return rv;
 }
@@ -331,6 +354,8 @@ build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t e
 	for (i = 0; i < cx->env->n_rcpts; i++) {
 		const struct sp_rcpt *r0 = &cx->env->rcpts[i];
 		g_string_append_printf(t, "<%s>\n", r0->addr);
+		if (r0->note)
+			g_string_append_printf(t, "    note: %s\n", r0->note);
 		switch (r0->form) {
 		case SP_FORM_PGP:
 			g_string_append_printf(t, "    OpenPGP, key %s\n", r0->detail);

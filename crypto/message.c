@@ -36,12 +36,21 @@ sp_envelope_add_rcpt(struct sp_envelope *e, const char *addr, enum sp_form form,
 }
 
 void
+sp_envelope_set_note(struct sp_envelope *e, size_t i, const char *note)
+{
+	free(e->rcpts[i].note);
+	e->rcpts[i].note = note && *note ? sp_xstrdup(note) : NULL;
+}
+
+void
 sp_envelope_free(struct sp_envelope *e)
 {
 	size_t i;
 
-	for (i = 0; i < e->n_rcpts; i++)
+	for (i = 0; i < e->n_rcpts; i++) {
 		free(e->rcpts[i].addr);
+		free(e->rcpts[i].note);
+	}
 	free(e->rcpts);
 	free(e->mail_from);
 	free(e->message_id);

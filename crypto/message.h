@@ -27,6 +27,8 @@ struct sp_rcpt {
 	enum sp_form form;
 	char detail[160];     /* OpenPGP fingerprint, sodium key, link id: for logs and receipts */
 	bool bcc;             /* not named in To/Cc: gets a copy of its own */
+	char *note;           /* for the delivery report: where a discovered key came from, or a
+	                       * key change that moved this recipient to a weaker form; NULL = none */
 };
 
 struct sp_envelope {
@@ -44,6 +46,8 @@ struct sp_envelope {
 void sp_envelope_init(struct sp_envelope *e);
 void sp_envelope_add_rcpt(struct sp_envelope *e, const char *addr, enum sp_form form, const char *detail);
 void sp_envelope_free(struct sp_envelope *e);
+/* Set (replace) the note of recipient i. */
+void sp_envelope_set_note(struct sp_envelope *e, size_t i, const char *note);
 
 /* Bytes to send, without copying them again: pieces of memory, or a file. */
 struct sp_span {

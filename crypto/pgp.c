@@ -350,9 +350,16 @@ read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char 
 /* Every blob starts with its 4-byte length and its type. */
 #define SP_KBX_BLOB_MIN 5
 
-/* The last keybox found whole, by its identity (inode, size, mtime). */
+/* A process reads several keyrings: the user's, sealpost's own of discovered
+ * keys, and the scratch keyrings that judge a fetched key.  What is known
+ * about a keyring's state (whole, proven) is kept for this many, the oldest
+ * replaced first, so that alternating keyrings do not re-read each other. */
+#define SP_PGP_KEYRINGS_REMEMBERED 4
+
+/* The keyboxes last found whole, by their identity (inode, size, mtime). */
 static pthread_mutex_t kbx_lock = PTHREAD_MUTEX_INITIALIZER;
-static char kbx_whole[128];
+static char kbx_whole[SP_PGP_KEYRINGS_REMEMBERED][128];
+static unsigned kbx_next;
 
 /* gpg stops at a blob cut short without a word on its status channel (it
  * prints "keydb_search_next failed" on stderr and lists the keys before it):
@@ -369,7 +376,9 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whys
 	snprintf(id, sizeof id, "%lu:%lu:%lld:%lld.%09ld", (unsigned long)st->st_dev, (unsigned long)st->st_ino,
 	         (long long)st->st_size, (long long)st->st_mtim.tv_sec, st->st_mtim.tv_nsec);
 	pthread_mutex_lock(&kbx_lock);
-	known = strcmp(kbx_whole, id) == 0;
+	known = false;
+	for (unsigned i = 0; i < SP_PGP_KEYRINGS_REMEMBERED && !known; i++)
+		known = strcmp(kbx_whole[i], id) == 0;
 	pthread_mutex_unlock(&kbx_lock);
 	if (known)
 		return 0;
@@ -396,7 +405,8 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whys
 		off += len;
 	}
 	pthread_mutex_lock(&kbx_lock);
-	sp_strlcpy(kbx_whole, id, sizeof kbx_whole);
+	sp_strlcpy(kbx_whole[kbx_next], id, sizeof kbx_whole[kbx_next]);
+	kbx_next = (kbx_next + 1) % SP_PGP_KEYRINGS_REMEMBERED;
 	pthread_mutex_unlock(&kbx_lock);
 	return 0;
 }
@@ -777,9 +787,12 @@ find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool sec
  * lost, or it was replaced) makes every key "not valid": a broken keyring,
  * not a fact about a recipient. */
 
-static char proven_sig[256];
-static bool proven, proven_anchor;
-static size_t proven_keys;
+static struct {
+	char sig[256];           /* "" = unused */
+	bool anchor;
+	size_t keys;
+} proven[SP_PGP_KEYRINGS_REMEMBERED];
+static unsigned proven_next;
 
 /* 0 with *anchor (and *n_keys when not NULL), or -1 with why.  Called with
  * gpg_lock held. */
@@ -794,10 +807,12 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_
 
 	*anchor = false;
 	pthread_mutex_lock(&cache_lock);
-	if (proven && strcmp(proven_sig, sig) == 0) {
-		known = true;
-		*anchor = proven_anchor;
-		n = proven_keys;
+	for (unsigned i = 0; i < SP_PGP_KEYRINGS_REMEMBERED && !known; i++) {
+		if (proven[i].sig[0] && strcmp(proven[i].sig, sig) == 0) {
+			known = true;
+			*anchor = proven[i].anchor;
+			n = proven[i].keys;
+		}
 	}
 	pthread_mutex_unlock(&cache_lock);
 	if (known) {
@@ -827,10 +842,10 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_
 		return -1;
 	}
 	pthread_mutex_lock(&cache_lock);
-	sp_strlcpy(proven_sig, sig, sizeof proven_sig);
-	proven_anchor = *anchor;
-	proven_keys = n;
-	proven = true;
+	sp_strlcpy(proven[proven_next].sig, sig, sizeof proven[proven_next].sig);
+	proven[proven_next].anchor = *anchor;
+	proven[proven_next].keys = n;
+	proven_next = (proven_next + 1) % SP_PGP_KEYRINGS_REMEMBERED;
 	pthread_mutex_unlock(&cache_lock);
 	if (n_keys)
 		*n_keys = n;
@@ -1085,8 +1100,14 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 
 	status_reset(p);
 	/* Recipients by fingerprint: no key lookup (and no gpg run) per key. */
-	for (i = 0; i < n; i++)
-		g_string_append_printf(recp, "%s\n", fprs[i]);
+	for (i = 0; i < n; i++) {
+		/* A key file (a discovered key, kept outside the user's keyring):
+		 * gpg's --recipient-file, through GPGME's --file keyword. */
+		if (fprs[i][0] == '/')
+			g_string_append_printf(recp, "--file\n%s\n--no-file\n", fprs[i]);
+		else
+			g_string_append_printf(recp, "%s\n", fprs[i]);
+	}
 	/* Compression pays for text, not for what is already compressed or
 	 * base64 of binary (most big mail): above the threshold it only costs
 	 * time (25 MB: 980 ms with zlib, 290 ms without). */
@@ -1248,4 +1269,62 @@ out:
 	gpgme_set_armor(p->ctx, 1);
 	gpgme_data_release(d);
 	return rv;
+}
+
+/* ---- keyrings sealpost keeps itself (discovered keys) ---- */
+
+int
+sp_pgp_import(struct sp_pgp *p, const void *data, size_t len, size_t *n_imported, char *err, size_t errsz)
+{
+	gpgme_data_t d = NULL;
+	gpgme_import_result_t res;
+	gpgme_error_t e;
+	int rv = -1;
+
+	*n_imported = 0;
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	if ((e = gpgme_data_new_from_mem(&d, data, len, 0)) != 0) {
+		sp_seterr(err, errsz, "GPGME data: %s", gpgme_strerror(e));
+		return -1;
+	}
+	pthread_mutex_lock(&gpg_lock);
+	status_reset(p);
+	e = gpgme_op_import(p->ctx, d);
+	res = e ? NULL : gpgme_op_import_result(p->ctx);
+	if (e) {
+		sp_seterr(err, errsz, "gpg import into %s failed: %s", p->cfg->pgp.gnupg_home, gpgme_strerror(e));
+	} else if (res == NULL) {
+		sp_seterr(err, errsz, "gpg import into %s gave no result", p->cfg->pgp.gnupg_home);
+	} else {
+		*n_imported = (size_t)res->considered - (size_t)res->not_imported;
+		rv = 0;
+	}
+	pthread_mutex_unlock(&gpg_lock);
+	gpgme_data_release(d);
+	return rv;
+}
+
+int
+sp_pgp_delete_key(struct sp_pgp *p, const char *fpr, char *err, size_t errsz)
+{
+	gpgme_key_t k = NULL;
+	gpgme_error_t e;
+
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	pthread_mutex_lock(&gpg_lock);
+	e = gpgme_get_key(p->ctx, fpr, &k, 0);
+	if (gpg_err_code(e) == GPG_ERR_EOF) {
+		e = 0;       /* not there: nothing to delete */
+	} else if (!e) {
+		e = gpgme_op_delete_ext(p->ctx, k, GPGME_DELETE_FORCE);
+		gpgme_key_unref(k);
+	}
+	pthread_mutex_unlock(&gpg_lock);
+	if (e) {
+		sp_seterr(err, errsz, "deleting key %s from %s: %s", fpr, p->cfg->pgp.gnupg_home, gpgme_strerror(e));
+		return -1;
+	}
+	return 0;
 }

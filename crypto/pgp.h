@@ -77,7 +77,9 @@ enum sp_pgp_lookup sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct
  * for addr (it may have been revoked or expired in between). */
 enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *why, size_t whysz);
 
-/* Encrypt (and sign, when sign_fpr is set) in to every fingerprint in fprs;
+/* Encrypt (and sign, when sign_fpr is set) in to every fingerprint in fprs
+ * (an entry starting with '/' is instead the path of a key file, given to gpg
+ * as --recipient-file: a discovered key, which is not in the user's keyring);
  * ASCII armor appended to out.  Integrity protection (MDC/AEAD) is what
  * GnuPG 2.2+ always produces; the tests check the packets.  Each operation is
  * cancelled after [pgp] timeout.  Returns 0; -1 on a failure worth retrying;
@@ -92,5 +94,11 @@ int sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const
 
 /* The public key of fpr, minimal (for Autocrypt), appended to out. */
 int sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz);
+
+/* Import OpenPGP key material (binary or armored) into this context's
+ * keyring (sealpost's own: discovery/).  *n_imported: keys taken. */
+int sp_pgp_import(struct sp_pgp *p, const void *data, size_t len, size_t *n_imported, char *err, size_t errsz);
+/* Delete the public key fpr from this context's keyring (absent: 0). */
+int sp_pgp_delete_key(struct sp_pgp *p, const char *fpr, char *err, size_t errsz);
 
 #endif

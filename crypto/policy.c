@@ -17,6 +17,20 @@ struct sp_policy {
 	bool sodium_loaded;
 };
 
+static const struct sp_key_discovery *discovery;
+
+void
+sp_policy_set_discovery(const struct sp_key_discovery *kd)
+{
+	discovery = kd;
+}
+
+const struct sp_key_discovery *
+sp_policy_discovery(void)
+{
+	return discovery;
+}
+
 struct sp_policy *
 sp_policy_new(const struct sp_config *cfg, char *err, size_t errsz)
 {
@@ -109,6 +123,34 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 	case SP_PGP_NONE:
 	default:
 		break;
+	}
+	/* 1b. A key sealpost discovered (WKD, keyserver), under the same rules.
+	 * Its own keyring failing is a 451 as the user's is; a lookup that
+	 * found nothing (or failed on the network) is "no key". */
+	if (discovery) {
+		char dwhy[SP_ERRLEN];
+		switch (discovery->find(discovery->ctx, addr, norm, &info, d->source, sizeof d->source, dwhy,
+		                        sizeof dwhy)) {
+		case SP_PGP_FOUND:
+			d->form = SP_FORM_PGP;
+			sp_strlcpy(d->detail, info.fpr, sizeof d->detail);
+			return SP_POLICY_OK;
+		case SP_PGP_ERROR:
+			sp_seterr(d->reason, sizeof d->reason, "%s", dwhy);
+			return SP_POLICY_TEMPFAIL;
+		case SP_PGP_NONE:
+		default:
+			sp_strlcpy(d->notice, d->source, sizeof d->notice);
+			d->source[0] = '\0';
+			{
+				size_t l = strlen(pgp_why);
+				if (l + 2 < sizeof pgp_why) {
+					memcpy(pgp_why + l, "; ", 3);
+					sp_strlcpy(pgp_why + l + 2, dwhy, sizeof pgp_why - l - 2);
+				}
+			}
+			break;
+		}
 	}
 	/* 2. A registered sodium key. */
 	{

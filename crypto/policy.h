@@ -22,8 +22,38 @@ enum sp_policy_result {
 struct sp_decision {
 	enum sp_form form;
 	char detail[160];    /* fingerprint / key / "" */
+	char source[300];    /* an OpenPGP key sealpost discovered: where from, since when; else "" */
+	char notice[300];    /* for the sender (log, delivery report): a discovered key changed, so
+	                      * this recipient got a weaker form; else "" */
 	char reason[768];    /* why refused, or why a weaker form was chosen */
 };
+
+/* Keys sealpost finds by itself (WKD, keyserver: discovery/, which sits above
+ * this library and needs the network).  The commands that want discovery
+ * register it once, before threads start; the policy asks it after the user's
+ * keyring said "no key", and compose asks it again at DATA time.  Both
+ * functions take the address in its normal form (address.h) and are
+ * thread-safe.
+ *   find:    FOUND (info->fpr; source says where from and since when),
+ *            NONE (why: nothing usable was found, or it changed and the
+ *            configuration says to fall to the next form), ERROR (why: its
+ *            own keyring or store is unusable: 451, never a weaker form).
+ *            On NONE, a non-empty source is a notice the sender must get
+ *            (a key change).
+ *   recheck: is fpr still the usable discovered key for norm?  FOUND with
+ *            keyfile: the path of the key to encrypt to (gpg --recipient-file). */
+struct sp_key_discovery {
+	enum sp_pgp_lookup (*find)(void *ctx, const char *addr, const char *norm, struct sp_pgp_key_info *info,
+	                           char *source, size_t sourcesz, char *why, size_t whysz);
+	enum sp_pgp_lookup (*recheck)(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t keyfilesz,
+	                              char *why, size_t whysz);
+	void *ctx;
+};
+/* The longest key file path recheck gives back (the state directory's). */
+#define SP_DISCOVERY_PATH_MAX 1024
+/* NULL: no discovery (the default). */
+void sp_policy_set_discovery(const struct sp_key_discovery *kd);
+const struct sp_key_discovery *sp_policy_discovery(void);
 
 /* One per session: it holds per-thread state (a GPGME context). */
 struct sp_policy;

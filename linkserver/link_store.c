@@ -1,5 +1,7 @@
-/* link_store.c - the SQLite link store (see link_store.h). */
+/* link_store.c - the SQLite link store, and the switch to the PostgreSQL one
+ * (link_store_pg.c) for a URL (see link_store.h). */
 #include "link_store.h"
+#include "link_store_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include "log.h"
 
 struct link_store {
+	struct link_store_pg *pg; /* PostgreSQL: every call goes there; the rest is unused */
 	sqlite3 *db;
 	pthread_mutex_t lock; /* one connection, one transaction at a time */
 	char *path;
@@ -142,26 +145,6 @@ finalize_cached(struct link_store *s)
 	s->stmts = NULL;
 }
 
-bool
-link_store_id_valid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL)
-		return false;
-	for (i = 0; i < SP_LINK_ID_HEXLEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[i] == '\0';
-}
-
-bool
-link_store_link_live(const struct link_store_link *l, int64_t now)
-{
-	return !l->revoked && l->expires > now && (l->max_views == 0 || l->views < l->max_views) &&
-	       l->failed < l->max_failed;
-}
-
 static int
 migrate(struct link_store *s, char *err, size_t errsz)
 {
@@ -221,6 +204,17 @@ link_store_open(const char *path, struct link_store **out, char *err, size_t err
 	if (path == NULL || *path == '\0') {
 		sp_seterr(err, errsz, "link store: no path configured ([link] store)");
 		return LINK_STORE_ERROR;
+	}
+	if (link_store_is_url(path)) {
+		struct link_store_pg *pg;
+		if ((rv = link_store_pg_open(path, &pg, err, errsz)) != LINK_STORE_OK)
+			return rv;
+		s = sp_xcalloc(1, sizeof *s);
+		s->pg = pg;
+		s->path = link_store_label(path);
+		pthread_mutex_init(&s->lock, NULL);
+		*out = s;
+		return LINK_STORE_OK;
 	}
 	dir = sp_xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
@@ -293,6 +287,7 @@ link_store_close(struct link_store *s)
 {
 	if (s == NULL)
 		return;
+	link_store_pg_close(s->pg);
 	if (s->db) {
 		finalize_cached(s);
 		checkpoint(s);
@@ -352,6 +347,8 @@ link_store_put(struct link_store *s, const struct link_store_new_msg *m,
 
 	if (validate_put(m, err, errsz) < 0)
 		return LINK_STORE_ERROR;
+	if (s->pg)
+		return link_store_pg_put(s->pg, m, msg_id, err, errsz);
 	if (m->ciphertext_len > INT32_MAX) {
 		sp_seterr(err, errsz, "link store: message ciphertext too large");
 		return LINK_STORE_ERROR;
@@ -568,6 +565,8 @@ link_store_get(struct link_store *s, const char *id, int64_t now, struct link_st
 	memset(out, 0, sizeof *out);
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
+	if (s->pg)
+		return link_store_pg_get(s->pg, id, now, out, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT " LINK_COLUMNS ", wrapped FROM links WHERE id = ?",
 	                  err, errsz)) == NULL)
@@ -715,6 +714,10 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 	enum link_store_rc rv;
 	bool deleted;
 
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_claim_view(s->pg, id, now, ciphertext,
+		                                                          views_out, err, errsz)
+		                               : LINK_STORE_GONE;
 	rv = change_link(s, id, claim_view, &c, &deleted, err, errsz);
 	if (rv == LINK_STORE_OK && views_out)
 		*views_out = c.views;
@@ -752,10 +755,33 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
 
 	if (destroyed)
 		*destroyed = false;
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_fail(s->pg, id, now, destroyed, err, errsz)
+		                               : LINK_STORE_GONE;
 	rv = change_link(s, id, count_failure, &now, &deleted, err, errsz);
 	if (rv == LINK_STORE_OK && destroyed)
 		*destroyed = deleted;
 	return rv;
+}
+
+enum link_store_rc
+link_store_attempt_begin(struct link_store *s, const char *id, int64_t now, uint64_t *others,
+                         int64_t *ticket, char *err, size_t errsz)
+{
+	*others = 0;
+	*ticket = 0;
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	if (s->pg)
+		return link_store_pg_attempt_begin(s->pg, id, now, others, ticket, err, errsz);
+	return LINK_STORE_OK;
+}
+
+void
+link_store_attempt_end(struct link_store *s, int64_t ticket)
+{
+	if (s->pg && ticket > 0)
+		link_store_pg_attempt_end(s->pg, ticket);
 }
 
 static enum link_store_rc
@@ -775,6 +801,10 @@ link_store_revoke(struct link_store *s, const char *id, bool whole_message, char
 {
 	bool deleted;
 
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_revoke(s->pg, id, whole_message, err,
+		                                                      errsz)
+		                               : LINK_STORE_GONE;
 	return change_link(s, id, revoke_link, &whole_message, &deleted, err, errsz);
 }
 
@@ -786,6 +816,8 @@ link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned 
 	enum link_store_rc rv = LINK_STORE_ERROR;
 	int dl = 0, dm = 0;
 
+	if (s->pg)
+		return link_store_pg_sweep(s->pg, now, n_links, n_messages, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
 		goto out;
@@ -836,6 +868,8 @@ link_store_list(struct link_store *s, struct link_store_link **out, size_t *n, c
 
 	*out = NULL;
 	*n = 0;
+	if (s->pg)
+		return link_store_pg_list(s->pg, out, n, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT " LINK_COLUMNS " FROM links ORDER BY created DESC, id",
 	                  err, errsz)) == NULL)
@@ -878,6 +912,8 @@ link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages, 
 	sqlite3_stmt *st = NULL;
 	enum link_store_rc rv = LINK_STORE_ERROR;
 
+	if (s->pg)
+		return link_store_pg_count(s->pg, n_links, n_messages, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT (SELECT count(*) FROM links), (SELECT count(*) FROM messages)",
 	                  err, errsz)) == NULL)

@@ -643,6 +643,15 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 	switch (sp_policy_decide(s->policy, s->path.addr, &d)) {
 	case SP_POLICY_OK:
 		sp_envelope_add_rcpt(&s->env, s->path.addr, d.form, d.detail);
+		if (d.source[0]) {
+			char note[sizeof d.source + 32];
+			snprintf(note, sizeof note, "key discovered: %s", d.source);
+			sp_envelope_set_note(&s->env, s->env.n_rcpts - 1, note);
+			sp_log_info("smtp %s: <%s>: OpenPGP key %s, %s", s->peer, s->path.addr, d.detail, note);
+		} else if (d.notice[0]) {
+			sp_envelope_set_note(&s->env, s->env.n_rcpts - 1, d.notice);
+			sp_log_warn("smtp %s: <%s> gets %s: %s", s->peer, s->path.addr, sp_form_name(d.form), d.notice);
+		}
 		if (d.form == SP_FORM_PLAIN)
 			sp_log_warn("smtp %s: <%s> will get the message UNENCRYPTED: %s", s->peer,
 			            s->path.addr, d.reason);
@@ -650,6 +659,8 @@ proceed_rcpt(struct smtp_session *s, const char *args)
 		reply(s, 250, SMTP_ENH_RCPT_OK, "Ok, %s", sp_form_name(d.form));
 		break;
 	case SP_POLICY_REFUSE:
+		if (d.notice[0])
+			sp_log_warn("smtp %s: <%s>: %s", s->peer, s->path.addr, d.notice);
 		sp_log_info("smtp %s: refused <%s>: %s", s->peer, s->path.addr, d.reason);
 		reply(s, 550, SMTP_ENH_REFUSED, "<%s>: %s", s->path.addr, d.reason);
 		break;

@@ -93,6 +93,10 @@ listen = 127.0.0.1:8025
 outbox_listen = 127.0.0.1:8026
 [queue]
 dir = $W/state/queue
+[discovery]
+; The demo's recipients live at example.com/org/net, which publish no Web
+; Key Directory: asking the internet for them would only cost the timeout.
+wkd = no
 CONF
 
 say "sealpost check"

@@ -8,15 +8,16 @@ set -eu
 # nodejs (and npm, below): the viewer's browser code (viewer/, `npm ci --prefix
 # viewer`, docs/hacking.md); Debian 12's node 18 and npm 9 are enough.
 BUILD="meson ninja-build pkg-config gcc libc6-dev libssl-dev libglib2.0-dev libgmime-3.0-dev
-       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc
+       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc
        nodejs"
 RUN="gnupg ca-certificates"
 # The demo's local upstream and clients.
 DEMO="python3 python3-aiosmtpd python3-cryptography swaks curl openssl"
 # Tests: real upstream (aiosmtpd), real clients, real keys, a real browser,
-# sanitizers and fuzzers (clang's libFuzzer and runtimes).
+# sanitizers and fuzzers (clang's libFuzzer and runtimes), a real PostgreSQL
+# server for the link store on several nodes.
 TEST="$DEMO python3-pytest python3-nacl msmtp mutt s-nail chromium chromium-driver python3-selenium socat
-      clang libclang-rt-14-dev llvm valgrind man-db systemd"
+      clang libclang-rt-14-dev llvm valgrind man-db systemd postgresql"
 BENCH="$TEST postfix nginx wrk hyperfine linux-perf strace"
 
 case "${1:-build}" in

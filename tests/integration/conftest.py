@@ -122,6 +122,9 @@ def default_config(up: Upstream, tmp: Path, port: int) -> dict:
             "timeout": "30s",
         },
         "policy": {"no_key": "plain"},
+        # Key discovery (WKD) would ask the real network for every keyless
+        # recipient; test_discovery.py turns it on against its own servers.
+        "discovery": {"wkd": "no"},
         # The viewer is not part of these tests; keep it off so parallel
         # instances never fight over its port.
         "linkserver": {"mode": "off"},

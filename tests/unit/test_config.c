@@ -52,6 +52,15 @@ static const struct bad_case bad_cases[] = {
 	  "[linkserver] trusted_proxies: '10.0.0.1/8' has bits set after the prefix" },
 	{ "trusted proxy v6 prefix", "[upstream]\nhost = x\n[linkserver]\ntrusted_proxies = ::1/129\n",
 	  "the prefix length must be 0..128" },
+	{ "keyserver over http", "[upstream]\nhost = x\n[discovery]\nkeyserver = http://keys.example\n",
+	  "t.conf:4: [discovery] keyserver: must be an https:// URL" },
+	{ "connect_to not four fields", "[upstream]\nhost = x\n[discovery]\n"
+	  "connect_to = a.example:443:127.0.0.1:8443;b.example:443\n",
+	  "t.conf:4: [discovery] connect_to: 'b.example:443' is not HOST:PORT:CONNECT-TO-HOST:CONNECT-TO-PORT" },
+	{ "on_key_change", "[upstream]\nhost = x\n[discovery]\non_key_change = ignore\n",
+	  "[discovery] on_key_change: 'ignore' is not one of next-form | accept" },
+	{ "discovery timeout", "[upstream]\nhost = x\n[discovery]\ntimeout = 2m\n",
+	  "[discovery] timeout: 2m is out of range (1s..60s)" },
 };
 
 static void
@@ -102,6 +111,14 @@ test_defaults(void)
 	g_assert_true(cfg.pgp.encrypt_to_self);
 	g_assert_false(cfg.pgp.sign);
 	g_assert_cmpint(cfg.log.level, ==, SP_LOG_INFO);
+	/* Key discovery: WKD on, the keyserver off (it tells a third party). */
+	g_assert_true(cfg.discovery.wkd);
+	g_assert_cmpstr(cfg.discovery.keyserver, ==, "");
+	g_assert_cmpint(cfg.discovery.timeout, ==, 3);
+	g_assert_cmpint(cfg.discovery.ttl, ==, 7 * 86400);
+	g_assert_cmpint(cfg.discovery.negative_ttl, ==, 3600);
+	g_assert_cmpint(cfg.discovery.on_key_change, ==, SP_KEY_CHANGE_NEXT_FORM);
+	g_assert_cmpstr(cfg.discovery.connect_to, ==, "");
 	/* Forwarding headers are believed from a reverse proxy on this host. */
 	g_assert_cmpuint(cfg.linkserver.trusted_proxies.n, ==, 2);
 	g_assert_cmpuint(cfg.linkserver.trusted_proxies.net[0].prefix, ==, 96 + 8);
