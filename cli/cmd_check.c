@@ -11,6 +11,7 @@
 
 #include "cli.h"
 #include "link_copy.h"
+#include "link_store.h"
 #include "log.h"
 #include "pgp.h"
 #include "policy.h"
@@ -176,9 +177,12 @@ print_text(const struct report *r)
 		printf("listen      %s:%s (%s, auth %s)\n", cfg->proxy.listen[i].host, cfg->proxy.listen[i].port,
 		       cfg->proxy.listen[i].implicit_tls ? "implicit TLS" : "STARTTLS offered",
 		       sp_auth_mode_name(cfg->proxy.auth));
-	if (cfg->link.base_url[0])
+	if (cfg->link.base_url[0]) {
+		char *store = link_store_label(cfg->link.store); /* no database password */
 		printf("link        %s (%s)\n", cfg->link.base_url,
-		       cfg->link.upload_url[0] ? cfg->link.upload_url : cfg->link.store);
+		       cfg->link.upload_url[0] ? cfg->link.upload_url : store);
+		free(store);
+	}
 	printf("upstream    %s:%s, tls %s\n", cfg->upstream.host, cfg->upstream.port,
 	       sp_upstream_tls_name(cfg->upstream.tls));
 	if (!r->upstream_ok) {

@@ -1,6 +1,7 @@
 /* cmd_revoke.c - `sealpost revoke LINK-ID`: delete a link message at once. */
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli.h"
@@ -96,8 +97,10 @@ cmd_revoke(int argc, char **argv)
 		printf("revoked %s%s\n", id, link_only ? " (this link only)" : " and its message");
 		rv = EXIT_OK;
 	} else if (rc == LINK_STORE_GONE) {
+		char *label = link_store_label(cfg.link.store);
 		fprintf(stderr, "sealpost: revoke: no link %s in %s (expired, used up or already "
-		        "revoked)\n", id, cfg.link.store);
+		        "revoked)\n", id, label);
+		free(label);
 	} else {
 		fprintf(stderr, "sealpost: revoke: %s\n", err);
 	}

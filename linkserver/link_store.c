@@ -1,5 +1,7 @@
-/* link_store.c - the SQLite link store (see link_store.h). */
+/* link_store.c - the SQLite link store, and the switch to the PostgreSQL one
+ * (link_store_pg.c) for a URL (see link_store.h). */
 #include "link_store.h"
+#include "link_store_pg.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +19,7 @@
 #include "log.h"
 
 struct link_store {
+	struct link_store_pg *pg; /* PostgreSQL: every call goes there; the rest is unused */
 	sqlite3 *db;
 	pthread_mutex_t lock; /* one connection, one transaction at a time */
 	char *path;
@@ -143,6 +146,41 @@ finalize_cached(struct link_store *s)
 }
 
 bool
+link_store_is_url(const char *store)
+{
+	return store && (strncmp(store, "postgresql://", 13) == 0 ||
+	                 strncmp(store, "postgres://", 11) == 0);
+}
+
+char *
+link_store_label(const char *store)
+{
+	const char *auth, *end, *at, *colon, *q;
+	struct sp_buf b;
+
+	if (!link_store_is_url(store))
+		return sp_xstrdup(store ? store : "");
+	/* scheme://[user[:password]@]host.../db[?params]: drop the password and
+	 * the parameters (which may hold one too). */
+	auth = strstr(store, "://") + 3;
+	end = auth + strcspn(auth, "/?");
+	sp_buf_init(&b, 0);
+	sp_buf_append(&b, store, (size_t)(auth - store));
+	at = NULL;
+	for (q = auth; q < end; q++)
+		if (*q == '@')
+			at = q;
+	if (at) {
+		colon = memchr(auth, ':', (size_t)(at - auth));
+		sp_buf_append(&b, auth, (size_t)((colon ? colon : at) - auth));
+		sp_buf_puts(&b, "@");
+		auth = at + 1;
+	}
+	sp_buf_append(&b, auth, strcspn(auth, "?"));
+	return sp_buf_steal(&b, NULL);
+}
+
+bool
 link_store_id_valid(const char *s)
 {
 	size_t i;
@@ -222,6 +260,17 @@ link_store_open(const char *path, struct link_store **out, char *err, size_t err
 		sp_seterr(err, errsz, "link store: no path configured ([link] store)");
 		return LINK_STORE_ERROR;
 	}
+	if (link_store_is_url(path)) {
+		struct link_store_pg *pg;
+		if ((rv = link_store_pg_open(path, &pg, err, errsz)) != LINK_STORE_OK)
+			return rv;
+		s = sp_xcalloc(1, sizeof *s);
+		s->pg = pg;
+		s->path = link_store_label(path);
+		pthread_mutex_init(&s->lock, NULL);
+		*out = s;
+		return LINK_STORE_OK;
+	}
 	dir = sp_xstrdup(path);
 	if ((slash = strrchr(dir, '/')) != NULL && slash != dir) {
 		*slash = '\0';
@@ -293,6 +342,7 @@ link_store_close(struct link_store *s)
 {
 	if (s == NULL)
 		return;
+	link_store_pg_close(s->pg);
 	if (s->db) {
 		finalize_cached(s);
 		checkpoint(s);
@@ -352,6 +402,8 @@ link_store_put(struct link_store *s, const struct link_store_new_msg *m,
 
 	if (validate_put(m, err, errsz) < 0)
 		return LINK_STORE_ERROR;
+	if (s->pg)
+		return link_store_pg_put(s->pg, m, msg_id, err, errsz);
 	if (m->ciphertext_len > INT32_MAX) {
 		sp_seterr(err, errsz, "link store: message ciphertext too large");
 		return LINK_STORE_ERROR;
@@ -568,6 +620,8 @@ link_store_get(struct link_store *s, const char *id, int64_t now, struct link_st
 	memset(out, 0, sizeof *out);
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
+	if (s->pg)
+		return link_store_pg_get(s->pg, id, now, out, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT " LINK_COLUMNS ", wrapped FROM links WHERE id = ?",
 	                  err, errsz)) == NULL)
@@ -715,6 +769,10 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 	enum link_store_rc rv;
 	bool deleted;
 
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_claim_view(s->pg, id, now, ciphertext,
+		                                                          views_out, err, errsz)
+		                               : LINK_STORE_GONE;
 	rv = change_link(s, id, claim_view, &c, &deleted, err, errsz);
 	if (rv == LINK_STORE_OK && views_out)
 		*views_out = c.views;
@@ -752,10 +810,33 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
 
 	if (destroyed)
 		*destroyed = false;
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_fail(s->pg, id, now, destroyed, err, errsz)
+		                               : LINK_STORE_GONE;
 	rv = change_link(s, id, count_failure, &now, &deleted, err, errsz);
 	if (rv == LINK_STORE_OK && destroyed)
 		*destroyed = deleted;
 	return rv;
+}
+
+enum link_store_rc
+link_store_attempt_begin(struct link_store *s, const char *id, int64_t now, uint64_t *others,
+                         int64_t *ticket, char *err, size_t errsz)
+{
+	*others = 0;
+	*ticket = 0;
+	if (!link_store_id_valid(id))
+		return LINK_STORE_GONE;
+	if (s->pg)
+		return link_store_pg_attempt_begin(s->pg, id, now, others, ticket, err, errsz);
+	return LINK_STORE_OK;
+}
+
+void
+link_store_attempt_end(struct link_store *s, int64_t ticket)
+{
+	if (s->pg && ticket > 0)
+		link_store_pg_attempt_end(s->pg, ticket);
 }
 
 static enum link_store_rc
@@ -775,6 +856,10 @@ link_store_revoke(struct link_store *s, const char *id, bool whole_message, char
 {
 	bool deleted;
 
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_revoke(s->pg, id, whole_message, err,
+		                                                      errsz)
+		                               : LINK_STORE_GONE;
 	return change_link(s, id, revoke_link, &whole_message, &deleted, err, errsz);
 }
 
@@ -786,6 +871,8 @@ link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned 
 	enum link_store_rc rv = LINK_STORE_ERROR;
 	int dl = 0, dm = 0;
 
+	if (s->pg)
+		return link_store_pg_sweep(s->pg, now, n_links, n_messages, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
 		goto out;
@@ -836,6 +923,8 @@ link_store_list(struct link_store *s, struct link_store_link **out, size_t *n, c
 
 	*out = NULL;
 	*n = 0;
+	if (s->pg)
+		return link_store_pg_list(s->pg, out, n, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT " LINK_COLUMNS " FROM links ORDER BY created DESC, id",
 	                  err, errsz)) == NULL)
@@ -878,6 +967,8 @@ link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages, 
 	sqlite3_stmt *st = NULL;
 	enum link_store_rc rv = LINK_STORE_ERROR;
 
+	if (s->pg)
+		return link_store_pg_count(s->pg, n_links, n_messages, err, errsz);
 	pthread_mutex_lock(&s->lock);
 	if ((st = prepare(s, "SELECT (SELECT count(*) FROM links), (SELECT count(*) FROM messages)",
 	                  err, errsz)) == NULL)

@@ -1,4 +1,11 @@
-/* link_store.h - the SQLite store behind link mode.
+/* link_store.h - the store behind link mode: SQLite, or PostgreSQL for
+ * several viewer nodes.
+ *
+ * Backends: link_store_open() takes a path (SQLite, the embedded default) or a
+ * postgresql:// / postgres:// URL (libpq; link_store_pg.c).  Both keep the
+ * same data, the same guarantees and the same API; on PostgreSQL they hold
+ * across every process and node on the database (link_store_pg.h).  What
+ * follows describes the SQLite file.
  *
  * What it holds (and nothing else): per message, the message ciphertext (one
  * copy, shared by that message's links); per link, the link id (hex), its
@@ -37,6 +44,32 @@
  * long enough for a sweep of a large store, short enough that an unlock does
  * not hang a browser. */
 #define LINK_STORE_BUSY_TIMEOUT_MS 10000
+/* PostgreSQL: connections one process keeps open to the database (one per
+ * request in flight; requests beyond it wait for a free one). */
+#define LINK_STORE_PG_POOL_MAX 8
+/* PostgreSQL: how long a request waits for a free pooled connection. */
+#define LINK_STORE_PG_POOL_WAIT_MS 10000
+/* PostgreSQL: connecting to a database that does not answer gives up after
+ * this (libpq connect_timeout; the URL may set its own). */
+#define LINK_STORE_PG_CONNECT_TIMEOUT_S 5
+/* PostgreSQL: a statement (a lock wait included) that takes longer is
+ * cancelled by the server: a slow database is a 503, not a hung browser. */
+#define LINK_STORE_PG_STATEMENT_TIMEOUT_MS 5000
+/* PostgreSQL: a sweep's deletes may take longer on a large store. */
+#define LINK_STORE_PG_SWEEP_TIMEOUT_MS 30000
+/* PostgreSQL: unacknowledged data on a connection for this long (a server or
+ * network gone silent) breaks it (libpq tcp_user_timeout). */
+#define LINK_STORE_PG_TCP_TIMEOUT_MS 10000
+/* PostgreSQL: a transaction left open this long by a stuck process is ended
+ * by the server, so that its row locks do not block the other nodes. */
+#define LINK_STORE_PG_IDLE_TXN_TIMEOUT_MS 10000
+
+/* How long an attempt registered with link_store_attempt_begin() counts when
+ * its process never ends it (it died): far longer than an attempt (a queued
+ * Argon2id and a few statements), short enough that a dead node's attempts do
+ * not hold a link for long. */
+#define LINK_STORE_ATTEMPT_TTL_S 60
+
 /* A wrapped key blob is ~100 bytes; anything this large is not one of ours. */
 #define LINK_STORE_WRAPPED_MAX 4096
 /* Links per message: one per link recipient, bounded like [proxy] max_recipients. */
@@ -85,7 +118,15 @@ struct link_store_link {
 	bool revoked;
 };
 
-/* Open (creating the file 0600 and its directory 0700) and migrate. */
+/* Is this [link] store value a PostgreSQL URL (postgresql:// or postgres://)? */
+bool link_store_is_url(const char *store);
+
+/* The store as it may be shown in logs and messages: a URL without its
+ * password and query string; a path as it is.  Free with free(). */
+char *link_store_label(const char *store);
+
+/* Open (SQLite: creating the file 0600 and its directory 0700; PostgreSQL:
+ * connecting once) and migrate. */
 enum link_store_rc link_store_open(const char *path, struct link_store **out, char *err, size_t errsz);
 void link_store_close(struct link_store *s);
 
@@ -114,6 +155,23 @@ enum link_store_rc link_store_claim_view(struct link_store *s, const char *id, i
  * message when no link remains): *destroyed (optional) says so. */
 enum link_store_rc link_store_fail(struct link_store *s, const char *id, int64_t now,
                                    bool *destroyed, char *err, size_t errsz);
+
+/* Unlock attempts under way on a link, across every process on the store, so
+ * that parallel guesses spread over several viewer nodes cannot overshoot
+ * max_failed either.  PostgreSQL: registers this attempt (it counts until
+ * link_store_attempt_end(), or LINK_STORE_ATTEMPT_TTL_S after `now` if its
+ * process dies) and gives in *others how many other live attempts the link
+ * has; *ticket (> 0) goes to link_store_attempt_end().  The registration is
+ * ordered with every change to the link (the same row locks).  SQLite:
+ * *others = 0 and *ticket = 0 (the viewer counts its own process's attempts).
+ * LINK_STORE_GONE: a malformed id, or (PostgreSQL) no such link; nothing is
+ * registered then. */
+enum link_store_rc link_store_attempt_begin(struct link_store *s, const char *id, int64_t now,
+                                            uint64_t *others, int64_t *ticket, char *err,
+                                            size_t errsz);
+/* The attempt is over (counted as a failure or a view by then).  Best effort:
+ * one that cannot be removed lapses after LINK_STORE_ATTEMPT_TTL_S. */
+void link_store_attempt_end(struct link_store *s, int64_t ticket);
 
 /* Delete now: the link, or (whole_message) every link of its message; the
  * message goes when no link remains.  LINK_STORE_GONE if there was no such link. */

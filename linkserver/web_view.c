@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -145,8 +146,8 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	struct link_store_link l = { 0 };
 	enum link_store_rc rc;
 	enum MHD_Result ret;
-	uint64_t views = 0;
-	int64_t wait;
+	uint64_t views = 0, shared = 0;
+	int64_t wait, ticket = 0;
 	bool last;
 	int ok, others = -1;
 
@@ -183,6 +184,14 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 		ret = respond_form(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, WEB_FORM_BUSY, 1000);
 		goto out;
 	}
+	/* ... and those under way on other nodes sharing the store (PostgreSQL). */
+	rc = link_store_attempt_begin(ws->store, id, sp_time(), &shared, &ticket, err, sizeof err);
+	if (rc != LINK_STORE_OK) {
+		ret = web_respond_store_miss(ws, r, rc, err);
+		goto out;
+	}
+	if (shared > (uint64_t)others)
+		others = shared > INT_MAX ? INT_MAX : (int)shared;
 	rc = link_store_get(ws->store, id, sp_time(), &l, err, sizeof err);
 	if (rc != LINK_STORE_OK) {
 		ret = web_respond_store_miss(ws, r, rc, err);
@@ -237,6 +246,7 @@ unlock(struct web_server *ws, struct web_req *r, const struct sp_link_token *t, 
 	ret = web_respond(ws, r, MHD_HTTP_OK, WEB_CSP_MESSAGE, WEB_HTML, &page, NULL, NULL, NULL,
 	                  NULL);
 out:
+	link_store_attempt_end(ws->store, ticket);
 	if (others >= 0)
 		web_tarpit_attempt_end(ws->tarpit, id);
 	sodium_memzero(key, sizeof key);

@@ -163,7 +163,7 @@ server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz)
 	chown_uid = pw->pw_uid;
 	chown_gid = pw->pw_gid;
 	nftw(cfg->queue.dir, chown_one, 16, FTW_PHYS);
-	{
+	if (!link_store_is_url(cfg->link.store)) { /* a database has no files here */
 		static const char *const suffixes[] = { "", "-wal", "-shm", "-journal" };
 		char *dir = g_path_get_dirname(cfg->link.store);
 		size_t i;

@@ -4,14 +4,15 @@
 set -eu
 
 BUILD="meson ninja-build pkg-config gcc libc6-dev libssl-dev libglib2.0-dev libgmime-3.0-dev
-       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc"
+       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc"
 RUN="gnupg ca-certificates"
 # The demo's local upstream and clients.
 DEMO="python3 python3-aiosmtpd python3-cryptography swaks curl openssl"
 # Tests: real upstream (aiosmtpd), real clients, real keys, a real browser,
-# sanitizers and fuzzers (clang's libFuzzer and runtimes).
+# sanitizers and fuzzers (clang's libFuzzer and runtimes), a real PostgreSQL
+# server for the link store on several nodes.
 TEST="$DEMO python3-pytest python3-nacl msmtp mutt s-nail chromium chromium-driver python3-selenium socat
-      clang libclang-rt-14-dev llvm valgrind man-db systemd"
+      clang libclang-rt-14-dev llvm valgrind man-db systemd postgresql"
 BENCH="$TEST postfix nginx wrk hyperfine linux-perf strace"
 
 case "${1:-build}" in

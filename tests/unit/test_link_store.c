@@ -1,5 +1,11 @@
-/* test_link_store.c - the SQLite link store: schema, transactions, counters,
- * deletion, and the burn-after-reading race (threads, connections, processes). */
+/* test_link_store.c - the link store: schema, transactions, counters,
+ * deletion, and the burn-after-reading race (threads, connections, processes).
+ *
+ * On SQLite by default.  With SP_TEST_STORE_URL set to a postgresql:// URL
+ * (tests/integration/test_store_postgres.py starts a server and runs this
+ * program so), the same tests run against that database, which each test
+ * empties first; the file-level ones (modes, WAL, bytes left in the file)
+ * are SQLite's only, and PostgreSQL's own (schema table, reconnect) run. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -12,6 +18,7 @@
 
 #include <glib.h>
 #include <glib/gstdio.h>
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include "link_store.h"
@@ -25,6 +32,31 @@ struct fixture {
 	struct link_store *s;
 };
 
+/* The PostgreSQL store under test, or NULL for SQLite. */
+static const char *
+pg_url(void)
+{
+	const char *u = getenv("SP_TEST_STORE_URL");
+
+	return u && *u ? u : NULL;
+}
+
+/* Run SQL on the test database, on a connection of the test's own. */
+static void
+pg_exec(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	PGresult *r;
+
+	if (PQstatus(c) != CONNECTION_OK)
+		g_error("test database: %s", PQerrorMessage(c));
+	r = PQexec(c, sql);
+	if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK)
+		g_error("test database: %s: %s", sql, PQresultErrorMessage(r));
+	PQclear(r);
+	PQfinish(c);
+}
+
 static void
 fx_setup(struct fixture *fx, gconstpointer data)
 {
@@ -32,7 +64,13 @@ fx_setup(struct fixture *fx, gconstpointer data)
 
 	fx->dir = g_dir_make_tmp("sp-store-XXXXXX", NULL);
 	g_assert_nonnull(fx->dir);
-	fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
+	if (pg_url()) {
+		pg_exec("SET client_min_messages = warning; "
+		        "DROP TABLE IF EXISTS attempts, links, messages, sealpost_schema CASCADE");
+		fx->path = g_strdup(pg_url());
+	} else {
+		fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
+	}
 	err[0] = '\0';
 	if (link_store_open(fx->path, &fx->s, err, sizeof err) != LINK_STORE_OK)
 		g_error("open: %s", err);
@@ -109,6 +147,10 @@ test_open(struct fixture *fx, gconstpointer data)
 	sqlite3 *db;
 	sqlite3_stmt *st;
 
+	if (pg_url()) {
+		g_test_skip("SQLite's file");
+		return;
+	}
 	g_assert_cmpint(stat(fx->path, &sb), ==, 0);
 	g_assert_cmpint(sb.st_mode & 0777, ==, 0600);
 	dir = g_path_get_dirname(fx->path);
@@ -147,6 +189,226 @@ test_open_errors(void)
 	g_assert_cmpint(link_store_open("/proc/no/such/dir/x.sqlite", &s, err, sizeof err), ==,
 	                LINK_STORE_ERROR);
 	g_assert_null(s);
+}
+
+/* The store's name in logs and errors never carries the database password. */
+static void
+test_label(void)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "/var/lib/sealpost/links.sqlite", "/var/lib/sealpost/links.sqlite" },
+		{ "postgresql://sp:hunter2@db.example:5432/links?sslmode=verify-full&password=x",
+		  "postgresql://sp@db.example:5432/links" },
+		{ "postgres://sp@db/links", "postgres://sp@db/links" },
+		{ "postgresql://a:b@c@h/d", "postgresql://a@h/d" },
+		{ "postgresql:///links?host=/run/postgresql", "postgresql:///links" },
+		{ "postgresql://h", "postgresql://h" },
+	};
+	size_t i;
+
+	for (i = 0; i < G_N_ELEMENTS(cases); i++) {
+		char *got = link_store_label(cases[i].in);
+		g_assert_cmpstr(got, ==, cases[i].want);
+		free(got);
+	}
+	g_assert_true(link_store_is_url("postgresql://h/d"));
+	g_assert_true(link_store_is_url("postgres://h/d"));
+	g_assert_false(link_store_is_url("/srv/postgresql://x"));
+	g_assert_false(link_store_is_url("links.sqlite"));
+}
+
+/* A database that does not answer is an error at open, quickly and without
+ * the password in the message. */
+static void
+test_pg_unreachable(void)
+{
+	struct link_store *s = NULL;
+	char err[SP_ERRLEN];
+
+	/* Port 1 on loopback: refused at once. */
+	g_assert_cmpint(link_store_open("postgresql://sp:hunter2@127.0.0.1:1/links", &s, err,
+	                                sizeof err), ==, LINK_STORE_ERROR);
+	g_assert_null(s);
+	g_assert_nonnull(strstr(err, "postgresql://sp@127.0.0.1:1/links"));
+	g_assert_null(strstr(err, "hunter2"));
+}
+
+/* PostgreSQL: the schema version is in its table; a newer one is refused. */
+static void
+test_pg_schema(struct fixture *fx, gconstpointer data)
+{
+	struct link_store *s2 = NULL;
+	char err[SP_ERRLEN];
+	PGconn *c;
+	PGresult *r;
+
+	if (!pg_url()) {
+		g_test_skip("no PostgreSQL (SP_TEST_STORE_URL)");
+		return;
+	}
+	c = PQconnectdb(pg_url());
+	g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+	r = PQexec(c, "SELECT version FROM sealpost_schema");
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	g_assert_cmpint(PQntuples(r), ==, 1);
+	g_assert_cmpint(atoi(PQgetvalue(r, 0, 0)), ==, LINK_STORE_SCHEMA_VERSION);
+	PQclear(r);
+	PQfinish(c);
+	/* Reopening an up-to-date store migrates nothing and works. */
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_OK);
+	link_store_close(s2);
+	s2 = NULL;
+	pg_exec("UPDATE sealpost_schema SET version = 99");
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_ERROR);
+	g_assert_nonnull(strstr(err, "newer"));
+	g_assert_null(s2);
+	pg_exec("UPDATE sealpost_schema SET version = 1");
+}
+
+/* PostgreSQL: connections the server dropped (a restart, a failover, an
+ * administrator) are replaced without an error: a read and a change right
+ * after work, and the change is counted once. */
+static void
+test_pg_reconnect(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	uint64_t views = 0;
+	struct sp_buf ct;
+
+	if (!pg_url()) {
+		g_test_skip("no PostgreSQL (SP_TEST_STORE_URL)");
+		return;
+	}
+	g_assert_cmpint(put_msg(fx->s, 700, 1, 1700000000, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 700);
+	pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	        "WHERE application_name = 'sealpost' AND pid <> pg_backend_pid()");
+	assert_counts(fx->s, 1, 1);
+	pg_exec("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+	        "WHERE application_name = 'sealpost' AND pid <> pg_backend_pid()");
+	sp_buf_init(&ct, 0);
+	g_assert_cmpint(link_store_claim_view(fx->s, id, 1700000000, &ct, &views, err, sizeof err),
+	                ==, LINK_STORE_OK);
+	g_assert_cmpuint(views, ==, 1);
+	g_assert_cmpmem(ct.data, 13, MARKER, 13);
+	sp_buf_free(&ct);
+}
+
+/* PostgreSQL: one sweeper at a time across nodes.  While another session
+ * holds the sweep's advisory lock, a sweep deletes nothing (and is not an
+ * error); once it is free, the same sweep deletes the dead rows. */
+static void
+test_pg_sweep_lock(struct fixture *fx, gconstpointer data)
+{
+	char err[SP_ERRLEN];
+	unsigned nl = 99, nm = 99;
+	PGconn *c;
+	PGresult *r;
+
+	if (!pg_url()) {
+		g_test_skip("no PostgreSQL (SP_TEST_STORE_URL)");
+		return;
+	}
+	g_assert_cmpint(put_msg(fx->s, 800, 2, 1700000000, 10, 0, 3, NULL), ==, LINK_STORE_OK);
+	c = PQconnectdb(pg_url());
+	g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+	/* The key is link_store_pg.c's LOCK_SWEEP ("sealpost" + 1). */
+	r = PQexec(c, "SELECT pg_advisory_lock(8315159405380203381)");
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	PQclear(r);
+	g_assert_cmpint(link_store_sweep(fx->s, 1700000100, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 0);
+	g_assert_cmpuint(nm, ==, 0);
+	assert_counts(fx->s, 2, 1);
+	r = PQexec(c, "SELECT pg_advisory_unlock(8315159405380203381)");
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	PQclear(r);
+	PQfinish(c);
+	g_assert_cmpint(link_store_sweep(fx->s, 1700000100, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 2);
+	g_assert_cmpuint(nm, ==, 1);
+	assert_counts(fx->s, 0, 0);
+}
+
+/* One number from the test database. */
+static long
+pg_value(const char *sql)
+{
+	PGconn *c = PQconnectdb(pg_url());
+	PGresult *r;
+	long v;
+
+	g_assert_cmpint(PQstatus(c), ==, CONNECTION_OK);
+	r = PQexec(c, sql);
+	g_assert_cmpint(PQresultStatus(r), ==, PGRES_TUPLES_OK);
+	v = atol(PQgetvalue(r, 0, 0));
+	PQclear(r);
+	PQfinish(c);
+	return v;
+}
+
+/* Attempts under way, shared by every handle (node) on a PostgreSQL store;
+ * SQLite leaves the count to the viewer's process. */
+static void
+test_attempts(struct fixture *fx, gconstpointer data)
+{
+	struct link_store *s2 = NULL;
+	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
+	int64_t now = 1700000000, t1, t2, t3, t4, t5;
+	uint64_t others = 99;
+	bool destroyed = false;
+	int i;
+
+	g_assert_cmpint(put_msg(fx->s, 900, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 900);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, "not an id", now, &others, &t1, err,
+	                                         sizeof err), ==, LINK_STORE_GONE);
+	if (!pg_url()) {
+		g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t1, err, sizeof err),
+		                ==, LINK_STORE_OK);
+		g_assert_cmpuint(others, ==, 0);
+		g_assert_cmpint(t1, ==, 0);
+		link_store_attempt_end(fx->s, t1);
+		return;
+	}
+	g_assert_cmpint(link_store_attempt_begin(fx->s, "0000000000000000000000000000000f", now,
+	                                         &others, &t1, err, sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t1, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 0);
+	g_assert_cmpint(link_store_attempt_begin(s2, id, now, &others, &t2, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 1);
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now, &others, &t3, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 2);
+	g_assert_true(t1 > 0 && t2 > 0 && t3 > 0 && t1 != t2 && t2 != t3 && t1 != t3);
+	link_store_attempt_end(s2, t2);
+	g_assert_cmpint(link_store_attempt_begin(s2, id, now, &others, &t4, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 2);
+	/* Attempts never ended (their node died) stop counting after the TTL, and
+	 * the sweep removes them. */
+	g_assert_cmpint(link_store_attempt_begin(fx->s, id, now + LINK_STORE_ATTEMPT_TTL_S, &others,
+	                                         &t5, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(others, ==, 0);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 4);
+	g_assert_cmpint(link_store_sweep(fx->s, now + LINK_STORE_ATTEMPT_TTL_S, NULL, NULL, err,
+	                                 sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 1);
+	/* The link's destruction takes its attempts with it. */
+	for (i = 0; i < 3; i++)
+		g_assert_cmpint(link_store_fail(s2, id, now, &destroyed, err, sizeof err), ==,
+		                LINK_STORE_OK);
+	g_assert_true(destroyed);
+	g_assert_cmpint(pg_value("SELECT count(*) FROM attempts"), ==, 0);
+	link_store_attempt_end(fx->s, t5); /* nothing left to end: no error */
+	link_store_close(s2);
 }
 
 /* ---- put / get ---- */
@@ -474,6 +736,10 @@ test_really_deleted(struct fixture *fx, gconstpointer data)
 	char err[SP_ERRLEN], id[SP_LINK_ID_HEXLEN + 1];
 	int64_t now = 1700000000;
 
+	if (pg_url()) {
+		g_test_skip("SQLite's files (PostgreSQL: docs/viewer.md, deletion)");
+		return;
+	}
 	g_assert_cmpint(put_msg(fx->s, 600, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
 	g_assert_cmpint(put_msg(fx->s, 610, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
 	g_assert_true(files_contain(fx->path, MARKER "00000600"));
@@ -632,6 +898,12 @@ main(int argc, char **argv)
 #define FX(name, fn) g_test_add(name, struct fixture, NULL, fx_setup, fn, fx_teardown)
 	FX("/link_store/open", test_open);
 	g_test_add_func("/link_store/open_errors", test_open_errors);
+	g_test_add_func("/link_store/label", test_label);
+	g_test_add_func("/link_store/pg_unreachable", test_pg_unreachable);
+	FX("/link_store/pg_schema", test_pg_schema);
+	FX("/link_store/pg_reconnect", test_pg_reconnect);
+	FX("/link_store/pg_sweep_lock", test_pg_sweep_lock);
+	FX("/link_store/attempts", test_attempts);
 	FX("/link_store/put_get", test_put_get);
 	FX("/link_store/put_atomic", test_put_atomic);
 	FX("/link_store/put_validation", test_put_validation);
