@@ -4,7 +4,7 @@
 set -eu
 
 BUILD="meson ninja-build pkg-config gcc libc6-dev libssl-dev libglib2.0-dev libgmime-3.0-dev
-       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc"
+       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libjson-glib-dev libidn2-dev libxml2-dev scdoc"
 RUN="gnupg ca-certificates"
 # The demo's local upstream and clients.
 DEMO="python3 python3-aiosmtpd python3-cryptography swaks curl openssl"
