@@ -157,61 +157,6 @@ finalize_cached(struct link_store *s)
 	s->stmts = NULL;
 }
 
-bool
-link_store_is_url(const char *store)
-{
-	return store && (strncmp(store, "postgresql://", 13) == 0 ||
-	                 strncmp(store, "postgres://", 11) == 0);
-}
-
-char *
-link_store_label(const char *store)
-{
-	const char *auth, *end, *at, *colon, *q;
-	struct sp_buf b;
-
-	if (!link_store_is_url(store))
-		return sp_xstrdup(store ? store : "");
-	/* scheme://[user[:password]@]host.../db[?params]: drop the password and
-	 * the parameters (which may hold one too). */
-	auth = strstr(store, "://") + 3;
-	end = auth + strcspn(auth, "/?");
-	sp_buf_init(&b, 0);
-	sp_buf_append(&b, store, (size_t)(auth - store));
-	at = NULL;
-	for (q = auth; q < end; q++)
-		if (*q == '@')
-			at = q;
-	if (at) {
-		colon = memchr(auth, ':', (size_t)(at - auth));
-		sp_buf_append(&b, auth, (size_t)((colon ? colon : at) - auth));
-		sp_buf_puts(&b, "@");
-		auth = at + 1;
-	}
-	sp_buf_append(&b, auth, strcspn(auth, "?"));
-	return sp_buf_steal(&b, NULL);
-}
-
-bool
-link_store_id_valid(const char *s)
-{
-	size_t i;
-
-	if (s == NULL)
-		return false;
-	for (i = 0; i < SP_LINK_ID_HEXLEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
-			return false;
-	return s[i] == '\0';
-}
-
-bool
-link_store_link_live(const struct link_store_link *l, int64_t now)
-{
-	return !l->revoked && l->expires > now && (l->max_views == 0 || l->views < l->max_views) &&
-	       l->failed < l->max_failed;
-}
-
 static int
 migrate(struct link_store *s, char *err, size_t errsz)
 {
@@ -596,18 +541,6 @@ bump_counter(struct link_store *s, const char *sql, const char *id, const char *
 		return -1;
 	}
 	return 0;
-}
-
-void
-link_store_link_clear(struct link_store_link *l)
-{
-	if (l == NULL)
-		return;
-	if (l->wrapped) {
-		sodium_memzero(l->wrapped, l->wrapped_len);
-		free(l->wrapped);
-	}
-	memset(l, 0, sizeof *l);
 }
 
 /* Delete a dead link found outside a transaction; returns GONE or ERROR. */
