@@ -460,3 +460,14 @@ def test_v1_links_still_open(start_proxy, upstream, monkeypatch):
     assert r.status == 200 and "v1 body marker" in r.text
     id_b64 = lv.b64url(b64d(token)[:16])
     assert get_json(p.web, f"/v2/{id_b64}/params")[0].status in (404, 410)
+
+
+def test_revoke_takes_the_v2_link(start_proxy, upstream):
+    """`sealpost revoke` accepts the link as the recipient got it (id#secret)."""
+    from sealpost import run_cli
+    p = start_proxy(upstream)
+    s = send(p, "pw")
+    r = run_cli(p.sp.binary, ["revoke", "-c", str(p.sp.config_path), s.link.url], p.sp.workdir)
+    assert r.rc == 0, str(r)
+    assert row(p, s.link) is None
+    assert get_json(p.web, f"/v2/{s.link.id_b64}/params")[0].status == 410
