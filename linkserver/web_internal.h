@@ -6,6 +6,7 @@
  *   web_response.c     every response: the headers all carry, the common pages
  *   web_view.c         the link page, unlock, the message (and /, /robots.txt)
  *   web_download.c     an attachment behind its download capability
+ *   web_v2.c           link v2: params, evaluate, unlock (JSON; the browser decrypts)
  *   web_api.c          the upload API (bearer token)
  *   web_static.c       the v2 link page and its scripts (web_assets.h)
  *   web_outbox_page.c  the outbox listener's guard and pages (loopback browser only)
@@ -156,6 +157,9 @@ enum MHD_Result web_h_outbox(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_outbox_revoke(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_upload(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_revoke(struct web_server *ws, struct web_req *r);
+/* Link v2 (web_v2.c): GET /v2/<id>/params, POST /v2/<id>/evaluate and /unlock. */
+enum MHD_Result web_h_v2_get(struct web_server *ws, struct web_req *r);
+enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
 /* GET /static/<name>: the v2 page's scripts and style (web_static.c). */
 enum MHD_Result web_h_static(struct web_server *ws, struct web_req *r);
 /* The v2 link page, the same bytes for every link (web_static.c). */

@@ -8,7 +8,7 @@ set -eu
 # nodejs (and npm, below): the viewer's browser code (viewer/, `npm ci --prefix
 # viewer`, docs/hacking.md); Debian 12's node 18 and npm 9 are enough.
 BUILD="meson ninja-build pkg-config gcc libc6-dev libssl-dev libglib2.0-dev libgmime-3.0-dev
-       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libidn2-dev libxml2-dev scdoc
+       libsodium-dev libgpgme-dev libmicrohttpd-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libjson-glib-dev libidn2-dev libxml2-dev scdoc
        nodejs"
 RUN="gnupg ca-certificates"
 # The demo's local upstream and clients.
