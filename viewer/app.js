@@ -200,15 +200,9 @@ function render(doc) {
 
 	const ul = $("attachments");
 	for (const a of doc.attachments) {
-		// Copied out of the plaintext buffer, which is wiped below; the type is
-		// never the sender's (a download, never something the tab renders).
-		const url = URL.createObjectURL(new Blob([a.bytes.slice()], { type: "application/octet-stream" }));
+		// Never the sender's type: a download, never something the tab renders.
 		const li = document.createElement("li");
-		const link = document.createElement("a");
-		link.href = url;
-		link.download = a.name;
-		link.className = "name";
-		link.textContent = a.name;
+		const link = downloadLink(a.bytes, a.name);
 		const s = document.createElement("span");
 		s.className = "muted";
 		s.textContent = size(a.size);
@@ -216,6 +210,41 @@ function render(doc) {
 		ul.append(li);
 	}
 	show("att-card", doc.attachments.length > 0);
+	show("intro", false);
+	show("message");
+}
+
+function downloadLink(bytes, name) {
+	// A copy (the plaintext buffer is wiped), typed so the tab never renders it.
+	const a = document.createElement("a");
+	a.href = URL.createObjectURL(new Blob([bytes.slice()], { type: "application/octet-stream" }));
+	a.download = name;
+	a.className = "name";
+	a.textContent = name;
+	return a;
+}
+
+// A message blob that holds the original message rather than a view document
+// (links made before the proxy rendered view documents): it is offered as
+// the e-mail file it is, and its source shown as text, never as markup.
+function renderOriginal(bytes) {
+	$("subject").textContent = "Encrypted message";
+	const body = $("body");
+	const p = document.createElement("p");
+	p.textContent = "This message comes as the original e-mail file: open it with your mail " +
+	                "program to see it formatted, with its attachments.";
+	const pre = document.createElement("pre");
+	pre.className = "body";
+	pre.id = "text";
+	pre.textContent = new TextDecoder("utf-8").decode(bytes);
+	body.append(p, pre);
+	const li = document.createElement("li");
+	const s = document.createElement("span");
+	s.className = "muted";
+	s.textContent = size(bytes.length);
+	li.append(downloadLink(bytes, "message.eml"), s);
+	$("attachments").append(li);
+	show("att-card");
 	show("intro", false);
 	show("message");
 }
@@ -279,7 +308,10 @@ async function unlock(link, paramsBytes, params, password) {
 		try {
 			plain = v2.openMessage(sodium, blob.subarray(v2.SEALED_KEY_BYTES), key, progress);
 			wipe.push(plain);
-			render(v2.parseViewDoc(plain));
+			if (v2.isViewDoc(plain))
+				render(v2.parseViewDoc(plain));
+			else
+				renderOriginal(plain);
 		} catch (e) {
 			if (e instanceof v2.LinkError)
 				throw new Stop("The message does not decrypt: it was changed or damaged.");

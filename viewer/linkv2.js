@@ -351,6 +351,10 @@ function field(v) {
 	return String(v);
 }
 
+export function isViewDoc(doc) {
+	return doc.length >= 8 && bytesEqual(doc.subarray(0, 8), enc.encode(MAGIC_VIEW));
+}
+
 export function parseViewDoc(doc) {
 	const fail = (why) => { throw new LinkError("viewdoc", why); };
 	if (doc.length < 12 || !bytesEqual(doc.subarray(0, 8), enc.encode(MAGIC_VIEW)))
