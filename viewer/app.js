@@ -272,7 +272,7 @@ async function unlock(link, paramsBytes, params, password) {
 		let res = await api(`/v2/${idb}/evaluate`, { blinded: v2.b64urlEncode(blinded) });
 		if (res.status !== 200)
 			return refusal(res);
-		let j = await json(res);
+		const j = await json(res);
 		const evaluated = b64(j.evaluated, v2.ELEMENT_BYTES);
 		const attempt = b64(j.attempt, v2.ATTEMPT_BYTES);
 		let y;
