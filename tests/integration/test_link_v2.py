@@ -81,7 +81,8 @@ def start_proxy(start_sealpost, tmp_path):
             "policy": {"no_key": "link"},
             "link": {"store": str(store), "base_url": base, "expiry": "3d",
                      "max_failed_attempts": str(max_failed)},
-            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{port}"},
+            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{port}", "outbox": "yes",
+                           "outbox_listen": f"127.0.0.1:{free_port()}"},
             "queue": {"dir": str(tmp_path / f"{name}-queue")},
         }
         sp = start_sealpost(up, extra=cfg, name=name)
@@ -471,3 +472,21 @@ def test_revoke_takes_the_v2_link(start_proxy, upstream):
     assert r.rc == 0, str(r)
     assert row(p, s.link) is None
     assert get_json(p.web, f"/v2/{s.link.id_b64}/params")[0].status == 410
+
+
+def test_outbox_and_check_show_the_v2_form(start_proxy, upstream):
+    """The sender's outbox lists the link as the recipient got it (id#secret),
+    and `sealpost check` names that form."""
+    import html as html_lib
+    from sealpost import run_cli
+    p = start_proxy(upstream)
+    s = send(p, "outbox pw")
+    r = run_cli(p.sp.binary, ["outbox", "-c", str(p.sp.config_path)], p.sp.workdir)
+    assert r.rc == 0, str(r)
+    page = Web.outbox(r.stdout.strip())
+    assert page.status == 200
+    text = html_lib.unescape(page.text)
+    assert s.link.url in text and "outbox pw" in text
+    assert not re.search(re.escape(p.base_url) + f"{B64}{{43}}(?!{B64})", text)
+    r = run_cli(p.sp.binary, ["check", "-c", str(p.sp.config_path), DAVE], p.sp.workdir)
+    assert f"link        {p.base_url}<link-id>#<link-secret> (" in r.stdout, str(r)
