@@ -71,10 +71,11 @@ class Proxy:
 def start_proxy(start_sealpost, tmp_path):
     n = [0]
 
-    def start(up: Upstream, max_failed: int = 3) -> Proxy:
+    def start(up: Upstream, max_failed: int = 3, remote: Optional[tuple] = None) -> Proxy:
+        """remote: (viewer port, upload token file) of a `sealpost linkserver`."""
         name = f"v2p{n[0]}"
         n[0] += 1
-        port = free_port()
+        port = remote[0] if remote else free_port()
         base = f"http://127.0.0.1:{port}/s/"
         store = tmp_path / f"{name}-store" / "links.sqlite"
         cfg = {
@@ -85,8 +86,13 @@ def start_proxy(start_sealpost, tmp_path):
                            "outbox_listen": f"127.0.0.1:{free_port()}"},
             "queue": {"dir": str(tmp_path / f"{name}-queue")},
         }
+        if remote:
+            cfg["linkserver"] = {"mode": "off"}
+            cfg["link"].update(upload_url=f"http://127.0.0.1:{port}/api/v1/links",
+                               upload_token_file=str(remote[1]))
         sp = start_sealpost(up, extra=cfg, name=name)
-        wait_http("127.0.0.1", port, proc=sp.proc)
+        if not remote:
+            wait_http("127.0.0.1", port, proc=sp.proc)
         return Proxy(sp, up, base, port, store)
 
     return start
@@ -490,3 +496,30 @@ def test_outbox_and_check_show_the_v2_form(start_proxy, upstream):
     assert not re.search(re.escape(p.base_url) + f"{B64}{{43}}(?!{B64})", text)
     r = run_cli(p.sp.binary, ["check", "-c", str(p.sp.config_path), DAVE], p.sp.workdir)
     assert f"link        {p.base_url}<link-id>#<link-secret> (" in r.stdout, str(r)
+
+
+def test_remote_viewer_gets_the_v2_record_sender_and_hint(start_proxy, upstream, sealpost_bin,
+                                                          tmp_path, request):
+    """With `[link] upload_url` the record, the sender and the hint travel in
+    the upload (link record version 2) and the remote viewer unlocks v2."""
+    from linkmode import LinkServer
+    token = tmp_path / "upload.token"
+    token.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+    token.chmod(0o600)
+    vport = free_port()
+    rstore = tmp_path / "remote" / "links.sqlite"
+    ls = LinkServer(sealpost_bin, tmp_path / "remote-viewer", {
+        "link": {"store": str(rstore), "base_url": f"http://127.0.0.1:{vport}/s/",
+                 "upload_token_file": str(token)},
+        "linkserver": {"listen": f"127.0.0.1:{vport}", "outbox": "no"},
+        "log": {"level": "debug"},
+    }, listen=("127.0.0.1", vport))
+    request.node._sealposts.append(ls)
+    ls.start()
+    p = start_proxy(upstream, remote=(vport, token))
+    s = send(p, "remote pw", hint="the remote hint")
+    assert s.link.hex_id in store_rows(rstore)
+    c = Client(Web("127.0.0.1", vport), s.link)
+    assert c.sender == f"Alice <{ALICE}>" and c.hint == "the remote hint"
+    r, _, plain = c.attempt("remote pw")
+    assert r.status == 200 and plain == without_headers(s.msg, PRIVATE)
