@@ -366,6 +366,11 @@ def test_bad_requests_count_nothing(start_proxy, upstream):
         assert r.status in (400, 413), raw[:20]
     r, _ = post_json(p.web, f"/v2/{s.link.id_b64}/unlock", {"attempt": "AAAA", "proof": "AAAA"})
     assert r.status == 400
+    # Only JSON: a cross-site form cannot post here without a preflight.
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+        r = p.web.request("POST", path, body=json.dumps({"blinded": lv.b64url(el)}).encode(),
+                          headers={"Content-Type": ctype} if ctype else {})
+        assert r.status == 415, ctype
     assert row(p, s.link)["failed"] == 0 and pending(p, s.link) == 0
     # Unknown links and malformed ids: 410 / 404, nothing else.
     other = lv.b64url(os.urandom(16))
