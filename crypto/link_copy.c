@@ -130,6 +130,14 @@ kdf_init(void)
 	sem_init(&kdf_slots, 0, n > 0 && n < 64 ? (unsigned)n : 2);
 }
 
+bool
+sp_link_make_v1(void)
+{
+	const char *v = getenv(SP_LINK_TEST_V1_ENV);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 int
 sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
                     const size_t *rcpts, size_t n, const struct sp_link_settings *s,
@@ -139,7 +147,6 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	unsigned char key[SP_LINK_KEYBYTES];
 	size_t i;
 	int rv = -1, r;
-	const char *v;
 	bool v1;
 
 	(void)env;
@@ -150,7 +157,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	b->max_failed = cfg->link.max_failed_attempts;
 	sp_strlcpy(b->hint, s->hint, sizeof b->hint);
 	sp_strlcpy(b->sender, s->sender, sizeof b->sender);
-	v1 = (v = getenv(SP_LINK_TEST_V1_ENV)) != NULL && strcmp(v, "1") == 0;
+	v1 = sp_link_make_v1();
 	b->v = sp_xcalloc(n ? n : 1, sizeof *b->v);
 	sp_link_key_new(key);
 	if (sp_link_seal_blob(key, msg, &b->ciphertext, err, errsz) < 0)

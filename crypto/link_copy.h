@@ -73,6 +73,8 @@ int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *e
                         const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
 void sp_link_bundle_free(struct sp_link_bundle *b);
+/* Does this process make v1 links (SP_LINK_TEST_V1_ENV, tests only)? */
+bool sp_link_make_v1(void);
 
 /* The notification for one grant: the client's outer headers (Subject from
  * the template), multipart/alternative text + HTML from the templates. */

@@ -9,9 +9,12 @@
  *
  * What it holds (and nothing else): per message, the message ciphertext (one
  * copy, shared by that message's links); per link, the link id (hex), its
- * message, the opaque wrapped-key blob from sp_link_wrap_key(), created and
- * expiry times, max_views / views, max_failed_attempts / failed attempts and a
- * revoked flag.  Never a password, a link secret or plaintext.
+ * message, the opaque key blob (link v2: sp_link2_record_new()'s record; v1:
+ * sp_link_wrap_key()'s wrapped key), created and expiry times, max_views /
+ * views, max_failed_attempts / failed attempts, a revoked flag, and (v2) the
+ * sender and hint the page shows before the password; per pending v2 attempt,
+ * its link, its id and its expiry.  Never a password, a link secret or
+ * plaintext.
  *
  * The schema is versioned with PRAGMA user_version and migrated by a table of
  * steps (link_store.c); the database runs in WAL mode with secure_delete on,

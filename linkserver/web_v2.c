@@ -391,7 +391,15 @@ web_h_v2_post(struct web_server *ws, struct web_req *r)
 {
 	unsigned char raw[SP_LINK_IDBYTES];
 	char id[SP_LINK_ID_HEXLEN + 1];
+	const char *ct = web_header(r, "Content-Type");
+	size_t n = strlen("application/json");
 
+	/* JSON only: a cross-site form (text/plain, form-urlencoded) cannot post
+	 * here without a CORS preflight, which this viewer never grants. */
+	if (ct == NULL || g_ascii_strncasecmp(ct, "application/json", n) != 0 ||
+	    (ct[n] != '\0' && ct[n] != ';' && ct[n] != ' '))
+		return respond_error(ws, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "bad-request",
+		                     "Expected Content-Type: application/json.", 0);
 	if (v2_path(r->url, "evaluate", raw, id))
 		return evaluate(ws, r, id);
 	if (v2_path(r->url, "unlock", raw, id))

@@ -71,21 +71,28 @@ class Proxy:
 def start_proxy(start_sealpost, tmp_path):
     n = [0]
 
-    def start(up: Upstream, max_failed: int = 3) -> Proxy:
+    def start(up: Upstream, max_failed: int = 3, remote: Optional[tuple] = None) -> Proxy:
+        """remote: (viewer port, upload token file) of a `sealpost linkserver`."""
         name = f"v2p{n[0]}"
         n[0] += 1
-        port = free_port()
+        port = remote[0] if remote else free_port()
         base = f"http://127.0.0.1:{port}/s/"
         store = tmp_path / f"{name}-store" / "links.sqlite"
         cfg = {
             "policy": {"no_key": "link"},
             "link": {"store": str(store), "base_url": base, "expiry": "3d",
                      "max_failed_attempts": str(max_failed)},
-            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{port}"},
+            "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{port}", "outbox": "yes",
+                           "outbox_listen": f"127.0.0.1:{free_port()}"},
             "queue": {"dir": str(tmp_path / f"{name}-queue")},
         }
+        if remote:
+            cfg["linkserver"] = {"mode": "off"}
+            cfg["link"].update(upload_url=f"http://127.0.0.1:{port}/api/v1/links",
+                               upload_token_file=str(remote[1]))
         sp = start_sealpost(up, extra=cfg, name=name)
-        wait_http("127.0.0.1", port, proc=sp.proc)
+        if not remote:
+            wait_http("127.0.0.1", port, proc=sp.proc)
         return Proxy(sp, up, base, port, store)
 
     return start
@@ -359,6 +366,11 @@ def test_bad_requests_count_nothing(start_proxy, upstream):
         assert r.status in (400, 413), raw[:20]
     r, _ = post_json(p.web, f"/v2/{s.link.id_b64}/unlock", {"attempt": "AAAA", "proof": "AAAA"})
     assert r.status == 400
+    # Only JSON: a cross-site form cannot post here without a preflight.
+    for ctype in ("text/plain", "application/x-www-form-urlencoded", None):
+        r = p.web.request("POST", path, body=json.dumps({"blinded": lv.b64url(el)}).encode(),
+                          headers={"Content-Type": ctype} if ctype else {})
+        assert r.status == 415, ctype
     assert row(p, s.link)["failed"] == 0 and pending(p, s.link) == 0
     # Unknown links and malformed ids: 410 / 404, nothing else.
     other = lv.b64url(os.urandom(16))
@@ -471,3 +483,166 @@ def test_revoke_takes_the_v2_link(start_proxy, upstream):
     assert r.rc == 0, str(r)
     assert row(p, s.link) is None
     assert get_json(p.web, f"/v2/{s.link.id_b64}/params")[0].status == 410
+
+
+def test_outbox_and_check_show_the_v2_form(start_proxy, upstream):
+    """The sender's outbox lists the link as the recipient got it (id#secret),
+    and `sealpost check` names that form."""
+    import html as html_lib
+    from sealpost import run_cli
+    p = start_proxy(upstream)
+    s = send(p, "outbox pw")
+    r = run_cli(p.sp.binary, ["outbox", "-c", str(p.sp.config_path)], p.sp.workdir)
+    assert r.rc == 0, str(r)
+    page = Web.outbox(r.stdout.strip())
+    assert page.status == 200
+    text = html_lib.unescape(page.text)
+    assert s.link.url in text and "outbox pw" in text
+    assert not re.search(re.escape(p.base_url) + f"{B64}{{43}}(?!{B64})", text)
+    r = run_cli(p.sp.binary, ["check", "-c", str(p.sp.config_path), DAVE], p.sp.workdir)
+    assert f"link        {p.base_url}<link-id>#<link-secret> (" in r.stdout, str(r)
+
+
+def test_remote_viewer_gets_the_v2_record_sender_and_hint(start_proxy, upstream, sealpost_bin,
+                                                          tmp_path, request):
+    """With `[link] upload_url` the record, the sender and the hint travel in
+    the upload (link record version 2) and the remote viewer unlocks v2."""
+    from linkmode import LinkServer
+    token = tmp_path / "upload.token"
+    token.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+    token.chmod(0o600)
+    vport = free_port()
+    rstore = tmp_path / "remote" / "links.sqlite"
+    ls = LinkServer(sealpost_bin, tmp_path / "remote-viewer", {
+        "link": {"store": str(rstore), "base_url": f"http://127.0.0.1:{vport}/s/",
+                 "upload_token_file": str(token)},
+        "linkserver": {"listen": f"127.0.0.1:{vport}", "outbox": "no"},
+        "log": {"level": "debug"},
+    }, listen=("127.0.0.1", vport))
+    request.node._sealposts.append(ls)
+    ls.start()
+    p = start_proxy(upstream, remote=(vport, token))
+    s = send(p, "remote pw", hint="the remote hint")
+    assert s.link.hex_id in store_rows(rstore)
+    c = Client(Web("127.0.0.1", vport), s.link)
+    assert c.sender == f"Alice <{ALICE}>" and c.hint == "the remote hint"
+    r, _, plain = c.attempt("remote pw")
+    assert r.status == 200 and plain == without_headers(s.msg, PRIVATE)
+
+
+# ---- several viewer nodes on one PostgreSQL store ------------------------------------------
+
+
+def seal_blob(key: bytes, plain: bytes) -> bytes:
+    """An SPLNKMSG stream (docs/formats.md), written with PyNaCl."""
+    magic = b"SPLNKMSG\x01"
+    state = nb.crypto_secretstream_xchacha20poly1305_state()
+    header = nb.crypto_secretstream_xchacha20poly1305_init_push(state, key)
+    out, chunks = [magic, header], [plain[i:i + 65536] for i in range(0, len(plain), 65536)] or [b""]
+    for i, c in enumerate(chunks):
+        tag = (nb.crypto_secretstream_xchacha20poly1305_TAG_FINAL if i == len(chunks) - 1
+               else nb.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
+        out.append(nb.crypto_secretstream_xchacha20poly1305_push(state, c, magic if i == 0 else None, tag))
+    return b"".join(out)
+
+
+def upload_v2(node, token: str, plain: bytes, password: str, max_views: int = 0,
+              max_failed: int = 10) -> Link:
+    """A v2 link made here, in Python (the record by tests/vectors/link_v2.py),
+    uploaded to a node through the API as link record version 2."""
+    import struct
+    import time
+    key, link_id, secret = os.urandom(32), os.urandom(16), os.urandom(16)
+    k = lv.scalar(int.from_bytes(os.urandom(64), "little") % (lv.L - 1) + 1)
+    rec = lv.make_record(key, password.encode(), link_id, secret, 1, 8, os.urandom(16),
+                         os.urandom(24), k)["record"]
+    ct = seal_blob(key, plain)
+    sender, hint = b"Alice <alice@example.com>", b""
+    body = (b"SPLINKR\x02" + struct.pack(">qIIH", int(time.time()) + 3600, max_views, max_failed, 1)
+            + struct.pack(">H", len(sender)) + sender + struct.pack(">H", len(hint)) + hint
+            + link_id + struct.pack(">H", len(rec)) + rec + struct.pack(">Q", len(ct)) + ct)
+    r = node.request("POST", "/api/v1/links", body=body,
+                     headers={"Authorization": f"Bearer {token}",
+                              "Content-Type": "application/vnd.sealpost.link-record.v1"})
+    assert r.status == 201, (r.status, r.body[:300])
+    return Link(f"{node.base_url}{lv.b64url(link_id)}#{lv.b64url(secret)}", lv.b64url(link_id),
+                lv.b64url(secret))
+
+
+@pytest.fixture(scope="module")
+def pg():
+    from pgserver import PgServer, pg_bin
+    if pg_bin() is None:
+        pytest.fail("PostgreSQL server not installed (scripts/deps.sh test installs postgresql)")
+    server = PgServer().start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_nodes(tmp_path, pg):
+    """Three viewer nodes on one fresh PostgreSQL database."""
+    from viewer import Viewer
+    db = pg.create_db(f"sp_v2_{os.getpid()}_{os.urandom(3).hex()}")
+    token = base64.urlsafe_b64encode(os.urandom(32)).decode()
+    vs = []
+    for i in range(3):
+        v = Viewer(tmp_path / f"node{i}", upload_token=token)
+        v.store = db
+        v.write_config()
+        vs.append(v)
+    for v in vs:
+        v.start()
+    yield vs, token, pg, db
+    for v in vs:
+        v.stop()
+
+
+def test_postgresql_nodes_count_attempts_together_and_burn_once(pg_nodes):
+    nodes, token, pg, db = pg_nodes
+    dbname = db.rsplit("/", 1)[1]
+    plain = b"Subject: v2 on nodes\r\n\r\nnode secret " + os.urandom(8).hex().encode() + b"\r\n"
+    # Attempts counted on any node add up: max_failed 2, evaluations on three
+    # nodes at once: two are answered, the third refused (429).
+    link = upload_v2(nodes[0], token, plain, "pw", max_failed=2)
+    clients = [Client(Web("127.0.0.1", v.port), link) for v in nodes]
+    res = [None] * 3
+    barrier = threading.Barrier(3)
+
+    def ev(i):
+        barrier.wait()
+        res[i] = clients[i].evaluate("wrong")
+
+    ts = [threading.Thread(target=ev, args=(i,)) for i in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(r.status for r, _ in res) == [200, 200, 429]
+    assert pg.psql(f"SELECT count(*) FROM pending WHERE link_id = '{link.hex_id}'", db=dbname) == "2"
+    # Proven wrong on other nodes than evaluated them: the second destroys it.
+    done = [st for r, st in res if r.status == 200]
+    assert clients[2].unlock(done[0])[0].status == 403
+    r, j = clients[1].unlock(done[1])
+    assert r.status == 410 and j["error"] == "destroyed"
+    assert pg.psql(f"SELECT count(*) FROM links WHERE id = '{link.hex_id}'", db=dbname) == "0"
+    # max_views = 1: right proofs on three nodes at once, one winner.
+    link = upload_v2(nodes[1], token, plain, "pw", max_views=1)
+    clients = [Client(Web("127.0.0.1", v.port), link) for v in nodes]
+    states = [c.evaluate("pw")[1] for c in clients]
+    out = [None] * 3
+    barrier = threading.Barrier(3)
+
+    def un(i):
+        barrier.wait()
+        out[i] = clients[i].unlock(states[i])[0]
+
+    ts = [threading.Thread(target=un, args=(i,)) for i in range(3)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert sorted(r.status for r in out) == [200, 410, 410]
+    [(i, win)] = [(i, r) for i, r in enumerate(out) if r.status == 200]
+    assert clients[i].open(states[i], win.body) == plain
+    assert pg.psql("SELECT count(*) FROM links", db=dbname) == "0"
