@@ -54,8 +54,19 @@ class Stop extends Error {
 	}
 }
 
-// The viewer's refusals, in words; `final` ends the page (no retry).
-function refusal(res) {
+// The viewer's refusals, in words; `final` ends the page (no retry).  The
+// status decides; the JSON body's "error" code (web_v2.c) only refines it.
+async function refusal(res) {
+	let code = "";
+	try {
+		if ((res.headers.get("Content-Type") || "").startsWith("application/json"))
+			code = String((await json(res)).error || "");
+	} catch (e) {
+		code = "";
+	}
+	if (res.status === 410 && code === "destroyed")
+		return { text: "Too many wrong passwords: this link has been destroyed. Ask the sender " +
+		               "to send the message again.", final: true };
 	if (res.status === 410 || res.status === 404)
 		return { text: "This link no longer works: it has expired, was revoked, was opened " +
 		               "as often as the sender allowed, or had too many wrong passwords.", final: true };
@@ -63,11 +74,18 @@ function refusal(res) {
 		const s = Number.parseInt(res.headers.get("Retry-After") || "", 10);
 		const wait = Number.isFinite(s) && s > 0 ? ` Please wait ${s} second${s === 1 ? "" : "s"} and try again.`
 		                                         : " Please wait a little and try again.";
-		return { text: "Too many wrong passwords from your connection." + wait, final: false };
+		return { text: (code === "busy" ? "Other attempts to open this link are under way."
+		                                : "Too many attempts from your connection.") + wait,
+		         final: false };
 	}
+	if (res.status === 403 && code === "stale-attempt")
+		return { text: "That took too long and the attempt expired. Please try again.", final: false };
 	if (res.status === 403)
 		return { text: "Wrong password. Check it (letters, dashes, spaces) and try again. Each " +
 		               "wrong try counts: after too many, the link is destroyed.", final: false };
+	if (res.status === 503)
+		return { text: "The viewer is unavailable right now. Please try again in a few minutes.",
+		         final: false };
 	return { text: `The viewer could not answer (HTTP ${res.status}). Please try again later.`,
 	         final: false };
 }
@@ -271,7 +289,7 @@ async function unlock(link, paramsBytes, params, password) {
 		const idb = v2.b64urlEncode(link.linkId);
 		let res = await api(`/v2/${idb}/evaluate`, { blinded: v2.b64urlEncode(blinded) });
 		if (res.status !== 200)
-			return refusal(res);
+			return await refusal(res);
 		const j = await json(res);
 		const evaluated = b64(j.evaluated, v2.ELEMENT_BYTES);
 		const attempt = b64(j.attempt, v2.ATTEMPT_BYTES);
@@ -288,7 +306,7 @@ async function unlock(link, paramsBytes, params, password) {
 		res = await api(`/v2/${idb}/unlock`, { attempt: v2.b64urlEncode(attempt),
 		                                        proof: v2.b64urlEncode(proof) });
 		if (res.status !== 200)
-			return refusal(res);
+			return await refusal(res);
 		status("Downloading the encrypted message…");
 		const blob = await readBody(res, progress);
 		if (blob.length < v2.SEALED_KEY_BYTES)
@@ -344,7 +362,7 @@ async function main() {
 		const res = await api(`/v2/${v2.b64urlEncode(link.linkId)}/params`);
 		if (res.status !== 200) {
 			show("loading", false);
-			error(refusal(res).text);
+			error((await refusal(res)).text);
 			return;
 		}
 		const j = await json(res);

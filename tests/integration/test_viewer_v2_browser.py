@@ -79,6 +79,28 @@ def test_v2_link_decrypts_in_the_browser(start_proxy, upstream, browser):  # noq
     assert console_problems(browser) == []
 
 
+
+def test_v2_wrong_passwords_destroy_the_link_and_the_page_says_so(start_proxy, upstream,  # noqa: F811
+                                                                 browser):
+    p = start_proxy(upstream, max_failed=2)
+    s = send(p, "the right one " + os.urandom(3).hex())
+    browser.get(s.link.url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(EC.visibility_of_element_located((By.ID, "pw")))
+    browser.find_element(By.ID, "pw").send_keys("wrong 1\n")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "error"), "Wrong password"))
+    wait.until(lambda b: b.find_element(By.ID, "pw").is_enabled())
+    browser.find_element(By.ID, "pw").send_keys("wrong 2\n")
+    wait.until(EC.text_to_be_present_in_element((By.ID, "error"), "this link has been destroyed"))
+    assert not browser.find_element(By.ID, "unlock").is_displayed()
+    # Opened again later (a new load: the same URL with its fragment alone
+    # would not reload the page): the link no longer works.
+    browser.get("about:blank")
+    browser.get(s.link.url)
+    wait.until(EC.text_to_be_present_in_element((By.ID, "error"), "This link no longer works"))
+    assert not browser.find_element(By.ID, "unlock").is_displayed()
+    assert console_problems(browser) == []
+
 # ---- a view document ----
 # The proxy does not render view documents yet (crypto/view_doc.c is not wired
 # in): this one is written here, following docs/formats.md, and sealed into a
