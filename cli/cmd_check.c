@@ -190,7 +190,9 @@ print_text(const struct report *r)
 		       sp_auth_mode_name(cfg->proxy.auth));
 	if (cfg->link.base_url[0]) {
 		char *store = link_store_label(cfg->link.store); /* no database password */
-		printf("link        %s (%s)\n", cfg->link.base_url,
+		/* The form of the links the proxy makes (docs/formats.md). */
+		printf("link        %s%s (%s)\n", cfg->link.base_url,
+		       sp_link_make_v1() ? "<token>" : "<link-id>#<link-secret>",
 		       cfg->link.upload_url[0] ? cfg->link.upload_url : store);
 		free(store);
 	}

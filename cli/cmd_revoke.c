@@ -7,6 +7,7 @@
 #include "cli.h"
 #include "link_envelope.h"
 #include "link_store.h"
+#include "link_v2.h"
 #include "link_upload.h"
 #include "log.h"
 
@@ -18,7 +19,8 @@ static const char usage[] =
 	"too.  With [link] upload_url set, the message is deleted on the remote viewer.\n"
 	"Exit status 0 deleted, 1 no such link (or an error).\n";
 
-/* "0123...ef" or "https://host/s/<token>" or "<token>" -> the link id. */
+/* "0123...ef", "https://host/s/<token>" or "<token>" (v1), or
+ * "https://host/s/<id_b64>#<secret_b64>" or "<id_b64>" (v2) -> the link id. */
 static bool
 parse_target(const char *arg, char id[SP_LINK_ID_HEXLEN + 1])
 {
@@ -32,6 +34,15 @@ parse_target(const char *arg, char id[SP_LINK_ID_HEXLEN + 1])
 	slash = strrchr(arg, '/');
 	if (slash != NULL)
 		arg = slash + 1;
+	{
+		/* v2: the id before the fragment (the secret is not needed). */
+		size_t n = strcspn(arg, "#");
+		unsigned char raw[SP_LINK_IDBYTES];
+		if (n == SP_LINK2_B64_STRLEN && sp_link2_b64_decode(arg, n, raw) == 0) {
+			sp_link_id_hex(raw, id);
+			return true;
+		}
+	}
 	if (strlen(arg) != SP_LINK_TOKEN_STRLEN || sp_link_token_decode(arg, strlen(arg), &t) < 0)
 		return false;
 	sp_link_id_hex(t.id, id);

@@ -11,6 +11,8 @@
 
 #include <sodium.h>
 
+#include "link_v2.h"
+
 /* Built from conf/templates/ by conf/templates/embed.py. */
 extern const char sp_tmpl_link_txt[];
 extern const char sp_tmpl_link_html[];
@@ -23,6 +25,14 @@ sp_link_settings_read(const struct sp_mime *m, const struct sp_config *cfg, stru
 	char why[SP_ERRLEN];
 
 	memset(s, 0, sizeof *s);
+	{
+		char name[256], addr[256];
+		sp_mime_sender(m, name, sizeof name, addr, sizeof addr);
+		if (name[0] && addr[0])
+			snprintf(s->sender, sizeof s->sender, "%s <%s>", name, addr);
+		else
+			snprintf(s->sender, sizeof s->sender, "%s", addr);
+	}
 	s->expiry = cfg->link.expiry;
 	s->max_views = cfg->link.max_views;
 	if ((v = sp_mime_header_value(m, "X-Sealpost-Password")) != NULL) {
@@ -120,6 +130,14 @@ kdf_init(void)
 	sem_init(&kdf_slots, 0, n > 0 && n < 64 ? (unsigned)n : 2);
 }
 
+bool
+sp_link_make_v1(void)
+{
+	const char *v = getenv(SP_LINK_TEST_V1_ENV);
+
+	return v != NULL && strcmp(v, "1") == 0;
+}
+
 int
 sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
                     const size_t *rcpts, size_t n, const struct sp_link_settings *s,
@@ -129,6 +147,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	unsigned char key[SP_LINK_KEYBYTES];
 	size_t i;
 	int rv = -1, r;
+	bool v1;
 
 	(void)env;
 	sp_buf_init(&b->ciphertext, 0);
@@ -137,6 +156,8 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	b->max_views = s->max_views;
 	b->max_failed = cfg->link.max_failed_attempts;
 	sp_strlcpy(b->hint, s->hint, sizeof b->hint);
+	sp_strlcpy(b->sender, s->sender, sizeof b->sender);
+	v1 = sp_link_make_v1();
 	b->v = sp_xcalloc(n ? n : 1, sizeof *b->v);
 	sp_link_key_new(key);
 	if (sp_link_seal_blob(key, msg, &b->ciphertext, err, errsz) < 0)
@@ -144,17 +165,25 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	for (i = 0; i < n; i++) {
 		struct sp_link_grant *g = &b->v[b->n++];
 		struct sp_link_token t;
-		char tok[SP_LINK_TOKEN_STRLEN + 1];
+		/* v1: the 43-character token; v2: id_b64 "#" secret_b64 (45). */
+		char tok[2 * SP_LINK2_B64_STRLEN + 2];
 		char pw[SP_LINK_PASSWORD_MAX];
 
 		g->rcpt = rcpts[i];
 		sp_buf_init(&g->wrapped, 0);
 		sp_link_token_new(&t);
-		sp_link_token_encode(&t, tok);
 		sp_link_id_hex(t.id, g->id);
 		g->url = sodium_malloc(strlen(cfg->link.base_url) + sizeof tok);
 		if (g->url == NULL)
 			abort();
+		if (v1) {
+			sp_link_token_encode(&t, tok);
+		} else {
+			/* v2: id, then the secret in the fragment, which no browser sends. */
+			sp_link2_b64_encode(t.id, tok);
+			tok[SP_LINK2_B64_STRLEN] = '#';
+			sp_link2_b64_encode(t.secret, tok + SP_LINK2_B64_STRLEN + 1);
+		}
 		sprintf(g->url, "%s%s", cfg->link.base_url, tok);
 		if (s->password) {
 			g->password = sp_secret_dup(s->password, strlen(s->password));
@@ -168,7 +197,15 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 		pthread_once(&kdf_once, kdf_init);
 		while (sem_wait(&kdf_slots) != 0)
 			;
-		r = sp_link_wrap_key(key, g->password, &t, &g->wrapped, err, errsz);
+		if (v1) {
+			r = sp_link_wrap_key(key, g->password, &t, &g->wrapped, err, errsz);
+		} else {
+			unsigned char rec[SP_LINK2_RECORD_BYTES];
+			r = sp_link2_record_new(key, g->password, &t, rec, err, errsz);
+			if (r == 0)
+				sp_buf_append(&g->wrapped, rec, sizeof rec);
+			sodium_memzero(rec, sizeof rec);
+		}
 		sem_post(&kdf_slots);
 		if (r < 0) {
 			sodium_memzero(&t, sizeof t);

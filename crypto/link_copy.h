@@ -22,6 +22,13 @@
 
 /* A hint is a short reminder, not a letter. */
 #define SP_LINK_HINT_MAX 200
+/* The sender as the v2 page names it: a display name and an address. */
+#define SP_LINK_SENDER_MAX 520
+/* Test seam: with this environment variable set to "1" the proxy makes v1
+ * links (43-character token, unlocked by the viewer) as before link v2, so
+ * that the v1 unlock path, which links already in stores keep until they
+ * expire, stays tested.  Never set it in production. */
+#define SP_LINK_TEST_V1_ENV "SEALPOST_TEST_LINK_V1"
 /* Template files bigger than this are a mistake. */
 #define SP_LINK_TEMPLATE_MAX (64 * 1024)
 
@@ -31,6 +38,7 @@ struct sp_link_settings {
 	char hint[SP_LINK_HINT_MAX];  /* X-Sealpost-Hint */
 	int64_t expiry;               /* seconds; X-Sealpost-Expiry */
 	uint64_t max_views;           /* X-Sealpost-Max-Views */
+	char sender[SP_LINK_SENDER_MAX]; /* "Name <addr>" from From:, shown before the password */
 };
 
 /* Bad header values are the sender's mistake: -1 with err (554 5.6.0). */
@@ -41,10 +49,10 @@ void sp_link_settings_clear(struct sp_link_settings *s);
 struct sp_link_grant {
 	size_t rcpt;                         /* index into the envelope */
 	char id[SP_LINK_ID_HEXLEN + 1];
-	char *url;                           /* base_url + token: secret (sodium_malloc'd) */
+	char *url;                           /* base_url + id#secret (v2) or token (v1): secret (sodium_malloc'd) */
 	char *password;                      /* sodium_malloc'd */
 	bool generated;                      /* we made the password (the sender must learn it) */
-	struct sp_buf wrapped;               /* sp_link_wrap_key output */
+	struct sp_buf wrapped;               /* sp_link2_record_new output (v1: sp_link_wrap_key) */
 };
 
 struct sp_link_bundle {
@@ -54,6 +62,7 @@ struct sp_link_bundle {
 	uint64_t max_views;
 	uint64_t max_failed;
 	char hint[SP_LINK_HINT_MAX];
+	char sender[SP_LINK_SENDER_MAX];
 	struct sp_link_grant *v;
 	size_t n;
 };
@@ -64,6 +73,8 @@ int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *e
                         const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
 void sp_link_bundle_free(struct sp_link_bundle *b);
+/* Does this process make v1 links (SP_LINK_TEST_V1_ENV, tests only)? */
+bool sp_link_make_v1(void);
 
 /* The notification for one grant: the client's outer headers (Subject from
  * the template), multipart/alternative text + HTML from the templates. */

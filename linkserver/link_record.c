@@ -44,6 +44,17 @@ link_record_encode(const struct link_store_new_msg *m, struct sp_buf *out, char 
 	rv |= put_be(out, m->max_views, 4);
 	rv |= put_be(out, m->max_failed, 4);
 	rv |= put_be(out, m->n_links, 2);
+	{
+		const char *sender = m->sender ? m->sender : "", *hint = m->hint ? m->hint : "";
+		if (strlen(sender) >= LINK_STORE_SENDER_MAX || strlen(hint) >= LINK_STORE_HINT_MAX) {
+			sp_seterr(err, errsz, "link record: sender or hint too long");
+			return -1;
+		}
+		rv |= put_be(out, strlen(sender), 2);
+		rv |= sp_buf_append(out, sender, strlen(sender));
+		rv |= put_be(out, strlen(hint), 2);
+		rv |= sp_buf_append(out, hint, strlen(hint));
+	}
 	for (i = 0; i < m->n_links; i++) {
 		unsigned char id[SP_LINK_IDBYTES];
 		size_t idlen = 0;
@@ -72,7 +83,31 @@ void
 link_record_free(struct link_store_new_msg *m)
 {
 	free((void *)m->links);
+	free((void *)m->sender);
+	free((void *)m->hint);
 	memset(m, 0, sizeof *m);
+}
+
+/* A length-prefixed text field of version 2: a NUL-terminated copy, or NULL
+ * (truncated, too long, or holding a NUL). */
+static char *
+get_text(const unsigned char **pp, const unsigned char *end, size_t max)
+{
+	const unsigned char *p = *pp;
+	size_t n;
+	char *s;
+
+	if (end - p < 2)
+		return NULL;
+	n = (size_t)get_be(p, 2);
+	p += 2;
+	if (n >= max || (size_t)(end - p) < n || memchr(p, '\0', n) != NULL)
+		return NULL;
+	s = sp_xmalloc(n + 1);
+	memcpy(s, p, n);
+	s[n] = '\0';
+	*pp = p + n;
+	return s;
 }
 
 int
@@ -82,6 +117,7 @@ link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, c
 	const unsigned char *p = data ? data : (const unsigned char *)"", *end = p + len;
 	struct link_store_new_link *links = NULL;
 	uint64_t n, i, ct_len;
+	bool v2 = false;
 
 	memset(m, 0, sizeof *m);
 #define NEED(k, what) do { \
@@ -91,8 +127,10 @@ link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, c
 		} \
 	} while (0)
 	NEED(LINK_RECORD_MAGIC_LEN + 8 + 4 + 4 + 2, "the header");
-	if (memcmp(p, LINK_RECORD_MAGIC, LINK_RECORD_MAGIC_LEN) != 0) {
-		sp_seterr(err, errsz, "link record: not a version 1 link record");
+	if (memcmp(p, LINK_RECORD_MAGIC, LINK_RECORD_MAGIC_LEN) == 0) {
+		v2 = true;
+	} else if (memcmp(p, LINK_RECORD_MAGIC_V1, LINK_RECORD_MAGIC_LEN) != 0) {
+		sp_seterr(err, errsz, "link record: not a version 1 or 2 link record");
 		goto fail;
 	}
 	p += LINK_RECORD_MAGIC_LEN;
@@ -107,6 +145,11 @@ link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, c
 	}
 	if (n == 0 || n > LINK_STORE_LINKS_MAX) {
 		sp_seterr(err, errsz, "link record: %u links (1..%d)", (unsigned)n, LINK_STORE_LINKS_MAX);
+		goto fail;
+	}
+	if (v2 && ((m->sender = get_text(&p, end, LINK_STORE_SENDER_MAX)) == NULL ||
+	           (m->hint = get_text(&p, end, LINK_STORE_HINT_MAX)) == NULL)) {
+		sp_seterr(err, errsz, "link record: bad sender or hint");
 		goto fail;
 	}
 	links = sp_xcalloc((size_t)n, sizeof *links);
@@ -142,6 +185,8 @@ link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, c
 	return 0;
 fail:
 	free(links);
+	free((void *)m->sender);
+	free((void *)m->hint);
 	memset(m, 0, sizeof *m);
 	return -1;
 }

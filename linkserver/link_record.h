@@ -5,11 +5,15 @@
  * link the id and the wrapped-key blob, plus expiry and the two limits; never
  * a password, a link secret or plaintext.  All integers are big-endian:
  *
- *   magic       8   "SPLINKR" 0x01 (format version 1)
+ *   magic       8   "SPLINKR" 0x02 (format version 2; version 1 is read too)
  *   expires     8   unix seconds, signed
  *   max_views   4   0 = unlimited
  *   max_failed  4   >= 1
  *   n_links     2   1..LINK_STORE_LINKS_MAX
+ *   slen        2   version 2 only: 0..LINK_STORE_SENDER_MAX-1
+ *   sender      slen  UTF-8, no NUL (shown before the password, link v2)
+ *   hlen        2   version 2 only: 0..LINK_STORE_HINT_MAX-1
+ *   hint        hlen  UTF-8, no NUL
  *   n_links times:
  *     id        16  the link id (raw; hex in the store)
  *     wlen      2   1..LINK_STORE_WRAPPED_MAX
@@ -25,14 +29,16 @@
 #include "link_store.h"
 #include "util.h"
 
-#define LINK_RECORD_MAGIC "SPLINKR\x01"
+#define LINK_RECORD_MAGIC "SPLINKR\x02"
+#define LINK_RECORD_MAGIC_V1 "SPLINKR\x01"
 #define LINK_RECORD_MAGIC_LEN 8
 #define LINK_RECORD_CONTENT_TYPE "application/vnd.sealpost.link-record.v1"
 
 /* Serialise m (created is not sent: the viewer stamps its own clock). */
 int link_record_encode(const struct link_store_new_msg *m, struct sp_buf *out, char *err, size_t errsz);
 /* Parse data into m: m->ciphertext and the wrapped blobs point into data;
- * m->links is allocated (link_record_free).  created is left 0. */
+ * m->links, m->sender and m->hint are allocated (link_record_free).  created
+ * is left 0. */
 int link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, char *err, size_t errsz);
 void link_record_free(struct link_store_new_msg *m);
 

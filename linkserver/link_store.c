@@ -56,7 +56,19 @@ static const char *const migrations[] = {
 	");"
 	"CREATE INDEX links_message ON links(message_id);"
 	"CREATE INDEX links_expires ON links(expires);",
+	/* 1 -> 2: link v2.  What the page shows before the password, and the
+	 * attempts evaluated but not yet proven (link_store.h). */
+	"ALTER TABLE links ADD COLUMN sender TEXT NOT NULL DEFAULT '';"
+	"ALTER TABLE links ADD COLUMN hint TEXT NOT NULL DEFAULT '';"
+	"CREATE TABLE pending ("
+	"  link_id TEXT NOT NULL REFERENCES links(id) ON DELETE CASCADE,"
+	"  attempt BLOB NOT NULL,"               /* 16 random bytes the viewer drew */
+	"  expires INTEGER NOT NULL,"
+	"  PRIMARY KEY (link_id, attempt)"
+	") WITHOUT ROWID;"
+	"CREATE INDEX pending_expires ON pending(expires);",
 };
+
 
 _Static_assert(SP_ARRAY_LEN(migrations) == LINK_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -320,6 +332,11 @@ validate_put(const struct link_store_new_msg *m, char *err, size_t errsz)
 		sp_seterr(err, errsz, "link store: max_failed_attempts must be at least 1");
 		return -1;
 	}
+	if ((m->sender && strlen(m->sender) >= LINK_STORE_SENDER_MAX) ||
+	    (m->hint && strlen(m->hint) >= LINK_STORE_HINT_MAX)) {
+		sp_seterr(err, errsz, "link store: sender or hint too long");
+		return -1;
+	}
 	for (i = 0; i < m->n_links; i++) {
 		if (!link_store_id_valid(m->links[i].id)) {
 			sp_seterr(err, errsz, "link store: link %zu: malformed id", i);
@@ -358,7 +375,8 @@ link_store_put(struct link_store *s, const struct link_store_new_msg *m,
 	if ((sm = prepare(s, "INSERT INTO messages (id, created, ciphertext) VALUES (?, ?, ?)",
 	                  err, errsz)) == NULL ||
 	    (sl = prepare(s, "INSERT INTO links (id, message_id, wrapped, created, expires, "
-	                  "max_views, max_failed) VALUES (?, ?, ?, ?, ?, ?, ?)", err, errsz)) == NULL)
+	                  "max_views, max_failed, sender, hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+	                  err, errsz)) == NULL)
 		goto out;
 	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
 		goto out;
@@ -379,6 +397,8 @@ link_store_put(struct link_store *s, const struct link_store_new_msg *m,
 		sqlite3_bind_int64(sl, 5, m->expires);
 		sqlite3_bind_int64(sl, 6, (sqlite3_int64)m->max_views);
 		sqlite3_bind_int64(sl, 7, (sqlite3_int64)m->max_failed);
+		sqlite3_bind_text(sl, 8, m->sender ? m->sender : "", -1, SQLITE_STATIC);
+		sqlite3_bind_text(sl, 9, m->hint ? m->hint : "", -1, SQLITE_STATIC);
 		rc = sqlite3_step(sl);
 		if (rc == SQLITE_CONSTRAINT_PRIMARYKEY) {
 			sp_seterr(err, errsz, "link store: link id %s already exists", m->links[i].id);
@@ -405,7 +425,7 @@ out:
 }
 
 #define LINK_COLUMNS "id, message_id, created, expires, max_views, views, max_failed, " \
-                     "failed, revoked"
+                     "failed, revoked, sender, hint"
 
 static void
 read_link_row(sqlite3_stmt *st, struct link_store_link *l)
@@ -424,6 +444,10 @@ read_link_row(sqlite3_stmt *st, struct link_store_link *l)
 	l->max_failed = (uint64_t)sqlite3_column_int64(st, 6);
 	l->failed = (uint64_t)sqlite3_column_int64(st, 7);
 	l->revoked = sqlite3_column_int(st, 8) != 0;
+	if ((t = sqlite3_column_text(st, 9)) != NULL)
+		sp_strlcpy(l->sender, (const char *)t, sizeof l->sender);
+	if ((t = sqlite3_column_text(st, 10)) != NULL)
+		sp_strlcpy(l->hint, (const char *)t, sizeof l->hint);
 }
 
 /* Inside a write transaction: read one link's state.  1 found, 0 not, -1 error. */
@@ -519,18 +543,6 @@ bump_counter(struct link_store *s, const char *sql, const char *id, const char *
 	return 0;
 }
 
-void
-link_store_link_clear(struct link_store_link *l)
-{
-	if (l == NULL)
-		return;
-	if (l->wrapped) {
-		sodium_memzero(l->wrapped, l->wrapped_len);
-		free(l->wrapped);
-	}
-	memset(l, 0, sizeof *l);
-}
-
 /* Delete a dead link found outside a transaction; returns GONE or ERROR. */
 static enum link_store_rc
 delete_dead(struct link_store *s, const char *id, int64_t now, char *err, size_t errsz)
@@ -589,14 +601,14 @@ link_store_get(struct link_store *s, const char *id, int64_t now, struct link_st
 		rv = delete_dead(s, id, now, err, errsz);
 		goto out;
 	}
-	out->wrapped_len = (size_t)sqlite3_column_bytes(st, 9);
+	out->wrapped_len = (size_t)sqlite3_column_bytes(st, 11);
 	if (out->wrapped_len == 0 || out->wrapped_len > LINK_STORE_WRAPPED_MAX) {
 		sp_seterr(err, errsz, "link store %s: link %s has a damaged key blob", s->path, id);
 		memset(out, 0, sizeof *out);
 		goto out;
 	}
 	out->wrapped = sp_xmalloc(out->wrapped_len);
-	memcpy(out->wrapped, sqlite3_column_blob(st, 9), out->wrapped_len);
+	memcpy(out->wrapped, sqlite3_column_blob(st, 11), out->wrapped_len);
 	rv = LINK_STORE_OK;
 out:
 	release(s, st);
@@ -605,7 +617,7 @@ out:
 }
 
 /* One change to one link, inside change_link()'s transaction: l is the link as
- * read in it.  Returns LINK_STORE_OK (committed), LINK_STORE_GONE (committed
+ * read in it.  Returns LINK_STORE_OK (committed), another result (committed
  * when it set *deleted, else rolled back) or LINK_STORE_ERROR (rolled back). */
 typedef enum link_store_rc (*link_change_fn)(struct link_store *s, const char *id,
                                              struct link_store_link *l, void *arg, bool *deleted,
@@ -637,7 +649,7 @@ change_link(struct link_store *s, const char *id, link_change_fn fn, void *arg, 
 		goto out;
 	}
 	rv = fn(s, id, &l, arg, deleted, err, errsz);
-	if (rv == LINK_STORE_OK || (rv == LINK_STORE_GONE && *deleted)) {
+	if (rv == LINK_STORE_OK || (rv != LINK_STORE_ERROR && *deleted)) {
 		if (exec_sql(s, "COMMIT", err, errsz) < 0)
 			rv = LINK_STORE_ERROR;
 		else
@@ -784,6 +796,206 @@ link_store_attempt_end(struct link_store *s, int64_t ticket)
 		link_store_pg_attempt_end(s->pg, ticket);
 }
 
+/* ---- link v2 ---- */
+
+/* Pending attempts of link id: all, and (expired_before > 0) those expired. */
+static int
+count_pending(struct link_store *s, const char *id, int64_t now, int64_t *all, int64_t *expired,
+              char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	int rc;
+
+	if ((st = prepare(s, "SELECT count(*), coalesce(sum(expires <= ?2), 0) FROM pending "
+	                  "WHERE link_id = ?1", err, errsz)) == NULL)
+		return -1;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		*all = sqlite3_column_int64(st, 0);
+		*expired = sqlite3_column_int64(st, 1);
+	}
+	release(s, st);
+	if (rc != SQLITE_ROW) {
+		db_err(s, err, errsz, "counting pending attempts");
+		return -1;
+	}
+	return 0;
+}
+
+struct evaluate {
+	int64_t now;
+	const unsigned char *attempt;
+	struct link_store_link *out;
+};
+
+static enum link_store_rc
+evaluate_attempt(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
+                 bool *deleted, char *err, size_t errsz)
+{
+	struct evaluate *e = arg;
+	sqlite3_stmt *st;
+	int64_t pending = 0, expired = 0;
+	int rc;
+
+	if (!link_store_link_live(l, e->now)) {
+		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		*deleted = true;
+		return LINK_STORE_GONE;
+	}
+	if (count_pending(s, id, e->now, &pending, &expired, err, errsz) < 0)
+		return LINK_STORE_ERROR;
+	if (l->failed + (uint64_t)pending >= l->max_failed || pending >= LINK_STORE_PENDING_MAX)
+		return LINK_STORE_BUSY;
+	if ((st = prepare(s, "SELECT wrapped FROM links WHERE id = ?", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc != SQLITE_ROW || sqlite3_column_bytes(st, 0) <= 0 ||
+	    sqlite3_column_bytes(st, 0) > LINK_STORE_WRAPPED_MAX) {
+		sp_seterr(err, errsz, "link store %s: link %s has a damaged key blob", s->path, id);
+		release(s, st);
+		return LINK_STORE_ERROR;
+	}
+	if (e->out) {
+		*e->out = *l;
+		e->out->wrapped_len = (size_t)sqlite3_column_bytes(st, 0);
+		e->out->wrapped = sp_xmalloc(e->out->wrapped_len);
+		memcpy(e->out->wrapped, sqlite3_column_blob(st, 0), e->out->wrapped_len);
+	}
+	release(s, st);
+	if ((st = prepare(s, "INSERT INTO pending (link_id, attempt, expires) VALUES (?, ?, ?)",
+	                  err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, e->attempt, LINK_STORE_ATTEMPT_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, e->now + LINK_STORE_PENDING_TTL_S);
+	rc = sqlite3_step(st);
+	release(s, st);
+	if (rc != SQLITE_DONE) {
+		db_err(s, err, errsz, "recording an attempt");
+		return LINK_STORE_ERROR;
+	}
+	return LINK_STORE_OK;
+}
+
+enum link_store_rc
+link_store_evaluate(struct link_store *s, const char *id, int64_t now,
+                    const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES],
+                    struct link_store_link *out, char *err, size_t errsz)
+{
+	struct evaluate e = { .now = now, .attempt = attempt, .out = out };
+	enum link_store_rc rv;
+	bool deleted;
+
+	if (out)
+		memset(out, 0, sizeof *out);
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_evaluate(s->pg, id, now, attempt, out,
+		                                                        err, errsz)
+		                               : LINK_STORE_GONE;
+	rv = change_link(s, id, evaluate_attempt, &e, &deleted, err, errsz);
+	if (rv != LINK_STORE_OK && out)
+		link_store_link_clear(out);
+	return rv;
+}
+
+struct prove {
+	int64_t now;
+	const unsigned char *attempt;
+	bool valid;
+	struct claim claim;
+	bool destroyed;         /* out: a counted failure destroyed the link */
+};
+
+static enum link_store_rc
+prove_attempt(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
+              bool *deleted, char *err, size_t errsz)
+{
+	struct prove *p = arg;
+	sqlite3_stmt *st;
+	int64_t expires = 0;
+	int rc;
+
+	if ((st = prepare(s, "DELETE FROM pending WHERE link_id = ? AND attempt = ? "
+	                  "RETURNING expires", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+	sqlite3_bind_blob(st, 2, p->attempt, LINK_STORE_ATTEMPT_BYTES, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW) {
+		expires = sqlite3_column_int64(st, 0);
+		rc = sqlite3_step(st);
+	}
+	release(s, st);
+	if (rc != SQLITE_DONE) {
+		db_err(s, err, errsz, "removing an attempt");
+		return LINK_STORE_ERROR;
+	}
+	if (expires == 0)
+		return LINK_STORE_STALE; /* rolled back: nothing changed */
+	if (expires <= p->now || !p->valid) {
+		/* The attempt stays counted: it moves into the settled failures. */
+		bool gone = false;
+		if (count_failure(s, id, l, &p->now, &gone, err, errsz) != LINK_STORE_OK)
+			return LINK_STORE_ERROR;
+		p->destroyed = gone;
+		*deleted = true; /* commit the removal whatever else happened */
+		return expires <= p->now ? LINK_STORE_STALE : LINK_STORE_WRONG;
+	}
+	rc = claim_view(s, id, l, &p->claim, deleted, err, errsz);
+	if (rc == LINK_STORE_GONE)
+		*deleted = true;
+	return rc;
+}
+
+enum link_store_rc
+link_store_prove(struct link_store *s, const char *id, int64_t now,
+                 const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES], bool valid,
+                 struct sp_buf *ciphertext, uint64_t *views_out, bool *destroyed, char *err,
+                 size_t errsz)
+{
+	struct prove p = { .now = now, .attempt = attempt, .valid = valid,
+	                   .claim = { .now = now, .ciphertext = ciphertext } };
+	enum link_store_rc rv;
+	bool deleted;
+
+	if (destroyed)
+		*destroyed = false;
+	if (s->pg)
+		return link_store_id_valid(id) ? link_store_pg_prove(s->pg, id, now, attempt, valid,
+		                                                     ciphertext, views_out, destroyed,
+		                                                     err, errsz)
+		                               : LINK_STORE_GONE;
+	rv = change_link(s, id, prove_attempt, &p, &deleted, err, errsz);
+	if (rv == LINK_STORE_OK && views_out)
+		*views_out = p.claim.views;
+	if (destroyed && rv != LINK_STORE_ERROR)
+		*destroyed = p.destroyed;
+	return rv;
+}
+
+enum link_store_rc
+link_store_pending_count(struct link_store *s, const char *id, unsigned *n, char *err,
+                         size_t errsz)
+{
+	int64_t all = 0, expired = 0;
+	int rc;
+
+	*n = 0;
+	if (s->pg)
+		return link_store_pg_pending_count(s->pg, id, n, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	rc = count_pending(s, id, 0, &all, &expired, err, errsz);
+	pthread_mutex_unlock(&s->lock);
+	if (rc < 0)
+		return LINK_STORE_ERROR;
+	*n = (unsigned)all;
+	return LINK_STORE_OK;
+}
+
 static enum link_store_rc
 revoke_link(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
             bool *deleted, char *err, size_t errsz)
@@ -821,6 +1033,26 @@ link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned 
 	pthread_mutex_lock(&s->lock);
 	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
 		goto out;
+	/* v2 attempts never proven stay counted: they become settled failures. */
+	if ((st = prepare(s, "UPDATE links SET failed = min(max_failed, failed + (SELECT count(*) "
+	                  "FROM pending WHERE pending.link_id = links.id AND pending.expires <= ?1)) "
+	                  "WHERE id IN (SELECT link_id FROM pending WHERE expires <= ?1)",
+	                  err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "counting expired attempts");
+		goto out;
+	}
+	release(s, st);
+	if ((st = prepare(s, "DELETE FROM pending WHERE expires <= ?1", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "sweeping attempts");
+		goto out;
+	}
+	release(s, st);
 	if ((st = prepare(s, "DELETE FROM links WHERE NOT (" LIVE_SQL ")", err, errsz)) == NULL)
 		goto out;
 	sqlite3_bind_int64(st, 1, now);

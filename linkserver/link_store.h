@@ -9,9 +9,12 @@
  *
  * What it holds (and nothing else): per message, the message ciphertext (one
  * copy, shared by that message's links); per link, the link id (hex), its
- * message, the opaque wrapped-key blob from sp_link_wrap_key(), created and
- * expiry times, max_views / views, max_failed_attempts / failed attempts and a
- * revoked flag.  Never a password, a link secret or plaintext.
+ * message, the opaque key blob (link v2: sp_link2_record_new()'s record; v1:
+ * sp_link_wrap_key()'s wrapped key), created and expiry times, max_views /
+ * views, max_failed_attempts / failed attempts, a revoked flag, and (v2) the
+ * sender and hint the page shows before the password; per pending v2 attempt,
+ * its link, its id and its expiry.  Never a password, a link secret or
+ * plaintext.
  *
  * The schema is versioned with PRAGMA user_version and migrated by a table of
  * steps (link_store.c); the database runs in WAL mode with secure_delete on,
@@ -37,7 +40,7 @@
 #include "util.h"
 
 /* The schema this code writes; older files are migrated on open, newer ones refused. */
-#define LINK_STORE_SCHEMA_VERSION 1
+#define LINK_STORE_SCHEMA_VERSION 2
 /* A message id is 128 random bits in lowercase hex, like sp_random_id(). */
 #define LINK_STORE_MSGID_HEXLEN 32
 /* How long one call waits for another process's write lock before failing:
@@ -70,6 +73,20 @@
  * not hold a link for long. */
 #define LINK_STORE_ATTEMPT_TTL_S 60
 
+/* Link v2 (docs/formats.md "Unlock protocol"): evaluated attempts not yet
+ * proven, per link.  Each counts as a failure while it is pending, so
+ * max_failed bounds them too; this bound holds whatever max_failed is. */
+#define LINK_STORE_PENDING_MAX 16
+/* How long a v2 attempt may take between Evaluate and Unlock (Argon2id and
+ * the OPRF in a slow phone's browser take seconds); an attempt not proven by
+ * then stays counted as a failure and is swept. */
+#define LINK_STORE_PENDING_TTL_S 600
+/* The attempt id the viewer draws per v2 attempt (SP_LINK2_ATTEMPT_BYTES). */
+#define LINK_STORE_ATTEMPT_BYTES 16
+/* Sender and hint shown before the password (v2 params): one header's worth. */
+#define LINK_STORE_SENDER_MAX 600
+#define LINK_STORE_HINT_MAX 256
+
 /* A wrapped key blob is ~100 bytes; anything this large is not one of ours. */
 #define LINK_STORE_WRAPPED_MAX 4096
 /* Links per message: one per link recipient, bounded like [proxy] max_recipients. */
@@ -80,6 +97,9 @@ enum link_store_rc {
 	LINK_STORE_OK = 0,
 	LINK_STORE_GONE = 1,   /* unknown, expired, revoked, used up or lost a race */
 	LINK_STORE_EXISTS = 2, /* put: a link id is already in the store */
+	LINK_STORE_BUSY = 3,   /* evaluate: every attempt the link has left is pending */
+	LINK_STORE_WRONG = 4,  /* prove: the proof was wrong; the attempt stays counted */
+	LINK_STORE_STALE = 5,  /* prove: no such pending attempt (proven already, expired) */
 };
 
 struct link_store;
@@ -99,6 +119,8 @@ struct link_store_new_msg {
 	int64_t expires;        /* unix seconds; the links answer 410 from then on */
 	uint64_t max_views;     /* 0 = unlimited */
 	uint64_t max_failed;    /* >= 1: failed unlocks before the link is destroyed */
+	const char *sender;     /* optional: shown before the password (v2) */
+	const char *hint;       /* optional: the password hint (v2) */
 	const struct link_store_new_link *links;
 	size_t n_links;
 };
@@ -114,8 +136,10 @@ struct link_store_link {
 	uint64_t max_views;
 	uint64_t views;
 	uint64_t max_failed;
-	uint64_t failed;
+	uint64_t failed;        /* settled failures; v2 attempts pending count on top */
 	bool revoked;
+	char sender[LINK_STORE_SENDER_MAX];
+	char hint[LINK_STORE_HINT_MAX];
 };
 
 /* Is this [link] store value a PostgreSQL URL (postgresql:// or postgres://)? */
@@ -173,12 +197,48 @@ enum link_store_rc link_store_attempt_begin(struct link_store *s, const char *id
  * one that cannot be removed lapses after LINK_STORE_ATTEMPT_TTL_S. */
 void link_store_attempt_end(struct link_store *s, int64_t ticket);
 
+/* ---- link v2 (docs/formats.md "Unlock protocol") ----
+ *
+ * The store counts an attempt as a failure from Evaluate on: `failed` holds
+ * the settled failures and every pending attempt counts on top of it, so a
+ * link has max_failed - failed - pending attempts left.  A proven attempt is
+ * removed uncounted; a wrong proof or an expired attempt moves into `failed`;
+ * the link is destroyed when `failed` reaches max_failed, which can only
+ * happen when nothing is pending any more. */
+
+/* Evaluate: in one transaction, check that the link is live and has an
+ * attempt left (failed + pending < max_failed, pending <
+ * LINK_STORE_PENDING_MAX), and record `attempt` as pending until
+ * now + LINK_STORE_PENDING_TTL_S.  out (optional) receives the link with its
+ * record (free with link_store_link_clear()).  LINK_STORE_BUSY: every attempt
+ * left is pending; LINK_STORE_GONE: dead or unknown; nothing recorded then. */
+enum link_store_rc link_store_evaluate(struct link_store *s, const char *id, int64_t now,
+                                       const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES],
+                                       struct link_store_link *out, char *err, size_t errsz);
+/* Prove: in one transaction, remove the pending `attempt` whatever the
+ * outcome; then, when `valid` (the caller verified the proof against the
+ * record), claim a view as link_store_claim_view() does (ciphertext appended,
+ * *views_out, the last view burns the link) and return LINK_STORE_OK; when not
+ * valid, count a failure (*destroyed when that was the last one) and return
+ * LINK_STORE_WRONG.  LINK_STORE_STALE: no such attempt pending (proven once
+ * already, or expired: an expired one is counted as a failure here);
+ * LINK_STORE_GONE: the link is dead, or its views are used up. */
+enum link_store_rc link_store_prove(struct link_store *s, const char *id, int64_t now,
+                                    const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES],
+                                    bool valid, struct sp_buf *ciphertext, uint64_t *views_out,
+                                    bool *destroyed, char *err, size_t errsz);
+/* Pending v2 attempts of a link (tests, the outbox). */
+enum link_store_rc link_store_pending_count(struct link_store *s, const char *id,
+                                            unsigned *n, char *err, size_t errsz);
+
 /* Delete now: the link, or (whole_message) every link of its message; the
  * message goes when no link remains.  LINK_STORE_GONE if there was no such link. */
 enum link_store_rc link_store_revoke(struct link_store *s, const char *id, bool whole_message,
                                      char *err, size_t errsz);
 
-/* Delete expired, revoked and used-up links, then messages without links.
+/* Count expired pending v2 attempts as failures and remove them, then delete
+ * expired, revoked and used-up links (those whose failures reached the cap
+ * with them), then messages without links.
  * Counts (optional) say how many rows went. */
 enum link_store_rc link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links,
                                     unsigned *n_messages, char *err, size_t errsz);

@@ -36,7 +36,7 @@ struct link_store_pg {
 #define LIVE_SQL "NOT revoked AND expires > $1 AND (max_views = 0 OR views < max_views) " \
                  "AND failed < max_failed"
 #define LINK_COLUMNS "id, message_id, created, expires, max_views, views, max_failed, " \
-                     "failed, revoked"
+                     "failed, revoked, sender, hint"
 
 /* Schema migrations: entry i brings the database from version i to i + 1
  * (table sealpost_schema).  Append only; never edit a step that has shipped.
@@ -70,6 +70,16 @@ static const char *const migrations[] = {
 	"  deadline bigint NOT NULL"           /* counts until then, unless ended */
 	");"
 	"CREATE INDEX attempts_link ON attempts(link_id);",
+	/* 1 -> 2: link v2 (link_store.c has the same step). */
+	"ALTER TABLE links ADD COLUMN sender text NOT NULL DEFAULT '';"
+	"ALTER TABLE links ADD COLUMN hint text NOT NULL DEFAULT '';"
+	"CREATE TABLE pending ("
+	"  link_id text NOT NULL REFERENCES links(id) ON DELETE CASCADE,"
+	"  attempt bytea NOT NULL,"            /* 16 random bytes the viewer drew */
+	"  expires bigint NOT NULL,"
+	"  PRIMARY KEY (link_id, attempt)"
+	");"
+	"CREATE INDEX pending_expires ON pending(expires);",
 };
 
 _Static_assert(SP_ARRAY_LEN(migrations) == LINK_STORE_SCHEMA_VERSION,
@@ -311,6 +321,8 @@ read_link_row(PGresult *r, int row, struct link_store_link *l)
 	l->max_failed = (uint64_t)col_i64(r, row, 6);
 	l->failed = (uint64_t)col_i64(r, row, 7);
 	l->revoked = PQgetvalue(r, row, 8)[0] == 't';
+	sp_strlcpy(l->sender, PQgetvalue(r, row, 9), sizeof l->sender);
+	sp_strlcpy(l->hint, PQgetvalue(r, row, 10), sizeof l->hint);
 }
 
 /* ---- open / close / migrate ---- */
@@ -466,14 +478,16 @@ link_store_pg_put(struct link_store_pg *p, const struct link_store_new_msg *m,
 		PQclear(r);
 	}
 	for (i = 0; i < m->n_links; i++) {
-		const char *vals[] = { m->links[i].id, id, m->links[i].wrapped, created, expires, mv, mf };
-		const int lens[] = { 0, 0, (int)m->links[i].wrapped_len, 0, 0, 0, 0 };
-		const int fmts[] = { 0, 0, 1, 0, 0, 0, 0 };
+		const char *vals[] = { m->links[i].id, id, m->links[i].wrapped, created, expires, mv, mf,
+		                       m->sender ? m->sender : "", m->hint ? m->hint : "" };
+		const int lens[] = { 0, 0, (int)m->links[i].wrapped_len, 0, 0, 0, 0, 0, 0 };
+		const int fmts[] = { 0, 0, 1, 0, 0, 0, 0, 0, 0 };
 		const char *state;
 
 		r = PQexecParams(sl->conn, "INSERT INTO links (id, message_id, wrapped, created, "
-		                 "expires, max_views, max_failed) VALUES ($1, $2, $3, $4, $5, $6, $7)",
-		                 7, NULL, vals, lens, fmts, 0);
+		                 "expires, max_views, max_failed, sender, hint) "
+		                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+		                 9, NULL, vals, lens, fmts, 0);
 		if (PQresultStatus(r) == PGRES_COMMAND_OK) {
 			PQclear(r);
 			continue;
@@ -578,7 +592,7 @@ change_link(struct link_store_pg *p, const char *id, pg_change_fn fn, void *arg,
 	read_link_row(r, 0, &l);
 	PQclear(r);
 	rv = fn(p, sl, id, &l, arg, deleted, err, errsz);
-	if (rv == LINK_STORE_OK || (rv == LINK_STORE_GONE && *deleted)) {
+	if (rv == LINK_STORE_OK || (rv != LINK_STORE_ERROR && *deleted)) {
 		if (commit(p, sl, err, errsz) < 0) {
 			rv = LINK_STORE_ERROR;
 			*deleted = false;
@@ -694,6 +708,174 @@ link_store_pg_fail(struct link_store_pg *p, const char *id, int64_t now, bool *d
 	if (rv == LINK_STORE_OK && destroyed)
 		*destroyed = deleted;
 	return rv;
+}
+
+/* ---- link v2 (the same steps as link_store.c's) ---- */
+
+struct evaluate {
+	int64_t now;
+	const unsigned char *attempt;
+	struct link_store_link *out;
+};
+
+static enum link_store_rc
+evaluate_attempt(struct link_store_pg *p, struct pg_slot *sl, const char *id,
+                 struct link_store_link *l, void *arg, bool *deleted, char *err, size_t errsz)
+{
+	struct evaluate *e = arg;
+	char vexp[24];
+	const char *vid[] = { id };
+	int64_t pending;
+	unsigned char *w = NULL;
+	size_t wlen = 0;
+	PGresult *r;
+
+	if (!link_store_link_live(l, e->now)) {
+		if (delete_links(p, sl, id, l->message_id, false, err, errsz) < 0)
+			return LINK_STORE_ERROR;
+		*deleted = true;
+		return LINK_STORE_GONE;
+	}
+	if ((r = run(p, sl, "SELECT count(*) FROM pending WHERE link_id = $1", 1, vid, NULL, NULL,
+	             0, PGRES_TUPLES_OK, false, "counting pending attempts", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	pending = col_i64(r, 0, 0);
+	PQclear(r);
+	if (l->failed + (uint64_t)pending >= l->max_failed || pending >= LINK_STORE_PENDING_MAX)
+		return LINK_STORE_BUSY;
+	if ((r = run(p, sl, "SELECT wrapped FROM links WHERE id = $1", 1, vid, NULL, NULL, 1,
+	             PGRES_TUPLES_OK, false, "reading a link", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	wlen = PQntuples(r) == 1 ? (size_t)PQgetlength(r, 0, 0) : 0;
+	if (wlen == 0 || wlen > LINK_STORE_WRAPPED_MAX) {
+		sp_seterr(err, errsz, "link store %s: link %s has a damaged key blob", p->label, id);
+		PQclear(r);
+		return LINK_STORE_ERROR;
+	}
+	if (e->out) {
+		*e->out = *l;
+		w = sp_xmalloc(wlen);
+		memcpy(w, PQgetvalue(r, 0, 0), wlen);
+		e->out->wrapped = w;
+		e->out->wrapped_len = wlen;
+	}
+	PQclear(r);
+	snprintf(vexp, sizeof vexp, "%" PRId64, e->now + LINK_STORE_PENDING_TTL_S);
+	{
+		const char *vals[] = { id, (const char *)e->attempt, vexp };
+		const int lens[] = { 0, LINK_STORE_ATTEMPT_BYTES, 0 };
+		const int fmts[] = { 0, 1, 0 };
+		r = run(p, sl, "INSERT INTO pending (link_id, attempt, expires) VALUES ($1, $2, $3)",
+		        3, vals, lens, fmts, 0, PGRES_COMMAND_OK, false, "recording an attempt", err,
+		        errsz);
+		if (r == NULL)
+			return LINK_STORE_ERROR;
+		PQclear(r);
+	}
+	return LINK_STORE_OK;
+}
+
+enum link_store_rc
+link_store_pg_evaluate(struct link_store_pg *p, const char *id, int64_t now,
+                       const unsigned char *attempt, struct link_store_link *out, char *err,
+                       size_t errsz)
+{
+	struct evaluate e = { .now = now, .attempt = attempt, .out = out };
+	enum link_store_rc rv;
+	bool deleted;
+
+	rv = change_link(p, id, evaluate_attempt, &e, &deleted, err, errsz);
+	if (rv != LINK_STORE_OK && out)
+		link_store_link_clear(out);
+	return rv;
+}
+
+struct prove {
+	int64_t now;
+	const unsigned char *attempt;
+	bool valid;
+	struct claim claim;
+	bool destroyed;
+};
+
+static enum link_store_rc
+prove_attempt(struct link_store_pg *p, struct pg_slot *sl, const char *id,
+              struct link_store_link *l, void *arg, bool *deleted, char *err, size_t errsz)
+{
+	struct prove *pr = arg;
+	const char *vals[] = { id, (const char *)pr->attempt };
+	const int lens[] = { 0, LINK_STORE_ATTEMPT_BYTES };
+	const int fmts[] = { 0, 1 };
+	int64_t expires = 0;
+	enum link_store_rc rc;
+	PGresult *r;
+
+	if ((r = run(p, sl, "DELETE FROM pending WHERE link_id = $1 AND attempt = $2 "
+	             "RETURNING expires", 2, vals, lens, fmts, 0, PGRES_TUPLES_OK, false,
+	             "removing an attempt", err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	if (PQntuples(r) == 1)
+		expires = col_i64(r, 0, 0);
+	PQclear(r);
+	if (expires == 0)
+		return LINK_STORE_STALE;
+	if (expires <= pr->now || !pr->valid) {
+		bool gone = false;
+		if (count_failure(p, sl, id, l, &pr->now, &gone, err, errsz) != LINK_STORE_OK)
+			return LINK_STORE_ERROR;
+		pr->destroyed = gone;
+		*deleted = true; /* commit the removal and the count */
+		return expires <= pr->now ? LINK_STORE_STALE : LINK_STORE_WRONG;
+	}
+	rc = claim_view(p, sl, id, l, &pr->claim, deleted, err, errsz);
+	if (rc == LINK_STORE_GONE)
+		*deleted = true;
+	return rc;
+}
+
+enum link_store_rc
+link_store_pg_prove(struct link_store_pg *p, const char *id, int64_t now,
+                    const unsigned char *attempt, bool valid, struct sp_buf *ciphertext,
+                    uint64_t *views_out, bool *destroyed, char *err, size_t errsz)
+{
+	struct prove pr = { .now = now, .attempt = attempt, .valid = valid,
+	                    .claim = { .now = now, .ciphertext = ciphertext } };
+	size_t before = ciphertext->len;
+	enum link_store_rc rv;
+	bool deleted;
+
+	rv = change_link(p, id, prove_attempt, &pr, &deleted, err, errsz);
+	if (rv != LINK_STORE_OK) {
+		sodium_memzero(ciphertext->data + before, ciphertext->len - before);
+		ciphertext->len = before;
+		if (ciphertext->data)
+			ciphertext->data[before] = '\0';
+	} else if (views_out) {
+		*views_out = pr.claim.views;
+	}
+	if (destroyed && rv != LINK_STORE_ERROR)
+		*destroyed = pr.destroyed;
+	return rv;
+}
+
+enum link_store_rc
+link_store_pg_pending_count(struct link_store_pg *p, const char *id, unsigned *n, char *err,
+                            size_t errsz)
+{
+	const char *vid[] = { id };
+	struct pg_slot *sl;
+	PGresult *r;
+
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "SELECT count(*) FROM pending WHERE link_id = $1", 1, vid, NULL, NULL, 0,
+	        PGRES_TUPLES_OK, true, "counting pending attempts", err, errsz);
+	release(p, sl);
+	if (r == NULL)
+		return LINK_STORE_ERROR;
+	*n = (unsigned)col_i64(r, 0, 0);
+	PQclear(r);
+	return LINK_STORE_OK;
 }
 
 static enum link_store_rc
@@ -831,7 +1013,7 @@ link_store_pg_get(struct link_store_pg *p, const char *id, int64_t now,
 		rv = change_link(p, id, delete_if_dead, &now, &deleted, err, errsz);
 		return rv == LINK_STORE_ERROR ? LINK_STORE_ERROR : LINK_STORE_GONE;
 	}
-	w = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 9), &wlen);
+	w = PQunescapeBytea((const unsigned char *)PQgetvalue(r, 0, 11), &wlen);
 	PQclear(r);
 	if (w == NULL || wlen == 0 || wlen > LINK_STORE_WRAPPED_MAX) {
 		sp_seterr(err, errsz, "link store %s: link %s has a damaged key blob", p->label, id);
@@ -938,6 +1120,14 @@ link_store_pg_sweep(struct link_store_pg *p, int64_t now, unsigned *n_links, uns
 	}
 	if (begin(p, sl, err, errsz) < 0 ||
 	    run_cmd(p, sl, timeout, 0, NULL, false, "setting the sweep timeout", err, errsz) < 0)
+		goto out;
+	/* v2 attempts never proven stay counted: they become settled failures. */
+	if (run_cmd(p, sl, "UPDATE links SET failed = least(max_failed, failed + (SELECT count(*) "
+	            "FROM pending WHERE pending.link_id = links.id AND pending.expires <= $1)) "
+	            "WHERE id IN (SELECT link_id FROM pending WHERE expires <= $1)", 1, vals, false,
+	            "counting expired attempts", err, errsz) < 0 ||
+	    run_cmd(p, sl, "DELETE FROM pending WHERE expires <= $1", 1, vals, false,
+	            "sweeping pending attempts", err, errsz) < 0)
 		goto out;
 	if ((r = run(p, sl, "DELETE FROM links WHERE NOT (" LIVE_SQL ")", 1, vals, NULL, NULL, 0,
 	             PGRES_COMMAND_OK, false, "sweeping links", err, errsz)) == NULL)

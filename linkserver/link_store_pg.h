@@ -41,6 +41,15 @@ enum link_store_rc link_store_pg_attempt_begin(struct link_store_pg *p, const ch
                                                int64_t now, uint64_t *others, int64_t *ticket,
                                                char *err, size_t errsz);
 void link_store_pg_attempt_end(struct link_store_pg *p, int64_t ticket);
+enum link_store_rc link_store_pg_evaluate(struct link_store_pg *p, const char *id, int64_t now,
+                                          const unsigned char *attempt, struct link_store_link *out,
+                                          char *err, size_t errsz);
+enum link_store_rc link_store_pg_prove(struct link_store_pg *p, const char *id, int64_t now,
+                                       const unsigned char *attempt, bool valid,
+                                       struct sp_buf *ciphertext, uint64_t *views_out,
+                                       bool *destroyed, char *err, size_t errsz);
+enum link_store_rc link_store_pg_pending_count(struct link_store_pg *p, const char *id,
+                                               unsigned *n, char *err, size_t errsz);
 enum link_store_rc link_store_pg_sweep(struct link_store_pg *p, int64_t now, unsigned *n_links,
                                        unsigned *n_messages, char *err, size_t errsz);
 enum link_store_rc link_store_pg_list(struct link_store_pg *p, struct link_store_link **out,

@@ -6,7 +6,9 @@
  *   web_response.c     every response: the headers all carry, the common pages
  *   web_view.c         the link page, unlock, the message (and /, /robots.txt)
  *   web_download.c     an attachment behind its download capability
+ *   web_v2.c           link v2: params, evaluate, unlock (JSON; the browser decrypts)
  *   web_api.c          the upload API (bearer token)
+ *   web_static.c       the v2 link page and its scripts (web_assets.h)
  *   web_outbox_page.c  the outbox listener's guard and pages (loopback browser only)
  */
 #ifndef SP_WEB_INTERNAL_H
@@ -132,6 +134,12 @@ enum MHD_Result web_respond_not_found(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_respond_gone(struct web_server *ws, struct web_req *r, enum web_gone why);
 enum MHD_Result web_respond_text(struct web_server *ws, struct web_req *r, unsigned status,
                                  const char *text, const char *h1, const char *v1);
+/* A compiled-in asset with its ETag (304 for a matching If-None-Match), the
+ * given CSP and Cache-Control, and the other headers every response carries. */
+struct web_asset;
+enum MHD_Result web_respond_asset(struct web_server *ws, struct web_req *r,
+                                  const struct web_asset *a, const char *csp,
+                                  const char *cache);
 /* The store failed: err is logged, the page is "try again later" (503). */
 enum MHD_Result web_respond_store_error(struct web_server *ws, struct web_req *r,
                                         const char *err);
@@ -149,6 +157,13 @@ enum MHD_Result web_h_outbox(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_outbox_revoke(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_upload(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_revoke(struct web_server *ws, struct web_req *r);
+/* Link v2 (web_v2.c): GET /v2/<id>/params, POST /v2/<id>/evaluate and /unlock. */
+enum MHD_Result web_h_v2_get(struct web_server *ws, struct web_req *r);
+enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
+/* GET /static/<name>: the v2 page's scripts and style (web_static.c). */
+enum MHD_Result web_h_static(struct web_server *ws, struct web_req *r);
+/* The v2 link page, the same bytes for every link (web_static.c). */
+enum MHD_Result web_v2_page(struct web_server *ws, struct web_req *r);
 
 /* The attachment (form fields dl, part) of link `id` (web_download.c). */
 enum MHD_Result web_download(struct web_server *ws, struct web_req *r, const char *id);

@@ -17,10 +17,13 @@
 #define WEB_UPLOAD_DEADLINE_S 600
 /* A form POST (password, download, revoke) is a few hundred bytes. */
 #define WEB_FORM_MAX 8192
+/* A link v2 request body (docs/formats.md "Unlock protocol"): a JSON object
+ * of one or two base64url strings, the largest ~130 bytes. */
+#define WEB_V2_BODY_MAX 1024
 /* The longest password accepted; generated ones are ~30 characters. */
 #define WEB_PASSWORD_MAX 1024
 
-enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW };
+enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW, BODY_JSON };
 enum guard { GUARD_NONE, GUARD_OUTBOX, GUARD_API };
 
 typedef enum MHD_Result (*web_handler)(struct web_server *ws, struct web_req *r);
@@ -41,8 +44,11 @@ struct web_route {
 static const struct web_route routes[] = {
 	{ SIDE_PUBLIC, "GET", "/", false, BODY_NONE, GUARD_NONE, web_h_index },
 	{ SIDE_PUBLIC, "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, web_h_robots },
+	{ SIDE_PUBLIC, "GET", "/static/", true, BODY_NONE, GUARD_NONE, web_h_static },
 	{ SIDE_PUBLIC, "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, web_h_api_upload },
 	{ SIDE_PUBLIC, "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, web_h_api_revoke },
+	{ SIDE_PUBLIC, "GET", "/v2/", true, BODY_NONE, GUARD_NONE, web_h_v2_get },
+	{ SIDE_PUBLIC, "POST", "/v2/", true, BODY_JSON, GUARD_NONE, web_h_v2_post },
 	{ SIDE_PUBLIC, "GET", NULL, true, BODY_NONE, GUARD_NONE, web_h_link_get },
 	{ SIDE_PUBLIC, "POST", NULL, true, BODY_FORM, GUARD_NONE, web_h_link_post },
 	{ SIDE_OUTBOX, "GET", "/robots.txt", false, BODY_NONE, GUARD_NONE, web_h_robots },
@@ -346,7 +352,8 @@ web_req_begin(struct web_server *ws, struct web_req *r, const char *url, const c
 		*done = false;
 		return MHD_YES;
 	}
-	r->body_max = r->route->body == BODY_RAW ? ws->upload_max : WEB_FORM_MAX;
+	r->body_max = r->route->body == BODY_RAW ? ws->upload_max :
+	              r->route->body == BODY_JSON ? WEB_V2_BODY_MAX : WEB_FORM_MAX;
 	r->body.limit = r->body_max;
 	clen = web_header(r, "Content-Length");
 	if (clen != NULL) {

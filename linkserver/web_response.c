@@ -2,9 +2,12 @@
  * carry, a body wiped when libmicrohttpd is done with it, the common pages. */
 #include "web_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "log.h"
+#include "web_assets.h"
 #include "web_conn.h"
 
 struct wipe_body {
@@ -38,6 +41,25 @@ csp_value(struct web_server *ws, enum web_csp csp)
 	       "sandbox";
 }
 
+/* The headers every response carries. */
+static void
+add_headers(struct web_server *ws, struct MHD_Response *resp, const char *csp, const char *cache)
+{
+	MHD_add_response_header(resp, "Cache-Control", cache);
+	MHD_add_response_header(resp, "Pragma", "no-cache");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	MHD_add_response_header(resp, "Content-Security-Policy", csp);
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
+	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
+	MHD_add_response_header(resp, "X-Robots-Tag", "noindex, nofollow, noarchive");
+	MHD_add_response_header(resp, "Permissions-Policy",
+	                        "camera=(), microphone=(), geolocation=(), interest-cohort=()");
+	if (ws->hsts)
+		MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+}
+
 /* The request is in: answer it (web_internal.h). */
 enum MHD_Result
 web_respond(struct web_server *ws, struct web_req *r, unsigned status, enum web_csp csp,
@@ -59,19 +81,7 @@ web_respond(struct web_server *ws, struct web_req *r, unsigned status, enum web_
 		wipe_body_free(w);
 		return MHD_NO;
 	}
-	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "Pragma", "no-cache");
-	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
-	MHD_add_response_header(resp, "Content-Security-Policy", csp_value(ws, csp));
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-	MHD_add_response_header(resp, "Cross-Origin-Opener-Policy", "same-origin");
-	MHD_add_response_header(resp, "Cross-Origin-Resource-Policy", "same-origin");
-	MHD_add_response_header(resp, "X-Robots-Tag", "noindex, nofollow, noarchive");
-	MHD_add_response_header(resp, "Permissions-Policy",
-	                        "camera=(), microphone=(), geolocation=(), interest-cohort=()");
-	if (ws->hsts)
-		MHD_add_response_header(resp, "Strict-Transport-Security", "max-age=31536000");
+	add_headers(ws, resp, csp_value(ws, csp), "no-store");
 	if (ctype)
 		MHD_add_response_header(resp, "Content-Type", ctype);
 	if (h1)
@@ -147,4 +157,31 @@ web_respond_store_miss(struct web_server *ws, struct web_req *r, enum link_store
 	if (rc == LINK_STORE_ERROR)
 		return web_respond_store_error(ws, r, err);
 	return web_respond_gone(ws, r, WEB_GONE_LINK);
+}
+
+/* A compiled-in asset (web_assets.h): served from the table, never copied.
+ * ETag is its SHA-256; a matching If-None-Match gets 304 and no body. */
+enum MHD_Result
+web_respond_asset(struct web_server *ws, struct web_req *r, const struct web_asset *a,
+                  const char *csp, const char *cache)
+{
+	const char *inm = web_header(r, "If-None-Match");
+	struct MHD_Response *resp;
+	enum MHD_Result ret;
+	char etag[2 + 64 + 1];
+	bool fresh;
+
+	snprintf(etag, sizeof etag, "\"%s\"", a->sha256_hex);
+	fresh = inm != NULL && strcmp(inm, etag) == 0;
+	web_conns_answering(r->l->conns, r->wc);
+	resp = MHD_create_response_from_buffer(fresh ? 0 : a->len, (void *)a->data,
+	                                       MHD_RESPMEM_PERSISTENT);
+	if (resp == NULL)
+		return MHD_NO;
+	add_headers(ws, resp, csp, cache);
+	MHD_add_response_header(resp, "Content-Type", a->content_type);
+	MHD_add_response_header(resp, "ETag", etag);
+	ret = MHD_queue_response(r->conn, fresh ? MHD_HTTP_NOT_MODIFIED : MHD_HTTP_OK, resp);
+	MHD_destroy_response(resp);
+	return ret;
 }

@@ -19,6 +19,10 @@
  * [proxy] max_message_size; this is the hard ceiling whatever it says. */
 #define WEB_MESSAGE_MAX ((size_t)256 * 1024 * 1024)
 
+/* A v2 link's path component: base64url of the 16-byte link id
+ * (docs/formats.md, "Link envelope (v2)"). */
+#define WEB_V2_ID_LEN 22
+
 static void
 sleep_ms(int64_t ms)
 {
@@ -73,6 +77,11 @@ web_h_link_get(struct web_server *ws, struct web_req *r)
 	struct sp_buf b;
 	bool ok;
 
+	/* A v2 link (22-character id, the secret in the fragment): the page
+	 * that decrypts in the browser.  Looking at it tells nothing either. */
+	if (strncmp(r->url, ws->link_path, ws->link_path_len) == 0 &&
+	    strlen(r->url + ws->link_path_len) == WEB_V2_ID_LEN)
+		return web_v2_page(ws, r);
 	ok = link_from_url(ws, r->url, &t, id);
 	sodium_memzero(&t, sizeof t);
 	if (!ok)

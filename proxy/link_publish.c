@@ -28,6 +28,8 @@ link_publish(const struct sp_config *cfg, struct link_store *store, const struct
 	m.expires = b->expires;
 	m.max_views = b->max_views;
 	m.max_failed = b->max_failed;
+	m.sender = b->sender;
+	m.hint = b->hint;
 	m.links = links;
 	m.n_links = b->n;
 	if (cfg->link.upload_url[0]) {

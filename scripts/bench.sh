@@ -31,6 +31,7 @@ for a in "$@"; do
 done
 
 scripts/deps.sh bench
+[ -d viewer/node_modules ] || npm ci --prefix viewer --ignore-scripts --no-audit --no-fund   # docs/hacking.md
 
 B=$ROOT/build-bench
 if [ -f "$B/build.ninja" ]; then

@@ -28,6 +28,7 @@ ALL="smtp_session smtp_parse smtp_reply config mime_compose pgp_packets sodium_o
 TARGETS=${FUZZ_TARGETS:-$ALL}
 SEED=${FUZZ_SEED:-1}
 
+[ -d viewer/node_modules ] || npm ci --prefix viewer --ignore-scripts --no-audit --no-fund   # docs/hacking.md
 if [ ! -f "$BUILD/build.ninja" ]; then
 	CC=clang meson setup "$BUILD" -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false \
 		--buildtype=debugoptimized >/dev/null

@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 ROOT=$PWD
 
 scripts/deps.sh test
+# The viewer's browser code: the packages viewer/package-lock.json pins, with
+# their integrity hashes checked (no install scripts run).  The build embeds
+# them (viewer/build.py) and fails without them.
+npm ci --prefix viewer --ignore-scripts --no-audit --no-fund
 
 PY=/usr/bin/python3          # Debian's Python: it has aiosmtpd, pytest, selenium
 export SEALPOST_TEST_ROOT=$ROOT

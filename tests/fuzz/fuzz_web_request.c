@@ -44,6 +44,7 @@
 
 #include "config.h"
 #include "link_envelope.h"
+#include "link_v2.h"
 #include "link_record.h"
 #include "link_store.h"
 #include "log.h"
@@ -105,11 +106,15 @@ make_store(void)
 	static const unsigned char salt[SP_LINK_SALTBYTES] = { 1, 2, 3 };
 	static const unsigned char nonce[SP_LINK_NONCEBYTES] = { 4, 5, 6 };
 	unsigned char key[SP_LINK_KEYBYTES];
-	struct sp_link_token t;
+	/* A v2 link on the same message (the seeds v2-*): id 0x30..0x3f. */
+	static const unsigned char oprf_key[SP_OPRF_SCALARBYTES] = { 7 };
+	unsigned char record[SP_LINK2_RECORD_BYTES];
+	struct sp_link_token t, t2;
 	struct sp_buf ct, wrapped;
-	struct link_store_new_link link;
+	struct link_store_new_link link[2];
 	struct link_store_new_msg m = { 0 };
 	char err[SP_ERRLEN];
+	unsigned i;
 
 	unlink(cfg.link.store);
 	FUZZ_SETUP(link_store_open(cfg.link.store, &store, err, sizeof err) == LINK_STORE_OK, "link_store_open");
@@ -121,17 +126,28 @@ make_store(void)
 	FUZZ_SETUP(sp_link_wrap_key_det(key, test_password, &t, crypto_pwhash_argon2id_OPSLIMIT_MIN,
 	                                crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024, salt, nonce, &wrapped, err,
 	                                sizeof err) == 0, "wrap");
-	sp_link_id_hex(t.id, link.id);
-	link.wrapped = wrapped.data;
-	link.wrapped_len = wrapped.len;
+	for (i = 0; i < SP_LINK_IDBYTES; i++)
+		t2.id[i] = (unsigned char)(0x30 + i);
+	memcpy(t2.secret, t.secret, sizeof t2.secret);
+	FUZZ_SETUP(sp_link2_record_new_det(key, test_password, &t2, crypto_pwhash_argon2id_OPSLIMIT_MIN,
+	                                   crypto_pwhash_argon2id_MEMLIMIT_MIN / 1024, salt, nonce,
+	                                   oprf_key, record, err, sizeof err) == 0, "v2 record");
+	sp_link_id_hex(t.id, link[0].id);
+	link[0].wrapped = wrapped.data;
+	link[0].wrapped_len = wrapped.len;
+	sp_link_id_hex(t2.id, link[1].id);
+	link[1].wrapped = record;
+	link[1].wrapped_len = sizeof record;
+	m.sender = "Fuzz <fuzz@example.org>";
+	m.hint = "fuzz hint";
 	m.ciphertext = ct.data;
 	m.ciphertext_len = ct.len;
 	m.created = sp_time();
 	m.expires = m.created + 86400;
 	m.max_views = 0;
 	m.max_failed = 1000;
-	m.links = &link;
-	m.n_links = 1;
+	m.links = link;
+	m.n_links = 2;
 	FUZZ_SETUP(link_store_put(store, &m, NULL, err, sizeof err) == LINK_STORE_OK, "link_store_put");
 	sp_buf_free(&ct);
 	sp_buf_free(&wrapped);

@@ -30,9 +30,10 @@ AVAILABLE = bool(HAVE_SELENIUM and CHROMIUM and CHROMEDRIVER)
 MISSING = "needs python3-selenium, chromium and chromium-driver"
 
 
-def open_browser(tmp_path: Path):
+def open_browser(tmp_path: Path, javascript: bool = True):
     """A fresh profile under tmp_path; downloads go to tmp_path/downloads
-    without a prompt.  The caller quits it."""
+    without a prompt; the console is kept (drv.get_log("browser")).
+    javascript=False: a browser with JavaScript off.  The caller quits it."""
     downloads = tmp_path / "downloads"
     downloads.mkdir()
     opts = webdriver.ChromeOptions()
@@ -42,11 +43,15 @@ def open_browser(tmp_path: Path):
               "--no-first-run", "--disable-extensions", "--disable-default-apps",
               f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,1200"):
         opts.add_argument(a)
-    opts.add_experimental_option("prefs", {
+    prefs = {
         "download.default_directory": str(downloads),
         "download.prompt_for_download": False,
         "safebrowsing.enabled": False,
-    })
+    }
+    if not javascript:
+        prefs["profile.managed_default_content_settings.javascript"] = 2
+    opts.add_experimental_option("prefs", prefs)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
     drv.execute_cdp_cmd("Browser.setDownloadBehavior",
                         {"behavior": "allow", "downloadPath": str(downloads)})

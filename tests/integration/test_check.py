@@ -38,6 +38,8 @@ def test_every_outcome_readable_and_json(cli, upstream, write_file, tmp_path, se
     assert "rcpt        dave@example.com: link" in out, out
     assert "not-an-address: FAILED: not a mail address" in out, out
     assert "link        https://mail.example.org/s/" in out, out
+    # The harness makes v1 links (SEALPOST_TEST_LINK_V1=1): check says which form.
+    assert "link        https://mail.example.org/s/<token> (" in out, out
     assert out.rstrip().endswith("check FAILED"), out
 
     r = run_check(cli, write_file, text, CAROL, "dave@example.com", json_out=True)

@@ -66,7 +66,7 @@ fx_setup(struct fixture *fx, gconstpointer data)
 	g_assert_nonnull(fx->dir);
 	if (pg_url()) {
 		pg_exec("SET client_min_messages = warning; "
-		        "DROP TABLE IF EXISTS attempts, links, messages, sealpost_schema CASCADE");
+		        "DROP TABLE IF EXISTS pending, attempts, links, messages, sealpost_schema CASCADE");
 		fx->path = g_strdup(pg_url());
 	} else {
 		fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
@@ -264,7 +264,12 @@ test_pg_schema(struct fixture *fx, gconstpointer data)
 	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_ERROR);
 	g_assert_nonnull(strstr(err, "newer"));
 	g_assert_null(s2);
-	pg_exec("UPDATE sealpost_schema SET version = 1");
+	{
+		char sql[64];
+		snprintf(sql, sizeof sql, "UPDATE sealpost_schema SET version = %d",
+		         LINK_STORE_SCHEMA_VERSION);
+		pg_exec(sql);
+	}
 }
 
 /* PostgreSQL: connections the server dropped (a restart, a failover, an
@@ -891,6 +896,266 @@ test_race_processes(struct fixture *fx, gconstpointer data)
 	assert_counts(fx->s, 0, 0);
 }
 
+/* ---- link v2: evaluate, prove, pending attempts ---- */
+
+#define V2_NOW 1700000000
+
+static void
+attempt_id(unsigned char a[LINK_STORE_ATTEMPT_BYTES], unsigned n)
+{
+	memset(a, 0, LINK_STORE_ATTEMPT_BYTES);
+	memcpy(a, &n, sizeof n);
+}
+
+static enum link_store_rc
+v2_eval(struct link_store *s, const char *id, unsigned n, int64_t now)
+{
+	unsigned char a[LINK_STORE_ATTEMPT_BYTES];
+	struct link_store_link l;
+	char err[SP_ERRLEN];
+	enum link_store_rc rc;
+
+	attempt_id(a, n);
+	rc = link_store_evaluate(s, id, now, a, &l, err, sizeof err);
+	if (rc == LINK_STORE_OK) {
+		/* The record comes back with the count: the viewer answers from it. */
+		g_assert_cmpuint(l.wrapped_len, ==, 16);
+		g_assert_cmpmem(l.wrapped, 16, "WRAPPED-KEY-BLOB", 16);
+	} else {
+		g_assert_null(l.wrapped);
+	}
+	link_store_link_clear(&l);
+	return rc;
+}
+
+static enum link_store_rc
+v2_prove(struct link_store *s, const char *id, unsigned n, bool valid, int64_t now,
+         bool *destroyed)
+{
+	unsigned char a[LINK_STORE_ATTEMPT_BYTES];
+	char err[SP_ERRLEN];
+	struct sp_buf ct;
+	enum link_store_rc rc;
+	uint64_t views = 0;
+
+	attempt_id(a, n);
+	sp_buf_init(&ct, 0);
+	rc = link_store_prove(s, id, now, a, valid, &ct, &views, destroyed, err, sizeof err);
+	if (rc == LINK_STORE_OK) {
+		g_assert_cmpmem(ct.data, 13, MARKER, 13);
+		g_assert_cmpuint(views, >=, 1);
+	} else {
+		g_assert_cmpuint(ct.len, ==, 0);
+	}
+	sp_buf_free(&ct);
+	return rc;
+}
+
+static uint64_t
+v2_failed(struct link_store *s, const char *id)
+{
+	struct link_store_link l;
+	char err[SP_ERRLEN];
+	uint64_t f;
+
+	g_assert_cmpint(link_store_get(s, id, V2_NOW, &l, err, sizeof err), ==, LINK_STORE_OK);
+	f = l.failed;
+	link_store_link_clear(&l);
+	return f;
+}
+
+static unsigned
+v2_pending(struct link_store *s, const char *id)
+{
+	char err[SP_ERRLEN];
+	unsigned n = 99;
+
+	g_assert_cmpint(link_store_pending_count(s, id, &n, err, sizeof err), ==, LINK_STORE_OK);
+	return n;
+}
+
+/* Every evaluation counts before it is answered, a proof uncounts it, a wrong
+ * proof settles it as a failure, an attempt is proven once, a right password
+ * after wrong ones works, and the cap destroys the link only when nothing is
+ * pending. */
+static void
+test_v2_protocol(struct fixture *fx, gconstpointer data)
+{
+	char id[SP_LINK_ID_HEXLEN + 1];
+	bool destroyed = true;
+
+	g_assert_cmpint(put_msg(fx->s, 4000, 1, V2_NOW, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 4000);
+	/* Right password: counted while pending, uncounted by its proof. */
+	g_assert_cmpint(v2_eval(fx->s, id, 1, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, 1);
+	g_assert_cmpint(v2_prove(fx->s, id, 1, true, V2_NOW, &destroyed), ==, LINK_STORE_OK);
+	g_assert_false(destroyed);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, 0);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 0);
+	/* Replayed: the attempt is gone, nothing is released or counted. */
+	g_assert_cmpint(v2_prove(fx->s, id, 1, true, V2_NOW, NULL), ==, LINK_STORE_STALE);
+	g_assert_cmpint(v2_prove(fx->s, id, 77, true, V2_NOW, NULL), ==, LINK_STORE_STALE);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 0);
+	/* Wrong password: settled as a failure; its attempt cannot be retried. */
+	g_assert_cmpint(v2_eval(fx->s, id, 2, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_prove(fx->s, id, 2, false, V2_NOW, &destroyed), ==, LINK_STORE_WRONG);
+	g_assert_false(destroyed);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 1);
+	g_assert_cmpint(v2_prove(fx->s, id, 2, true, V2_NOW, NULL), ==, LINK_STORE_STALE);
+	/* failed 1 + 2 pending = max_failed: a fourth is refused, not counted. */
+	g_assert_cmpint(v2_eval(fx->s, id, 3, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_eval(fx->s, id, 4, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_eval(fx->s, id, 5, V2_NOW), ==, LINK_STORE_BUSY);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, 2);
+	/* The right password after the wrong ones still opens. */
+	g_assert_cmpint(v2_prove(fx->s, id, 3, true, V2_NOW, NULL), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_prove(fx->s, id, 4, false, V2_NOW, &destroyed), ==, LINK_STORE_WRONG);
+	g_assert_false(destroyed);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 2);
+	/* The last attempt, wrong: the link and its message are destroyed. */
+	g_assert_cmpint(v2_eval(fx->s, id, 6, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_prove(fx->s, id, 6, false, V2_NOW, &destroyed), ==, LINK_STORE_WRONG);
+	g_assert_true(destroyed);
+	assert_counts(fx->s, 0, 0);
+	g_assert_cmpint(v2_eval(fx->s, id, 7, V2_NOW), ==, LINK_STORE_GONE);
+}
+
+/* Sender and hint are kept per link for the page before the password. */
+static void
+test_v2_sender_hint(struct fixture *fx, gconstpointer data)
+{
+	struct link_store_new_link link = { .wrapped = "WRAPPED-KEY-BLOB", .wrapped_len = 16 };
+	struct link_store_new_msg m = {
+		.ciphertext = MARKER "x", .ciphertext_len = 14, .created = V2_NOW,
+		.expires = V2_NOW + 100, .max_failed = 3, .links = &link, .n_links = 1,
+		.sender = "Ann \xc3\x84rzt <ann@example.org>", .hint = "the caf\xc3\xa9",
+	};
+	char err[SP_ERRLEN], big[LINK_STORE_HINT_MAX + 1];
+	struct link_store_link l;
+
+	make_id(link.id, 4100);
+	g_assert_cmpint(link_store_put(fx->s, &m, NULL, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_get(fx->s, link.id, V2_NOW, &l, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpstr(l.sender, ==, m.sender);
+	g_assert_cmpstr(l.hint, ==, m.hint);
+	link_store_link_clear(&l);
+	memset(big, 'h', sizeof big - 1);
+	big[sizeof big - 1] = '\0';
+	m.hint = big;
+	make_id(link.id, 4101);
+	g_assert_cmpint(link_store_put(fx->s, &m, NULL, err, sizeof err), ==, LINK_STORE_ERROR);
+}
+
+/* Pending attempts per link are bounded whatever max_failed is. */
+static void
+test_v2_pending_cap(struct fixture *fx, gconstpointer data)
+{
+	char id[SP_LINK_ID_HEXLEN + 1];
+	unsigned i;
+
+	g_assert_cmpint(put_msg(fx->s, 4200, 1, V2_NOW, 100, 0, 1000, NULL), ==, LINK_STORE_OK);
+	make_id(id, 4200);
+	for (i = 0; i < LINK_STORE_PENDING_MAX; i++)
+		g_assert_cmpint(v2_eval(fx->s, id, i, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_eval(fx->s, id, i, V2_NOW), ==, LINK_STORE_BUSY);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, LINK_STORE_PENDING_MAX);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 0);
+}
+
+/* Attempts never proven stay counted: the sweep settles them as failures, a
+ * late proof is refused and counted, and at the cap the link goes. */
+static void
+test_v2_expiry(struct fixture *fx, gconstpointer data)
+{
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	int64_t later = V2_NOW + LINK_STORE_PENDING_TTL_S;
+	unsigned nl = 0, nm = 0;
+
+	g_assert_cmpint(put_msg(fx->s, 4300, 1, V2_NOW, 100000, 0, 3, NULL), ==, LINK_STORE_OK);
+	make_id(id, 4300);
+	g_assert_cmpint(v2_eval(fx->s, id, 1, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_eval(fx->s, id, 2, V2_NOW), ==, LINK_STORE_OK);
+	/* A proof after the attempt's expiry: refused even if right, counted. */
+	g_assert_cmpint(v2_prove(fx->s, id, 1, true, later, NULL), ==, LINK_STORE_STALE);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 1);
+	/* The sweep before the expiry leaves the other alone ... */
+	g_assert_cmpint(link_store_sweep(fx->s, later - 1, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, 1);
+	/* ... and at it settles it as a failure. */
+	g_assert_cmpint(link_store_sweep(fx->s, later, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(v2_pending(fx->s, id), ==, 0);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 2);
+	/* The third and last attempt expires too: the sweep destroys the link. */
+	g_assert_cmpint(v2_eval(fx->s, id, 3, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_sweep(fx->s, later, &nl, &nm, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpuint(nl, ==, 1);
+	g_assert_cmpuint(nm, ==, 1);
+	assert_counts(fx->s, 0, 0);
+}
+
+struct prover {
+	const char *path;
+	const char *id;
+	unsigned n;
+	pthread_barrier_t *barrier;
+	enum link_store_rc rc;
+};
+
+static void *
+prove_thread(void *arg)
+{
+	struct prover *p = arg;
+	struct link_store *s;
+	char err[SP_ERRLEN];
+
+	g_assert_cmpint(link_store_open(p->path, &s, err, sizeof err), ==, LINK_STORE_OK);
+	pthread_barrier_wait(p->barrier);
+	p->rc = v2_prove(s, p->id, p->n, true, V2_NOW, NULL);
+	link_store_close(s);
+	return NULL;
+}
+
+/* Concurrent right proofs of a max_views = 1 link: exactly one winner. */
+static void
+test_v2_race(struct fixture *fx, gconstpointer data)
+{
+	int round;
+
+	for (round = 0; round < 10; round++) {
+		struct prover p[RACE_THREADS];
+		pthread_t t[RACE_THREADS];
+		pthread_barrier_t barrier;
+		char id[SP_LINK_ID_HEXLEN + 1];
+		unsigned winners = 0, base = 4400 + (unsigned)round;
+		int i;
+
+		g_assert_cmpint(put_msg(fx->s, base, 1, V2_NOW, 100, 1, RACE_THREADS + 1, NULL), ==,
+		                LINK_STORE_OK);
+		make_id(id, base);
+		for (i = 0; i < RACE_THREADS; i++)
+			g_assert_cmpint(v2_eval(fx->s, id, (unsigned)i, V2_NOW), ==, LINK_STORE_OK);
+		pthread_barrier_init(&barrier, NULL, RACE_THREADS);
+		for (i = 0; i < RACE_THREADS; i++) {
+			p[i] = (struct prover){ .path = fx->path, .id = id, .n = (unsigned)i,
+			                        .barrier = &barrier };
+			g_assert_cmpint(pthread_create(&t[i], NULL, prove_thread, &p[i]), ==, 0);
+		}
+		for (i = 0; i < RACE_THREADS; i++) {
+			pthread_join(t[i], NULL);
+			g_assert_cmpint(p[i].rc, !=, LINK_STORE_ERROR);
+			winners += p[i].rc == LINK_STORE_OK;
+		}
+		pthread_barrier_destroy(&barrier);
+		g_assert_cmpuint(winners, ==, 1);
+	}
+	assert_counts(fx->s, 0, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -916,6 +1181,11 @@ main(int argc, char **argv)
 	FX("/link_store/race_connections", test_race_connections);
 	FX("/link_store/race_shared_handle", test_race_shared);
 	FX("/link_store/race_processes", test_race_processes);
+	FX("/link_store/v2_protocol", test_v2_protocol);
+	FX("/link_store/v2_sender_hint", test_v2_sender_hint);
+	FX("/link_store/v2_pending_cap", test_v2_pending_cap);
+	FX("/link_store/v2_expiry", test_v2_expiry);
+	FX("/link_store/v2_race", test_v2_race);
 #undef FX
 	return g_test_run();
 }

@@ -572,7 +572,8 @@ test_record_roundtrip(void)
 	};
 	struct link_store_new_msg m = { .ciphertext = "CIPHERTEXT", .ciphertext_len = 10,
 	                                .created = 5, .expires = 1700000000, .max_views = 1,
-	                                .max_failed = 10, .links = links, .n_links = 2 }, d;
+	                                .max_failed = 10, .links = links, .n_links = 2,
+	                                .sender = "Alice <alice@example.com>", .hint = "caf\xc3\xa9" }, d;
 	char err[SP_ERRLEN];
 	struct sp_buf b;
 
@@ -587,6 +588,10 @@ test_record_roundtrip(void)
 	g_assert_cmpstr(d.links[1].id, ==, links[1].id);
 	g_assert_cmpmem(d.links[1].wrapped, d.links[1].wrapped_len, "WRAPPED-2", 9);
 	g_assert_cmpmem(d.ciphertext, d.ciphertext_len, "CIPHERTEXT", 10);
+	/* Version 2 carries what the v2 page shows before the password. */
+	g_assert_cmpmem(b.data, 8, "SPLINKR\x02", 8);
+	g_assert_cmpstr(d.sender, ==, "Alice <alice@example.com>");
+	g_assert_cmpstr(d.hint, ==, "caf\xc3\xa9");
 	link_record_free(&d);
 
 	/* Every truncation is refused, and so is one byte too many. */
@@ -595,9 +600,13 @@ test_record_roundtrip(void)
 	sp_buf_append(&b, "X", 1);
 	g_assert_cmpint(link_record_decode(b.data, b.len, &d, err, sizeof err), ==, -1);
 	/* A wrong magic / version. */
-	b.data[7] = 2;
+	b.data[7] = 3;
 	g_assert_cmpint(link_record_decode(b.data, b.len - 1, &d, err, sizeof err), ==, -1);
-	g_assert_nonnull(strstr(err, "version 1"));
+	g_assert_nonnull(strstr(err, "version 1 or 2"));
+	/* A NUL inside the sender. */
+	b.data[7] = 2;
+	b.data[8 + 8 + 4 + 4 + 2 + 2] = '\0';
+	g_assert_cmpint(link_record_decode(b.data, b.len - 1, &d, err, sizeof err), ==, -1);
 	sp_buf_free(&b);
 
 	/* Malformed input is refused by the encoder too. */
@@ -632,7 +641,7 @@ test_record_fields(void)
 		char err[SP_ERRLEN];
 		int want = i == 0 ? 0 : -1;
 
-		memcpy(p, LINK_RECORD_MAGIC, 8); p += 8;
+		memcpy(p, LINK_RECORD_MAGIC_V1, 8); p += 8; /* version 1: no sender, hint */
 		p[7] = 100; p += 8;                           /* expires */
 		p += 4;                                       /* max_views */
 		p[3] = (unsigned char)cases[i].max_failed; p += 4;

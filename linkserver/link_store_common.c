@@ -1,14 +1,12 @@
-/* link_store_rules.c - what every store backend shares: which links are
- * live, what a link id looks like, and how a store is named in logs.
- *
- * Kept apart from the backends (link_store.c for SQLite, link_store_pg.c for
- * PostgreSQL) so that both use it and neither calls back into the other
- * (scripts/check-cycles.py). */
+/* link_store_common.c - what both store backends (link_store.c, SQLite;
+ * link_store_pg.c, PostgreSQL) share: names, ids, a link's liveness. */
 #include "link_store.h"
 
+#include <stdlib.h>
 #include <string.h>
 
-#include "util.h"
+#include <glib.h>
+#include <sodium.h>
 
 bool
 link_store_is_url(const char *store)
@@ -63,4 +61,16 @@ link_store_link_live(const struct link_store_link *l, int64_t now)
 {
 	return !l->revoked && l->expires > now && (l->max_views == 0 || l->views < l->max_views) &&
 	       l->failed < l->max_failed;
+}
+
+void
+link_store_link_clear(struct link_store_link *l)
+{
+	if (l == NULL)
+		return;
+	if (l->wrapped) {
+		sodium_memzero(l->wrapped, l->wrapped_len);
+		free(l->wrapped);
+	}
+	memset(l, 0, sizeof *l);
 }
