@@ -150,7 +150,7 @@ int sp_mime_append_object(GMimeObject *obj, struct sp_buf *out);
  * beside it: RFC 3156 multipart/encrypted (two parts, "Version: 1", the
  * armored message; no text around them beyond SP_MIME_MAX_PGP_PROLOGUE),
  * or a text/plain body that is exactly one armor block.  When the body
- * looks encrypted but is not, why says why (it is "" otherwise). */
-bool sp_mime_is_encrypted(const struct sp_mime *m, char *why, size_t whysz);
+ * looks encrypted but is not, err says why (it is "" otherwise). */
+bool sp_mime_is_encrypted(const struct sp_mime *m, char *err, size_t errsz);
 
 #endif

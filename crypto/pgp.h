@@ -37,8 +37,8 @@ void sp_pgp_pool_clear(void);
 
 enum sp_pgp_lookup {
 	SP_PGP_FOUND,
-	SP_PGP_NONE,     /* no usable key; why says what was found and why unusable */
-	SP_PGP_ERROR,    /* GnuPG failed; why says how */
+	SP_PGP_NONE,     /* no usable key; err says what was found and why unusable */
+	SP_PGP_ERROR,    /* GnuPG failed; err says how */
 };
 
 struct sp_pgp_key_info {
@@ -51,31 +51,31 @@ struct sp_pgp_key_info {
 enum sp_pgp_keyring {
 	SP_PGP_KEYRING_OK,
 	SP_PGP_KEYRING_ABSENT,   /* the fallback ~/.gnupg does not exist: no keys */
-	SP_PGP_KEYRING_FAULT,    /* unusable: why says what; never "no key" */
+	SP_PGP_KEYRING_FAULT,    /* unusable: err says what; never "no key" */
 };
 
 /* Before gpg runs: is [pgp] gnupg_home a keyring GnuPG can answer from?  A
  * missing directory that was named (config or GNUPGHOME), an unreadable,
  * empty or damaged pubring.kbx, a missing or damaged trustdb.gpg beside keys
  * under trust = keyring are faults.  Cheap: stat() and two short reads. */
-enum sp_pgp_keyring sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz);
+enum sp_pgp_keyring sp_pgp_keyring_check(const struct sp_config *cfg, char *err, size_t errsz);
 
 /* The same, and then every key listed once by gpg (as lookups do, once per
  * keyring state): errors anywhere in the keyring show.  *n_keys: how many
- * keys gpg listed.  On OK, why holds a warning ("" if none): keys, but none
+ * keys gpg listed.  On OK, err holds a warning ("" if none): keys, but none
  * ultimately trusted, under trust = keyring. */
-enum sp_pgp_keyring sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz);
+enum sp_pgp_keyring sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *err, size_t errsz);
 
 /* The best usable public key for addr (the newest usable encryption subkey
  * wins among several). */
 enum sp_pgp_lookup sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
-                                   char *why, size_t whysz);
+                                   char *err, size_t errsz);
 /* The secret key to sign as addr ([pgp] sign = yes). */
 enum sp_pgp_lookup sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
-                                      char *why, size_t whysz);
+                                      char *err, size_t errsz);
 /* Re-check, at DATA time, that the key chosen at RCPT time is still usable
  * for addr (it may have been revoked or expired in between). */
-enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *why, size_t whysz);
+enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *err, size_t errsz);
 
 /* Encrypt (and sign, when sign_fpr is set) in to every fingerprint in fprs
  * (an entry starting with '/' is instead the path of a key file, given to gpg

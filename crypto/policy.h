@@ -35,8 +35,8 @@ struct sp_decision {
  * functions take the address in its normal form (address.h) and are
  * thread-safe.
  *   find:    FOUND (info->fpr; source says where from and since when),
- *            NONE (why: nothing usable was found, or it changed and the
- *            configuration says to fall to the next form), ERROR (why: its
+ *            NONE (err: nothing usable was found, or it changed and the
+ *            configuration says to fall to the next form), ERROR (err: its
  *            own keyring or store is unusable: 451, never a weaker form).
  *            On NONE, a non-empty source is a notice the sender must get
  *            (a key change).
@@ -44,9 +44,9 @@ struct sp_decision {
  *            keyfile: the path of the key to encrypt to (gpg --recipient-file). */
 struct sp_key_discovery {
 	enum sp_pgp_lookup (*find)(void *ctx, const char *addr, const char *norm, struct sp_pgp_key_info *info,
-	                           char *source, size_t sourcesz, char *why, size_t whysz);
+	                           char *source, size_t sourcesz, char *err, size_t errsz);
 	enum sp_pgp_lookup (*recheck)(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t keyfilesz,
-	                              char *why, size_t whysz);
+	                              char *err, size_t errsz);
 	void *ctx;
 };
 /* The longest key file path recheck gives back (the state directory's). */

@@ -63,7 +63,7 @@ int sp_discovery_list(struct sp_discovery *d, int (*cb)(void *arg, const struct 
                       char *err, size_t errsz);
 /* Look addr up again now (ignoring the caches); the result as find gives it. */
 enum sp_pgp_lookup sp_discovery_refresh(struct sp_discovery *d, const char *addr, struct sp_pgp_key_info *info,
-                                        char *source, size_t sourcesz, char *why, size_t whysz);
+                                        char *source, size_t sourcesz, char *err, size_t errsz);
 /* Forget addr: its row and its key (a changed key is then accepted by the next
  * lookup).  1 when there was nothing to forget. */
 int sp_discovery_forget(struct sp_discovery *d, const char *addr, char *err, size_t errsz);

@@ -31,10 +31,10 @@ struct smtp_param {
 
 /* Split "MAIL FROM:<a@b> SIZE=10" after the "FROM:" prefix: s points just after
  * the colon (leading blanks allowed).  On success *rest points at the
- * parameters (blanks skipped).  why gets the reason on failure. */
+ * parameters (blanks skipped).  err gets the reason on failure. */
 int smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_path *out,
-                    const char **rest, char *why, size_t whysz);
-int smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why, size_t whysz);
+                    const char **rest, char *err, size_t errsz);
+int smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *err, size_t errsz);
 
 /* The domain part of an address, or "" */
 const char *smtp_addr_domain(const char *addr);
