@@ -1054,7 +1054,7 @@ blob_seek_cb(void *handle, off_t offset, int whence)
 
 static struct gpgme_data_cbs blob_cbs = { .read = blob_read_cb, .seek = blob_seek_cb };
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz)
 {
@@ -1064,24 +1064,25 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	return sp_pgp_encrypt_io(p, fprs, n, sign_fpr, &blob, out, -1, err, errsz);
 }
 
-static int encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
-                          const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz);
+static enum sp_pgp_encrypt_result encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n,
+                                                 const char *sign_fpr, const struct sp_blob *in,
+                                                 struct sp_buf *out, int out_fd, char *err, size_t errsz);
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                   const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
 {
-	int rv;
+	enum sp_pgp_encrypt_result rv;
 
 	if (ensure_ctx(p, err, errsz) < 0)
-		return -1;
+		return SP_PGP_ENCRYPT_TEMPFAIL;
 	pthread_mutex_lock(&gpg_lock);
 	rv = encrypt_locked(p, fprs, n, sign_fpr, in, out, out_fd, err, errsz);
 	pthread_mutex_unlock(&gpg_lock);
 	return rv;
 }
 
-static int
+static enum sp_pgp_encrypt_result
 encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
 {
@@ -1095,7 +1096,7 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	struct watchdog wd;
 	gpgme_error_t e;
 	size_t i, start = out ? out->len : 0;
-	int rv = -1;
+	enum sp_pgp_encrypt_result rv = SP_PGP_ENCRYPT_TEMPFAIL;
 	bool fired;
 
 	status_reset(p);
@@ -1148,7 +1149,7 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			sp_seterr(err, errsz, "[pgp] sign = yes, but secret key %s needs a passphrase, and "
 			          "nobody is there to type it; use a key without one or preset it in gpg-agent",
 			          sign_fpr ? sign_fpr : "?");
-			rv = -2;
+			rv = SP_PGP_ENCRYPT_PERMFAIL;
 		} else {
 			sp_seterr(err, errsz, "gpg %s failed: %s%s%s%s", sign_fpr ? "sign+encrypt" : "encrypt",
 			          gpgme_strerror(e), sign_fpr ? " (signing key " : "", sign_fpr ? sign_fpr : "",
@@ -1182,9 +1183,9 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			goto out;
 		}
 	}
-	rv = 0;
+	rv = SP_PGP_ENCRYPTED;
 out:
-	if (rv != 0 && out) {
+	if (rv != SP_PGP_ENCRYPTED && out) {
 		/* Never leave a partial result behind. */
 		out->len = start;
 		if (out->data)

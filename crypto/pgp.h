@@ -48,6 +48,15 @@ struct sp_pgp_key_info {
 	char validity[16];     /* "ultimate", "full", ... */
 };
 
+/* What encrypting returns (sp_pgp_encrypt*, and pgp_mime.h's builders,
+ * which compose.c turns into 451 or 554).  The failures are negative, so
+ * "< 0" and "!= 0" still mean "failed". */
+enum sp_pgp_encrypt_result {
+	SP_PGP_ENCRYPTED = 0,
+	SP_PGP_ENCRYPT_TEMPFAIL = -1,  /* worth retrying (gpg failed, timed out, I/O); err says how */
+	SP_PGP_ENCRYPT_PERMFAIL = -2,  /* only the user can fix it (the signing key needs a passphrase) */
+};
+
 enum sp_pgp_keyring {
 	SP_PGP_KEYRING_OK,
 	SP_PGP_KEYRING_ABSENT,   /* the fallback ~/.gnupg does not exist: no keys */
@@ -82,15 +91,18 @@ enum sp_pgp_lookup sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char
  * as --recipient-file: a discovered key, which is not in the user's keyring);
  * ASCII armor appended to out.  Integrity protection (MDC/AEAD) is what
  * GnuPG 2.2+ always produces; the tests check the packets.  Each operation is
- * cancelled after [pgp] timeout.  Returns 0; -1 on a failure worth retrying;
- * -2 when only the user can fix it (the signing key needs a passphrase). */
-int sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
-                   const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz);
+ * cancelled after [pgp] timeout.  Returns SP_PGP_ENCRYPTED,
+ * SP_PGP_ENCRYPT_TEMPFAIL or SP_PGP_ENCRYPT_PERMFAIL with err set. */
+enum sp_pgp_encrypt_result sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
+                                          const char *in, size_t len, struct sp_buf *out, char *err,
+                                          size_t errsz);
 
 /* The same, reading the plaintext from a blob (no copy) and writing the
- * armor to out, or (out NULL) to the file out_fd at its current offset. */
-int sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
-                      const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz);
+ * armor to out, or (out NULL) to the file out_fd at its current offset.
+ * Returns as sp_pgp_encrypt. */
+enum sp_pgp_encrypt_result sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n,
+                                             const char *sign_fpr, const struct sp_blob *in,
+                                             struct sp_buf *out, int out_fd, char *err, size_t errsz);
 
 /* The public key of fpr, minimal (for Autocrypt), appended to out. */
 int sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz);
