@@ -312,6 +312,8 @@ watchdog_stop(struct watchdog *w)
  * g10/tdbio.c, TRUST_RECORD_LEN). */
 #define SP_TRUSTDB_RECORD_LEN 40
 
+/* The first n bytes of path (zero-padded when shorter) and its stat.  Returns
+ * 0, 1 when path does not exist, or -1 with err set. */
 static int
 read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char *err, size_t errsz)
 {
