@@ -26,12 +26,12 @@
  * form gets room for both. */
 #define SP_ADDR_MAX 512
 
-/* The normal form of addr (see above) into out (SP_ADDR_MAX bytes).  0, or -1
- * with err: no '@', too long, or an invalid internationalised domain. */
+/* The normal form of addr (see above) into out (SP_ADDR_MAX bytes).  Returns 0,
+ * or -1 with err set: no '@', too long, or an invalid internationalised domain. */
 int sp_addr_normalize(const char *addr, char *out, size_t outsz, char *err, size_t errsz);
 /* The same address with its domain as U-labels (for GnuPG's search: a user ID
  * spells its domain in Unicode or in ASCII).  Equal to the normal form for
- * ASCII domains.  0 or -1 with err. */
+ * ASCII domains.  Returns 0, or -1 with err set. */
 int sp_addr_unicode(const char *addr, char *out, size_t outsz, char *err, size_t errsz);
 /* Does the domain of addr need IDNA (non-ASCII, or an "xn--" label)? */
 bool sp_addr_is_idn(const char *addr);

@@ -150,22 +150,25 @@ struct sp_config {
 };
 
 /* Which file to read: explicit (-c), else $XDG_CONFIG_HOME/sealpost/sealpost.conf,
- * else /etc/sealpost/sealpost.conf.  Returns NULL (and err) when none exists. */
+ * else /etc/sealpost/sealpost.conf.  Returns the path (caller frees), or NULL
+ * with err set when none exists. */
 char *sp_config_find(const char *explicit_path, char *err, size_t errsz);
 
 /* Load and validate.  need_upstream: whether [upstream] host is required
  * (the viewer alone does not need it).  Returns 0, or -1 with err set. */
 int sp_config_load(struct sp_config *cfg, const char *path, bool need_upstream,
                    char *err, size_t errsz);
-/* Same, from text in memory (tests, fuzzing); `name` is used in messages. */
+/* Same, from text in memory (tests, fuzzing); `name` is used in messages.
+ * Returns 0, or -1 with err set. */
 int sp_config_load_data(struct sp_config *cfg, const char *name, const char *data,
                         size_t len, bool need_upstream, char *err, size_t errsz);
 void sp_config_free(struct sp_config *cfg);
 
-/* The default state directory for this user. */
+/* The default state directory for this user (allocated; caller frees). */
 char *sp_config_default_state_dir(void);
 
-/* "127.0.0.1:587", "[::1]:587 tls", "localhost:2525" */
+/* "127.0.0.1:587", "[::1]:587 tls", "localhost:2525".  The parsers below
+ * return 0, or -1 with err set. */
 int sp_parse_listen(const char *s, struct sp_listen *out, char *err, size_t errsz);
 
 /* An IPv4 or IPv6 address in text ("192.0.2.1", "2001:db8::1") into the
@@ -178,6 +181,7 @@ int sp_parse_net_list(const char *s, struct sp_net_list *out, char *err, size_t 
 /* Is the address (16-byte form) inside one of the list's blocks? */
 bool sp_net_list_contains(const struct sp_net_list *l, const unsigned char addr[16]);
 
+/* The config file's word for each value (static strings). */
 const char *sp_auth_mode_name(enum sp_auth_mode m);
 const char *sp_upstream_tls_name(enum sp_upstream_tls t);
 const char *sp_no_key_name(enum sp_no_key n);

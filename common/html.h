@@ -15,7 +15,8 @@
 
 #include "util.h"
 
-/* Append the escaped form of s[0..len) to b.  -1 only when b hits its limit. */
+/* Append the escaped form of s[0..len) to b.  Returns 0, or -1 (no err) only
+ * when b hits its limit. */
 int sp_html_escape(struct sp_buf *b, const char *s, size_t len);
 /* The same for a NUL-terminated string (NULL appends nothing). */
 int sp_html_puts(struct sp_buf *b, const char *s);

@@ -22,6 +22,7 @@ enum sp_log_level {
 
 void sp_log_init(enum sp_log_level level);
 void sp_log_set_level(enum sp_log_level level);
+/* Would a line at this level be written? */
 bool sp_log_enabled(enum sp_log_level level);
 void sp_log(enum sp_log_level level, const char *fmt, ...) SP_PRINTF(2, 3);
 

@@ -21,14 +21,18 @@ struct sp_net_failure {
 
 /* A listening TCP socket on host:port (host NULL: every address; port
  * numeric), close-on-exec, non-blocking if asked, SO_REUSEADDR, IPv6-only on
- * an IPv6 address.  Returns the socket, or -1 with *why filled. */
+ * an IPv6 address.  Returns the socket, or -1 with *why filled: a documented
+ * exception to the err/errsz convention, since each caller words the message
+ * and names its own fix (docs/architecture.md "Conventions"). */
 int sp_net_listen(const char *host, const char *port, bool nonblock, int backlog,
                   struct sp_net_failure *why);
-/* The text of a failure's error (strerror, or gai_strerror when resolving). */
+/* The text of a failure's error (strerror, or gai_strerror when resolving):
+ * a static string. */
 const char *sp_net_failure_text(const struct sp_net_failure *why);
 
 /* A non-blocking connected socket, trying each address until the deadline.
- * -1 with "cannot resolve ..." / "cannot connect to HOST:PORT: ..." in err. */
+ * Returns the socket, or -1 with err set ("cannot resolve ..." / "cannot
+ * connect to HOST:PORT: ..."). */
 int sp_net_connect(const char *host, const char *port, int64_t deadline_ms, char *err, size_t errsz);
 
 /* Is this socket address loopback (127.0.0.0/8, ::1, ::ffff:127.0.0.0/104)?
@@ -43,7 +47,7 @@ void sp_net_addr_name(const struct sockaddr *sa, char *out, size_t outsz);
 unsigned sp_net_addr_port(const struct sockaddr *sa);
 
 /* The same, of a connected socket's peer ("unknown" / false when getpeername
- * fails) or of its local end. */
+ * fails) or of its local end: true when the address is that. */
 void sp_net_peer_name(int fd, char *out, size_t outsz);
 bool sp_net_peer_ip(int fd, char *out, size_t outsz);
 bool sp_net_peer_is_loopback(int fd);

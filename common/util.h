@@ -1,9 +1,11 @@
 /* util.h - small helpers shared by every module: errors, buffers, numbers, time.
  *
- * Error convention (used across sealpost): a function that can fail returns 0 on
- * success and -1 on failure, and on failure writes one human-readable line into a
- * caller-owned buffer `char *err` of `errsz` bytes.  The message never contains a
- * secret (password, key, message body).
+ * Error convention (used across sealpost, docs/architecture.md "Conventions"):
+ * a function that can fail returns 0 on success and -1 on failure (or a result
+ * enum when callers must tell outcomes apart), and on failure writes one
+ * human-readable line into a caller-owned buffer `char *err` of `errsz` bytes
+ * (sp_seterr).  Its prototype's comment says which results it returns.  The
+ * message never contains a secret (password, key, message body).
  */
 #ifndef SP_UTIL_H
 #define SP_UTIL_H
@@ -35,11 +37,13 @@ struct sp_buf {
 };
 
 void sp_buf_init(struct sp_buf *b, size_t limit);
+/* The appenders return 0, or -1 (nothing appended) when the limit would be
+ * passed or memory runs out; no err: the caller names what did not fit. */
 int sp_buf_reserve(struct sp_buf *b, size_t extra);
 int sp_buf_append(struct sp_buf *b, const void *p, size_t n);
 int sp_buf_puts(struct sp_buf *b, const char *s);
 int sp_buf_printf(struct sp_buf *b, const char *fmt, ...) SP_PRINTF(2, 3);
-/* Detach the data (caller frees); the buffer becomes empty. */
+/* Detach the data (caller frees; "" when it had none); the buffer becomes empty. */
 char *sp_buf_steal(struct sp_buf *b, size_t *len);
 void sp_buf_reset(struct sp_buf *b);
 void sp_buf_free(struct sp_buf *b);
@@ -49,7 +53,8 @@ void sp_buf_wipe(struct sp_buf *b);
 /* Does p[0..n) have a byte >= 0x80?  Word at a time. */
 bool sp_has_8bit(const void *p, size_t n);
 
-/* Abort on allocation failure: only for small, bounded allocations. */
+/* Abort on allocation failure: only for small, bounded allocations.  Never
+ * return NULL. */
 void *sp_xmalloc(size_t n);
 void *sp_xcalloc(size_t n, size_t m);
 char *sp_xstrdup(const char *s);
@@ -63,6 +68,7 @@ void sp_free_secret(char *s);
  * memory: only for short secrets (passwords, tokens). */
 char *sp_secret_dup(const char *p, size_t n);
 
+/* The parsers return 0, or -1 with err set. */
 /* "30", "30s", "5m", "2h", "14d", "1w" -> seconds. */
 int sp_parse_duration(const char *s, int64_t *out, char *err, size_t errsz);
 /* "52428800", "50M", "64k", "1G" (binary multiples) -> bytes. */
@@ -77,11 +83,12 @@ int64_t sp_now_ms(void);
 /* Wall clock, seconds. */
 int64_t sp_time(void);
 
+/* ASCII case-insensitive equality / prefix test. */
 bool sp_streq_nocase(const char *a, const char *b);
 bool sp_has_prefix_nocase(const char *s, const char *prefix);
 /* Strip leading/trailing ASCII whitespace in place, returns s. */
 char *sp_strstrip(char *s);
-/* Copy with truncation, always NUL-terminates. */
+/* Copy with truncation, always NUL-terminates.  Returns strlen(src). */
 size_t sp_strlcpy(char *dst, const char *src, size_t dstsz);
 
 /* Make the printable-ASCII form of untrusted text for a log line: control and
@@ -99,14 +106,17 @@ void sp_random_id(char out[33]);
 /* Expand a leading "~/" with $HOME. Returns a newly allocated string. */
 char *sp_expand_home(const char *path);
 
-/* mkdir -p with the given mode for created components. */
+/* mkdir -p with the given mode for created components.  Returns 0, or -1 with
+ * err set. */
 int sp_mkdir_p(const char *path, unsigned mode, char *err, size_t errsz);
 
 /* An anonymous temporary file for ciphertext spools: O_TMPFILE in $TMPDIR (or
- * /tmp), never linked into the file system.  Plaintext never goes here. */
+ * /tmp), never linked into the file system.  Plaintext never goes here.
+ * Returns the descriptor, or -1 with err set. */
 int sp_tmpfile(char *err, size_t errsz);
 
-/* Read a whole small file (config-type data) with a size cap. */
+/* Read a whole small file (config-type data) with a size cap.  Returns 0 with
+ * *out (caller frees), or -1 with err set. */
 int sp_read_file(const char *path, size_t limit, char **out, size_t *outlen, char *err, size_t errsz);
 
 #endif

@@ -137,14 +137,14 @@ build_pgp(struct compose_ctx *cx, struct sp_copy *cp, char *err, size_t errsz)
 			goto out;
 		switch (sp_pgp_mime_build(pgp, &cx->mime, cx->cfg->pgp.hide_subject, fprs, n,
 		                          cx->sign_fpr[0] ? cx->sign_fpr : NULL, &sink, err, errsz)) {
-		case 0:
+		case SP_PGP_ENCRYPTED:
 			rv = SP_COMPOSE_OK;
 			copy_sink_done(cp);
 			break;
-		case -2:
+		case SP_PGP_ENCRYPT_PERMFAIL:
 			rv = SP_COMPOSE_PERMFAIL;
 			break;
-		default:
+		case SP_PGP_ENCRYPT_TEMPFAIL:
 			break;
 		}
 	}
@@ -324,7 +324,7 @@ build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t e
 	const char *fprs[1];
 	struct sp_copy *cp;
 	size_t i, j;
-	int r;
+	enum sp_pgp_encrypt_result r;
 
 	if (b == NULL || b->n == 0)
 		return SP_COMPOSE_OK;
@@ -413,8 +413,8 @@ build_receipt(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t e
 	fprs[0] = self.fpr;
 	r = sp_pgp_mime_encrypted_entity(pgp, inner.data, inner.len, fprs, 1, NULL, &cp->data, err, errsz);
 	sp_buf_wipe(&inner);
-	if (r != 0)
-		return r == -2 ? SP_COMPOSE_PERMFAIL : SP_COMPOSE_TEMPFAIL;
+	if (r != SP_PGP_ENCRYPTED)
+		return r == SP_PGP_ENCRYPT_PERMFAIL ? SP_COMPOSE_PERMFAIL : SP_COMPOSE_TEMPFAIL;
 	return SP_COMPOSE_OK;
 }
 

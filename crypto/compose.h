@@ -16,7 +16,9 @@ enum sp_compose_result {
 
 /* data: the message as received (CRLF lines, unstuffed), heap memory (it is lent
  * to GMime without a copy, see sp_mime_parse).  env: recipients with their forms
- * from RCPT time; their bcc flags are filled in here. */
+ * from RCPT time; their bcc flags are filled in here.  Returns SP_COMPOSE_OK
+ * with the copies in out, or SP_COMPOSE_TEMPFAIL or SP_COMPOSE_PERMFAIL with
+ * err set. */
 enum sp_compose_result sp_compose(struct sp_policy *p, struct sp_envelope *env, char *data,
                                   size_t len, struct sp_copies *out, char *err, size_t errsz);
 

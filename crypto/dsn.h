@@ -21,7 +21,7 @@ struct sp_dsn_rcpt {
 };
 
 /* The whole DSN message (CRLF), to the sender, from the sender's own address
- * (submission servers insist on that). */
+ * (submission servers insist on that).  Returns 0, or -1 with err set. */
 int sp_dsn_build(const char *sender, const char *orig_msgid, int64_t arrival,
                  const struct sp_dsn_rcpt *rcpts, size_t n, struct sp_buf *out, char *err, size_t errsz);
 

@@ -61,7 +61,7 @@ int sp_html_sanitize(const char *html, size_t len, sp_html_cid_fn cid, void *cid
                      char **out, size_t *outlen, char *err, size_t errsz);
 
 /* Is this a URL an <a href> may keep?  (http, https, mailto, after the
- * clean-up described above.)  Exposed for the tests. */
+ * clean-up described above.)  Returns 1 (keep) or 0.  Exposed for the tests. */
 int sp_html_href_ok(const char *url);
 
 #endif

@@ -36,16 +36,18 @@ struct sp_link_token {
 void sp_link_token_new(struct sp_link_token *t);
 /* The string that goes into the URL after [link] base_url. */
 void sp_link_token_encode(const struct sp_link_token *t, char out[SP_LINK_TOKEN_STRLEN + 1]);
-/* Parse a token from a URL path component; -1 if malformed. */
+/* Parse a token from a URL path component.  Returns 0, or -1 if malformed. */
 int sp_link_token_decode(const char *s, size_t len, struct sp_link_token *t);
 /* Lowercase hex of the id: the public link id (`sealpost revoke LINK-ID`, store key). */
 void sp_link_id_hex(const unsigned char id[SP_LINK_IDBYTES], char out[SP_LINK_ID_HEXLEN + 1]);
+/* The reverse; -1 if hex is not SP_LINK_ID_HEXLEN lowercase hex digits, else 0. */
 int sp_link_id_from_hex(const char *hex, unsigned char id[SP_LINK_IDBYTES]);
 
 /* A fresh random message key. */
 void sp_link_key_new(unsigned char key[SP_LINK_KEYBYTES]);
 
-/* Encrypt a whole message under key: out receives the versioned ciphertext blob. */
+/* Encrypt a whole message under key: out receives the versioned ciphertext blob.
+ * These functions return 0, or -1 with err set. */
 int sp_link_seal_message(const unsigned char key[SP_LINK_KEYBYTES], const void *msg, size_t len,
                          struct sp_buf *out, char *err, size_t errsz);
 /* The same from pieces in memory (the message without its private headers,
@@ -59,7 +61,8 @@ int sp_link_seal_blob(const unsigned char key[SP_LINK_KEYBYTES], const struct sp
 int sp_link_open_message(const unsigned char key[SP_LINK_KEYBYTES], const void *blob, size_t len,
                          struct sp_buf *out, char *err, size_t errsz);
 
-/* Wrap key for one recipient under (password, token).  Costs one Argon2id run. */
+/* Wrap key for one recipient under (password, token).  Costs one Argon2id run.
+ * Returns 0, or -1 with err set. */
 int sp_link_wrap_key(const unsigned char key[SP_LINK_KEYBYTES], const char *password,
                      const struct sp_link_token *t, struct sp_buf *wrapped, char *err, size_t errsz);
 /* Recover key.  A wrong password and a wrong link secret are indistinguishable
@@ -105,13 +108,13 @@ void sp_link_password_generate(char out[SP_LINK_PASSWORD_MAX]);
 /* magic (8) + version (1) in front of the message stream. */
 #define SP_LINK_MESSAGE_PREFIXBYTES 9
 
-/* Exact size of the blob sp_link_seal_message() makes for a len-byte message
- * (lets a store pre-size an incremental BLOB). */
+/* Returns the exact size of the blob sp_link_seal_message() makes for a
+ * len-byte message (lets a store pre-size an incremental BLOB). */
 size_t sp_link_message_sealed_size(size_t len);
 
 /* Deterministic variants for known-answer tests (tests/vectors/): every random
  * input is a parameter.  Production code uses the functions above, which draw
- * the same inputs from the CSPRNG and call these. */
+ * the same inputs from the CSPRNG and call these.  Return as those. */
 int sp_link_seal_message_det(const unsigned char key[SP_LINK_KEYBYTES], const unsigned char header[24],
                              const void *msg, size_t len, struct sp_buf *out, char *err, size_t errsz);
 int sp_link_wrap_key_det(const unsigned char key[SP_LINK_KEYBYTES], const char *password,

@@ -20,6 +20,7 @@ enum sp_form {
 	SP_FORM_COUNT
 };
 
+/* "openpgp", "sodium", "link", "plain" ("none" out of range): a static string. */
 const char *sp_form_name(enum sp_form f);
 
 struct sp_rcpt {
@@ -95,12 +96,15 @@ struct sp_copies {
 	void (*link_free)(struct sp_link_bundle *link);
 };
 
+/* A new empty copy at the end of c (never NULL: aborts when out of memory). */
 struct sp_copy *sp_copies_add(struct sp_copies *c, enum sp_form form);
 /* A view of the copy's bytes; `one` is storage for a single span. */
 void sp_copy_blob(const struct sp_copy *cp, struct sp_blob *b, struct sp_span *one);
+/* The copy's length in bytes. */
 size_t sp_copy_len(const struct sp_copy *cp);
 /* Read up to n bytes at off from a blob; returns bytes read, -1 on error. */
 ssize_t sp_blob_read(const struct sp_blob *b, size_t off, void *buf, size_t n);
+/* Does the blob have a byte >= 0x80? */
 bool sp_blob_has_8bit(const struct sp_blob *b);
 void sp_copy_add_rcpt(struct sp_copy *c, size_t rcpt);
 void sp_copies_free(struct sp_copies *c);

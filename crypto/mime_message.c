@@ -756,7 +756,7 @@ looks_encrypted(GMimeObject *body, const char *p, size_t n)
 /* Only Content-* fields on a part of multipart/encrypted: anything else
  * there is the client's words in clear. */
 static bool
-part_fields_ok(GMimeObject *part, char *why, size_t whysz)
+part_fields_ok(GMimeObject *part, char *err, size_t errsz)
 {
 	GMimeHeaderList *hl = g_mime_object_get_header_list(part);
 	int i, n = hl ? g_mime_header_list_get_count(hl) : 0;
@@ -764,7 +764,7 @@ part_fields_ok(GMimeObject *part, char *why, size_t whysz)
 	for (i = 0; i < n; i++) {
 		const char *name = g_mime_header_get_name(g_mime_header_list_get_header_at(hl, i));
 		if (g_ascii_strncasecmp(name, "Content-", 8) != 0) {
-			sp_seterr(why, whysz, "a %s field on a part of multipart/encrypted", name);
+			sp_seterr(err, errsz, "a %s field on a part of multipart/encrypted", name);
 			return false;
 		}
 	}
@@ -797,7 +797,7 @@ part_content(GMimeObject *part)
  * first "Version: 1", the second one armored encrypted OpenPGP message, and
  * no text of the client's anywhere else in the body. */
 static bool
-is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
+is_pgp_mime(GMimeObject *body, char *err, size_t errsz)
 {
 	GMimeMultipart *mp = GMIME_MULTIPART(body);
 	const char *proto = g_mime_content_type_get_parameter(g_mime_object_get_content_type(body), "protocol");
@@ -807,15 +807,15 @@ is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
 	bool ok;
 
 	if (proto == NULL || g_ascii_strcasecmp(proto, "application/pgp-encrypted") != 0) {
-		sp_seterr(why, whysz, "multipart/encrypted without protocol=\"application/pgp-encrypted\"");
+		sp_seterr(err, errsz, "multipart/encrypted without protocol=\"application/pgp-encrypted\"");
 		return false;
 	}
 	if (g_mime_multipart_get_count(mp) != 2) {
-		sp_seterr(why, whysz, "multipart/encrypted with %d parts, not 2", g_mime_multipart_get_count(mp));
+		sp_seterr(err, errsz, "multipart/encrypted with %d parts, not 2", g_mime_multipart_get_count(mp));
 		return false;
 	}
 	if ((pre && strlen(pre) > SP_MIME_MAX_PGP_PROLOGUE) || (post && strlen(post) > SP_MIME_MAX_PGP_PROLOGUE)) {
-		sp_seterr(why, whysz, "multipart/encrypted with more than %d bytes of text before or after its parts",
+		sp_seterr(err, errsz, "multipart/encrypted with more than %d bytes of text before or after its parts",
 		          SP_MIME_MAX_PGP_PROLOGUE);
 		return false;
 	}
@@ -825,14 +825,14 @@ is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
 	    !g_mime_content_type_is_type(g_mime_object_get_content_type(version), "application", "pgp-encrypted") ||
 	    !GMIME_IS_PART(payload) ||
 	    !g_mime_content_type_is_type(g_mime_object_get_content_type(payload), "application", "octet-stream")) {
-		sp_seterr(why, whysz, "multipart/encrypted parts are not application/pgp-encrypted and "
+		sp_seterr(err, errsz, "multipart/encrypted parts are not application/pgp-encrypted and "
 		          "application/octet-stream");
 		return false;
 	}
-	if (!part_fields_ok(version, why, whysz) || !part_fields_ok(payload, why, whysz))
+	if (!part_fields_ok(version, err, errsz) || !part_fields_ok(payload, err, errsz))
 		return false;
 	if ((ba = part_content(version)) == NULL) {
-		sp_seterr(why, whysz, "the application/pgp-encrypted part has no content");
+		sp_seterr(err, errsz, "the application/pgp-encrypted part has no content");
 		return false;
 	}
 	{
@@ -843,39 +843,39 @@ is_pgp_mime(GMimeObject *body, char *why, size_t whysz)
 		g_byte_array_unref(ba);
 	}
 	if (!ok) {
-		sp_seterr(why, whysz, "the application/pgp-encrypted part is not \"Version: 1\"");
+		sp_seterr(err, errsz, "the application/pgp-encrypted part is not \"Version: 1\"");
 		return false;
 	}
 	if ((ba = part_content(payload)) == NULL) {
-		sp_seterr(why, whysz, "the encrypted part is empty");
+		sp_seterr(err, errsz, "the encrypted part is empty");
 		return false;
 	}
-	ok = ba->len > 0 && sp_pgp_armored_is_encrypted((const char *)ba->data, ba->len, why, whysz);
+	ok = ba->len > 0 && sp_pgp_armored_is_encrypted((const char *)ba->data, ba->len, err, errsz);
 	if (ba->len == 0)
-		sp_seterr(why, whysz, "the encrypted part is empty");
+		sp_seterr(err, errsz, "the encrypted part is empty");
 	g_byte_array_unref(ba);
 	return ok;
 }
 
 bool
-sp_mime_is_encrypted(const struct sp_mime *m, char *why, size_t whysz)
+sp_mime_is_encrypted(const struct sp_mime *m, char *err, size_t errsz)
 {
 	GMimeObject *body = g_mime_message_get_mime_part(m->msg);
 	const char *p = m->data + m->body_start;
 	size_t n = m->len - m->body_start;
 
-	why[0] = '\0';
+	err[0] = '\0';
 	if (body == NULL || !looks_encrypted(body, p, n))
 		return false;
 	if (GMIME_IS_MULTIPART_ENCRYPTED(body))
-		return is_pgp_mime(body, why, whysz);
+		return is_pgp_mime(body, err, errsz);
 	/* Inline PGP: a text/plain body that is nothing but one armored message,
 	 * judged on the bytes as sent: those are what the provider sees. */
 	if (!GMIME_IS_PART(body) || !g_mime_content_type_is_type(g_mime_object_get_content_type(body), "text", "plain")) {
-		sp_seterr(why, whysz, "PGP armor inside a body that is not one text/plain part");
+		sp_seterr(err, errsz, "PGP armor inside a body that is not one text/plain part");
 		return false;
 	}
-	return sp_pgp_armored_is_encrypted(p, n, why, whysz);
+	return sp_pgp_armored_is_encrypted(p, n, err, errsz);
 }
 
 void

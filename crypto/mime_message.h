@@ -58,7 +58,8 @@ struct sp_mime {
 void sp_mime_global_init(void);
 
 /* Parse data (CRLF or LF).  data must be heap memory from malloc: it is lent to
- * GMime without a copy and given back by sp_mime_free; do not touch it between. */
+ * GMime without a copy and given back by sp_mime_free; do not touch it between.
+ * Returns 0, or -1 with err set. */
 int sp_mime_parse(char *data, size_t len, struct sp_mime *m, char *err, size_t errsz);
 void sp_mime_free(struct sp_mime *m);
 
@@ -68,7 +69,8 @@ bool sp_mime_names_rcpt(const struct sp_mime *m, const char *addr);
 char *sp_mime_header_value(const struct sp_mime *m, const char *name);
 
 /* Append the message's header block to out, leaving out every field for which
- * drop(name) is true; the empty line and body are NOT appended. */
+ * drop(name) is true; the empty line and body are NOT appended.  Returns 0, or
+ * -1 when out is full (no err: the caller names the copy). */
 typedef bool (*sp_mime_header_filter)(const char *name, void *arg);
 int sp_mime_copy_headers(const struct sp_mime *m, sp_mime_header_filter drop, void *arg,
                          struct sp_buf *out);
@@ -86,7 +88,8 @@ bool sp_mime_is_outer_header(const char *name);
  * fields that sp_mime_is_outer_header allows, byte-exact, with the Subject
  * replaced by `subject` (when not NULL; "..." hides it), then
  * m->extra_headers.  The caller appends its own MIME-Version and
- * Content-Type.  Every other field travels only inside the encryption. */
+ * Content-Type.  Every other field travels only inside the encryption.
+ * Returns 0, or -1 when out is full (no err: the caller names the copy). */
 int sp_mime_write_outer_headers(const struct sp_mime *m, const char *subject, struct sp_buf *out);
 
 /* The From mailbox: display name ("" when none) and address ("" when none). */
@@ -99,7 +102,8 @@ void sp_mime_sender(const struct sp_mime *m, char *name, size_t namesz, char *ad
  * X-Sealpost-*), one HP-Outer field per outer field, an empty line, and the
  * client's body byte-for-byte (attachments and signatures intact), with an
  * RFC 9788 Legacy Display Element (the real Subject, hp-legacy-display="1")
- * at the start of a single text part when the outer Subject hides it. */
+ * at the start of a single text part when the outer Subject hides it.
+ * Returns 0, or -1 with err set. */
 int sp_mime_write_protected_entity(const struct sp_mime *m, const char *outer_subject, struct sp_buf *out,
                                    char *err, size_t errsz);
 
@@ -124,6 +128,7 @@ struct sp_mime_protected {
 	struct sp_mime_insert ins[SP_MIME_PROTECTED_MAX_INSERTS];
 	size_t n_ins;
 };
+/* Returns 0, or -1 with err set (pe is then empty). */
 int sp_mime_protected_build(const struct sp_mime *m, const char *outer_subject, struct sp_mime_protected *pe,
                             char *err, size_t errsz);
 void sp_mime_protected_wipe(struct sp_mime_protected *pe);
@@ -137,6 +142,8 @@ struct sp_sink {
 	int fd;
 };
 
+/* The sink functions return 0, or -1 on a full buffer or a failed write (no
+ * err: the caller names the copy it was building). */
 int sp_sink_write(struct sp_sink *s, const void *p, size_t n);
 /* Serialise a GMime object into the sink, CRLF line endings. */
 int sp_sink_object(struct sp_sink *s, GMimeObject *obj);
@@ -150,7 +157,8 @@ int sp_mime_append_object(GMimeObject *obj, struct sp_buf *out);
  * beside it: RFC 3156 multipart/encrypted (two parts, "Version: 1", the
  * armored message; no text around them beyond SP_MIME_MAX_PGP_PROLOGUE),
  * or a text/plain body that is exactly one armor block.  When the body
- * looks encrypted but is not, why says why (it is "" otherwise). */
-bool sp_mime_is_encrypted(const struct sp_mime *m, char *why, size_t whysz);
+ * looks encrypted but is not, err says why (it is "" otherwise).  Returns
+ * true (relay as it is) or false. */
+bool sp_mime_is_encrypted(const struct sp_mime *m, char *err, size_t errsz);
 
 #endif

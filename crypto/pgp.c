@@ -312,8 +312,10 @@ watchdog_stop(struct watchdog *w)
  * g10/tdbio.c, TRUST_RECORD_LEN). */
 #define SP_TRUSTDB_RECORD_LEN 40
 
+/* The first n bytes of path (zero-padded when shorter) and its stat.  Returns
+ * 0, 1 when path does not exist, or -1 with err set. */
 static int
-read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char *why, size_t whysz)
+read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char *err, size_t errsz)
 {
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
 	ssize_t got;
@@ -323,18 +325,18 @@ read_head(const char *path, unsigned char *buf, size_t n, struct stat *st, char 
 	if (fd < 0) {
 		if (errno == ENOENT)
 			return 1;
-		sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+		sp_seterr(err, errsz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstat(fd, st) < 0 || !S_ISREG(st->st_mode)) {
-		sp_seterr(why, whysz, "OpenPGP keyring: %s is not a regular file", path);
+		sp_seterr(err, errsz, "OpenPGP keyring: %s is not a regular file", path);
 		close(fd);
 		return -1;
 	}
 	got = pread(fd, buf, n, 0);
 	close(fd);
 	if (got < 0) {
-		sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+		sp_seterr(err, errsz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if ((size_t)got < n)
@@ -366,7 +368,7 @@ static unsigned kbx_next;
  * walk the blobs, which must fill the file exactly.  (A keybox cut exactly
  * between two blobs is a valid, smaller keybox: nothing can tell.) */
 static int
-kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whysz)
+kbx_walk(const char *path, int fd, const struct stat *st, char *err, size_t errsz)
 {
 	char id[128];
 	unsigned char h[SP_KBX_BLOB_MIN];
@@ -384,7 +386,7 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whys
 		return 0;
 	while (off < size) {
 		if (size - off < SP_KBX_BLOB_MIN || pread(fd, h, sizeof h, (off_t)off) != (ssize_t)sizeof h) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is cut short (a key record at byte %llu is "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is cut short (a key record at byte %llu is "
 			          "incomplete): restore it from a backup", path, (unsigned long long)off);
 			return -1;
 		}
@@ -392,12 +394,12 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whys
 		if (len < SP_KBX_BLOB_MIN || (off == 0) != (h[4] == SP_KBX_BLOB_HEADER) ||
 		    (h[4] != SP_KBX_BLOB_EMPTY && h[4] != SP_KBX_BLOB_HEADER && h[4] != SP_KBX_BLOB_PGP &&
 		     h[4] != SP_KBX_BLOB_X509)) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is damaged (no valid key record at byte %llu): "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is damaged (no valid key record at byte %llu): "
 			          "restore it from a backup", path, (unsigned long long)off);
 			return -1;
 		}
 		if (len > size - off) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is cut short (the key record at byte %llu needs "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is cut short (the key record at byte %llu needs "
 			          "%llu bytes, %llu are left): restore it from a backup", path,
 			          (unsigned long long)off, (unsigned long long)len, (unsigned long long)(size - off));
 			return -1;
@@ -412,7 +414,7 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *why, size_t whys
 }
 
 enum sp_pgp_keyring
-sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz)
+sp_pgp_keyring_check(const struct sp_config *cfg, char *err, size_t errsz)
 {
 	const char *home = cfg->pgp.gnupg_home;
 	unsigned char head[SP_TRUSTDB_RECORD_LEN];
@@ -424,36 +426,36 @@ sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz)
 
 	if (stat(home, &st) < 0) {
 		if (errno == ENOENT && !cfg->pgp.gnupg_home_required) {
-			sp_seterr(why, whysz, "no OpenPGP keyring (%s)", home);
+			sp_seterr(err, errsz, "no OpenPGP keyring (%s)", home);
 			return SP_PGP_KEYRING_ABSENT;
 		}
-		sp_seterr(why, whysz, "OpenPGP keyring %s ([pgp] gnupg_home): %s", home, strerror(errno));
+		sp_seterr(err, errsz, "OpenPGP keyring %s ([pgp] gnupg_home): %s", home, strerror(errno));
 		return SP_PGP_KEYRING_FAULT;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		sp_seterr(why, whysz, "OpenPGP keyring %s ([pgp] gnupg_home) is not a directory", home);
+		sp_seterr(err, errsz, "OpenPGP keyring %s ([pgp] gnupg_home) is not a directory", home);
 		return SP_PGP_KEYRING_FAULT;
 	}
 	if (access(home, R_OK | W_OK | X_OK) < 0) {
-		sp_seterr(why, whysz, "OpenPGP keyring %s: %s (gpg must read and write there)", home, strerror(errno));
+		sp_seterr(err, errsz, "OpenPGP keyring %s: %s (gpg must read and write there)", home, strerror(errno));
 		return SP_PGP_KEYRING_FAULT;
 	}
 
 	path = sp_xasprintf("%s/pubring.kbx", home);
-	if ((r = read_head(path, head, SP_KBX_HEADER_LEN, &st, why, whysz)) < 0)
+	if ((r = read_head(path, head, SP_KBX_HEADER_LEN, &st, err, errsz)) < 0)
 		goto out;
 	if (r == 0) {
 		uint32_t len = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
 		has_kbx = true;
 		if (st.st_size < SP_KBX_HEADER_LEN) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is %s (%lld bytes; GnuPG never writes a keybox "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is %s (%lld bytes; GnuPG never writes a keybox "
 			          "without its %d-byte header): restore it from a backup", path,
 			          st.st_size ? "cut short" : "empty", (long long)st.st_size, SP_KBX_HEADER_LEN);
 			goto out;
 		}
 		if (len < SP_KBX_HEADER_LEN || len > (uint64_t)st.st_size || head[4] != 1 || head[5] != 1 ||
 		    memcmp(head + 8, "KBXf", 4) != 0) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is not a GnuPG keybox (bad header): restore it "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is not a GnuPG keybox (bad header): restore it "
 			          "from a backup", path);
 			goto out;
 		}
@@ -462,12 +464,12 @@ sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz)
 			int fd = open(path, O_RDONLY | O_CLOEXEC);
 			struct stat st2;
 			if (fd < 0 || fstat(fd, &st2) < 0) {
-				sp_seterr(why, whysz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
+				sp_seterr(err, errsz, "OpenPGP keyring: cannot read %s: %s", path, strerror(errno));
 				if (fd >= 0)
 					close(fd);
 				goto out;
 			}
-			r = kbx_walk(path, fd, &st2, why, whysz);
+			r = kbx_walk(path, fd, &st2, err, errsz);
 			close(fd);
 			if (r < 0)
 				goto out;
@@ -477,30 +479,30 @@ sp_pgp_keyring_check(const struct sp_config *cfg, char *why, size_t whysz)
 	path = sp_xasprintf("%s/pubring.gpg", home);
 	if (!has_kbx) {
 		/* GnuPG 1's keyring: any readable file; empty is a valid empty keyring there. */
-		if ((r = read_head(path, head, 1, &st, why, whysz)) < 0)
+		if ((r = read_head(path, head, 1, &st, err, errsz)) < 0)
 			goto out;
 		has_gpg = r == 0;
 		has_keys = has_gpg && st.st_size > 0;
 	}
 	free(path);
 	path = sp_xasprintf("%s/trustdb.gpg", home);
-	if ((r = read_head(path, head, SP_TRUSTDB_RECORD_LEN, &st, why, whysz)) < 0)
+	if ((r = read_head(path, head, SP_TRUSTDB_RECORD_LEN, &st, err, errsz)) < 0)
 		goto out;
 	if (r == 1) {
 		if (has_keys && cfg->pgp.trust == SP_TRUST_KEYRING) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is missing, so GnuPG cannot tell which keys are "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is missing, so GnuPG cannot tell which keys are "
 			          "valid ([pgp] trust = keyring): restore it from a backup (or gpg "
 			          "--import-ownertrust)", path);
 			goto out;
 		}
 	} else {
 		if (!has_kbx && !has_gpg) {
-			sp_seterr(why, whysz, "OpenPGP keyring %s: trustdb.gpg but no public keyring "
+			sp_seterr(err, errsz, "OpenPGP keyring %s: trustdb.gpg but no public keyring "
 			          "(pubring.kbx): restore it from a backup", home);
 			goto out;
 		}
 		if (st.st_size < SP_TRUSTDB_RECORD_LEN || head[0] != 1 || memcmp(head + 1, "gpg", 3) != 0) {
-			sp_seterr(why, whysz, "OpenPGP keyring: %s is %s: restore it from a backup (or gpg "
+			sp_seterr(err, errsz, "OpenPGP keyring: %s is %s: restore it from a backup (or gpg "
 			          "--import-ownertrust)", path, st.st_size == 0 ? "empty" : "not a GnuPG trustdb");
 			goto out;
 		}
@@ -525,7 +527,7 @@ out:
 struct cache_entry {
 	enum sp_pgp_lookup r;
 	struct sp_pgp_key_info info;
-	char why[SP_ERRLEN];
+	char err[SP_ERRLEN];
 	int64_t until;
 	char sig[256];
 };
@@ -564,7 +566,7 @@ cache_key(const struct sp_pgp *p, const char *norm, const char *only_fpr, bool s
 
 static bool
 cache_get(const char *key, const char *sig, enum sp_pgp_lookup *r, struct sp_pgp_key_info *info,
-          char *why, size_t whysz)
+          char *err, size_t errsz)
 {
 	struct cache_entry *e;
 	bool hit = false;
@@ -575,7 +577,7 @@ cache_get(const char *key, const char *sig, enum sp_pgp_lookup *r, struct sp_pgp
 	if (e && e->until > now && strcmp(e->sig, sig) == 0 && (e->info.expires == 0 || e->info.expires > now)) {
 		*r = e->r;
 		*info = e->info;
-		sp_strlcpy(why, e->why, whysz);
+		sp_strlcpy(err, e->err, errsz);
 		hit = true;
 	}
 	pthread_mutex_unlock(&cache_lock);
@@ -584,13 +586,13 @@ cache_get(const char *key, const char *sig, enum sp_pgp_lookup *r, struct sp_pgp
 
 static void
 cache_put(const char *key, const char *sig, enum sp_pgp_lookup r, const struct sp_pgp_key_info *info,
-          const char *why)
+          const char *err)
 {
 	struct cache_entry *e = g_new0(struct cache_entry, 1);
 
 	e->r = r;
 	e->info = *info;
-	sp_strlcpy(e->why, why, sizeof e->why);
+	sp_strlcpy(e->err, err, sizeof e->err);
 	sp_strlcpy(e->sig, sig, sizeof e->sig);
 	e->until = sp_time() + SP_PGP_CACHE_TTL_S;
 	pthread_mutex_lock(&cache_lock);
@@ -617,11 +619,11 @@ uid_rank(gpgme_user_id_t u)
 	return (u->revoked || u->invalid) ? -1 : (int)u->validity;
 }
 
-/* Can k be used for addr?  If not, why says why.  *when gets the creation
+/* Can k be used for addr?  If not, err says why.  *when gets the creation
  * time of its newest usable subkey for the purpose. */
 static bool
 key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sign,
-           gpgme_user_id_t *uid_out, long *when, long long *expires, bool *not_valid, char *why, size_t whysz)
+           gpgme_user_id_t *uid_out, long *when, long long *expires, bool *not_valid, char *err, size_t errsz)
 {
 	gpgme_user_id_t u, best_uid = NULL;
 	gpgme_subkey_t sk;
@@ -632,32 +634,32 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 		if (uid_matches(u, addr) && (best_uid == NULL || uid_rank(u) > uid_rank(best_uid)))
 			best_uid = u;
 	if (best_uid == NULL) {
-		sp_seterr(why, whysz, "no user ID with exactly this address");
+		sp_seterr(err, errsz, "no user ID with exactly this address");
 		return false;
 	}
 	*uid_out = best_uid;
 	if (k->revoked) {
-		sp_seterr(why, whysz, "key revoked");
+		sp_seterr(err, errsz, "key revoked");
 		return false;
 	}
 	if (k->expired) {
-		sp_seterr(why, whysz, "key expired");
+		sp_seterr(err, errsz, "key expired");
 		return false;
 	}
 	if (k->disabled) {
-		sp_seterr(why, whysz, "key disabled");
+		sp_seterr(err, errsz, "key disabled");
 		return false;
 	}
 	if (k->invalid) {
-		sp_seterr(why, whysz, "key invalid");
+		sp_seterr(err, errsz, "key invalid");
 		return false;
 	}
 	if (best_uid->revoked) {
-		sp_seterr(why, whysz, "user ID <%s> revoked", addr);
+		sp_seterr(err, errsz, "user ID <%s> revoked", addr);
 		return false;
 	}
 	if (best_uid->invalid) {
-		sp_seterr(why, whysz, "user ID <%s> invalid", addr);
+		sp_seterr(err, errsz, "user ID <%s> invalid", addr);
 		return false;
 	}
 	for (sk = k->subkeys; sk; sk = sk->next) {
@@ -682,20 +684,20 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 	}
 	if (*when < 0) {
 		if (subkey_expired) {
-			sp_seterr(why, whysz, "%s", for_sign ? "signing subkey expired" : "encryption subkey expired");
+			sp_seterr(err, errsz, "%s", for_sign ? "signing subkey expired" : "encryption subkey expired");
 			return false;
 		}
 		if (subkey_revoked) {
-			sp_seterr(why, whysz, "%s", for_sign ? "signing subkey revoked" : "encryption subkey revoked");
+			sp_seterr(err, errsz, "%s", for_sign ? "signing subkey revoked" : "encryption subkey revoked");
 			return false;
 		}
-		sp_seterr(why, whysz, "%s", for_sign ? "no usable secret signing key" : "no encryption-capable subkey");
+		sp_seterr(err, errsz, "%s", for_sign ? "no usable secret signing key" : "no encryption-capable subkey");
 		return false;
 	}
 	if (!for_sign && p->cfg->pgp.trust == SP_TRUST_KEYRING &&
 	    best_uid->validity < GPGME_VALIDITY_FULL) {
 		*not_valid = true;
-		sp_seterr(why, whysz, "key not valid in the keyring (validity %s; certify it, or "
+		sp_seterr(err, errsz, "key not valid in the keyring (validity %s; certify it, or "
 		          "set [pgp] trust = always)", validity_name(best_uid->validity));
 		return false;
 	}
@@ -703,13 +705,13 @@ key_usable(const struct sp_pgp *p, gpgme_key_t k, const char *addr, bool for_sig
 }
 
 static enum sp_pgp_lookup find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-                                        const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz);
+                                        const char *sig, struct sp_pgp_key_info *info, char *err, size_t errsz);
 static enum sp_pgp_lookup find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-                                      const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz);
+                                      const char *sig, struct sp_pgp_key_info *info, char *err, size_t errsz);
 
 static enum sp_pgp_lookup
 find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-     struct sp_pgp_key_info *info, char *why, size_t whysz)
+     struct sp_pgp_key_info *info, char *err, size_t errsz)
 {
 	char sig[256], after[256], norm[SP_ADDR_MAX], bad[SP_ERRLEN], *key;
 	enum sp_pgp_lookup r = SP_PGP_ERROR;
@@ -719,14 +721,14 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 	/* The policy refuses such an address before any lookup; here it can
 	 * only be a sender's, which then has no key. */
 	if (sp_addr_normalize(addr, norm, sizeof norm, bad, sizeof bad) < 0) {
-		sp_seterr(why, whysz, "<%s>: %s", addr, bad);
+		sp_seterr(err, errsz, "<%s>: %s", addr, bad);
 		return SP_PGP_NONE;
 	}
 	key = cache_key(p, norm, only_fpr, secret);
 	for (attempt = 0; attempt < 2; attempt++) {
 		keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
 		/* An unusable keyring is an error, never "no key" (see above). */
-		switch (sp_pgp_keyring_check(p->cfg, why, whysz)) {
+		switch (sp_pgp_keyring_check(p->cfg, err, errsz)) {
 		case SP_PGP_KEYRING_OK:
 			break;
 		case SP_PGP_KEYRING_ABSENT:
@@ -737,20 +739,20 @@ find(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
 			r = SP_PGP_ERROR;
 			goto out;
 		}
-		if (cache_get(key, sig, &r, info, why, whysz))
+		if (cache_get(key, sig, &r, info, err, errsz))
 			goto out;
-		r = find_uncached(p, norm, only_fpr, secret, sig, info, why, whysz);
+		r = find_uncached(p, norm, only_fpr, secret, sig, info, err, errsz);
 		/* "No key" is a fact only about the keyring that was checked: if it
 		 * changed under the lookup (a trustdb.gpg removed, and gpg made a
 		 * new one...), ask again; twice is a failure. */
 		keyring_signature(p->cfg->pgp.gnupg_home, after, sizeof after);
 		if (r == SP_PGP_NONE && strcmp(sig, after) != 0) {
 			r = SP_PGP_ERROR;
-			sp_seterr(why, whysz, "OpenPGP keyring %s changed during the key lookup", p->cfg->pgp.gnupg_home);
+			sp_seterr(err, errsz, "OpenPGP keyring %s changed during the key lookup", p->cfg->pgp.gnupg_home);
 			continue;
 		}
 		if (r != SP_PGP_ERROR)
-			cache_put(key, sig, r, info, r == SP_PGP_FOUND ? "" : why);
+			cache_put(key, sig, r, info, r == SP_PGP_FOUND ? "" : err);
 		break;
 	}
 out:
@@ -760,14 +762,14 @@ out:
 
 static enum sp_pgp_lookup
 find_uncached(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-              const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz)
+              const char *sig, struct sp_pgp_key_info *info, char *err, size_t errsz)
 {
 	enum sp_pgp_lookup r;
 
-	if (ensure_ctx(p, why, whysz) < 0)
+	if (ensure_ctx(p, err, errsz) < 0)
 		return SP_PGP_ERROR;
 	pthread_mutex_lock(&gpg_lock);
-	r = find_locked(p, addr, only_fpr, secret, sig, info, why, whysz);
+	r = find_locked(p, addr, only_fpr, secret, sig, info, err, errsz);
 	pthread_mutex_unlock(&gpg_lock);
 	return r;
 }
@@ -794,10 +796,10 @@ static struct {
 } proven[SP_PGP_KEYRINGS_REMEMBERED];
 static unsigned proven_next;
 
-/* 0 with *anchor (and *n_keys when not NULL), or -1 with why.  Called with
+/* 0 with *anchor (and *n_keys when not NULL), or -1 with err.  Called with
  * gpg_lock held. */
 static int
-keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_keys, char *why, size_t whysz)
+keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_keys, char *err, size_t errsz)
 {
 	size_t n = 0;
 	gpgme_keylist_result_t res;
@@ -822,7 +824,7 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_
 	}
 	status_reset(p);
 	if ((e = gpgme_op_keylist_start(p->ctx, NULL, 0)) != 0) {
-		sp_seterr(why, whysz, "OpenPGP keyring %s: GnuPG cannot list it: %s", p->cfg->pgp.gnupg_home,
+		sp_seterr(err, errsz, "OpenPGP keyring %s: GnuPG cannot list it: %s", p->cfg->pgp.gnupg_home,
 		          gpgme_strerror(e));
 		return -1;
 	}
@@ -835,7 +837,7 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_
 	res = gpgme_op_keylist_result(p->ctx);
 	gpgme_op_keylist_end(p->ctx);
 	if (gpg_err_code(e) != GPG_ERR_EOF || p->st_error || (res && res->truncated)) {
-		sp_seterr(why, whysz, "OpenPGP keyring %s cannot be read in full (damaged pubring.kbx or "
+		sp_seterr(err, errsz, "OpenPGP keyring %s cannot be read in full (damaged pubring.kbx or "
 		          "trustdb.gpg?): %s", p->cfg->pgp.gnupg_home,
 		          gpg_err_code(e) != GPG_ERR_EOF ? gpgme_strerror(e) :
 		          p->st_what[0] ? p->st_what : "the key listing was cut short");
@@ -853,9 +855,9 @@ keyring_prove_locked(struct sp_pgp *p, const char *sig, bool *anchor, size_t *n_
 }
 
 enum sp_pgp_keyring
-sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz)
+sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *err, size_t errsz)
 {
-	enum sp_pgp_keyring k = sp_pgp_keyring_check(p->cfg, why, whysz);
+	enum sp_pgp_keyring k = sp_pgp_keyring_check(p->cfg, err, errsz);
 	char sig[256];
 	bool anchor;
 	int r;
@@ -863,25 +865,25 @@ sp_pgp_keyring_verify(struct sp_pgp *p, size_t *n_keys, char *why, size_t whysz)
 	*n_keys = 0;
 	if (k != SP_PGP_KEYRING_OK)
 		return k;
-	if (ensure_ctx(p, why, whysz) < 0)
+	if (ensure_ctx(p, err, errsz) < 0)
 		return SP_PGP_KEYRING_FAULT;
 	keyring_signature(p->cfg->pgp.gnupg_home, sig, sizeof sig);
 	pthread_mutex_lock(&gpg_lock);
-	r = keyring_prove_locked(p, sig, &anchor, n_keys, why, whysz);
+	r = keyring_prove_locked(p, sig, &anchor, n_keys, err, errsz);
 	pthread_mutex_unlock(&gpg_lock);
 	if (r < 0)
 		return SP_PGP_KEYRING_FAULT;
 	if (!anchor && *n_keys && p->cfg->pgp.trust == SP_TRUST_KEYRING)
-		sp_seterr(why, whysz, "no key is ultimately trusted: under [pgp] trust = keyring no key can be "
+		sp_seterr(err, errsz, "no key is ultimately trusted: under [pgp] trust = keyring no key can be "
 		          "valid (certify keys with a key of your own)");
 	else
-		why[0] = '\0';
+		err[0] = '\0';
 	return SP_PGP_KEYRING_OK;
 }
 
 static enum sp_pgp_lookup
 find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secret,
-            const char *sig, struct sp_pgp_key_info *info, char *why, size_t whysz)
+            const char *sig, struct sp_pgp_key_info *info, char *err, size_t errsz)
 {
 	gpgme_key_t k, best = NULL;
 	gpgme_user_id_t best_uid = NULL;
@@ -895,7 +897,7 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 	gpgme_keylist_result_t res;
 
 	memset(info, 0, sizeof *info);
-	if (keyring_prove_locked(p, sig, &anchor, NULL, why, whysz) < 0)
+	if (keyring_prove_locked(p, sig, &anchor, NULL, err, errsz) < 0)
 		return SP_PGP_ERROR;
 	status_reset(p);
 	if (sp_addr_is_idn(addr)) {
@@ -910,7 +912,7 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 	}
 	e = gpgme_op_keylist_start(p->ctx, only_fpr ? only_fpr : pattern, secret);
 	if (e) {
-		sp_seterr(why, whysz, "GnuPG key listing failed: %s", gpgme_strerror(e));
+		sp_seterr(err, errsz, "GnuPG key listing failed: %s", gpgme_strerror(e));
 		return SP_PGP_ERROR;
 	}
 	while ((e = gpgme_op_keylist_next(p->ctx, &k)) == 0) {
@@ -941,7 +943,7 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 	if (gpg_err_code(e) != GPG_ERR_EOF || (res && res->truncated)) {
 		if (best)
 			gpgme_key_unref(best);
-		sp_seterr(why, whysz, "GnuPG key listing failed: %s",
+		sp_seterr(err, errsz, "GnuPG key listing failed: %s",
 		          gpg_err_code(e) != GPG_ERR_EOF ? gpgme_strerror(e) : "the listing was cut short");
 		gpgme_op_keylist_end(p->ctx);
 		return SP_PGP_ERROR;
@@ -951,20 +953,20 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 		/* "No key" only when gpg said so; silence (a crash) or an error is
 		 * a failure, and a failure never moves a recipient to a weaker form. */
 		if (p->st_error || (listed == 0 && !p->st_not_found)) {
-			sp_seterr(why, whysz, "GnuPG key lookup failed: %s",
+			sp_seterr(err, errsz, "GnuPG key lookup failed: %s",
 			          p->st_what[0] ? p->st_what : "gpg ended without an answer");
 			return SP_PGP_ERROR;
 		}
 		if (not_valid && !anchor) {
-			sp_seterr(why, whysz, "OpenPGP keyring %s: no key in it is ultimately trusted, so no key "
+			sp_seterr(err, errsz, "OpenPGP keyring %s: no key in it is ultimately trusted, so no key "
 			          "can be valid ([pgp] trust = keyring); was trustdb.gpg lost or replaced?  "
 			          "Restore it (or gpg --import-ownertrust)", p->cfg->pgp.gnupg_home);
 			return SP_PGP_ERROR;
 		}
 		if (first_reason[0])
-			sp_seterr(why, whysz, "%s", first_reason);
+			sp_seterr(err, errsz, "%s", first_reason);
 		else
-			sp_seterr(why, whysz, "no OpenPGP %skey for this address", secret ? "secret " : "");
+			sp_seterr(err, errsz, "no OpenPGP %skey for this address", secret ? "secret " : "");
 		return SP_PGP_NONE;
 	}
 	sp_strlcpy(info->fpr, best->fpr, sizeof info->fpr);
@@ -976,23 +978,23 @@ find_locked(struct sp_pgp *p, const char *addr, const char *only_fpr, bool secre
 }
 
 enum sp_pgp_lookup
-sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *why, size_t whysz)
+sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *err, size_t errsz)
 {
-	return find(p, addr, NULL, false, info, why, whysz);
+	return find(p, addr, NULL, false, info, err, errsz);
 }
 
 enum sp_pgp_lookup
-sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *why, size_t whysz)
+sp_pgp_find_signer(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *err, size_t errsz)
 {
-	return find(p, addr, NULL, true, info, why, whysz);
+	return find(p, addr, NULL, true, info, err, errsz);
 }
 
 enum sp_pgp_lookup
-sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *why, size_t whysz)
+sp_pgp_recheck(struct sp_pgp *p, const char *addr, const char *fpr, char *err, size_t errsz)
 {
 	struct sp_pgp_key_info info;
 
-	return find(p, addr, fpr, false, &info, why, whysz);
+	return find(p, addr, fpr, false, &info, err, errsz);
 }
 
 /* ---- encryption ---- */
@@ -1054,7 +1056,7 @@ blob_seek_cb(void *handle, off_t offset, int whence)
 
 static struct gpgme_data_cbs blob_cbs = { .read = blob_read_cb, .seek = blob_seek_cb };
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                const char *in, size_t len, struct sp_buf *out, char *err, size_t errsz)
 {
@@ -1064,24 +1066,25 @@ sp_pgp_encrypt(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	return sp_pgp_encrypt_io(p, fprs, n, sign_fpr, &blob, out, -1, err, errsz);
 }
 
-static int encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
-                          const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz);
+static enum sp_pgp_encrypt_result encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n,
+                                                 const char *sign_fpr, const struct sp_blob *in,
+                                                 struct sp_buf *out, int out_fd, char *err, size_t errsz);
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_encrypt_io(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                   const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
 {
-	int rv;
+	enum sp_pgp_encrypt_result rv;
 
 	if (ensure_ctx(p, err, errsz) < 0)
-		return -1;
+		return SP_PGP_ENCRYPT_TEMPFAIL;
 	pthread_mutex_lock(&gpg_lock);
 	rv = encrypt_locked(p, fprs, n, sign_fpr, in, out, out_fd, err, errsz);
 	pthread_mutex_unlock(&gpg_lock);
 	return rv;
 }
 
-static int
+static enum sp_pgp_encrypt_result
 encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *sign_fpr,
                const struct sp_blob *in, struct sp_buf *out, int out_fd, char *err, size_t errsz)
 {
@@ -1095,7 +1098,7 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 	struct watchdog wd;
 	gpgme_error_t e;
 	size_t i, start = out ? out->len : 0;
-	int rv = -1;
+	enum sp_pgp_encrypt_result rv = SP_PGP_ENCRYPT_TEMPFAIL;
 	bool fired;
 
 	status_reset(p);
@@ -1148,7 +1151,7 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			sp_seterr(err, errsz, "[pgp] sign = yes, but secret key %s needs a passphrase, and "
 			          "nobody is there to type it; use a key without one or preset it in gpg-agent",
 			          sign_fpr ? sign_fpr : "?");
-			rv = -2;
+			rv = SP_PGP_ENCRYPT_PERMFAIL;
 		} else {
 			sp_seterr(err, errsz, "gpg %s failed: %s%s%s%s", sign_fpr ? "sign+encrypt" : "encrypt",
 			          gpgme_strerror(e), sign_fpr ? " (signing key " : "", sign_fpr ? sign_fpr : "",
@@ -1182,9 +1185,9 @@ encrypt_locked(struct sp_pgp *p, const char *const *fprs, size_t n, const char *
 			goto out;
 		}
 	}
-	rv = 0;
+	rv = SP_PGP_ENCRYPTED;
 out:
-	if (rv != 0 && out) {
+	if (rv != SP_PGP_ENCRYPTED && out) {
 		/* Never leave a partial result behind. */
 		out->len = start;
 		if (out->data)

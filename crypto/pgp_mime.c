@@ -60,29 +60,26 @@ wrap_armor(const struct sp_buf *armor, int armor_fd, struct sp_sink *out, char *
 
 /* Encrypt in and append the multipart/encrypted entity to out: through a
  * buffer for small copies, through an anonymous spool file for big ones. */
-static int
+static enum sp_pgp_encrypt_result
 encrypt_and_wrap(struct sp_pgp *pgp, const struct sp_blob *in, const char *const *fprs, size_t n,
                  const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
 {
 	struct sp_buf armor;
-	int fd = -1, r, rv = -1;
+	int fd = -1;
+	enum sp_pgp_encrypt_result rv = SP_PGP_ENCRYPT_TEMPFAIL;
 
 	sp_buf_init(&armor, 0);
 	if (out->buf) {
-		if ((r = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, &armor, -1, err, errsz)) != 0) {
-			rv = r;
+		if ((rv = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, &armor, -1, err, errsz)) != SP_PGP_ENCRYPTED)
 			goto out;
-		}
-		rv = wrap_armor(&armor, -1, out, err, errsz);
+		rv = wrap_armor(&armor, -1, out, err, errsz) < 0 ? SP_PGP_ENCRYPT_TEMPFAIL : SP_PGP_ENCRYPTED;
 		goto out;
 	}
 	if ((fd = sp_tmpfile(err, errsz)) < 0)
 		goto out;
-	if ((r = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, NULL, fd, err, errsz)) != 0) {
-		rv = r;
+	if ((rv = sp_pgp_encrypt_io(pgp, fprs, n, sign_fpr, in, NULL, fd, err, errsz)) != SP_PGP_ENCRYPTED)
 		goto out;
-	}
-	rv = wrap_armor(NULL, fd, out, err, errsz);
+	rv = wrap_armor(NULL, fd, out, err, errsz) < 0 ? SP_PGP_ENCRYPT_TEMPFAIL : SP_PGP_ENCRYPTED;
 out:
 	if (fd >= 0)
 		close(fd);
@@ -90,7 +87,7 @@ out:
 	return rv;
 }
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_mime_encrypted_entity(struct sp_pgp *pgp, const char *inner, size_t len, const char *const *fprs,
                              size_t n, const char *sign_fpr, struct sp_buf *out, char *err, size_t errsz)
 {
@@ -98,14 +95,14 @@ sp_pgp_mime_encrypted_entity(struct sp_pgp *pgp, const char *inner, size_t len, 
 	struct sp_blob in = { .spans = &span, .n_spans = 1, .fd = -1, .len = len };
 	struct sp_sink sink = { out, -1 };
 	size_t start = out->len;
-	int rv = encrypt_and_wrap(pgp, &in, fprs, n, sign_fpr, &sink, err, errsz);
+	enum sp_pgp_encrypt_result rv = encrypt_and_wrap(pgp, &in, fprs, n, sign_fpr, &sink, err, errsz);
 
-	if (rv != 0)
+	if (rv != SP_PGP_ENCRYPTED)
 		out->len = start;
 	return rv;
 }
 
-int
+enum sp_pgp_encrypt_result
 sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject, const char *const *fprs,
                   size_t n, const char *sign_fpr, struct sp_sink *out, char *err, size_t errsz)
 {
@@ -115,7 +112,7 @@ sp_pgp_mime_build(struct sp_pgp *pgp, const struct sp_mime *m, bool hide_subject
 	struct sp_span spans[SP_MIME_PROTECTED_MAX_SPANS];
 	struct sp_blob in = { .spans = spans, .fd = -1 };
 	size_t i;
-	int rv = -1;
+	enum sp_pgp_encrypt_result rv = SP_PGP_ENCRYPT_TEMPFAIL;
 
 	sp_buf_init(&outer, 0);
 	memset(&pe, 0, sizeof pe);

@@ -52,13 +52,13 @@ new_length(const unsigned char *p, size_t n, size_t *used, size_t *len, bool *pa
 }
 
 static int
-read_header(const unsigned char *p, size_t n, struct pkt_hdr *h, char *why, size_t whysz)
+read_header(const unsigned char *p, size_t n, struct pkt_hdr *h, char *err, size_t errsz)
 {
 	size_t used;
 
 	memset(h, 0, sizeof *h);
 	if ((p[0] & 0x80) == 0) {
-		sp_seterr(why, whysz, "not an OpenPGP packet (byte 0x%02x)", p[0]);
+		sp_seterr(err, errsz, "not an OpenPGP packet (byte 0x%02x)", p[0]);
 		return -1;
 	}
 	if (p[0] & 0x40) {
@@ -96,26 +96,26 @@ read_header(const unsigned char *p, size_t n, struct pkt_hdr *h, char *why, size
 	}
 	return 0;
 truncated:
-	sp_seterr(why, whysz, "truncated packet header");
+	sp_seterr(err, errsz, "truncated packet header");
 	return -1;
 }
 
 /* Skip the body of a data packet that may come in partial chunks; *end is
- * where the packet ends.  0 ok; -1 with why. */
+ * where the packet ends.  0 ok; -1 with err. */
 static int
-skip_body(const unsigned char *p, size_t n, const struct pkt_hdr *h, size_t *end, char *why, size_t whysz)
+skip_body(const unsigned char *p, size_t n, const struct pkt_hdr *h, size_t *end, char *err, size_t errsz)
 {
 	size_t off = h->hdrlen, len = h->len, used;
 	bool partial = h->partial;
 
 	/* RFC 9580 4.2.1.4: the first partial length is at least 512 octets. */
 	if (partial && len < 512) {
-		sp_seterr(why, whysz, "first partial body length %zu is below 512", len);
+		sp_seterr(err, errsz, "first partial body length %zu is below 512", len);
 		return -1;
 	}
 	for (;;) {
 		if (len > n - off) {
-			sp_seterr(why, whysz, "truncated packet (tag %u)", h->tag);
+			sp_seterr(err, errsz, "truncated packet (tag %u)", h->tag);
 			return -1;
 		}
 		off += len;
@@ -124,7 +124,7 @@ skip_body(const unsigned char *p, size_t n, const struct pkt_hdr *h, size_t *end
 		/* Each chunk is at least one byte plus its length octet, so the
 		 * loop ends within n steps. */
 		if (new_length(p + off, n - off, &used, &len, &partial) < 0) {
-			sp_seterr(why, whysz, "truncated partial body (tag %u)", h->tag);
+			sp_seterr(err, errsz, "truncated partial body (tag %u)", h->tag);
 			return -1;
 		}
 		off += used;
@@ -134,43 +134,43 @@ skip_body(const unsigned char *p, size_t n, const struct pkt_hdr *h, size_t *end
 }
 
 int
-sp_pgp_packets_check(const unsigned char *p, size_t n, char *why, size_t whysz)
+sp_pgp_packets_check(const unsigned char *p, size_t n, char *err, size_t errsz)
 {
 	size_t off = 0, esk = 0, end;
 	struct pkt_hdr h;
 
 	if (n == 0) {
-		sp_seterr(why, whysz, "no OpenPGP packets");
+		sp_seterr(err, errsz, "no OpenPGP packets");
 		return -1;
 	}
 	while (off < n) {
 		const unsigned char *q = p + off;
 		size_t rest = n - off;
 
-		if (read_header(q, rest, &h, why, whysz) < 0)
+		if (read_header(q, rest, &h, err, errsz) < 0)
 			return -1;
 		switch (h.tag) {
 		case TAG_PKESK:
 		case TAG_SKESK:
 			if (h.partial || h.to_end) {
-				sp_seterr(why, whysz, "session-key packet with %s length",
+				sp_seterr(err, errsz, "session-key packet with %s length",
 				          h.partial ? "a partial" : "an indeterminate");
 				return -1;
 			}
 			if (h.len < 1 || h.len > rest - h.hdrlen) {
-				sp_seterr(why, whysz, "%s session-key packet", h.len < 1 ? "empty" : "truncated");
+				sp_seterr(err, errsz, "%s session-key packet", h.len < 1 ? "empty" : "truncated");
 				return -1;
 			}
 			/* Versions: PKESK 3 (RFC 4880) or 6 (RFC 9580); SKESK 4, 5
 			 * (LibrePGP) or 6. */
 			if (h.tag == TAG_PKESK ? (q[h.hdrlen] != 3 && q[h.hdrlen] != 6)
 			                       : (q[h.hdrlen] < 4 || q[h.hdrlen] > 6)) {
-				sp_seterr(why, whysz, "%s version %u", h.tag == TAG_PKESK ? "PKESK" : "SKESK",
+				sp_seterr(err, errsz, "%s version %u", h.tag == TAG_PKESK ? "PKESK" : "SKESK",
 				          q[h.hdrlen]);
 				return -1;
 			}
 			if (++esk > SP_PGP_MAX_ESK) {
-				sp_seterr(why, whysz, "more than %d session-key packets", SP_PGP_MAX_ESK);
+				sp_seterr(err, errsz, "more than %d session-key packets", SP_PGP_MAX_ESK);
 				return -1;
 			}
 			off += h.hdrlen + h.len;
@@ -178,31 +178,31 @@ sp_pgp_packets_check(const unsigned char *p, size_t n, char *why, size_t whysz)
 		case TAG_SEIPD:
 		case TAG_OCB:
 			if (esk == 0) {
-				sp_seterr(why, whysz, "encrypted data without a session-key packet");
+				sp_seterr(err, errsz, "encrypted data without a session-key packet");
 				return -1;
 			}
-			if (skip_body(q, rest, &h, &end, why, whysz) < 0)
+			if (skip_body(q, rest, &h, &end, err, errsz) < 0)
 				return -1;
 			if (h.len < 2 || (h.tag == TAG_SEIPD ? (q[h.hdrlen] != 1 && q[h.hdrlen] != 2)
 			                                      : q[h.hdrlen] != 1)) {
-				sp_seterr(why, whysz, h.len < 2 ? "empty encrypted data packet"
+				sp_seterr(err, errsz, h.len < 2 ? "empty encrypted data packet"
 				                                : "encrypted data packet of an unknown version");
 				return -1;
 			}
 			if (end != rest) {
-				sp_seterr(why, whysz, "%zu bytes after the encrypted data packet", rest - end);
+				sp_seterr(err, errsz, "%zu bytes after the encrypted data packet", rest - end);
 				return -1;
 			}
 			return 0;
 		case TAG_SED:
-			sp_seterr(why, whysz, "encrypted data without integrity protection (SED, tag 9)");
+			sp_seterr(err, errsz, "encrypted data without integrity protection (SED, tag 9)");
 			return -1;
 		default:
-			sp_seterr(why, whysz, "OpenPGP packet tag %u where an encrypted message has none", h.tag);
+			sp_seterr(err, errsz, "OpenPGP packet tag %u where an encrypted message has none", h.tag);
 			return -1;
 		}
 	}
-	sp_seterr(why, whysz, "session-key packets without encrypted data");
+	sp_seterr(err, errsz, "session-key packets without encrypted data");
 	return -1;
 }
 
@@ -272,7 +272,7 @@ armor_header_ok(const char *line, size_t len)
 }
 
 int
-sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size_t whysz)
+sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *err, size_t errsz)
 {
 	const char *end = p + n, *line;
 	size_t len, i, headers = 0, b64 = 0, start = out->len;
@@ -287,33 +287,33 @@ sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size
 	while (end > p && g_ascii_isspace(end[-1]))
 		end--;
 	if (!next_line(&p, end, &line, &len) || !line_is(line, len, "-----BEGIN PGP MESSAGE-----")) {
-		sp_seterr(why, whysz, "does not start with -----BEGIN PGP MESSAGE-----");
+		sp_seterr(err, errsz, "does not start with -----BEGIN PGP MESSAGE-----");
 		return -1;
 	}
 	/* Armor headers up to the empty line. */
 	for (;;) {
 		if (!next_line(&p, end, &line, &len)) {
-			sp_seterr(why, whysz, "armor ends in its headers");
+			sp_seterr(err, errsz, "armor ends in its headers");
 			return -1;
 		}
 		if (len == 0)
 			break;
 		if (len > SP_PGP_ARMOR_MAX_LINE || !armor_header_ok(line, len) ||
 		    ++headers > SP_PGP_ARMOR_MAX_HEADERS) {
-			sp_seterr(why, whysz, "not an armor header line (or more than %d)", SP_PGP_ARMOR_MAX_HEADERS);
+			sp_seterr(err, errsz, "not an armor header line (or more than %d)", SP_PGP_ARMOR_MAX_HEADERS);
 			return -1;
 		}
 	}
 	/* base64 lines, the optional checksum, the END line, nothing after. */
 	for (;;) {
 		if (!next_line(&p, end, &line, &len)) {
-			sp_seterr(why, whysz, "no -----END PGP MESSAGE----- line");
+			sp_seterr(err, errsz, "no -----END PGP MESSAGE----- line");
 			goto fail;
 		}
 		if (line_is(line, len, "-----END PGP MESSAGE-----"))
 			break;
 		if (have_crc) {
-			sp_seterr(why, whysz, "text after the armor checksum");
+			sp_seterr(err, errsz, "text after the armor checksum");
 			goto fail;
 		}
 		if (len == 5 && line[0] == '=') {
@@ -323,7 +323,7 @@ sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size
 			for (i = 1; i < 5 && is_b64(line[i]); i++)
 				;
 			if (i < 5 || g_base64_decode_step(line + 1, 4, c, &st, &sv) != 3) {
-				sp_seterr(why, whysz, "malformed armor checksum");
+				sp_seterr(err, errsz, "malformed armor checksum");
 				goto fail;
 			}
 			want_crc = (uint32_t)c[0] << 16 | (uint32_t)c[1] << 8 | c[2];
@@ -331,7 +331,7 @@ sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size
 			continue;
 		}
 		if (len == 0 || len > SP_PGP_ARMOR_MAX_LINE || padded) {
-			sp_seterr(why, whysz, padded ? "armor data after the padding" : "empty or over-long armor line");
+			sp_seterr(err, errsz, padded ? "armor data after the padding" : "empty or over-long armor line");
 			goto fail;
 		}
 		for (i = 0; i < len; i++) {
@@ -342,28 +342,28 @@ sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size
 				padded = true;
 				break;
 			}
-			sp_seterr(why, whysz, "not a base64 character in the armor");
+			sp_seterr(err, errsz, "not a base64 character in the armor");
 			goto fail;
 		}
 		b64 += len;
 		{
 			gsize k = g_base64_decode_step(line, len, chunk, &state, &save);
 			if (sp_buf_append(out, chunk, k) < 0) {
-				sp_seterr(why, whysz, "armored message too large");
+				sp_seterr(err, errsz, "armored message too large");
 				goto fail;
 			}
 		}
 	}
 	if (p != end) {
-		sp_seterr(why, whysz, "text after -----END PGP MESSAGE-----");
+		sp_seterr(err, errsz, "text after -----END PGP MESSAGE-----");
 		goto fail;
 	}
 	if (b64 == 0 || b64 % 4 != 0 || state != 0) {
-		sp_seterr(why, whysz, "armor data is not whole base64 quads");
+		sp_seterr(err, errsz, "armor data is not whole base64 quads");
 		goto fail;
 	}
 	if (have_crc && crc24(0xb704ce, (const unsigned char *)out->data + start, out->len - start) != want_crc) {
-		sp_seterr(why, whysz, "armor checksum mismatch");
+		sp_seterr(err, errsz, "armor checksum mismatch");
 		goto fail;
 	}
 	return 0;
@@ -373,15 +373,15 @@ fail:
 }
 
 bool
-sp_pgp_armored_is_encrypted(const char *p, size_t n, char *why, size_t whysz)
+sp_pgp_armored_is_encrypted(const char *p, size_t n, char *err, size_t errsz)
 {
 	struct sp_buf b;
 	bool ok;
 
 	/* The decoded packets are at most 3/4 of the armor. */
 	sp_buf_init(&b, n);
-	ok = sp_pgp_armor_decode(p, n, &b, why, whysz) == 0 &&
-	     sp_pgp_packets_check((const unsigned char *)b.data, b.len, why, whysz) == 0;
+	ok = sp_pgp_armor_decode(p, n, &b, err, errsz) == 0 &&
+	     sp_pgp_packets_check((const unsigned char *)b.data, b.len, err, errsz) == 0;
 	sp_buf_free(&b);
 	return ok;
 }

@@ -36,17 +36,18 @@
 #define SP_PGP_ARMOR_MAX_LINE 1024
 
 /* Is p[0..n) one encrypted, integrity-protected OpenPGP message and nothing
- * else?  0 yes; -1 no, and why says what it is instead. */
-int sp_pgp_packets_check(const unsigned char *p, size_t n, char *why, size_t whysz);
+ * else?  Returns 0 yes; -1 no, with err saying what it is instead. */
+int sp_pgp_packets_check(const unsigned char *p, size_t n, char *err, size_t errsz);
 
 /* Decode p[0..n) as exactly one "BEGIN PGP MESSAGE" armor block, with only
  * whitespace around it: the BEGIN line, armor headers (Version, Comment,
  * Charset, MessageID), an empty line, base64 lines, an optional CRC-24
  * checksum line that must match, the END line.  The packets are appended to
- * out.  0 ok; -1 with why. */
-int sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *why, size_t whysz);
+ * out.  Returns 0, or -1 with err set. */
+int sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *err, size_t errsz);
 
-/* Both: is the text one armored, encrypted OpenPGP message, nothing else? */
-bool sp_pgp_armored_is_encrypted(const char *p, size_t n, char *why, size_t whysz);
+/* Both: is the text one armored, encrypted OpenPGP message, nothing else?
+ * true yes; false no, and err says what it is instead. */
+bool sp_pgp_armored_is_encrypted(const char *p, size_t n, char *err, size_t errsz);
 
 #endif

@@ -35,8 +35,8 @@ struct sp_decision {
  * functions take the address in its normal form (address.h) and are
  * thread-safe.
  *   find:    FOUND (info->fpr; source says where from and since when),
- *            NONE (why: nothing usable was found, or it changed and the
- *            configuration says to fall to the next form), ERROR (why: its
+ *            NONE (err: nothing usable was found, or it changed and the
+ *            configuration says to fall to the next form), ERROR (err: its
  *            own keyring or store is unusable: 451, never a weaker form).
  *            On NONE, a non-empty source is a notice the sender must get
  *            (a key change).
@@ -44,27 +44,35 @@ struct sp_decision {
  *            keyfile: the path of the key to encrypt to (gpg --recipient-file). */
 struct sp_key_discovery {
 	enum sp_pgp_lookup (*find)(void *ctx, const char *addr, const char *norm, struct sp_pgp_key_info *info,
-	                           char *source, size_t sourcesz, char *why, size_t whysz);
+	                           char *source, size_t sourcesz, char *err, size_t errsz);
 	enum sp_pgp_lookup (*recheck)(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t keyfilesz,
-	                              char *why, size_t whysz);
+	                              char *err, size_t errsz);
 	void *ctx;
 };
 /* The longest key file path recheck gives back (the state directory's). */
 #define SP_DISCOVERY_PATH_MAX 1024
-/* NULL: no discovery (the default). */
+/* NULL: no discovery (the default).  sp_policy_discovery returns what was
+ * set (NULL: none). */
 void sp_policy_set_discovery(const struct sp_key_discovery *kd);
 const struct sp_key_discovery *sp_policy_discovery(void);
 
 /* One per session: it holds per-thread state (a GPGME context). */
 struct sp_policy;
 
+/* Returns the policy, or NULL with err set (not today: its GnuPG context and
+ * sodium recipients come at first use). */
 struct sp_policy *sp_policy_new(const struct sp_config *cfg, char *err, size_t errsz);
 void sp_policy_free(struct sp_policy *p);
+/* The form for addr.  Returns SP_POLICY_OK with d->form, or SP_POLICY_REFUSE
+ * or SP_POLICY_TEMPFAIL with d->reason: the reason is part of the decision
+ * (it goes into the SMTP reply), so it lives in d, not in an err buffer. */
 enum sp_policy_result sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d);
+/* The configuration the policy was made with. */
 const struct sp_config *sp_policy_config(const struct sp_policy *p);
 struct sp_sodium_recipients;
 /* The [sodium] recipients file: a missing default file means none; one named
- * in the config must exist.  *out stays NULL when there is none. */
+ * in the config must exist.  *out stays NULL when there is none.  Returns 0,
+ * or -1 with err set. */
 int sp_policy_load_sodium(const struct sp_config *cfg, struct sp_sodium_recipients **out,
                           char *err, size_t errsz);
 /* The session's sodium recipients (read on first use); NULL when there are none

@@ -43,7 +43,7 @@ typedef int (*sp_write_fn)(void *ctx, const void *p, size_t n, char *err, size_t
  * error (with a line in err). */
 typedef ssize_t (*sp_read_fn)(void *ctx, void *p, size_t n, char *err, size_t errsz);
 
-/* Stock sinks and sources. */
+/* Stock sinks and sources; they return as sp_write_fn / sp_read_fn. */
 int sp_write_buf(void *buf /* struct sp_buf * */, const void *p, size_t n, char *err, size_t errsz);
 int sp_write_stdio(void *fp /* FILE * */, const void *p, size_t n, char *err, size_t errsz);
 ssize_t sp_read_stdio(void *fp /* FILE * */, void *p, size_t n, char *err, size_t errsz);
@@ -55,16 +55,17 @@ struct sp_memreader {
 };
 ssize_t sp_read_mem(void *mr /* struct sp_memreader * */, void *p, size_t n, char *err, size_t errsz);
 /* Read exactly n bytes unless the input ends first: returns the count read
- * (< n only at end of input) or -1. */
+ * (< n only at end of input), or -1 with err set. */
 ssize_t sp_read_full(sp_read_fn rd, void *ctx, void *p, size_t n, char *err, size_t errsz);
 
-/* Size of the stream (header + chunks) for a plaintext of len bytes. */
+/* Returns the size of the stream (header + chunks) for a plaintext of len bytes. */
 size_t sp_secretstream_size(size_t len);
 
 /* Encrypting side.  new() writes the 24-byte header to w at once; update() may be
  * called any number of times with any sizes; finish() writes the FINAL chunk.
  * free() wipes the state and the buffered plaintext.  ad (may be NULL if adlen
- * is 0) is copied and bound to the first chunk. */
+ * is 0) is copied and bound to the first chunk.  new() returns the state, or
+ * NULL with err set; update() and finish() return 0, or -1 with err set. */
 struct sp_secretstream_push;
 struct sp_secretstream_push *sp_secretstream_push_new(const unsigned char key[SP_SECRETSTREAM_KEYBYTES],
                                                       const void *ad, size_t adlen,
@@ -77,7 +78,7 @@ void sp_secretstream_push_free(struct sp_secretstream_push *s);
 
 /* Deterministic variant for known-answer tests: the 24-byte stream header (the
  * only randomness of secretstream) is given instead of drawn from the CSPRNG.
- * Production code uses sp_secretstream_push_new(). */
+ * Production code uses sp_secretstream_push_new().  Returns as it. */
 struct sp_secretstream_push *sp_secretstream_push_new_det(const unsigned char key[SP_SECRETSTREAM_KEYBYTES],
                                                           const unsigned char header[SP_SECRETSTREAM_HEADERBYTES],
                                                           const void *ad, size_t adlen,

@@ -325,13 +325,13 @@ struct sp_sodium_recipients {
 /* A bare addr-spec as it appears in RCPT TO: local@domain, no brackets,
  * blanks, quotes or list separators.  Non-ASCII bytes pass (SMTPUTF8). */
 static int
-check_address(const char *a, size_t n, char *why, size_t whysz)
+check_address(const char *a, size_t n, char *err, size_t errsz)
 {
 	const char *at = NULL;
 	size_t i;
 
 	if (n > SP_SODIUM_ADDRESS_MAX) {
-		sp_seterr(why, whysz, "address longer than %d characters", SP_SODIUM_ADDRESS_MAX);
+		sp_seterr(err, errsz, "address longer than %d characters", SP_SODIUM_ADDRESS_MAX);
 		return -1;
 	}
 	for (i = 0; i < n; i++) {
@@ -339,17 +339,17 @@ check_address(const char *a, size_t n, char *why, size_t whysz)
 
 		if (c == '@') {
 			if (at != NULL) {
-				sp_seterr(why, whysz, "more than one '@' in the address");
+				sp_seterr(err, errsz, "more than one '@' in the address");
 				return -1;
 			}
 			at = a + i;
 		} else if (c < 0x21 || c == 0x7f || strchr("<>()[]\\,;:\"", c) != NULL) {
-			sp_seterr(why, whysz, "character '%c' not allowed in a bare address", (c < 0x21 || c == 0x7f) ? '?' : c);
+			sp_seterr(err, errsz, "character '%c' not allowed in a bare address", (c < 0x21 || c == 0x7f) ? '?' : c);
 			return -1;
 		}
 	}
 	if (at == NULL || at == a || at == a + n - 1) {
-		sp_seterr(why, whysz, "not an address (expected local@domain)");
+		sp_seterr(err, errsz, "not an address (expected local@domain)");
 		return -1;
 	}
 	return 0;

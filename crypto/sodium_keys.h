@@ -40,7 +40,8 @@ struct sp_sodium_keypair {
 
 /* Make a key pair and write the secret file at path: created with
  * O_CREAT|O_EXCL (an existing file is never overwritten), mode 0600, fsync'd.
- * publine receives "sealpost1:..." for the recipients file of the senders. */
+ * publine receives "sealpost1:..." for the recipients file of the senders.
+ * Like every function here that takes err: returns 0, or -1 with err set. */
 int sp_sodium_keygen(const char *path, char publine[SP_SODIUM_PUBLINE_LEN + 1], char *err, size_t errsz);
 /* Read a secret key file.  Refused if group or others may read or write it,
  * or if its public half does not match its secret half. */
@@ -55,7 +56,7 @@ void sp_sodium_format_public(const unsigned char pk[SP_SODIUM_PKBYTES], char out
  * public key (low-order points are refused). */
 int sp_sodium_parse_public(const char *s, unsigned char pk[SP_SODIUM_PKBYTES], char *err, size_t errsz);
 
-/* The [sodium] recipients file. */
+/* The [sodium] recipients file.  Returns 0 with *out, or -1 with err set. */
 struct sp_sodium_recipients;
 int sp_sodium_recipients_load(const char *path, struct sp_sodium_recipients **out, char *err, size_t errsz);
 /* Same from memory; name is the FILE of the "FILE:LINE: reason" errors. */
@@ -65,6 +66,7 @@ int sp_sodium_recipients_parse(const char *name, const char *text, size_t len,
  * form: ASCII case ignored, the domain as IDNA A-labels, see address.h; never
  * a substring), or NULL.  Valid until sp_sodium_recipients_free(). */
 const unsigned char *sp_sodium_recipients_lookup(const struct sp_sodium_recipients *r, const char *addr);
+/* How many addresses the file lists. */
 size_t sp_sodium_recipients_count(const struct sp_sodium_recipients *r);
 void sp_sodium_recipients_free(struct sp_sodium_recipients *r);
 

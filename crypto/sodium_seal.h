@@ -40,12 +40,14 @@
 #define SP_SODIUM_CONTENT_TYPE "application/x-sealpost"
 #define SP_SODIUM_FILENAME "message.sealpost"
 
-/* Size of the sealed file for npk recipients and a len-byte message. */
+/* Returns the size of the sealed file for npk recipients and a len-byte message. */
 size_t sp_sodium_sealed_size(size_t npk, size_t len);
 
 /* Streaming sealer: new() writes the header to w; update() takes the message in
  * pieces of any size; finish() writes the final chunk.  pks: npk pointers to
- * 32-byte public keys (as returned by sp_sodium_recipients_lookup), 1..1024. */
+ * 32-byte public keys (as returned by sp_sodium_recipients_lookup), 1..1024.
+ * new() returns the sealer, or NULL with err set; update() and finish()
+ * return 0, or -1 with err set. */
 struct sp_sodium_sealer;
 struct sp_sodium_sealer *sp_sodium_sealer_new(const unsigned char *const *pks, size_t npk,
                                               sp_write_fn w, void *wctx, char *err, size_t errsz);
@@ -55,14 +57,15 @@ void sp_sodium_sealer_free(struct sp_sodium_sealer *s);
 
 /* Deterministic variant for known-answer tests (tests/vectors/sodium-v1.txt):
  * the message key, the stream header and one ephemeral secret key per
- * recipient are given.  Production code uses sp_sodium_sealer_new(). */
+ * recipient are given.  Production code uses sp_sodium_sealer_new().  Returns
+ * as it. */
 struct sp_sodium_sealer *sp_sodium_sealer_new_det(const unsigned char *const *pks, size_t npk,
                                                   const unsigned char key[SP_SECRETSTREAM_KEYBYTES],
                                                   const unsigned char header[SP_SECRETSTREAM_HEADERBYTES],
                                                   const unsigned char *const *ephemeral_sks,
                                                   sp_write_fn w, void *wctx, char *err, size_t errsz);
 
-/* Stock sink writing into a GMimeStream. */
+/* Stock sink writing into a GMimeStream; returns as sp_write_fn. */
 int sp_write_gmime(void *stream /* GMimeStream * */, const void *p, size_t n, char *err, size_t errsz);
 
 /* The copy for the upstream: a multipart/mixed entity (Content-Type header and
@@ -71,7 +74,7 @@ int sp_write_gmime(void *stream /* GMimeStream * */, const void *p, size_t n, ch
  * sealed bytes are written to spool (not secret: e.g. a GMimeStreamFs on an
  * unlinked temporary file, to keep a large copy out of memory); spool NULL
  * means an in-memory stream.  The returned object references spool; the caller
- * g_object_unref()s it. */
+ * g_object_unref()s it.  Returns NULL with err set on failure. */
 GMimeObject *sp_sodium_make_copy(const unsigned char *const *pks, size_t npk, const void *msg, size_t len,
                                  GMimeStream *spool, char *err, size_t errsz);
 /* Same, reading the original message from a stream until its end. */
@@ -86,7 +89,7 @@ extern const char sp_sodium_copy_help[];
  * ($TMPDIR) and verified completely before the first plaintext byte is
  * written, so a wrong key, a tampered, truncated or extended file or an
  * unknown version writes nothing to out.  Plaintext never touches a
- * temporary file. */
+ * temporary file.  Returns 0, or -1 with err set. */
 int sp_sodium_open(FILE *in, FILE *out, const struct sp_sodium_keypair *kp, char *err, size_t errsz);
 
 #endif

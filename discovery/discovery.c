@@ -312,11 +312,11 @@ add_ca_file(CURL *c, void *sslctx, void *arg)
 	return X509_STORE_load_file(store, arg) == 1 ? CURLE_OK : CURLE_SSL_CACERT_BADFILE;
 }
 
-/* GET url within the deadline.  0 with *status and f->body; -1 with why
+/* GET url within the deadline.  0 with *status and f->body; -1 with err
  * (transport: DNS, TCP, TLS, timeout, size; the caller names the URL). */
 static int
 fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct fetch *f, long *status,
-          char *why, size_t whysz)
+          char *err, size_t errsz)
 {
 	char cerr[CURL_ERROR_SIZE] = "";
 	int64_t left = deadline_ms - sp_now_ms();
@@ -325,11 +325,11 @@ fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct f
 
 	*status = 0;
 	if (left <= 0) {
-		sp_seterr(why, whysz, "no time left ([discovery] timeout)");
+		sp_seterr(err, errsz, "no time left ([discovery] timeout)");
 		return -1;
 	}
 	if ((c = curl_easy_init()) == NULL) {
-		sp_seterr(why, whysz, "cannot start libcurl");
+		sp_seterr(err, errsz, "cannot start libcurl");
 		return -1;
 	}
 	curl_easy_setopt(c, CURLOPT_URL, url);
@@ -362,12 +362,12 @@ fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct f
 		return 0;
 	}
 	if (f->too_big || rc == CURLE_FILESIZE_EXCEEDED)
-		sp_seterr(why, whysz, "the answer is larger than %d bytes: refused", SP_DISCOVERY_MAX_KEY_BYTES);
+		sp_seterr(err, errsz, "the answer is larger than %d bytes: refused", SP_DISCOVERY_MAX_KEY_BYTES);
 	else if (rc == CURLE_OPERATION_TIMEDOUT)
-		sp_seterr(why, whysz, "timed out ([discovery] timeout = %llds for all lookups of one recipient)",
+		sp_seterr(err, errsz, "timed out ([discovery] timeout = %llds for all lookups of one recipient)",
 		          (long long)d->cfg->discovery.timeout);
 	else
-		sp_seterr(why, whysz, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+		sp_seterr(err, errsz, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
 	curl_easy_cleanup(c);
 	return -1;
 }
@@ -377,46 +377,46 @@ fetch_url(struct sp_discovery *d, const char *url, int64_t deadline_ms, struct f
 /* Import what was fetched into a scratch keyring and choose the key for
  * norm under the rules of a local key (pgp.c, trust = always: the lookup is
  * what vouches for the key, not certifications).  FOUND: info and the
- * minimal export of that key in *out; NONE: why. */
+ * minimal export of that key in *out; NONE: err says why. */
 static enum sp_pgp_lookup
 judge(struct sp_discovery *d, const char *norm, const struct sp_buf *body, struct sp_pgp_key_info *info,
-      struct sp_buf *out, char *why, size_t whysz)
+      struct sp_buf *out, char *err, size_t errsz)
 {
-	char *tmpl = sp_xasprintf("%s/tmp-XXXXXX", d->dir), err[SP_ERRLEN];
+	char *tmpl = sp_xasprintf("%s/tmp-XXXXXX", d->dir), cause[SP_ERRLEN];
 	struct sp_config scfg = d->own_cfg;
 	enum sp_pgp_lookup r = SP_PGP_NONE;
 	struct sp_pgp *p = NULL;
 	size_t n = 0;
 
 	if (mkdtemp(tmpl) == NULL) {
-		sp_seterr(why, whysz, "cannot make a scratch keyring in %s: %s", d->dir, strerror(errno));
+		sp_seterr(err, errsz, "cannot make a scratch keyring in %s: %s", d->dir, strerror(errno));
 		free(tmpl);
 		return SP_PGP_ERROR;
 	}
 	scfg.pgp.gnupg_home = tmpl;
 	scfg.pgp.gnupg_home_required = true;
-	if (write_gpg_conf(tmpl, err, sizeof err) < 0) {
-		sp_seterr(why, whysz, "scratch keyring: %s", err);
+	if (write_gpg_conf(tmpl, cause, sizeof cause) < 0) {
+		sp_seterr(err, errsz, "scratch keyring: %s", cause);
 		rm_tree(tmpl);
 		free(tmpl);
 		return SP_PGP_ERROR;
 	}
-	p = sp_pgp_new(&scfg, err, sizeof err);
-	if (p == NULL || sp_pgp_import(p, body->data, body->len, &n, err, sizeof err) < 0) {
-		sp_seterr(why, whysz, "not OpenPGP key material (%s)", p ? err : "GnuPG");
+	p = sp_pgp_new(&scfg, cause, sizeof cause);
+	if (p == NULL || sp_pgp_import(p, body->data, body->len, &n, cause, sizeof cause) < 0) {
+		sp_seterr(err, errsz, "not OpenPGP key material (%s)", p ? cause : "GnuPG");
 		goto out;
 	}
 	if (n == 0) {
-		sp_seterr(why, whysz, "no OpenPGP key in the answer");
+		sp_seterr(err, errsz, "no OpenPGP key in the answer");
 		goto out;
 	}
-	r = sp_pgp_find_key(p, norm, info, why, whysz);
-	if (r == SP_PGP_NONE && strncmp(why, "no OpenPGP key", 14) == 0)
+	r = sp_pgp_find_key(p, norm, info, err, errsz);
+	if (r == SP_PGP_NONE && strncmp(err, "no OpenPGP key", 14) == 0)
 		/* gpg listed nothing for the address: the user IDs name others
 		 * (or were stripped). */
-		sp_seterr(why, whysz, "the key served has no user ID with exactly this address");
-	if (r == SP_PGP_FOUND && sp_pgp_export_minimal(p, info->fpr, out, err, sizeof err) < 0) {
-		sp_seterr(why, whysz, "%s", err);
+		sp_seterr(err, errsz, "the key served has no user ID with exactly this address");
+	if (r == SP_PGP_FOUND && sp_pgp_export_minimal(p, info->fpr, out, cause, sizeof cause) < 0) {
+		sp_seterr(err, errsz, "%s", cause);
 		r = SP_PGP_ERROR;
 	}
 	if (r == SP_PGP_ERROR) {
@@ -441,17 +441,17 @@ key_file(struct sp_discovery *d, const char *fpr)
 
 static enum sp_pgp_lookup
 own_recheck(struct sp_discovery *d, const char *norm, const char *fpr, struct sp_pgp_key_info *info,
-            char *why, size_t whysz)
+            char *err, size_t errsz)
 {
-	char err[SP_ERRLEN];
-	struct sp_pgp *p = sp_pgp_acquire(&d->own_cfg, err, sizeof err);
+	char cause[SP_ERRLEN];
+	struct sp_pgp *p = sp_pgp_acquire(&d->own_cfg, cause, sizeof cause);
 	enum sp_pgp_lookup r;
 
 	if (p == NULL) {
-		sp_seterr(why, whysz, "sealpost's discovered-keys keyring: %s", err);
+		sp_seterr(err, errsz, "sealpost's discovered-keys keyring: %s", cause);
 		return SP_PGP_ERROR;
 	}
-	r = sp_pgp_recheck(p, norm, fpr, why, whysz);
+	r = sp_pgp_recheck(p, norm, fpr, err, errsz);
 	if (r == SP_PGP_FOUND) {
 		/* recheck leaves info empty: the fingerprint is what it checked. */
 		memset(info, 0, sizeof *info);
@@ -460,30 +460,30 @@ own_recheck(struct sp_discovery *d, const char *norm, const char *fpr, struct sp
 	sp_pgp_release(p);
 	if (r == SP_PGP_ERROR) {
 		char inner[SP_ERRLEN];
-		sp_strlcpy(inner, why, sizeof inner);
-		sp_seterr(why, whysz, "sealpost's discovered-keys keyring %s: %s", d->home, inner);
+		sp_strlcpy(inner, err, sizeof inner);
+		sp_seterr(err, errsz, "sealpost's discovered-keys keyring %s: %s", d->home, inner);
 	}
 	return r;
 }
 
 /* Put an accepted key into our keyring and its key file. */
 static int
-own_store(struct sp_discovery *d, const char *fpr, const struct sp_buf *key, char *why, size_t whysz)
+own_store(struct sp_discovery *d, const char *fpr, const struct sp_buf *key, char *err, size_t errsz)
 {
-	char err[SP_ERRLEN], *path;
-	struct sp_pgp *p = sp_pgp_acquire(&d->own_cfg, err, sizeof err);
+	char cause[SP_ERRLEN], *path;
+	struct sp_pgp *p = sp_pgp_acquire(&d->own_cfg, cause, sizeof cause);
 	size_t n = 0;
 	int rv;
 
-	if (p == NULL || sp_pgp_import(p, key->data, key->len, &n, err, sizeof err) < 0 || n == 0) {
-		sp_seterr(why, whysz, "sealpost's discovered-keys keyring %s: %s", d->home,
-		          p == NULL || n == 0 ? (p ? "gpg took no key" : err) : err);
+	if (p == NULL || sp_pgp_import(p, key->data, key->len, &n, cause, sizeof cause) < 0 || n == 0) {
+		sp_seterr(err, errsz, "sealpost's discovered-keys keyring %s: %s", d->home,
+		          p == NULL || n == 0 ? (p ? "gpg took no key" : cause) : cause);
 		sp_pgp_release(p);
 		return -1;
 	}
 	sp_pgp_release(p);
 	path = key_file(d, fpr);
-	rv = write_file_atomic(path, key->data, key->len, why, whysz);
+	rv = write_file_atomic(path, key->data, key->len, err, errsz);
 	free(path);
 	return rv;
 }
@@ -556,7 +556,7 @@ is_armored(const struct sp_buf *b)
 /* Ask the network now.  row: what the table held (or NULL). */
 static enum sp_pgp_lookup
 lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const struct sp_discovered *row,
-           struct sp_pgp_key_info *info, char *source, size_t sourcesz, char *why, size_t whysz)
+           struct sp_pgp_key_info *info, char *source, size_t sourcesz, char *err, size_t errsz)
 {
 	struct candidate c[3];
 	size_t n, i;
@@ -565,7 +565,7 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 	enum sp_pgp_lookup r = SP_PGP_NONE;
 	GString *reasons = g_string_new(NULL), *detail = g_string_new(NULL);
 	struct sp_buf key;
-	char err[SP_ERRLEN];
+	char cause[SP_ERRLEN];
 	const char *changed_from = NULL;
 
 	sp_buf_init(&key, SP_DISCOVERY_MAX_KEY_BYTES);
@@ -594,7 +594,7 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 			r = judge(d, norm, &f.body, info, &key, one, sizeof one);
 			if (r == SP_PGP_ERROR) {
 				/* Our own scratch space failed: a fault, never "no key". */
-				sp_strlcpy(why, one, whysz);
+				sp_strlcpy(err, one, errsz);
 				sp_buf_free(&f.body);
 				for (i = 0; i < n; i++)
 					free(c[i].url);
@@ -633,20 +633,20 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 			sp_log_warn("discovery: <%s>: KEY CHANGED: %s now serves %s, not %s as before; not used "
 			            "([discovery] on_key_change = next-form; `sealpost keys forget %s` accepts it)",
 			            norm, nrow.url, nrow.fpr, row->fpr, norm);
-			sp_seterr(why, whysz, "the discovered key changed (%s, was %s): not used "
+			sp_seterr(err, errsz, "the discovered key changed (%s, was %s): not used "
 			          "([discovery] on_key_change = next-form)", nrow.fpr, row->fpr);
 			snprintf(source, sourcesz, "KEY CHANGED: %s now serves %s, was %s; not used "
 			         "([discovery] on_key_change = next-form)", source_label(nrow.source), nrow.fpr, row->fpr);
-			r = db_put(d, &ch, err, sizeof err) < 0 ? SP_PGP_ERROR : SP_PGP_NONE;
+			r = db_put(d, &ch, cause, sizeof cause) < 0 ? SP_PGP_ERROR : SP_PGP_NONE;
 			if (r == SP_PGP_ERROR)
-				sp_seterr(why, whysz, "%s", err);
+				sp_seterr(err, errsz, "%s", cause);
 			goto out;
 		} else if (known) {
 			changed_from = row->fpr;
 			sp_log_warn("discovery: <%s>: key changed: %s now serves %s, not %s as before; accepted "
 			            "([discovery] on_key_change = accept)", norm, nrow.url, nrow.fpr, row->fpr);
 		}
-		if (own_store(d, nrow.fpr, &key, why, whysz) < 0 || db_put(d, &nrow, why, whysz) < 0) {
+		if (own_store(d, nrow.fpr, &key, err, errsz) < 0 || db_put(d, &nrow, err, errsz) < 0) {
 			r = SP_PGP_ERROR;
 			goto out;
 		}
@@ -662,12 +662,12 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 	/* Nothing usable.  A key found before that is still usable stays in use
 	 * (the refresh failed, not the key); else remember "no key". */
 	if (row && strcmp(row->state, "ok") == 0 && row->fpr[0] &&
-	    own_recheck(d, norm, row->fpr, info, err, sizeof err) == SP_PGP_FOUND) {
+	    own_recheck(d, norm, row->fpr, info, cause, sizeof cause) == SP_PGP_FOUND) {
 		struct sp_discovered keep = *row;
 		keep.fetched = nrow.fetched;
 		sp_log_warn("discovery: <%s>: refreshing found nothing usable (%s); keeping key %s", norm,
 		            detail->len ? detail->str : "no lookup configured", row->fpr);
-		if (db_put(d, &keep, why, whysz) < 0) {
+		if (db_put(d, &keep, err, errsz) < 0) {
 			r = SP_PGP_ERROR;
 			goto out;
 		}
@@ -676,12 +676,12 @@ lookup_now(struct sp_discovery *d, const char *addr, const char *norm, const str
 		goto out;
 	}
 	sp_strlcpy(nrow.state, "none", sizeof nrow.state);
-	if (db_put(d, &nrow, why, whysz) < 0) {
+	if (db_put(d, &nrow, err, errsz) < 0) {
 		r = SP_PGP_ERROR;
 		goto out;
 	}
 	sp_log_info("discovery: <%s>: no usable key: %s", norm, detail->len ? detail->str : "no lookup configured");
-	sp_seterr(why, whysz, "no discovered key (%s)", reasons->len ? reasons->str : "no lookup configured");
+	sp_seterr(err, errsz, "no discovered key (%s)", reasons->len ? reasons->str : "no lookup configured");
 	r = SP_PGP_NONE;
 out:
 	sp_buf_free(&key);
@@ -692,7 +692,7 @@ out:
 
 static enum sp_pgp_lookup
 find(struct sp_discovery *d, const char *addr, const char *norm, bool cached, struct sp_pgp_key_info *info,
-     char *source, size_t sourcesz, char *why, size_t whysz)
+     char *source, size_t sourcesz, char *err, size_t errsz)
 {
 	struct sp_discovered row;
 	int64_t now = sp_time();
@@ -700,17 +700,17 @@ find(struct sp_discovery *d, const char *addr, const char *norm, bool cached, st
 
 	memset(info, 0, sizeof *info);
 	source[0] = '\0';
-	if ((have = db_get(d, norm, &row, why, whysz)) < 0)
+	if ((have = db_get(d, norm, &row, err, errsz)) < 0)
 		return SP_PGP_ERROR;
 	if (have && strcmp(row.state, "changed") == 0) {
 		snprintf(source, sourcesz, "KEY CHANGED: %s now serves %s, was %s; not used "
 		         "([discovery] on_key_change = next-form)", source_label(row.source), row.new_fpr, row.fpr);
-		sp_seterr(why, whysz, "the discovered key changed (%s, was %s): not used ([discovery] on_key_change = "
+		sp_seterr(err, errsz, "the discovered key changed (%s, was %s): not used ([discovery] on_key_change = "
 		          "next-form; `sealpost keys forget %s` accepts the new key)", row.new_fpr, row.fpr, norm);
 		return SP_PGP_NONE;
 	}
 	if (cached && have && strcmp(row.state, "ok") == 0 && row.fetched + d->cfg->discovery.ttl > now) {
-		enum sp_pgp_lookup r = own_recheck(d, norm, row.fpr, info, why, whysz);
+		enum sp_pgp_lookup r = own_recheck(d, norm, row.fpr, info, err, errsz);
 		if (r != SP_PGP_NONE) {
 			if (r == SP_PGP_FOUND)
 				describe(&row, source, sourcesz);
@@ -721,21 +721,21 @@ find(struct sp_discovery *d, const char *addr, const char *norm, bool cached, st
 	if (cached && have && strcmp(row.state, "none") == 0 && row.fetched + d->cfg->discovery.negative_ttl > now) {
 		char when[32];
 		format_time(row.fetched, when, sizeof when);
-		sp_seterr(why, whysz, "no discovered key (looked up %s)", when);
+		sp_seterr(err, errsz, "no discovered key (looked up %s)", when);
 		return SP_PGP_NONE;
 	}
-	return lookup_now(d, addr, norm, have ? &row : NULL, info, source, sourcesz, why, whysz);
+	return lookup_now(d, addr, norm, have ? &row : NULL, info, source, sourcesz, err, errsz);
 }
 
 static enum sp_pgp_lookup
 hook_find(void *ctx, const char *addr, const char *norm, struct sp_pgp_key_info *info, char *source,
-          size_t sourcesz, char *why, size_t whysz)
+          size_t sourcesz, char *err, size_t errsz)
 {
-	return find(ctx, addr, norm, true, info, source, sourcesz, why, whysz);
+	return find(ctx, addr, norm, true, info, source, sourcesz, err, errsz);
 }
 
 static enum sp_pgp_lookup
-hook_recheck(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t keyfilesz, char *why, size_t whysz)
+hook_recheck(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t keyfilesz, char *err, size_t errsz)
 {
 	struct sp_discovery *d = ctx;
 	struct sp_discovered row;
@@ -744,17 +744,17 @@ hook_recheck(void *ctx, const char *norm, const char *fpr, char *keyfile, size_t
 	char *path;
 	int have;
 
-	if ((have = db_get(d, norm, &row, why, whysz)) < 0)
+	if ((have = db_get(d, norm, &row, err, errsz)) < 0)
 		return SP_PGP_ERROR;
 	if (!have || strcmp(row.state, "ok") != 0 || strcmp(row.fpr, fpr) != 0) {
-		sp_seterr(why, whysz, "key %s is no longer the discovered key for this address", fpr);
+		sp_seterr(err, errsz, "key %s is no longer the discovered key for this address", fpr);
 		return SP_PGP_NONE;
 	}
-	if ((r = own_recheck(d, norm, fpr, &info, why, whysz)) != SP_PGP_FOUND)
+	if ((r = own_recheck(d, norm, fpr, &info, err, errsz)) != SP_PGP_FOUND)
 		return r;
 	path = key_file(d, fpr);
 	if (access(path, R_OK) < 0 || strlen(path) >= keyfilesz) {
-		sp_seterr(why, whysz, "discovered key file %s: %s", path, strerror(errno ? errno : ENAMETOOLONG));
+		sp_seterr(err, errsz, "discovered key file %s: %s", path, strerror(errno ? errno : ENAMETOOLONG));
 		free(path);
 		return SP_PGP_ERROR;
 	}
@@ -907,15 +907,15 @@ out:
 
 enum sp_pgp_lookup
 sp_discovery_refresh(struct sp_discovery *d, const char *addr, struct sp_pgp_key_info *info, char *source,
-                     size_t sourcesz, char *why, size_t whysz)
+                     size_t sourcesz, char *err, size_t errsz)
 {
-	char norm[SP_ADDR_MAX], err[SP_ERRLEN];
+	char norm[SP_ADDR_MAX], cause[SP_ERRLEN];
 
-	if (sp_addr_normalize(addr, norm, sizeof norm, err, sizeof err) < 0) {
-		sp_seterr(why, whysz, "<%s>: %s", addr, err);
+	if (sp_addr_normalize(addr, norm, sizeof norm, cause, sizeof cause) < 0) {
+		sp_seterr(err, errsz, "<%s>: %s", addr, cause);
 		return SP_PGP_ERROR;
 	}
-	return find(d, addr, norm, false, info, source, sourcesz, why, whysz);
+	return find(d, addr, norm, false, info, source, sourcesz, err, errsz);
 }
 
 int

@@ -40,10 +40,10 @@ struct sp_discovery;
 
 /* Open (and create) <state>/discovery: gnupg/ (the keyring), keys/ (one
  * exported key per fingerprint, what gpg encrypts to), discovery.sqlite (the
- * provenance).  NULL with err. */
+ * provenance).  Returns the handle, or NULL with err set. */
 struct sp_discovery *sp_discovery_open(const struct sp_config *cfg, char *err, size_t errsz);
 void sp_discovery_close(struct sp_discovery *d);
-/* The hook for the policy (valid while d is open). */
+/* Returns the hook for the policy (valid while d is open). */
 const struct sp_key_discovery *sp_discovery_hook(struct sp_discovery *d);
 
 /* One row of provenance. */
@@ -58,21 +58,23 @@ struct sp_discovered {
 	char new_fpr[65];        /* state "changed": the fingerprint the lookup found */
 };
 
-/* Every row, in address order; cb returns nonzero to stop. */
+/* Every row, in address order; cb returns nonzero to stop.  Returns 0 (also
+ * when cb stopped it), or -1 with err set. */
 int sp_discovery_list(struct sp_discovery *d, int (*cb)(void *arg, const struct sp_discovered *row), void *arg,
                       char *err, size_t errsz);
-/* Look addr up again now (ignoring the caches); the result as find gives it. */
+/* Look addr up again now (ignoring the caches); returns as the policy hook's
+ * find (policy.h): SP_PGP_FOUND, or SP_PGP_NONE or SP_PGP_ERROR with err set. */
 enum sp_pgp_lookup sp_discovery_refresh(struct sp_discovery *d, const char *addr, struct sp_pgp_key_info *info,
-                                        char *source, size_t sourcesz, char *why, size_t whysz);
+                                        char *source, size_t sourcesz, char *err, size_t errsz);
 /* Forget addr: its row and its key (a changed key is then accepted by the next
- * lookup).  1 when there was nothing to forget. */
+ * lookup).  Returns 0, 1 when there was nothing to forget, or -1 with err set. */
 int sp_discovery_forget(struct sp_discovery *d, const char *addr, char *err, size_t errsz);
 
 /* The background refresh (`sealpost run`): a thread that, at start and then
  * every SP_DISCOVERY_REFRESH_CHECK_S, looks up again the discovered keys that
  * have reached SP_DISCOVERY_REFRESH_AT of [discovery] ttl, at most
  * SP_DISCOVERY_REFRESH_BATCH per pass, so that a send after the ttl costs no
- * lookup.  Key changes are handled as at RCPT.  0, or -1 with err. */
+ * lookup.  Key changes are handled as at RCPT.  Returns 0, or -1 with err set. */
 #define SP_DISCOVERY_REFRESH_CHECK_S 60
 #define SP_DISCOVERY_REFRESH_AT 0.75
 #define SP_DISCOVERY_REFRESH_BATCH 100
@@ -80,7 +82,7 @@ int sp_discovery_start_refresher(struct sp_discovery *d, char *err, size_t errsz
 /* Stop it (waits for a lookup under way: at most [discovery] timeout plus gpg). */
 void sp_discovery_stop_refresher(struct sp_discovery *d);
 
-/* Counters since open (tests, benchmarks): network lookups made. */
+/* Returns the network lookups made since open (tests, benchmarks). */
 uint64_t sp_discovery_lookups(const struct sp_discovery *d);
 
 #endif

@@ -44,12 +44,18 @@ struct conn {
 void conn_init(struct conn *c, int fd);
 /* Close the socket (TLS close_notify first when possible) and free buffers. */
 void conn_close(struct conn *c);
+/* The last I/O or TLS error ("connection error" when none was recorded).  The
+ * one error kept in an object (docs/architecture.md "Conventions"): a
+ * connection's failure is sticky, like a stream's, and the functions below
+ * that return -1 or CONN_ERROR leave their line here for whoever reports it. */
 const char *conn_error(const struct conn *c);
 
 /* TLS on the existing socket.  Any input buffered before the handshake is
- * discarded (RFC 3207 section 4.2: no command injection across STARTTLS). */
+ * discarded (RFC 3207 section 4.2: no command injection across STARTTLS).
+ * Returns 0, or -1 with conn_error() set. */
 int conn_starttls_server(struct conn *c, SSL_CTX *ctx, int64_t deadline_ms);
 int conn_starttls_client(struct conn *c, SSL_CTX *ctx, const char *host, int64_t deadline_ms);
+/* Is TLS on? */
 bool conn_is_tls(const struct conn *c);
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", or "" without TLS. */
 void conn_tls_info(const struct conn *c, char *out, size_t outsz);
@@ -57,12 +63,14 @@ void conn_tls_info(const struct conn *c, char *out, size_t outsz);
 /* Read one line terminated by LF into buf (at most max bytes including the
  * terminator; buf must hold max + 1 for the NUL).  *len includes the LF.
  * CONN_TOOLONG: the line was longer than max; it has been consumed up to and
- * including its LF (or until the deadline), and buf holds its first max bytes. */
+ * including its LF (or until the deadline), and buf holds its first max bytes.
+ * Returns CONN_OK, CONN_EOF, CONN_TIMEOUT, CONN_TOOLONG, or CONN_ERROR with
+ * conn_error() set. */
 enum conn_status conn_read_line(struct conn *c, char *buf, size_t max, size_t *len,
                                 int64_t deadline_ms);
 /* The same without copying: *line points into the read buffer and stays valid
  * until the next read.  max must be below CONN_RBUF_SIZE.  CONN_TOOLONG
- * leaves *line NULL (the line was consumed). */
+ * leaves *line NULL (the line was consumed).  Returns as conn_read_line. */
 enum conn_status conn_read_line_ref(struct conn *c, const char **line, size_t max, size_t *len,
                                     int64_t deadline_ms);
 /* Is there a complete line, or any byte, already buffered? */
@@ -71,7 +79,8 @@ bool conn_has_buffered(const struct conn *c);
 void conn_discard_input(struct conn *c);
 
 /* Queue output; it is sent by conn_flush (called automatically when the
- * buffer grows past CONN_WBUF_FLUSH and before a read would block). */
+ * buffer grows past CONN_WBUF_FLUSH and before a read would block).  They
+ * return 0, or -1 with conn_error() set. */
 int conn_write(struct conn *c, const void *p, size_t n, int64_t deadline_ms);
 int conn_printf(struct conn *c, int64_t deadline_ms, const char *fmt, ...) SP_PRINTF(3, 4);
 int conn_flush(struct conn *c, int64_t deadline_ms);

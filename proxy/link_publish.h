@@ -11,6 +11,7 @@
 #include "link_store.h"
 #include "message.h"
 
+/* Returns 0, or -1 with err set (then nothing was published). */
 int link_publish(const struct sp_config *cfg, struct link_store *store, const struct sp_link_bundle *b,
                  char *err, size_t errsz);
 /* The message was not accepted: the links must not outlive it. */

@@ -19,6 +19,7 @@
 /* Register a new connection from fd's peer.  false: over max_per_ip. */
 bool peer_connect(int fd, unsigned max_per_ip, char ip_out[64]);
 void peer_disconnect(const char *ip);
+/* true: too many failed AUTH attempts from ip within the window. */
 bool peer_auth_blocked(const char *ip);
 void peer_auth_failed(const char *ip);
 void peer_auth_succeeded(const char *ip);

@@ -47,9 +47,11 @@ struct queue_entry {
 struct queue;
 
 /* owner: the proxy, which must be the only one (waits QUEUE_OWNER_WAIT_MS for
- * a running `sealpost queue` to finish, then fails if another proxy holds it). */
+ * a running `sealpost queue` to finish, then fails if another proxy holds it).
+ * Like every function here that takes err: returns 0, or -1 with err set. */
 int queue_open(const char *dir, bool owner, struct queue **out, char *err, size_t errsz);
 void queue_close(struct queue *q);
+/* The directory the queue was opened on. */
 const char *queue_dir(const struct queue *q);
 
 /* Durable when it returns 0.  e->id is filled in. */
@@ -59,8 +61,8 @@ int queue_list(struct queue *q, struct queue_entry **out, size_t *n, char *err, 
 void queue_entries_free(struct queue_entry *v, size_t n);
 void queue_entry_clear(struct queue_entry *e);
 
-/* Lock an entry for delivery (non-blocking); -1 when it is gone or busy.
- * Reloads its envelope under the lock. */
+/* Lock an entry for delivery (non-blocking).  Reloads its envelope under the
+ * lock.  Returns 0, or -1 (no err) when it is gone, busy or unreadable. */
 int queue_lock(struct queue *q, const char *id, struct queue_entry *e, int *lockfd);
 void queue_unlock(int lockfd);
 /* The copy of a locked entry, as an open file (read it with pread). */
@@ -74,7 +76,7 @@ void queue_kick(struct queue *q);
 void queue_wait(struct queue *q, int64_t timeout_ms);
 
 /* The wait after `attempts` failed attempts: min, doubling, at most max
- * ([queue] min_backoff / max_backoff). */
+ * ([queue] min_backoff / max_backoff), in their unit. */
 int64_t queue_backoff(unsigned attempts, int64_t min, int64_t max);
 
 #endif

@@ -14,6 +14,7 @@
 
 struct queue_runner;
 
+/* Returns 0 with *out, or -1 with err set. */
 int queue_runner_start(struct queue *q, struct relay *relay, const struct sp_config *cfg,
                        struct queue_runner **out, char *err, size_t errsz);
 void queue_runner_stop(struct queue_runner *qr);

@@ -447,15 +447,18 @@ out:
 
 /* ---- one message ---- */
 
-static void
+/* Queue cp's deferred recipients (none: nothing to do).  Returns 0, or -1 with
+ * err set. */
+static int
 queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_envelope *env,
            const struct sp_copy *cp, struct relay_result *res, char added[][33], size_t *n_added,
-           char *qerr, size_t qerrsz)
+           char *err, size_t errsz)
 {
 	struct queue_entry e;
 	char **rc = sp_xcalloc(cp->n_rcpts, sizeof *rc);
 	char last[400] = "";
 	size_t j, n = 0;
+	int rv = -1;
 
 	for (j = 0; j < cp->n_rcpts; j++) {
 		struct relay_outcome *o = &res->outcomes[cp->rcpts[j]];
@@ -465,10 +468,12 @@ queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_env
 		if (last[0] == '\0')
 			sp_strlcpy(last, o->text, sizeof last);
 	}
-	if (n == 0)
+	if (n == 0) {
+		rv = 0;
 		goto out;
+	}
 	if (r->queue == NULL) {
-		sp_seterr(qerr, qerrsz, "no queue");
+		sp_seterr(err, errsz, "no queue");
 		goto out;
 	}
 	deferred_entry(&e, r, creds, env->id, sp_form_name(cp->form), env->mail_from, rc, n, last);
@@ -480,7 +485,7 @@ queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_env
 		struct sp_blob b;
 		struct sp_span one;
 		sp_copy_blob(cp, &b, &one);
-		if (queue_add(r->queue, &e, &b, qerr, qerrsz) < 0)
+		if (queue_add(r->queue, &e, &b, err, errsz) < 0)
 			goto out;
 		sp_strlcpy(added[(*n_added)++], e.id, 33);
 	}
@@ -493,8 +498,10 @@ queue_copy(struct relay *r, const struct relay_creds *creds, const struct sp_env
 			snprintf(o->text, sizeof o->text, "queued as %s after %.340s", e.id, was);
 		}
 	}
+	rv = 0;
 out:
 	free(rc);
+	return rv;
 }
 
 /* A receipt for the sender: tried now, queued if the upstream cannot take
@@ -614,11 +621,12 @@ queue_deferred(struct relay *r, const struct relay_creds *creds, const struct sp
 	char (*added)[33] = sp_xcalloc(copies->n + 1, sizeof *added);
 	char qerr[SP_ERRLEN] = "";
 	size_t k, n_added = 0;
+	int rv = 0;
 
-	for (k = 0; k < copies->n && qerr[0] == '\0'; k++)
+	for (k = 0; k < copies->n && rv == 0; k++)
 		if (!copies->v[k].to_sender)
-			queue_copy(r, creds, env, &copies->v[k], res, added, &n_added, qerr, sizeof qerr);
-	if (qerr[0]) {
+			rv = queue_copy(r, creds, env, &copies->v[k], res, added, &n_added, qerr, sizeof qerr);
+	if (rv < 0) {
 		for (k = 0; k < n_added; k++) {
 			char err[SP_ERRLEN];
 			struct queue_entry e;
@@ -635,7 +643,7 @@ queue_deferred(struct relay *r, const struct relay_creds *creds, const struct sp
 		               "written (%s); try again later", qerr);
 	}
 	free(added);
-	return qerr[0] ? -1 : 0;
+	return rv;
 }
 
 /* One DSN to the sender for the recipients the upstream refused. */

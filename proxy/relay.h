@@ -33,7 +33,8 @@ struct relay;
 
 /* Reads [upstream] password_file / runs password_command once (the secret is
  * kept in locked memory), and builds the TLS context.  queue may be NULL
- * (then temporary failures are not queued: `sealpost check`). */
+ * (then temporary failures are not queued: `sealpost check`).  Returns the
+ * relay, or NULL with err set. */
 struct relay *relay_new(const struct sp_config *cfg, struct queue *queue, char *err, size_t errsz);
 void relay_free(struct relay *r);
 
@@ -43,13 +44,15 @@ struct relay_creds {
 	const char *pass;
 };
 
-/* A fresh upstream session (for `check`, and to check AUTH passthrough). */
+/* A fresh upstream session (for `check`, and to check AUTH passthrough).
+ * Returns as smtp_client_open: 0, or -1 with fail set. */
 int relay_open(struct relay *r, const struct relay_creds *creds, struct smtp_client **out,
                struct smtp_reply *fail);
 /* Passthrough: keep the credentials (in locked memory, for the life of the
  * process) so queued copies of this user can be retried. */
 void relay_remember_creds(struct relay *r, const char *user, const char *pass);
-/* Copy the remembered password of user into a sodium_malloc'd string, or NULL. */
+/* Returns the remembered password of user in a sodium_malloc'd string, or
+ * NULL when there is none. */
 char *relay_lookup_creds(struct relay *r, const char *user);
 
 enum relay_status { RELAY_SENT, RELAY_QUEUED, RELAY_FAILED, RELAY_TEMPFAIL };

@@ -45,12 +45,16 @@ struct server {
 };
 
 /* Load TLS material (generating it on first run), users, upstream password;
- * bind every listener.  Everything privileged happens here. */
+ * bind every listener.  Everything privileged happens here.  Returns 0, or -1
+ * with err set. */
 int server_init(struct server *srv, const struct sp_config *cfg, char *err, size_t errsz);
 /* setgid/setgroups/setuid to [proxy] user, after handing it the state
- * directories (queue, store) it must write. */
+ * directories (queue, store) it must write.  Returns 0, or -1 with err set. */
 int server_drop_privileges(const struct sp_config *cfg, char *err, size_t errsz);
-/* Accept until server_stop(); then wait (bounded) for sessions to end. */
+/* Accept until server_stop(); then wait (bounded) for sessions to end.
+ * Returns an exit status (cli/cli.h): 0, or 1 when the queue runner could
+ * not start (logged: the caller is `sealpost run`, whose errors go to the log)
+ * or sessions were still running when the wait ended. */
 int server_run(struct server *srv);
 /* Async-signal-safe. */
 void server_stop(struct server *srv);

@@ -18,19 +18,23 @@
 
 struct sp_users;
 
-/* Errors name FILE:LINE. */
+/* Returns 0 with *out, or -1 with err set (naming FILE:LINE). */
 int sp_users_load(const char *path, struct sp_users **out, char *err, size_t errsz);
 void sp_users_free(struct sp_users *u);
-/* Constant work whether or not the user exists. */
+/* true: user exists and pass is theirs.  Constant work whether or not the
+ * user exists. */
 bool sp_users_verify(struct sp_users *u, const char *user, const char *pass);
-/* The $argon2id$ string `sealpost passwd` prints. */
+/* The $argon2id$ string `sealpost passwd` prints.  Returns 0, or -1 with err
+ * set. */
 int sp_users_hash(const char *pass, char *out, size_t outsz, char *err, size_t errsz);
 
 /* Decode base64; out is sodium_malloc'd and NUL-terminated (free with
- * sodium_free).  "=" decodes to the empty string (RFC 4954 initial response). */
+ * sodium_free).  "=" decodes to the empty string (RFC 4954 initial response).
+ * Returns 0, or -1 when it is not base64 (no err: the reply says it). */
 int sasl_b64_decode(const char *in, char **out, size_t *outlen);
 /* RFC 4616 PLAIN: [authzid] NUL authcid NUL passwd.  user/pass are
- * sodium_malloc'd copies; an authzid different from authcid is refused. */
+ * sodium_malloc'd copies; an authzid different from authcid is refused.
+ * Returns 0, or -1 when msg is not that (no err: the reply says it). */
 int sasl_plain_split(const char *msg, size_t len, char **user, char **pass);
 
 #endif

@@ -42,9 +42,11 @@ struct smtp_client {
 	bool broken;               /* the connection cannot be reused */
 };
 
-/* Connect, greet, EHLO, STARTTLS (or implicit TLS), EHLO, AUTH.  On failure
- * *out is NULL and fail holds the reply to give the client: the upstream's own
- * 4xx/5xx where it sent one, else a 451 4.x.x naming the step and reason. */
+/* Connect, greet, EHLO, STARTTLS (or implicit TLS), EHLO, AUTH.  Returns 0
+ * with *out, or -1 with *out NULL and fail holding the reply to give the
+ * client: the upstream's own 4xx/5xx where it sent one, else a 451 4.x.x
+ * naming the step and reason.  A reply, not an err line: it is relayed with
+ * its code (docs/architecture.md "Conventions"). */
 int smtp_client_open(const struct smtp_client_opts *o, struct smtp_client **out, struct smtp_reply *fail);
 
 /* Authenticate with these credentials (auth = passthrough checks a client's
@@ -71,7 +73,8 @@ struct smtp_txn {
  * naming why; the connection is then unusable). */
 int smtp_client_send(struct smtp_client *c, struct smtp_txn *t);
 
-/* RSET, to reuse the connection after a failed transaction. */
+/* RSET, to reuse the connection after a failed transaction.  Returns 0 when
+ * the upstream answered 250, else -1 (the connection is then not reused). */
 int smtp_client_rset(struct smtp_client *c);
 /* QUIT (best effort) and free. */
 void smtp_client_close(struct smtp_client *c);

@@ -83,7 +83,7 @@ scan_local(const char *p, bool utf8)
 
 int
 smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_path *out,
-                const char **rest, char *why, size_t whysz)
+                const char **rest, char *err, size_t errsz)
 {
 	const char *p = s, *start;
 	size_t n, local, domain, i;
@@ -93,13 +93,13 @@ smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_pat
 	while (*p == ' ')
 		p++;
 	if (*p != '<') {
-		sp_seterr(why, whysz, "address must be enclosed in <>");
+		sp_seterr(err, errsz, "address must be enclosed in <>");
 		return -1;
 	}
 	p++;
 	if (*p == '>') {
 		if (!allow_null) {
-			sp_seterr(why, whysz, "empty address");
+			sp_seterr(err, errsz, "empty address");
 			return -1;
 		}
 		out->null = true;
@@ -111,7 +111,7 @@ smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_pat
 		const char *colon = strchr(p, ':');
 		const char *gt = strchr(p, '>');
 		if (colon == NULL || (gt && gt < colon)) {
-			sp_seterr(why, whysz, "bad source route");
+			sp_seterr(err, errsz, "bad source route");
 			return -1;
 		}
 		p = colon + 1;
@@ -119,26 +119,26 @@ smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_pat
 	start = p;
 	local = scan_local(p, allow_utf8);
 	if (local == 0 || p[local] != '@') {
-		sp_seterr(why, whysz, "bad local part (need local@domain)");
+		sp_seterr(err, errsz, "bad local part (need local@domain)");
 		return -1;
 	}
 	if (local > SMTP_LOCAL_MAX) {
-		sp_seterr(why, whysz, "local part longer than %d octets", SMTP_LOCAL_MAX);
+		sp_seterr(err, errsz, "local part longer than %d octets", SMTP_LOCAL_MAX);
 		return -1;
 	}
 	p += local + 1;
 	domain = scan_domain(p, allow_utf8);
 	if (domain == 0 || p[domain] != '>') {
-		sp_seterr(why, whysz, "bad domain");
+		sp_seterr(err, errsz, "bad domain");
 		return -1;
 	}
 	if (domain > SMTP_DOMAIN_MAX) {
-		sp_seterr(why, whysz, "domain longer than %d octets", SMTP_DOMAIN_MAX);
+		sp_seterr(err, errsz, "domain longer than %d octets", SMTP_DOMAIN_MAX);
 		return -1;
 	}
 	n = local + 1 + domain;
 	if (n > SMTP_PATH_MAX) {
-		sp_seterr(why, whysz, "address longer than %d octets", SMTP_PATH_MAX);
+		sp_seterr(err, errsz, "address longer than %d octets", SMTP_PATH_MAX);
 		return -1;
 	}
 	memcpy(out->addr, start, n);
@@ -149,7 +149,7 @@ smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_pat
 	p += domain + 1;
 params:
 	if (*p != '\0' && *p != ' ') {
-		sp_seterr(why, whysz, "junk after address");
+		sp_seterr(err, errsz, "junk after address");
 		return -1;
 	}
 	while (*p == ' ')
@@ -159,7 +159,7 @@ params:
 }
 
 int
-smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why, size_t whysz)
+smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *err, size_t errsz)
 {
 	const char *p = s;
 
@@ -171,7 +171,7 @@ smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why
 
 		end = p + strcspn(p, " ");
 		if (*n == SMTP_PARAMS_MAX) {
-			sp_seterr(why, whysz, "too many parameters");
+			sp_seterr(err, errsz, "too many parameters");
 			return -1;
 		}
 		pp = &params[(*n)++];
@@ -179,12 +179,12 @@ smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why
 		eq = memchr(p, '=', (size_t)(end - p));
 		kl = (size_t)((eq ? eq : end) - p);
 		if (kl == 0 || kl >= sizeof pp->key || !isalnum((unsigned char)*p)) {
-			sp_seterr(why, whysz, "bad parameter");
+			sp_seterr(err, errsz, "bad parameter");
 			return -1;
 		}
 		for (size_t i = 0; i < kl; i++) {
 			if (!isalnum((unsigned char)p[i]) && p[i] != '-') {
-				sp_seterr(why, whysz, "bad parameter name");
+				sp_seterr(err, errsz, "bad parameter name");
 				return -1;
 			}
 			pp->key[i] = (char)toupper((unsigned char)p[i]);
@@ -192,13 +192,13 @@ smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why
 		if (eq) {
 			vl = (size_t)(end - eq - 1);
 			if (vl == 0 || vl >= sizeof pp->value) {
-				sp_seterr(why, whysz, "bad value for %s", pp->key);
+				sp_seterr(err, errsz, "bad value for %s", pp->key);
 				return -1;
 			}
 			for (size_t i = 0; i < vl; i++) {
 				unsigned char c = (unsigned char)eq[1 + i];
 				if (c < 33 || c > 126 || c == '=') {
-					sp_seterr(why, whysz, "bad value for %s", pp->key);
+					sp_seterr(err, errsz, "bad value for %s", pp->key);
 					return -1;
 				}
 			}

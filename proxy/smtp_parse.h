@@ -31,18 +31,21 @@ struct smtp_param {
 
 /* Split "MAIL FROM:<a@b> SIZE=10" after the "FROM:" prefix: s points just after
  * the colon (leading blanks allowed).  On success *rest points at the
- * parameters (blanks skipped).  why gets the reason on failure. */
+ * parameters (blanks skipped).  Returns 0, or -1 with err set. */
 int smtp_parse_path(const char *s, bool allow_null, bool allow_utf8, struct smtp_path *out,
-                    const char **rest, char *why, size_t whysz);
-int smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *why, size_t whysz);
+                    const char **rest, char *err, size_t errsz);
+/* The ESMTP parameters into params (*n of them).  Returns 0, or -1 with err
+ * set. */
+int smtp_parse_params(const char *s, struct smtp_param *params, size_t *n, char *err, size_t errsz);
 
-/* The domain part of an address, or "" */
+/* Returns the domain part of an address (a pointer into it), or "". */
 const char *smtp_addr_domain(const char *addr);
 
 /* Dot-stuffing for output: streaming, so a 25 MB copy is never duplicated.
  * Line endings are normalised to CRLF.  Feed input with smtp_dotstuff_feed;
  * finish with smtp_dotstuff_end, which terminates the last line and appends
- * ".\r\n". */
+ * ".\r\n".  Both return 0, or -1 when out is full (no err: the caller names
+ * the copy). */
 struct smtp_dotstuff {
 	bool at_line_start;
 	bool pending_cr;

@@ -75,10 +75,12 @@ enum smtp_reply_status {
  * *text pointing into line; -1 if the line is not a valid reply line. */
 int smtp_reply_parse_line(const char *line, size_t len, int *code, bool *more, const char **text);
 /* Split "5.7.1 text" into enh and the rest when the text starts with an
- * enhanced status code whose class matches the reply code's first digit. */
+ * enhanced status code whose class matches the reply code's first digit.
+ * Returns the text after the code (text itself, with enh "", when none). */
 const char *smtp_reply_split_enh(int code, const char *text, char enh[16]);
 
-/* Read one complete (possibly multi-line) reply. */
+/* Read one complete (possibly multi-line) reply.  Returns SMTP_REPLY_OK with
+ * *r, or SMTP_REPLY_IO or SMTP_REPLY_SYNTAX with err set. */
 enum smtp_reply_status smtp_reply_read(struct conn *c, struct smtp_reply *r, int64_t deadline_ms,
                                        char *err, size_t errsz);
 

@@ -14,12 +14,14 @@
 #include <openssl/ssl.h>
 
 /* Make a self-signed P-256 certificate for localhost/127.0.0.1/::1 at
- * cert_path/key_path unless both already exist (key written 0600, O_EXCL). */
+ * cert_path/key_path unless both already exist (key written 0600, O_EXCL).
+ * The functions here that take err return 0 (or the context), or -1 (NULL)
+ * with err set. */
 int tls_ensure_selfsigned(const char *cert_path, const char *key_path, char *err, size_t errsz);
 SSL_CTX *tls_server_ctx(const char *cert_path, const char *key_path, char *err, size_t errsz);
 /* ca_file NULL or "": the system trust store. */
 SSL_CTX *tls_client_ctx(const char *ca_file, char *err, size_t errsz);
-/* SHA-256 fingerprint of the certificate in a PEM file, "AB:CD:..." */
+/* SHA-256 fingerprint of the certificate in a PEM file, "AB:CD:...". */
 int tls_cert_fingerprint(const char *cert_path, char *out, size_t outsz, char *err, size_t errsz);
 /* Subject, issuer and notAfter of the peer certificate, for `sealpost check`. */
 void tls_peer_summary(SSL *ssl, char *out, size_t outsz);

@@ -102,7 +102,7 @@ int __wrap_poll(struct pollfd *fds, nfds_t n, int timeout);
 struct sp_pgp *__wrap_sp_pgp_new(const struct sp_config *c, char *err, size_t errsz);
 void __wrap_sp_pgp_free(struct sp_pgp *p);
 enum sp_pgp_lookup __wrap_sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info,
-                                          char *why, size_t whysz);
+                                          char *err, size_t errsz);
 
 /* ---- OpenPGP: an empty keyring ---- */
 
@@ -122,13 +122,13 @@ __wrap_sp_pgp_free(struct sp_pgp *p)
 }
 
 enum sp_pgp_lookup
-__wrap_sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *why,
-                       size_t whysz)
+__wrap_sp_pgp_find_key(struct sp_pgp *p, const char *addr, struct sp_pgp_key_info *info, char *err,
+                       size_t errsz)
 {
 	(void)p;
 	(void)addr;
 	memset(info, 0, sizeof *info);
-	sp_seterr(why, whysz, "no OpenPGP key for this address");
+	sp_seterr(err, errsz, "no OpenPGP key for this address");
 	return SP_PGP_NONE;
 }
 

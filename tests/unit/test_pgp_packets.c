@@ -48,10 +48,10 @@ packets_of(const char *name)
 }
 
 static int
-check(const GByteArray *a, char *why, size_t whysz)
+check(const GByteArray *a, char *err, size_t errsz)
 {
-	why[0] = '\0';
-	return sp_pgp_packets_check(a->data, a->len, why, whysz);
+	err[0] = '\0';
+	return sp_pgp_packets_check(a->data, a->len, err, errsz);
 }
 
 /* ---- real messages, as gpg made them ---- */
