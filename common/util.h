@@ -22,6 +22,23 @@
 #define SP_ERRLEN 512
 
 #define SP_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Big-endian 32-bit integers, as the file formats (docs/formats.md), the
+ * keybox and OpenPGP packet lengths write them. */
+static inline void
+sp_put_be32(unsigned char *p, uint32_t v)
+{
+	p[0] = (unsigned char)(v >> 24);
+	p[1] = (unsigned char)(v >> 16);
+	p[2] = (unsigned char)(v >> 8);
+	p[3] = (unsigned char)v;
+}
+
+static inline uint32_t
+sp_get_be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
+}
 #define SP_PRINTF(f, a) __attribute__((format(printf, f, a)))
 
 void sp_seterr(char *err, size_t errsz, const char *fmt, ...) SP_PRINTF(3, 4);

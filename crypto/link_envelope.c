@@ -260,21 +260,6 @@ out:
 
 /* ---- key wrap ---- */
 
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 /* kek = BLAKE2b-256(key = Argon2id(password, salt, ops, mem),
  *                   "sealpost link kek v1" || link id || link secret) */
 static int
@@ -348,8 +333,8 @@ sp_link_wrap_key_det(const unsigned char key[SP_LINK_KEYBYTES], const char *pass
 	}
 	memcpy(blob, key_magic, sizeof key_magic);
 	blob[8] = LINK_VERSION;
-	put_be32(blob + WK_OPS, opslimit);
-	put_be32(blob + WK_MEM, memlimit_kib);
+	sp_put_be32(blob + WK_OPS, opslimit);
+	sp_put_be32(blob + WK_MEM, memlimit_kib);
 	memcpy(blob + WK_SALT, salt, SP_LINK_SALTBYTES);
 	memcpy(blob + WK_NONCE, nonce, SP_LINK_NONCEBYTES);
 	if (derive_kek(password, t, opslimit, memlimit_kib, salt, kek, err, errsz) < 0)
@@ -409,8 +394,8 @@ sp_link_unwrap_key(const void *wrapped, size_t len, const char *password,
 		          SP_LINK_WRAPPED_BYTES);
 		return -1;
 	}
-	ops = get_be32(b + WK_OPS);
-	mem_kib = get_be32(b + WK_MEM);
+	ops = sp_get_be32(b + WK_OPS);
+	mem_kib = sp_get_be32(b + WK_MEM);
 	/* Bound what a hostile or corrupted blob can make us spend. */
 	if (ops < crypto_pwhash_argon2id_OPSLIMIT_MIN || ops > SP_LINK_ARGON2_OPSLIMIT_MAX) {
 		sp_seterr(err, errsz, "link key: Argon2id passes %u outside 1..%u", ops, SP_LINK_ARGON2_OPSLIMIT_MAX);

@@ -39,21 +39,6 @@ _Static_assert(SP_LINK_IDBYTES == 16 && SP_LINK_SECRETBYTES == 16, "16-byte link
 _Static_assert(SP_LINK2_B64_STRLEN + 1 == sodium_base64_ENCODED_LEN(16, sodium_base64_VARIANT_URLSAFE_NO_PADDING),
                "base64url length");
 
-static void
-put_be32(unsigned char *p, uint32_t v)
-{
-	p[0] = (unsigned char)(v >> 24);
-	p[1] = (unsigned char)(v >> 16);
-	p[2] = (unsigned char)(v >> 8);
-	p[3] = (unsigned char)v;
-}
-
-static uint32_t
-get_be32(const unsigned char *p)
-{
-	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | (uint32_t)p[3];
-}
-
 /* ---- the link ---- */
 
 void
@@ -157,7 +142,7 @@ params_ok(const unsigned char *p, size_t len, char *err, size_t errsz)
 		sp_seterr(err, errsz, "link v2: version %u, not %u", (unsigned)p[8], (unsigned)SP_LINK2_VERSION);
 		return 0;
 	}
-	return kdf_params_ok(get_be32(p + R_OPS), get_be32(p + R_MEM), err, errsz);
+	return kdf_params_ok(sp_get_be32(p + R_OPS), sp_get_be32(p + R_MEM), err, errsz);
 }
 
 /* pw = Argon2id(password, salt, ops, mem) with the parameters of params. */
@@ -165,8 +150,8 @@ static int
 password_hash(const unsigned char *params, const char *password, unsigned char pw[PWBYTES], char *err,
               size_t errsz)
 {
-	if (crypto_pwhash(pw, PWBYTES, password, strlen(password), params + R_SALT, get_be32(params + R_OPS),
-	                  (size_t)get_be32(params + R_MEM) * 1024U, crypto_pwhash_ALG_ARGON2ID13) != 0) {
+	if (crypto_pwhash(pw, PWBYTES, password, strlen(password), params + R_SALT, sp_get_be32(params + R_OPS),
+	                  (size_t)sp_get_be32(params + R_MEM) * 1024U, crypto_pwhash_ALG_ARGON2ID13) != 0) {
 		sp_seterr(err, errsz, "link v2: Argon2id failed (out of memory?)");
 		return -1;
 	}
@@ -196,8 +181,8 @@ sp_link2_record_new_det(const unsigned char key[SP_LINK_KEYBYTES], const char *p
 	}
 	memcpy(rec, key_magic, sizeof key_magic);
 	rec[8] = SP_LINK2_VERSION;
-	put_be32(rec + R_OPS, opslimit);
-	put_be32(rec + R_MEM, memlimit_kib);
+	sp_put_be32(rec + R_OPS, opslimit);
+	sp_put_be32(rec + R_MEM, memlimit_kib);
 	memcpy(rec + R_SALT, salt, SP_LINK_SALTBYTES);
 	memcpy(rec + R_NONCE, nonce, SP_LINK_NONCEBYTES);
 	memcpy(rec + R_OPRF, oprf_key, SP_OPRF_SCALARBYTES);

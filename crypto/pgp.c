@@ -390,7 +390,7 @@ kbx_walk(const char *path, int fd, const struct stat *st, char *err, size_t errs
 			          "incomplete): restore it from a backup", path, (unsigned long long)off);
 			return -1;
 		}
-		len = (uint64_t)h[0] << 24 | (uint64_t)h[1] << 16 | (uint64_t)h[2] << 8 | h[3];
+		len = sp_get_be32(h);
 		if (len < SP_KBX_BLOB_MIN || (off == 0) != (h[4] == SP_KBX_BLOB_HEADER) ||
 		    (h[4] != SP_KBX_BLOB_EMPTY && h[4] != SP_KBX_BLOB_HEADER && h[4] != SP_KBX_BLOB_PGP &&
 		     h[4] != SP_KBX_BLOB_X509)) {
@@ -445,7 +445,7 @@ sp_pgp_keyring_check(const struct sp_config *cfg, char *err, size_t errsz)
 	if ((r = read_head(path, head, SP_KBX_HEADER_LEN, &st, err, errsz)) < 0)
 		goto out;
 	if (r == 0) {
-		uint32_t len = (uint32_t)head[0] << 24 | (uint32_t)head[1] << 16 | (uint32_t)head[2] << 8 | head[3];
+		uint32_t len = sp_get_be32(head);
 		has_kbx = true;
 		if (st.st_size < SP_KBX_HEADER_LEN) {
 			sp_seterr(err, errsz, "OpenPGP keyring: %s is %s (%lld bytes; GnuPG never writes a keybox "

@@ -46,7 +46,7 @@ new_length(const unsigned char *p, size_t n, size_t *used, size_t *len, bool *pa
 		if (n < 5)
 			return -1;
 		*used = 5;
-		*len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
+		*len = sp_get_be32(p + 1);
 	}
 	return 0;
 }
@@ -85,7 +85,7 @@ read_header(const unsigned char *p, size_t n, struct pkt_hdr *h, char *err, size
 	case 2:
 		if (n < 5)
 			goto truncated;
-		h->len = ((size_t)p[1] << 24) | ((size_t)p[2] << 16) | ((size_t)p[3] << 8) | p[4];
+		h->len = sp_get_be32(p + 1);
 		h->hdrlen = 5;
 		break;
 	default:

@@ -180,10 +180,7 @@ sp_view_doc_write(const struct sp_view *v, struct sp_buf *out, char *err, size_t
 		          (size_t)json->len, SP_VIEW_DOC_MAX_HEADER);
 		goto out;
 	}
-	be[0] = (unsigned char)(json->len >> 24);
-	be[1] = (unsigned char)(json->len >> 16);
-	be[2] = (unsigned char)(json->len >> 8);
-	be[3] = (unsigned char)json->len;
+	sp_put_be32(be, (uint32_t)json->len);
 	if (sp_buf_append(out, SP_VIEW_DOC_MAGIC, SP_VIEW_DOC_MAGIC_LEN) < 0 ||
 	    sp_buf_append(out, be, sizeof be) < 0 || sp_buf_append(out, json->str, json->len) < 0)
 		goto toolarge;
@@ -378,7 +375,7 @@ sp_view_doc_read(const void *doc, size_t len, size_t max_size, struct sp_view *o
 		sp_seterr(err, errsz, "view document: no %s magic", SP_VIEW_DOC_MAGIC);
 		goto out;
 	}
-	hlen = (size_t)d[8] << 24 | (size_t)d[9] << 16 | (size_t)d[10] << 8 | (size_t)d[11];
+	hlen = sp_get_be32(d + 8);
 	if (hlen > SP_VIEW_DOC_MAX_HEADER || hlen > len - SP_VIEW_DOC_PREFIX) {
 		sp_seterr(err, errsz, "view document: a header of %zu bytes in a document of %zu", hlen, len);
 		goto out;
