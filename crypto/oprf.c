@@ -211,6 +211,33 @@ input_element(const void *input, size_t len, unsigned char el[SP_OPRF_ELEMENTBYT
 	return 0;
 }
 
+/* out = s * HashToGroup(input): Blind's and Evaluate's common step.  what
+ * names the scalar in the error ("the blind", "the key"). */
+static int
+scalar_times_input(const unsigned char s[SP_OPRF_SCALARBYTES], const char *what, const void *input,
+                   size_t len, unsigned char out[SP_OPRF_ELEMENTBYTES], char *err, size_t errsz)
+{
+	unsigned char p[SP_OPRF_ELEMENTBYTES];
+	int rv = -1;
+
+	if (!scalar_ok(s)) {
+		sp_seterr(err, errsz, "OPRF: %s is not a valid scalar", what);
+		return -1;
+	}
+	if (input_element(input, len, p, err, errsz) < 0)
+		goto out;
+	if (crypto_scalarmult_ristretto255(out, s, p) != 0) {
+		sodium_memzero(out, SP_OPRF_ELEMENTBYTES);
+		sp_seterr(err, errsz, "OPRF: multiplying by %s failed", what);
+		goto out;
+	}
+	rv = 0;
+out:
+	sodium_memzero(p, sizeof p);
+	return rv;
+}
+
+
 /* ---- server ---- */
 
 void
@@ -290,24 +317,7 @@ int
 sp_oprf_blind_det(const void *input, size_t len, const unsigned char blind[SP_OPRF_SCALARBYTES],
                   unsigned char blinded[SP_OPRF_ELEMENTBYTES], char *err, size_t errsz)
 {
-	unsigned char p[SP_OPRF_ELEMENTBYTES];
-	int rv = -1;
-
-	if (!scalar_ok(blind)) {
-		sp_seterr(err, errsz, "OPRF: the blind is not a valid scalar");
-		return -1;
-	}
-	if (input_element(input, len, p, err, errsz) < 0)
-		goto out;
-	if (crypto_scalarmult_ristretto255(blinded, blind, p) != 0) {
-		sodium_memzero(blinded, SP_OPRF_ELEMENTBYTES);
-		sp_seterr(err, errsz, "OPRF: blinding failed");
-		goto out;
-	}
-	rv = 0;
-out:
-	sodium_memzero(p, sizeof p);
-	return rv;
+	return scalar_times_input(blind, "the blind", input, len, blinded, err, errsz);
 }
 
 int
@@ -360,23 +370,11 @@ int
 sp_oprf_evaluate(const unsigned char sk[SP_OPRF_SCALARBYTES], const void *input, size_t len,
                  unsigned char out[SP_OPRF_OUTPUTBYTES], char *err, size_t errsz)
 {
-	unsigned char p[SP_OPRF_ELEMENTBYTES], z[SP_OPRF_ELEMENTBYTES];
-	int rv = -1;
+	unsigned char z[SP_OPRF_ELEMENTBYTES];
 
-	if (!scalar_ok(sk)) {
-		sp_seterr(err, errsz, "OPRF: the key is not a valid scalar");
+	if (scalar_times_input(sk, "the key", input, len, z, err, errsz) < 0)
 		return -1;
-	}
-	if (input_element(input, len, p, err, errsz) < 0)
-		goto out;
-	if (crypto_scalarmult_ristretto255(z, sk, p) != 0) {
-		sp_seterr(err, errsz, "OPRF: evaluation failed");
-		goto out;
-	}
 	finalize_hash(input, len, z, out);
-	rv = 0;
-out:
-	sodium_memzero(p, sizeof p);
 	sodium_memzero(z, sizeof z);
-	return rv;
+	return 0;
 }
