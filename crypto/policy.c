@@ -89,12 +89,37 @@ sp_policy_pgp(struct sp_policy *p, char *err, size_t errsz)
 	return p->pgp;
 }
 
+/* A key lookup's outcome (the user's keyring or discovery): true when it
+ * settles the recipient's form (found: OpenPGP; failed: 451, never a weaker
+ * form), with *res set; false for "no key here", to go on to the next. */
+static bool
+pgp_settles(enum sp_pgp_lookup lookup, const struct sp_pgp_key_info *info, const char *err,
+            struct sp_decision *d, enum sp_policy_result *res)
+{
+	switch (lookup) {
+	case SP_PGP_FOUND:
+		d->form = SP_FORM_PGP;
+		sp_strlcpy(d->detail, info->fpr, sizeof d->detail);
+		*res = SP_POLICY_OK;
+		return true;
+	case SP_PGP_ERROR:
+		sp_seterr(d->reason, sizeof d->reason, "%s", err);
+		*res = SP_POLICY_TEMPFAIL;
+		return true;
+	case SP_PGP_NONE:
+	default:
+		return false;
+	}
+}
+
 enum sp_policy_result
 sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 {
 	const struct sp_config *cfg = p->cfg;
 	struct sp_pgp_key_info info;
 	char pgp_why[SP_ERRLEN], err[SP_ERRLEN], norm[SP_ADDR_MAX];
+	enum sp_pgp_lookup lookup;
+	enum sp_policy_result res;
 	struct sp_pgp *pgp;
 
 	memset(d, 0, sizeof *d);
@@ -112,44 +137,26 @@ sp_policy_decide(struct sp_policy *p, const char *addr, struct sp_decision *d)
 		sp_seterr(d->reason, sizeof d->reason, "cannot look up OpenPGP keys: %s", err);
 		return SP_POLICY_TEMPFAIL;
 	}
-	switch (sp_pgp_find_key(pgp, addr, &info, pgp_why, sizeof pgp_why)) {
-	case SP_PGP_FOUND:
-		d->form = SP_FORM_PGP;
-		sp_strlcpy(d->detail, info.fpr, sizeof d->detail);
-		return SP_POLICY_OK;
-	case SP_PGP_ERROR:
-		sp_seterr(d->reason, sizeof d->reason, "%s", pgp_why);
-		return SP_POLICY_TEMPFAIL;
-	case SP_PGP_NONE:
-	default:
-		break;
-	}
+	lookup = sp_pgp_find_key(pgp, addr, &info, pgp_why, sizeof pgp_why);
+	if (pgp_settles(lookup, &info, pgp_why, d, &res))
+		return res;
 	/* 1b. A key sealpost discovered (WKD, keyserver), under the same rules.
 	 * Its own keyring failing is a 451 as the user's is; a lookup that
 	 * found nothing (or failed on the network) is "no key". */
 	if (discovery) {
 		char dwhy[SP_ERRLEN];
-		switch (discovery->find(discovery->ctx, addr, norm, &info, d->source, sizeof d->source, dwhy,
-		                        sizeof dwhy)) {
-		case SP_PGP_FOUND:
-			d->form = SP_FORM_PGP;
-			sp_strlcpy(d->detail, info.fpr, sizeof d->detail);
-			return SP_POLICY_OK;
-		case SP_PGP_ERROR:
-			sp_seterr(d->reason, sizeof d->reason, "%s", dwhy);
-			return SP_POLICY_TEMPFAIL;
-		case SP_PGP_NONE:
-		default:
-			sp_strlcpy(d->notice, d->source, sizeof d->notice);
-			d->source[0] = '\0';
-			{
-				size_t l = strlen(pgp_why);
-				if (l + 2 < sizeof pgp_why) {
-					memcpy(pgp_why + l, "; ", 3);
-					sp_strlcpy(pgp_why + l + 2, dwhy, sizeof pgp_why - l - 2);
-				}
+		lookup = discovery->find(discovery->ctx, addr, norm, &info, d->source, sizeof d->source, dwhy,
+		                         sizeof dwhy);
+		if (pgp_settles(lookup, &info, dwhy, d, &res))
+			return res;
+		sp_strlcpy(d->notice, d->source, sizeof d->notice);
+		d->source[0] = '\0';
+		{
+			size_t l = strlen(pgp_why);
+			if (l + 2 < sizeof pgp_why) {
+				memcpy(pgp_why + l, "; ", 3);
+				sp_strlcpy(pgp_why + l + 2, dwhy, sizeof pgp_why - l - 2);
 			}
-			break;
 		}
 	}
 	/* 2. A registered sodium key. */
