@@ -74,13 +74,14 @@ def start_proxy(start_sealpost, tmp_path):
     n = [0]
 
     def start(up: Upstream, max_failed: int = 3, remote: Optional[tuple] = None,
-              base_port: Optional[int] = None, extra: Optional[dict] = None) -> Proxy:
+              base_port: Optional[int] = None, extra: Optional[dict] = None,
+              viewer_port: Optional[int] = None) -> Proxy:
         """remote: (viewer port, upload token file) of a `sealpost linkserver`;
         base_port: the port the links name (a proxy in front of the viewer);
-        extra: more configuration sections."""
+        extra: more configuration sections; viewer_port: the viewer's port."""
         name = f"v2p{n[0]}"
         n[0] += 1
-        port = remote[0] if remote else free_port()
+        port = remote[0] if remote else viewer_port or free_port()
         base = f"http://127.0.0.1:{base_port or port}/s/"
         store = tmp_path / f"{name}-store" / "links.sqlite"
         cfg = {
