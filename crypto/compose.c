@@ -255,9 +255,10 @@ out:
 }
 
 /* The sender's armored public key for a v2 link's view document (the secure
- * reply encrypts to it), when the sender has a usable secret key in the
- * keyring to read a reply with; NULL otherwise: the page then offers no
- * secure reply, and the message is sent all the same. */
+ * reply encrypts to it): the key the delivery report is encrypted to, the
+ * sender's usable encryption key in the keyring; NULL when there is none (or
+ * it cannot be exported): the page then offers no secure reply, and the
+ * message is sent all the same. */
 static char *
 link_sender_key(struct compose_ctx *cx)
 {
@@ -272,7 +273,7 @@ link_sender_key(struct compose_ctx *cx)
 		sp_log_debug("%s: no sender key for the link: %s", cx->env->id, why);
 		return NULL;
 	}
-	if (sp_pgp_find_signer(pgp, cx->env->mail_from, &info, why, sizeof why) != SP_PGP_FOUND) {
+	if (sp_pgp_find_key(pgp, cx->env->mail_from, &info, why, sizeof why) != SP_PGP_FOUND) {
 		sp_log_debug("%s: no sender key for the link: %s", cx->env->id, why);
 		return NULL;
 	}
@@ -318,10 +319,11 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		struct sp_copy view = { .spool_fd = -1 };
 		struct sp_blob b;
 		struct sp_span one;
+		char *sender_key;
 		int r;
 		build_as_is(cx, &view, err, errsz);
 		sp_copy_blob(&view, &b, &one);
-		char *sender_key = sp_link_make_v1() ? NULL : link_sender_key(cx);
+		sender_key = sp_link_make_v1() ? NULL : link_sender_key(cx);
 		r = sp_link_bundle_make(cx->cfg, cx->env, &b, sender_key, idx, n, &settings, &out->link, err, errsz);
 		free(sender_key);
 		if (out->link)

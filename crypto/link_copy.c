@@ -145,8 +145,7 @@ sp_link_make_v1(void)
  * document (v2)".  doc must be empty; on failure it is wiped and -1 returned
  * with err: the message is then not sent as a link at all. */
 static int
-view_document(const struct sp_config *cfg, const struct sp_blob *msg, const char *sender_key, struct sp_buf *doc,
-              char *err, size_t errsz)
+view_document(const struct sp_blob *msg, const char *sender_key, struct sp_buf *doc, char *err, size_t errsz)
 {
 	struct sp_view v;
 	struct sp_buf raw;
@@ -220,7 +219,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 		struct sp_span one;
 		struct sp_blob db;
 		sp_buf_init(&doc, sp_view_doc_max_size(cfg->proxy.max_message_size));
-		if (view_document(cfg, msg, sender_key, &doc, err, errsz) < 0)
+		if (view_document(msg, sender_key, &doc, err, errsz) < 0)
 			goto out;
 		one.p = doc.data;
 		one.n = doc.len;

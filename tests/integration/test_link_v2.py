@@ -457,7 +457,7 @@ def test_two_concurrent_unlocks_of_a_one_view_link_have_one_winner(start_proxy, 
 
 
 def test_view_document_carries_the_senders_public_key(start_proxy, upstream, tmp_path):
-    """A sender with a usable secret key in the keyring: the view document's
+    """A sender with a usable key in the keyring: the view document's
     sender_key is its armored public key (for the secure reply), which gpg
     reads back as that key, public only."""
     home = GpgHome(tmp_path / "gnupg")
