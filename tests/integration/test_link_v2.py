@@ -29,7 +29,7 @@ import pytest
 from nacl import bindings as nb
 
 from gpgkeys import GpgHome
-from linkmode import Web, link_message, store_counts, store_rows, wait_http, without_headers
+from linkmode import Web, link_message, store_counts, store_rows, wait_http
 from sealpost import free_port
 from test_view_doc import read_view_doc
 from upstream import Upstream
