@@ -310,6 +310,13 @@ server_run(struct server *srv)
 			sp_log_error("%s", err);
 			return 1;
 		}
+		/* Secure replies wait in the store the embedded viewer writes. */
+		if (srv->store && srv->cfg->linkserver.mode == SP_LINKSERVER_EMBEDDED &&
+		    reply_collector_start(srv->store, srv->queue, &srv->replies, err,
+		                          sizeof err) < 0) {
+			sp_log_error("%s", err);
+			return 1;
+		}
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_JOINABLE);
@@ -357,6 +364,8 @@ server_run(struct server *srv)
 	/* Every session that ended is joined: none is still tearing down its
 	 * thread-local state (OpenSSL's) while the process exits. */
 	reap_ended(srv);
+	reply_collector_stop(srv->replies);
+	srv->replies = NULL;
 	queue_runner_stop(srv->runner);
 	srv->runner = NULL;
 	return atomic_load(&srv->active) == 0 ? 0 : 1;

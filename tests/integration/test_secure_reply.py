@@ -1,0 +1,201 @@
+"""Secure reply (issue #15 item 5, docs/formats.md "Secure reply"): a link
+message from a sender with an OpenPGP key goes through the real proxy and
+upstream; the recipient unlocks it over real HTTP (the browser's side of link
+v2 in Python, test_link_v2.Client), gets a reply token with the message, and
+posts a reply that gpg encrypted to the sender's key.  The proxy collects it
+from the store and delivers it through the upstream to the sender as RFC 3156
+PGP/MIME, threaded under the original; gpg opens it with the sender's secret
+key.  Neither the store nor the log ever holds the reply's plaintext, and
+everything that is not a reply under a valid token, or is over a limit, is
+refused."""
+from __future__ import annotations
+
+import email
+import email.policy
+import json
+import os
+import sqlite3
+from email.message import EmailMessage
+from pathlib import Path
+
+import pytest
+
+from gpgkeys import GpgHome, short_home
+from linkmode import wait_http
+from sealpost import free_port
+from test_link_v2 import ALICE, DAVE, Client, Proxy, send, v2_links  # noqa: F401
+from upstream import Upstream
+
+TOKEN_HEADER = "sealpost-reply-token"
+
+
+@pytest.fixture
+def start_reply_proxy(start_sealpost, tmp_path):
+    def start(up: Upstream, **linkserver) -> Proxy:
+        port = free_port()
+        base = f"http://127.0.0.1:{port}/s/"
+        store = tmp_path / "store" / "links.sqlite"
+        ls = {"mode": "embedded", "listen": f"127.0.0.1:{port}", "outbox": "yes",
+              "outbox_listen": f"127.0.0.1:{free_port()}"}
+        ls.update(linkserver)
+        cfg = {"policy": {"no_key": "link"},
+               "link": {"store": str(store), "base_url": base, "expiry": "3d",
+                        "max_failed_attempts": "3"},
+               "linkserver": ls,
+               "queue": {"dir": str(tmp_path / "queue")}}
+        sp = start_sealpost(up, extra=cfg, name="reply")
+        wait_http("127.0.0.1", port, proc=sp.proc)
+        return Proxy(sp, up, base, port, store)
+    return start
+
+
+@pytest.fixture
+def alice_gpg(tmp_path):
+    home = GpgHome(short_home(tmp_path / "alice-gpg"))
+    home.gen_key(f"Alice <{ALICE}>")
+    return home
+
+
+def reply_entity(text: str, attachment: bytes, irt: str, subject: str) -> bytes:
+    """What the page builds: protected headers inside, text and attachment."""
+    m = EmailMessage()
+    m["From"] = DAVE
+    m["To"] = ALICE
+    m["Subject"] = "Re: " + subject
+    m["In-Reply-To"] = irt
+    m["References"] = irt
+    m.set_content(text)
+    m.add_attachment(attachment, maintype="application", subtype="octet-stream",
+                     filename="answer.bin")
+    return m.as_bytes(policy=email.policy.SMTP)
+
+
+def post_reply(p: Proxy, link, body: bytes, token: str | None, irt: str = "",
+               ctype: str = "application/pgp-encrypted"):
+    h = {"Content-Type": ctype, "Sealpost-Reply-From": DAVE, "Sealpost-In-Reply-To": irt}
+    if token is not None:
+        h["Authorization"] = f"Bearer {token}"
+    r = p.web.request("POST", f"/v2/{link.id_b64}/reply", body=body, headers=h)
+    j = json.loads(r.body) if r.header("content-type") == "application/json" else None
+    return r, j
+
+
+def store_bytes(store: Path) -> bytes:
+    return b"".join(f.read_bytes() for f in store.parent.iterdir() if f.is_file())
+
+
+def replies_in_store(store: Path) -> int:
+    db = sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=10)
+    try:
+        return db.execute("SELECT count(*) FROM replies").fetchone()[0]
+    finally:
+        db.close()
+
+
+def unlock(p: Proxy, password: str):
+    s = send(p, password)
+    c = Client(p.web, s.link)
+    r, _, plain = c.attempt(password)
+    assert r.status == 200 and plain is not None and s.marker.encode() in plain
+    token = r.header(TOKEN_HEADER)
+    assert token and len(token) == 43, r.headers
+    orig = email.message_from_bytes(s.msg, policy=email.policy.default)
+    return s, token, orig
+
+
+def test_reply_delivered_to_sender_as_pgp_mime(start_reply_proxy, alice_gpg, upstream):
+    up = upstream
+    p = start_reply_proxy(up, reply_min_interval="0")
+    s, token, orig = unlock(p, "correct horse battery")
+    irt = orig["Message-ID"]
+    assert irt
+    secret_text = f"reply-plaintext-{os.urandom(6).hex()}"
+    attachment = os.urandom(2000) + b"attached-" + secret_text.encode()
+    entity = reply_entity(f"Thanks! {secret_text}\n", attachment, irt, orig["Subject"])
+    ct = alice_gpg.encrypt(entity, [ALICE])
+    before = len(up.messages)
+    r, j = post_reply(p, s.link, ct, token, irt=irt)
+    assert (r.status, j) == (202, {"status": "stored"}), (r.status, r.body)
+    [got] = up.wait_for(before + 1)[before:]
+    # Routing is the store's: the sender's own address, nothing else.
+    assert got.rcpt_tos == [ALICE] and got.mail_from == ALICE
+    m = email.message_from_bytes(got.content, policy=email.policy.default)
+    assert m.get_content_type() == "multipart/encrypted"
+    assert m.get_param("protocol") == "application/pgp-encrypted"
+    def addr(h):
+        [a] = m[h].addresses
+        return a.addr_spec
+    assert (addr("To"), addr("From"), addr("Reply-To")) == (ALICE, DAVE, DAVE)
+    assert m["Subject"] == "..."
+    assert m["In-Reply-To"] == irt and m["References"] == irt
+    assert m["Message-ID"] and m["Message-ID"] != irt and m["Date"]
+    ver, data = list(m.iter_parts())
+    assert ver.get_content_type() == "application/pgp-encrypted"
+    assert ver.get_content().strip() in ("Version: 1", b"Version: 1")
+    assert data.get_content_type() == "application/octet-stream"
+    armored = data.get_payload(decode=True)
+    assert armored.startswith(b"-----BEGIN PGP MESSAGE-----")
+    assert secret_text.encode() not in got.content
+    plain = alice_gpg.run("--decrypt", input=armored).stdout
+    inner = email.message_from_bytes(plain, policy=email.policy.default)
+    assert inner["In-Reply-To"] == irt and inner["Subject"] == "Re: " + orig["Subject"]
+    body = inner.get_body(("plain",)).get_content()
+    assert secret_text in body
+    [att] = list(inner.iter_attachments())
+    assert att.get_filename() == "answer.bin" and att.get_content() == attachment
+    # Delivered: gone from the store; never there in clear, nor in the log.
+    assert replies_in_store(p.store) == 0
+    assert secret_text.encode() not in store_bytes(p.store)
+    assert secret_text not in p.log()
+    assert token not in p.log()
+
+
+def test_reply_refused_without_token_or_over_limits(start_reply_proxy, alice_gpg, upstream):
+    up = upstream
+    p = start_reply_proxy(up, reply_max_count="2", reply_min_interval="1h",
+                          reply_max_size="4096")
+    s, token, orig = unlock(p, "correct horse battery")
+    ct = alice_gpg.encrypt(b"Subject: hi\r\n\r\nshort\r\n", [ALICE])
+    # No token, a malformed one, a well-formed unknown one.
+    r, _ = post_reply(p, s.link, ct, None)
+    assert r.status == 401
+    r, _ = post_reply(p, s.link, ct, "x" * 10)
+    assert r.status == 401
+    r, j = post_reply(p, s.link, ct, "A" * 43)
+    assert r.status == 403 and j["error"] == "forbidden"
+    # Not an encrypted OpenPGP message: plain text, OpenPGP literal data.
+    r, j = post_reply(p, s.link, b"Dear Alice, in clear", token)
+    assert r.status == 422 and j["error"] == "not-encrypted"
+    signed = alice_gpg.run("--store", input=b"clear text, a literal data packet").stdout
+    r, j = post_reply(p, s.link, signed, token, ctype="application/octet-stream")
+    assert r.status == 422 and j["error"] == "not-encrypted"
+    r, _ = post_reply(p, s.link, ct, token, ctype="text/plain")
+    assert r.status == 415
+    # Too large.
+    big = alice_gpg.encrypt(os.urandom(6000), [ALICE])
+    r, _ = post_reply(p, s.link, big, token)
+    assert r.status == 413
+    assert replies_in_store(p.store) == 0
+    # One is taken; the next too soon; the rate limit says when.
+    r, _ = post_reply(p, s.link, ct, token)
+    assert r.status == 202
+    r, j = post_reply(p, s.link, ct, token)
+    assert r.status == 429 and j["error"] == "wait" and int(r.header("retry-after")) == 3600
+
+
+def test_reply_count_limit(start_reply_proxy, alice_gpg, upstream):
+    up = upstream
+    p = start_reply_proxy(up, reply_max_count="2", reply_min_interval="0")
+    s, token, _ = unlock(p, "correct horse battery")
+    ct = alice_gpg.encrypt(b"Subject: hi\r\n\r\nshort\r\n", [ALICE])
+    before = len(up.messages)
+    assert post_reply(p, s.link, ct, token)[0].status == 202
+    assert post_reply(p, s.link, ct, token)[0].status == 202
+    r, j = post_reply(p, s.link, ct, token)
+    assert r.status == 429 and j["error"] == "too-many"
+    got = up.wait_for(before + 2)[before:]
+    assert sorted(g.rcpt_tos[0] for g in got) == [ALICE, ALICE]
+    # The token answers only on its own link's path.
+    s2 = send(p, "another one here")
+    r, j = post_reply(p, s2.link, ct, token)
+    assert r.status == 403
