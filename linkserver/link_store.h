@@ -13,8 +13,10 @@
  * sp_link_wrap_key()'s wrapped key), created and expiry times, max_views /
  * views, max_failed_attempts / failed attempts, a revoked flag, and (v2) the
  * sender and hint the page shows before the password; per pending v2 attempt,
- * its link, its id and its expiry.  Never a password, a link secret or
- * plaintext.
+ * its link, its id and its expiry; per reply capability (secure reply), the
+ * SHA-256 of its token, its link, sender and expiry and its reply count; per
+ * secure reply, the OpenPGP ciphertext as posted until the proxy delivered
+ * it.  Never a password, a link secret or plaintext.
  *
  * The schema is versioned with PRAGMA user_version and migrated by a table of
  * steps (link_store.c); the database runs in WAL mode with secure_delete on,

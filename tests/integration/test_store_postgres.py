@@ -408,8 +408,9 @@ def test_node_needs_no_more_than_dml_once_migrated(pg, db, tmp_path):
     eml.write_bytes(simple_message())
     r = v.cli("mklink", v.store, str(eml), "3600", "0", "10", v.base_url, "pw")
     assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
-    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, attempts, '
-            f'sealpost_schema TO "{role}"; GRANT USAGE ON attempts_ticket_seq TO "{role}"',
+    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, attempts, pending, '
+            f'reply_caps, replies, sealpost_schema TO "{role}"; '
+            f'GRANT USAGE ON attempts_ticket_seq, replies_id_seq TO "{role}"',
             db=name)
     v.start()
     try:

@@ -66,7 +66,8 @@ fx_setup(struct fixture *fx, gconstpointer data)
 	g_assert_nonnull(fx->dir);
 	if (pg_url()) {
 		pg_exec("SET client_min_messages = warning; "
-		        "DROP TABLE IF EXISTS pending, attempts, links, messages, sealpost_schema CASCADE");
+		        "DROP TABLE IF EXISTS replies, reply_caps, pending, attempts, links, messages, "
+		        "sealpost_schema CASCADE");
 		fx->path = g_strdup(pg_url());
 	} else {
 		fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
