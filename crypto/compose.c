@@ -11,6 +11,7 @@
 #include "log.h"
 #include "mime_message.h"
 #include "link_copy.h"
+#include "view_doc.h"
 #include "pgp_mime.h"
 #include "sodium_keys.h"
 #include "sodium_seal.h"
@@ -253,6 +254,40 @@ out:
 	return rv;
 }
 
+/* The sender's armored public key for a v2 link's view document (the secure
+ * reply encrypts to it), when the sender has a usable secret key in the
+ * keyring to read a reply with; NULL otherwise: the page then offers no
+ * secure reply, and the message is sent all the same. */
+static char *
+link_sender_key(struct compose_ctx *cx)
+{
+	struct sp_pgp_key_info info;
+	struct sp_pgp *pgp;
+	struct sp_buf key;
+	char why[SP_ERRLEN], *s;
+
+	if (cx->env->mail_from[0] == '\0' || access(cx->cfg->pgp.gnupg_home, F_OK) != 0)
+		return NULL;
+	if ((pgp = sp_policy_pgp(cx->policy, why, sizeof why)) == NULL) {
+		sp_log_debug("%s: no sender key for the link: %s", cx->env->id, why);
+		return NULL;
+	}
+	if (sp_pgp_find_signer(pgp, cx->env->mail_from, &info, why, sizeof why) != SP_PGP_FOUND) {
+		sp_log_debug("%s: no sender key for the link: %s", cx->env->id, why);
+		return NULL;
+	}
+	sp_buf_init(&key, SP_VIEW_DOC_MAX_SENDER_KEY);
+	if (sp_pgp_export_minimal_armored(pgp, info.fpr, &key, why, sizeof why) < 0 || key.len == 0 ||
+	    sp_buf_append(&key, "", 1) < 0) {
+		sp_log_debug("%s: no sender key for the link: %s", cx->env->id, key.len ? "too big" : why);
+		sp_buf_free(&key);
+		return NULL;
+	}
+	s = sp_xstrdup(key.data);
+	sp_buf_free(&key);
+	return s;
+}
+
 /* Link mode: seal once, a grant and a notification per link recipient. */
 static enum sp_compose_result
 build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t errsz)
@@ -286,7 +321,9 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		int r;
 		build_as_is(cx, &view, err, errsz);
 		sp_copy_blob(&view, &b, &one);
-		r = sp_link_bundle_make(cx->cfg, cx->env, &b, idx, n, &settings, &out->link, err, errsz);
+		char *sender_key = sp_link_make_v1() ? NULL : link_sender_key(cx);
+		r = sp_link_bundle_make(cx->cfg, cx->env, &b, sender_key, idx, n, &settings, &out->link, err, errsz);
+		free(sender_key);
 		if (out->link)
 			out->link_free = sp_link_bundle_free;
 		free(view.spans);

@@ -12,6 +12,8 @@
 #include <sodium.h>
 
 #include "link_v2.h"
+#include "view_doc.h"
+#include "view_render.h"
 
 /* Built from conf/templates/ by conf/templates/embed.py. */
 extern const char sp_tmpl_link_txt[];
@@ -138,9 +140,58 @@ sp_link_make_v1(void)
 	return v != NULL && strcmp(v, "1") == 0;
 }
 
+/* A v2 link's plaintext: the message rendered now (the recipient's browser
+ * cannot parse MIME) and written as a view document, docs/formats.md "View
+ * document (v2)".  doc must be empty; on failure it is wiped and -1 returned
+ * with err: the message is then not sent as a link at all. */
+static int
+view_document(const struct sp_config *cfg, const struct sp_blob *msg, const char *sender_key, struct sp_buf *doc,
+              char *err, size_t errsz)
+{
+	struct sp_view v;
+	struct sp_buf raw;
+	char why[SP_ERRLEN];
+	int rv = -1;
+
+	memset(&v, 0, sizeof v);
+	/* The message as one piece for GMime; it is at most max_message_size. */
+	sp_buf_init(&raw, msg->len);
+	if (msg->len > 0) {
+		if (sp_buf_reserve(&raw, msg->len) < 0) {
+			sp_seterr(err, errsz, "out of memory rendering the link's message");
+			goto out;
+		}
+		if (sp_blob_read(msg, 0, raw.data, msg->len) != (ssize_t)msg->len) {
+			sp_seterr(err, errsz, "cannot read the message back to render it");
+			goto out;
+		}
+		raw.len = msg->len;
+	}
+	if (sp_view_render(raw.data, raw.len, &v, why, sizeof why) < 0) {
+		sp_seterr(err, errsz, "cannot render the message for its link: %s", why);
+		goto out;
+	}
+	if (sender_key)
+		v.sender_key = sp_xstrdup(sender_key);
+	if (sp_view_doc_write(&v, doc, why, sizeof why) < 0) {
+		sp_seterr(err, errsz, "cannot write the link's view document: %s", why);
+		goto out;
+	}
+	rv = 0;
+out:
+	sp_view_free(&v);
+	/* Written by sp_blob_read(), not the appenders: wipe what was reserved. */
+	if (raw.data)
+		sodium_memzero(raw.data, msg->len);
+	sp_buf_wipe(&raw);
+	if (rv < 0)
+		sp_buf_wipe(doc);
+	return rv;
+}
+
 int
 sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
-                    const size_t *rcpts, size_t n, const struct sp_link_settings *s,
+                    const char *sender_key, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                     struct sp_link_bundle **out, char *err, size_t errsz)
 {
 	struct sp_link_bundle *b = sp_xcalloc(1, sizeof *b);
@@ -160,8 +211,29 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	v1 = sp_link_make_v1();
 	b->v = sp_xcalloc(n ? n : 1, sizeof *b->v);
 	sp_link_key_new(key);
-	if (sp_link_seal_blob(key, msg, &b->ciphertext, err, errsz) < 0)
-		goto out;
+	if (v1) {
+		/* The v1 viewer renders at view time: it gets the MIME message. */
+		if (sp_link_seal_blob(key, msg, &b->ciphertext, err, errsz) < 0)
+			goto out;
+	} else {
+		struct sp_buf doc;
+		struct sp_span one;
+		struct sp_blob db;
+		sp_buf_init(&doc, sp_view_doc_max_size(cfg->proxy.max_message_size));
+		if (view_document(cfg, msg, sender_key, &doc, err, errsz) < 0)
+			goto out;
+		one.p = doc.data;
+		one.n = doc.len;
+		memset(&db, 0, sizeof db);
+		db.spans = &one;
+		db.n_spans = 1;
+		db.fd = -1;
+		db.len = doc.len;
+		r = sp_link_seal_blob(key, &db, &b->ciphertext, err, errsz);
+		sp_buf_wipe(&doc);
+		if (r < 0)
+			goto out;
+	}
 	for (i = 0; i < n; i++) {
 		struct sp_link_grant *g = &b->v[b->n++];
 		struct sp_link_token t;

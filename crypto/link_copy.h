@@ -68,9 +68,13 @@ struct sp_link_bundle {
 };
 
 /* Seal the message (as-is bytes: private headers already removed) and make a
- * grant for each recipient index in rcpts. */
+ * grant for each recipient index in rcpts.  v1 links seal those MIME bytes;
+ * v2 links (the default) seal the message rendered now as a view document
+ * (crypto/view_doc.h), with sender_key (the sender's armored OpenPGP public
+ * key, or NULL) as its "sender_key".  A message that cannot be rendered is
+ * an error (-1 with err), never sealed in another form. */
 int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
-                        const size_t *rcpts, size_t n, const struct sp_link_settings *s,
+                        const char *sender_key, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
 void sp_link_bundle_free(struct sp_link_bundle *b);
 /* Does this process make v1 links (SP_LINK_TEST_V1_ENV, tests only)? */

@@ -1274,6 +1274,30 @@ out:
 	return rv;
 }
 
+int
+sp_pgp_export_minimal_armored(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz)
+{
+	gpgme_data_t d = NULL;
+	gpgme_error_t e;
+	size_t start = out->len;
+
+	if (ensure_ctx(p, err, errsz) < 0)
+		return -1;
+	gpgme_set_armor(p->ctx, 1);
+	pthread_mutex_lock(&gpg_lock);
+	if ((e = gpgme_data_new_from_cbs(&d, &sink_cbs, out)) != 0 ||
+	    (e = gpgme_op_export(p->ctx, fpr, GPGME_EXPORT_MODE_MINIMAL, d)) != 0) {
+		pthread_mutex_unlock(&gpg_lock);
+		sp_seterr(err, errsz, "exporting %s: %s", fpr, gpgme_strerror(e));
+		gpgme_data_release(d);
+		out->len = start;
+		return -1;
+	}
+	pthread_mutex_unlock(&gpg_lock);
+	gpgme_data_release(d);
+	return 0;
+}
+
 /* ---- keyrings sealpost keeps itself (discovered keys) ---- */
 
 int

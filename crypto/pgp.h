@@ -116,6 +116,11 @@ enum sp_pgp_encrypt_result sp_pgp_encrypt_io(struct sp_pgp *p, const char *const
 /* The public key of fpr, minimal (for Autocrypt), appended to out.  Returns
  * 0, or -1 with err set. */
 int sp_pgp_export_minimal(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err, size_t errsz);
+/* The same minimal public key, ASCII-armored (for a v2 link's view document:
+ * the secure reply's "sender_key", which a browser's OpenPGP library reads).
+ * Not cached.  Returns 0, or -1 with err set (out then as on entry). */
+int sp_pgp_export_minimal_armored(struct sp_pgp *p, const char *fpr, struct sp_buf *out, char *err,
+                                  size_t errsz);
 
 /* Import OpenPGP key material (binary or armored) into this context's
  * keyring (sealpost's own: discovery/).  *n_imported: keys taken.  Returns 0,

@@ -28,8 +28,10 @@ from typing import Optional
 import pytest
 from nacl import bindings as nb
 
+from gpgkeys import GpgHome
 from linkmode import Web, link_message, store_counts, store_rows, wait_http, without_headers
 from sealpost import free_port
+from test_view_doc import read_view_doc
 from upstream import Upstream
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
@@ -71,12 +73,16 @@ class Proxy:
 def start_proxy(start_sealpost, tmp_path):
     n = [0]
 
-    def start(up: Upstream, max_failed: int = 3, remote: Optional[tuple] = None) -> Proxy:
-        """remote: (viewer port, upload token file) of a `sealpost linkserver`."""
+    def start(up: Upstream, max_failed: int = 3, remote: Optional[tuple] = None,
+              base_port: Optional[int] = None, extra: Optional[dict] = None,
+              viewer_port: Optional[int] = None) -> Proxy:
+        """remote: (viewer port, upload token file) of a `sealpost linkserver`;
+        base_port: the port the links name (a proxy in front of the viewer);
+        extra: more configuration sections; viewer_port: the viewer's port."""
         name = f"v2p{n[0]}"
         n[0] += 1
-        port = remote[0] if remote else free_port()
-        base = f"http://127.0.0.1:{port}/s/"
+        port = remote[0] if remote else viewer_port or free_port()
+        base = f"http://127.0.0.1:{base_port or port}/s/"
         store = tmp_path / f"{name}-store" / "links.sqlite"
         cfg = {
             "policy": {"no_key": "link"},
@@ -90,6 +96,8 @@ def start_proxy(start_sealpost, tmp_path):
             cfg["linkserver"] = {"mode": "off"}
             cfg["link"].update(upload_url=f"http://127.0.0.1:{port}/api/v1/links",
                                upload_token_file=str(remote[1]))
+        for k, v in (extra or {}).items():
+            cfg.setdefault(k, {}).update(v)
         sp = start_sealpost(up, extra=cfg, name=name)
         if not remote:
             wait_http("127.0.0.1", port, proc=sp.proc)
@@ -245,6 +253,24 @@ def open_blob(key: bytes, ct: bytes) -> bytes:
     return b"".join(out)
 
 
+def assert_view(plain: bytes, s: Sent, sender_key: Optional[str] = None) -> dict:
+    """plain is the view document (docs/formats.md "View document (v2)") of
+    the message sent, as Python's email package reads that message: the
+    subject, the text, the attachment's decoded bytes; never the MIME itself.
+    Returns the header."""
+    header, parts = read_view_doc(plain)
+    m = email.message_from_bytes(s.msg, policy=email.policy.default)
+    assert header["subject"] == m["Subject"]
+    assert header["from"] == f"Alice <{ALICE}>"
+    assert s.marker in header["text"]
+    att = [p for p in m.walk() if p.get_filename()]
+    assert [a["name"] for a in header["attachments"]] == [a.get_filename() for a in att]
+    assert parts == [a.get_content() for a in att]
+    assert header["sender_key"] == sender_key
+    assert b"X-Sealpost-Password" not in plain and s.password.encode() not in plain
+    return header
+
+
 def row(p: Proxy, link: Link) -> Optional[dict]:
     return store_rows(p.store).get(link.hex_id)
 
@@ -294,7 +320,7 @@ def test_right_password_opens_and_looking_counts_nothing(start_proxy, upstream):
     assert r2.status == 200, r2.body[:300]
     assert r2.header("content-type") == "application/octet-stream"
     assert_headers(r2)
-    assert c.open(st, r2.body) == without_headers(s.msg, PRIVATE)
+    assert_view(c.open(st, r2.body), s)
     assert row(p, s.link)["failed"] == 0 and row(p, s.link)["views"] == 1
     assert pending(p, s.link) == 0
 
@@ -309,7 +335,8 @@ def test_wrong_passwords_count_and_destroy_the_link(start_proxy, upstream):
     assert r.header("retry-after") is not None
     assert row(p, s.link)["failed"] == 1
     r, j, plain = c.attempt("the right one")
-    assert r.status == 200 and plain == without_headers(s.msg, PRIVATE)
+    assert r.status == 200
+    assert_view(plain, s)
     assert row(p, s.link)["failed"] == 1
     # Two more wrong ones reach max_failed_attempts = 3: destroyed.
     r, j, _ = c.attempt("wrong two")
@@ -425,8 +452,33 @@ def test_two_concurrent_unlocks_of_a_one_view_link_have_one_winner(start_proxy, 
     codes = sorted(r.status for r in results)
     assert codes == [200, 410, 410, 410], codes
     [win] = [(i, r) for i, r in enumerate(results) if r.status == 200]
-    assert c.open(states[win[0]], win[1].body) == without_headers(s.msg, PRIVATE)
+    assert_view(c.open(states[win[0]], win[1].body), s)
     assert store_counts(p.store) == (0, 0)
+
+
+def test_view_document_carries_the_senders_public_key(start_proxy, upstream, tmp_path):
+    """A sender with a usable secret key in the keyring: the view document's
+    sender_key is its armored public key (for the secure reply), which gpg
+    reads back as that key, public only."""
+    home = GpgHome(tmp_path / "gnupg")
+    fpr = home.gen_key(f"Alice <{ALICE}>", primary_usage="sign")
+    try:
+        p = start_proxy(upstream, extra={"pgp": {"gnupg_home": str(home.path), "trust": "keyring"}})
+        s = send(p, "keyed pw")
+        c = Client(p.web, s.link)
+        r, _, plain = c.attempt("keyed pw")
+        assert r.status == 200
+        key = read_view_doc(plain)[0]["sender_key"]
+        assert key and key.startswith("-----BEGIN PGP PUBLIC KEY BLOCK-----"), key
+        assert key.rstrip().endswith("-----END PGP PUBLIC KEY BLOCK-----")
+        assert_view(plain, s, sender_key=key)
+        other = GpgHome(tmp_path / "reader")
+        other.run("--import", input=key.encode())
+        assert [k["fpr"] for k in other.keys()] == [fpr]
+        assert other.keys(secret=True) == []
+        other.kill_agent()
+    finally:
+        home.kill_agent()
 
 
 def test_store_and_log_hold_no_password_secret_or_plaintext(start_proxy, upstream):
@@ -527,7 +579,8 @@ def test_remote_viewer_gets_the_v2_record_sender_and_hint(start_proxy, upstream,
     c = Client(Web("127.0.0.1", vport), s.link)
     assert c.sender == f"Alice <{ALICE}>" and c.hint == "the remote hint"
     r, _, plain = c.attempt("remote pw")
-    assert r.status == 200 and plain == without_headers(s.msg, PRIVATE)
+    assert r.status == 200
+    assert_view(plain, s)
 
 
 # ---- several viewer nodes on one PostgreSQL store ------------------------------------------
