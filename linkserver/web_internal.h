@@ -169,6 +169,7 @@ enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
  * the browser gives for the delivered mail. */
 #define WEB_REPLY_TOKEN_HEADER "Sealpost-Reply-Token"
 #define WEB_REPLY_TOKEN_BYTES 32
+#define WEB_REPLY_MAX_HEADER "Sealpost-Reply-Max-Size"
 #define WEB_REPLY_FROM_HEADER "Sealpost-Reply-From"
 #define WEB_REPLY_IRT_HEADER "Sealpost-In-Reply-To"
 enum MHD_Result web_h_v2_reply(struct web_server *ws, struct web_req *r);

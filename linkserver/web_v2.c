@@ -7,7 +7,8 @@
  *   GET  /v2/<id_b64>/params    {"params", "sender", "hint"}        counts nothing
  *   POST /v2/<id_b64>/evaluate  {"blinded"} -> {"evaluated", "attempt"}   counts one attempt
  *   POST /v2/<id_b64>/unlock    {"attempt", "proof"} -> sealed key || message blob
- *                               (+ header Sealpost-Reply-Token: a reply capability)
+ *                               (+ headers Sealpost-Reply-Token: a reply capability,
+ *                               Sealpost-Reply-Max-Size: [linkserver] reply_max_size)
  *   POST /v2/<id_b64>/reply     Authorization: Bearer <reply token>; body: one
  *                               encrypted OpenPGP message -> 202 {"status": "stored"}
  *
@@ -350,6 +351,7 @@ unlock(struct web_server *ws, struct web_req *r, const unsigned char raw[SP_LINK
 	unsigned char attempt[SP_LINK2_ATTEMPT_BYTES], proof[SP_LINK2_PROOF_BYTES];
 	unsigned char sealed[SP_LINK2_SEALED_KEY_BYTES];
 	char vals[2][WEB_V2_B64_MAX + 1], err[SP_ERRLEN], token[WEB_V2_B64_MAX + 1] = "";
+	char maxsz[24];
 	struct link_store_link l = { 0 };
 	struct sp_buf out;
 	enum link_store_rc rc;
@@ -382,9 +384,10 @@ unlock(struct web_server *ws, struct web_req *r, const unsigned char raw[SP_LINK
 		sp_log_info("viewer: link %s opened (view %" PRIu64 "%s)", id, views,
 		            l.max_views != 0 && views >= l.max_views ? ", last: deleted" : "");
 		reply_token(ws, &l, token);
+		snprintf(maxsz, sizeof maxsz, "%zu", ws->reply_max);
 		ret = web_respond(ws, r, MHD_HTTP_OK, WEB_CSP_NONE, "application/octet-stream", &out,
 		                  token[0] ? WEB_REPLY_TOKEN_HEADER : NULL, token[0] ? token : NULL,
-		                  NULL, NULL);
+		                  token[0] ? WEB_REPLY_MAX_HEADER : NULL, token[0] ? maxsz : NULL);
 		sodium_memzero(token, sizeof token);
 		break;
 	case LINK_STORE_WRONG:

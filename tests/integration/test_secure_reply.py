@@ -20,6 +20,8 @@ from pathlib import Path
 
 import pytest
 
+from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser
+from test_viewer_v2_page import console_problems
 from gpgkeys import GpgHome, short_home
 from linkmode import wait_http
 from sealpost import free_port
@@ -31,7 +33,7 @@ TOKEN_HEADER = "sealpost-reply-token"
 
 @pytest.fixture
 def start_reply_proxy(start_sealpost, tmp_path):
-    def start(up: Upstream, **linkserver) -> Proxy:
+    def start(up: Upstream, extra: dict | None = None, **linkserver) -> Proxy:
         port = free_port()
         base = f"http://127.0.0.1:{port}/s/"
         store = tmp_path / "store" / "links.sqlite"
@@ -43,6 +45,7 @@ def start_reply_proxy(start_sealpost, tmp_path):
                         "max_failed_attempts": "3"},
                "linkserver": ls,
                "queue": {"dir": str(tmp_path / "queue")}}
+        cfg.update(extra or {})
         sp = start_sealpost(up, extra=cfg, name="reply")
         wait_http("127.0.0.1", port, proc=sp.proc)
         return Proxy(sp, up, base, port, store)
@@ -199,3 +202,83 @@ def test_reply_count_limit(start_reply_proxy, alice_gpg, upstream):
     s2 = send(p, "another one here")
     r, j = post_reply(p, s2.link, ct, token)
     assert r.status == 403
+
+
+@pytest.fixture
+def browser(tmp_path):
+    if not AVAILABLE:
+        pytest.skip(MISSING)
+    drv = open_browser(tmp_path)
+    yield drv
+    drv.quit()
+
+
+def wait_reply(up: Upstream, irt: str):
+    """The first mail upstream that answers irt (others, like the sender's
+    delivery report, may come before it)."""
+    n = 1
+    while True:
+        for rec in up.wait_for(n):
+            m = email.message_from_bytes(rec.content, policy=email.policy.default)
+            if m["In-Reply-To"] == irt:
+                return rec, m
+        n = len(up.messages) + 1
+
+
+def test_reply_from_the_page_in_chromium(start_reply_proxy, upstream, browser, tmp_path):
+    """The recipient unlocks in Chromium, types a reply, attaches a file and
+    clicks "Send reply"; the sender's gpg opens what the upstream received."""
+    home = GpgHome(short_home(tmp_path / "alice-keyring"))
+    home.gen_key(f"Alice <{ALICE}>", primary_usage="sign")
+    try:
+        p = start_reply_proxy(upstream, extra={"pgp": {"gnupg_home": str(home.path),
+                                                       "trust": "keyring"}},
+                              reply_min_interval="0")
+        pw = "correct horse " + os.urandom(3).hex()
+        s = send(p, pw)
+        orig = email.message_from_bytes(s.msg, policy=email.policy.default)
+        irt = orig["Message-ID"]
+
+        browser.get(s.link.url)
+        wait = WebDriverWait(browser, 60)
+        wait.until(EC.visibility_of_element_located((By.ID, "pw")))
+        browser.find_element(By.ID, "pw").send_keys(pw + "\n")
+        wait.until(EC.visibility_of_element_located((By.ID, "reply-card")))
+        assert browser.find_element(By.CSS_SELECTOR, "label[for=reply-text]").text == "Your reply"
+        assert "in total" in browser.find_element(By.ID, "reply-limit").text
+        secret_text = f"browser-reply-{os.urandom(6).hex()} Grüße"
+        browser.find_element(By.ID, "reply-text").send_keys(secret_text)
+        att = os.urandom(3000) + b"attached"
+        f = tmp_path / "upload" / "answer.bin"
+        f.parent.mkdir()
+        f.write_bytes(att)
+        browser.find_element(By.ID, "reply-files").send_keys(str(f))
+        send_button = browser.find_element(By.ID, "reply-send")
+        assert send_button.text == "Send reply"
+        send_button.click()
+        wait.until(EC.text_to_be_present_in_element((By.ID, "reply-status"), "was sent"))
+        assert not browser.find_element(By.ID, "reply-error").is_displayed()
+
+        rec, m = wait_reply(upstream, irt)
+        assert rec.rcpt_tos == [ALICE] and rec.mail_from == ALICE
+        assert m.get_content_type() == "multipart/encrypted" and m["Subject"] == "..."
+        [reply_to] = m["Reply-To"].addresses
+        assert reply_to.addr_spec == DAVE and m["References"] == irt
+        assert secret_text.encode() not in rec.content
+        armored = list(m.iter_parts())[1].get_payload(decode=True)
+        plain = home.run("--decrypt", input=armored).stdout
+        inner = email.message_from_bytes(plain, policy=email.policy.default)
+        assert inner["Subject"] == "Re: " + orig["Subject"]
+        assert inner["In-Reply-To"] == irt and inner["References"] == irt
+        [ifrom] = inner["From"].addresses
+        [ito] = inner["To"].addresses
+        assert (ifrom.addr_spec, ito.addr_spec) == (DAVE, ALICE)
+        assert inner.get_body(("plain",)).get_content().rstrip() == secret_text
+        [a] = list(inner.iter_attachments())
+        assert a.get_filename() == "answer.bin" and a.get_content() == att
+        assert replies_in_store(p.store) == 0
+        assert secret_text.encode() not in store_bytes(p.store)
+        assert secret_text not in p.log()
+        assert console_problems(browser) == []
+    finally:
+        home.kill_agent()
