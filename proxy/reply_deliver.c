@@ -13,10 +13,13 @@
 #include <gmime/gmime.h>
 #include <sodium.h>
 
+#include "link_upload.h"
 #include "log.h"
 
 struct reply_collector {
-	struct link_store *store;
+	struct link_store *store;   /* embedded: the store; else NULL and: */
+	const char *url;            /* [link] upload_url */
+	const char *token_file;     /* [link] upload_token_file */
 	struct queue *q;
 	pthread_t tid;
 	pthread_mutex_t lock;
@@ -179,6 +182,51 @@ reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char **to
 	return 0;
 }
 
+/* Queue one reply.  0 queued, 1 never deliverable (drop it), -1 the queue
+ * failed (keep it for the next pass). */
+static int
+queue_one(struct queue *q, const struct link_store_reply *r)
+{
+	struct queue_entry e = { 0 };
+	struct sp_buf mail;
+	struct sp_span span;
+	struct sp_blob body = { .fd = -1 };
+	char why[SP_ERRLEN], *to = NULL, *rc[1];
+	int rv = -1;
+
+	sp_buf_init(&mail, 0);
+	if (reply_build_mail(r, &mail, &to, why, sizeof why) < 0) {
+		sp_log_error("%s; the reply is dropped", why);
+		rv = 1;
+		goto out;
+	}
+	span.p = mail.data;
+	span.n = mail.len;
+	body.spans = &span;
+	body.n_spans = 1;
+	body.len = mail.len;
+	rc[0] = to;
+	e.created = sp_time();
+	e.next_attempt = e.created;
+	sp_strlcpy(e.form, "reply", sizeof e.form);
+	e.mail_from = to;
+	e.user = (char *)"";
+	snprintf(e.txn, sizeof e.txn, "reply%" PRId64, r->id);
+	e.rcpts = rc;
+	e.n_rcpts = 1;
+	if (queue_add(q, &e, &body, why, sizeof why) < 0) {
+		sp_log_error("reply %" PRId64 " (link %s): cannot queue it: %s", r->id, r->link_id, why);
+		goto out;
+	}
+	sp_log_info("reply %" PRId64 " (link %s): queued as %s to <%s> (%zu bytes)", r->id,
+	            r->link_id, e.id, to, mail.len);
+	rv = 0;
+out:
+	free(to);
+	sp_buf_free(&mail);
+	return rv;
+}
+
 int
 reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t errsz)
 {
@@ -189,51 +237,49 @@ reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t 
 	if (link_store_reply_take(store, REPLY_BATCH_MAX, &v, &n, err, errsz) != LINK_STORE_OK)
 		return -1;
 	for (i = 0; i < n; i++) {
-		struct queue_entry e = { 0 };
-		struct sp_buf mail;
-		struct sp_span span;
-		struct sp_blob body = { .fd = -1 };
-		char why[SP_ERRLEN], *to = NULL, *rc[1];
-
-		sp_buf_init(&mail, 0);
-		if (reply_build_mail(&v[i], &mail, &to, why, sizeof why) < 0) {
-			/* It can never be delivered: it is dropped, loudly. */
-			sp_log_error("%s; the reply is dropped", why);
-			goto drop;
-		}
-		span.p = mail.data;
-		span.n = mail.len;
-		body.spans = &span;
-		body.n_spans = 1;
-		body.len = mail.len;
-		rc[0] = to;
-		e.created = sp_time();
-		e.next_attempt = e.created;
-		sp_strlcpy(e.form, "reply", sizeof e.form);
-		e.mail_from = to;
-		e.user = (char *)"";
-		snprintf(e.txn, sizeof e.txn, "reply%" PRId64, v[i].id);
-		e.rcpts = rc;
-		e.n_rcpts = 1;
-		if (queue_add(q, &e, &body, why, sizeof why) < 0) {
-			/* Stays in the store for the next pass. */
-			sp_log_error("reply %" PRId64 " (link %s): cannot queue it: %s", v[i].id,
-			             v[i].link_id, why);
-			free(to);
-			sp_buf_free(&mail);
-			continue;
-		}
-		sp_log_info("reply %" PRId64 " (link %s): queued as %s to <%s> (%zu bytes)", v[i].id,
-		            v[i].link_id, e.id, to, mail.len);
-		queued++;
-drop:
+		char why[SP_ERRLEN];
+		int rc = queue_one(q, &v[i]);
+		if (rc < 0)
+			continue; /* stays in the store for the next pass */
+		queued += rc == 0;
 		if (link_store_reply_delete(store, v[i].id, why, sizeof why) == LINK_STORE_ERROR)
 			sp_log_error("reply %" PRId64 ": %s", v[i].id, why);
-		free(to);
-		sp_buf_free(&mail);
+		else
+			sp_log_info("reply %" PRId64 ": removed from the store", v[i].id);
 	}
 	link_store_reply_free(v, n);
 	if (queued)
+		queue_kick(q);
+	return queued;
+}
+
+int
+reply_collect_remote_once(const char *url, const char *token_file, struct queue *q, char *err,
+                          size_t errsz)
+{
+	int queued = 0, i;
+
+	for (i = 0; i < REPLY_BATCH_MAX; i++) {
+		struct link_store_reply *r = NULL;
+		char why[SP_ERRLEN];
+		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc;
+		if (got < 0) {
+			queued = queued ? queued : -1;
+			break;
+		}
+		if (got == 0)
+			break;
+		rc = queue_one(q, r);
+		if (rc >= 0 && link_upload_reply_delete(url, token_file, r->id, why, sizeof why) < 0)
+			sp_log_error("reply %" PRId64 ": cannot delete it on the viewer: %s", r->id, why);
+		else if (rc >= 0)
+			sp_log_info("reply %" PRId64 ": removed from the viewer", r->id);
+		link_store_reply_free(r, 1);
+		if (rc < 0)
+			break; /* the queue failed: stays on the viewer for the next pass */
+		queued += rc == 0;
+	}
+	if (queued > 0)
 		queue_kick(q);
 	return queued;
 }
@@ -248,7 +294,9 @@ collector_main(void *arg)
 	while (!rc->stop) {
 		struct timespec ts;
 		pthread_mutex_unlock(&rc->lock);
-		if (reply_collect_once(rc->store, rc->q, err, sizeof err) < 0)
+		if ((rc->store ? reply_collect_once(rc->store, rc->q, err, sizeof err)
+		               : reply_collect_remote_once(rc->url, rc->token_file, rc->q, err,
+		                                           sizeof err)) < 0)
 			sp_log_error("secure replies: %s", err);
 		clock_gettime(CLOCK_REALTIME, &ts);
 		ts.tv_sec += REPLY_POLL_INTERVAL_MS / 1000;
@@ -266,12 +314,14 @@ collector_main(void *arg)
 }
 
 int
-reply_collector_start(struct link_store *store, struct queue *q, struct reply_collector **out,
-                      char *err, size_t errsz)
+reply_collector_start(struct link_store *store, const char *url, const char *token_file,
+                      struct queue *q, struct reply_collector **out, char *err, size_t errsz)
 {
 	struct reply_collector *rc = sp_xcalloc(1, sizeof *rc);
 
 	rc->store = store;
+	rc->url = url;
+	rc->token_file = token_file;
 	rc->q = q;
 	pthread_mutex_init(&rc->lock, NULL);
 	pthread_cond_init(&rc->cond, NULL);

@@ -2,7 +2,7 @@
  * reply"): replies the viewer stored (OpenPGP ciphertext, encrypted in the
  * recipient's browser to the sender's key) are collected from the link store
  * and queued, through the same queue and upstream as every other copy, to the
- * link's sender as RFC 3156 PGP/MIME.  The proxy never holds a key that opens
+ * link's sender as RFC 3156 PGP/MIME (a remote viewer's over the upload API).  The proxy never holds a key that opens
  * them.  A reply is deleted from the store once its mail is in the queue
  * (durable from then on).
  *
@@ -37,9 +37,16 @@ int reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char 
  * Returns how many were queued, or -1 with err set. */
 int reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t errsz);
 
-/* A thread running reply_collect_once() every REPLY_POLL_INTERVAL_MS. */
-int reply_collector_start(struct link_store *store, struct queue *q, struct reply_collector **out,
-                          char *err, size_t errsz);
+/* The same for a remote viewer ([link] upload_url): fetch replies over the
+ * upload API with the bearer token, delete each there once queued. */
+int reply_collect_remote_once(const char *url, const char *token_file, struct queue *q,
+                              char *err, size_t errsz);
+
+/* A thread running one of them every REPLY_POLL_INTERVAL_MS: on store when
+ * it is not NULL (embedded viewer), else on the remote viewer of url. */
+int reply_collector_start(struct link_store *store, const char *url, const char *token_file,
+                          struct queue *q, struct reply_collector **out, char *err,
+                          size_t errsz);
 void reply_collector_stop(struct reply_collector *rc);
 
 #endif

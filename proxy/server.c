@@ -310,9 +310,14 @@ server_run(struct server *srv)
 			sp_log_error("%s", err);
 			return 1;
 		}
-		/* Secure replies wait in the store the embedded viewer writes. */
-		if (srv->store && srv->cfg->linkserver.mode == SP_LINKSERVER_EMBEDDED &&
-		    reply_collector_start(srv->store, srv->queue, &srv->replies, err,
+		/* Secure replies wait in the store the embedded viewer writes, or
+		 * on the remote viewer links are uploaded to. */
+		const struct sp_config *c = srv->cfg;
+		bool embedded = srv->store && c->linkserver.mode == SP_LINKSERVER_EMBEDDED;
+		bool remote = c->link.upload_url[0] != '\0';
+		if ((embedded || remote) &&
+		    reply_collector_start(embedded ? srv->store : NULL, c->link.upload_url,
+		                          c->link.upload_token_file, srv->queue, &srv->replies, err,
 		                          sizeof err) < 0) {
 			sp_log_error("%s", err);
 			return 1;

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import base64
 import json
 import os
 import sqlite3
@@ -23,9 +24,9 @@ import pytest
 from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser
 from test_viewer_v2_page import console_problems
 from gpgkeys import GpgHome, short_home
-from linkmode import wait_http
+from linkmode import LinkServer, Web, wait_http
 from sealpost import free_port
-from test_link_v2 import ALICE, DAVE, Client, Proxy, send, v2_links  # noqa: F401
+from test_link_v2 import ALICE, DAVE, Client, Proxy, send, start_proxy, v2_links  # noqa: F401
 from upstream import Upstream
 
 TOKEN_HEADER = "sealpost-reply-token"
@@ -147,6 +148,7 @@ def test_reply_delivered_to_sender_as_pgp_mime(start_reply_proxy, alice_gpg, ups
     [att] = list(inner.iter_attachments())
     assert att.get_filename() == "answer.bin" and att.get_content() == attachment
     # Delivered: gone from the store; never there in clear, nor in the log.
+    p.sp.wait_log(r"reply \d+: removed from the store")
     assert replies_in_store(p.store) == 0
     assert secret_text.encode() not in store_bytes(p.store)
     assert secret_text not in p.log()
@@ -276,9 +278,58 @@ def test_reply_from_the_page_in_chromium(start_reply_proxy, upstream, browser, t
         assert inner.get_body(("plain",)).get_content().rstrip() == secret_text
         [a] = list(inner.iter_attachments())
         assert a.get_filename() == "answer.bin" and a.get_content() == att
+        p.sp.wait_log(r"reply \d+: removed from the store")
         assert replies_in_store(p.store) == 0
         assert secret_text.encode() not in store_bytes(p.store)
         assert secret_text not in p.log()
         assert console_problems(browser) == []
     finally:
         home.kill_agent()
+
+
+def test_remote_viewer_reply_collected_over_the_api(start_proxy, upstream, sealpost_bin,
+                                                    tmp_path, request, alice_gpg):
+    """[link] upload_url: the reply waits on the remote viewer; the proxy
+    fetches it with the upload token (GET /api/v1/replies), delivers it and
+    deletes it there (DELETE /api/v1/replies/<id>).  Without the token the
+    API answers 401 and gives nothing."""
+    token = tmp_path / "upload.token"
+    token.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
+    token.chmod(0o600)
+    vport = free_port()
+    rstore = tmp_path / "remote" / "links.sqlite"
+    ls = LinkServer(sealpost_bin, tmp_path / "remote-viewer", {
+        "link": {"store": str(rstore), "base_url": f"http://127.0.0.1:{vport}/s/",
+                 "upload_token_file": str(token)},
+        "linkserver": {"listen": f"127.0.0.1:{vport}", "outbox": "no",
+                       "reply_min_interval": "0"},
+    }, listen=("127.0.0.1", vport))
+    request.node._sealposts.append(ls)
+    ls.start()
+    p = start_proxy(upstream, remote=(vport, token))
+    s = send(p, "remote pw")
+    web = Web("127.0.0.1", vport)
+    c = Client(web, s.link)
+    r, _, plain = c.attempt("remote pw")
+    assert r.status == 200
+    reply_token = r.header(TOKEN_HEADER)
+    assert reply_token
+    irt = email.message_from_bytes(s.msg, policy=email.policy.default)["Message-ID"]
+    secret_text = f"remote-reply-{os.urandom(6).hex()}"
+    ct = alice_gpg.encrypt(f"Subject: Re\r\n\r\n{secret_text}\r\n".encode(), [ALICE])
+    # The collection API wants the upload token.
+    assert web.request("GET", "/api/v1/replies").status == 401
+    assert web.request("GET", "/api/v1/replies",
+                       headers={"Authorization": f"Bearer {reply_token}"}).status == 401
+    h = {"Content-Type": "application/pgp-encrypted", "Authorization": f"Bearer {reply_token}",
+         "Sealpost-Reply-From": DAVE, "Sealpost-In-Reply-To": irt}
+    r = web.request("POST", f"/v2/{s.link.id_b64}/reply", body=ct, headers=h)
+    assert r.status == 202, r.body
+    rec, m = wait_reply(upstream, irt)
+    assert rec.rcpt_tos == [ALICE] and m.get_content_type() == "multipart/encrypted"
+    armored = list(m.iter_parts())[1].get_payload(decode=True)
+    out = alice_gpg.run("--decrypt", input=armored).stdout
+    assert secret_text.encode() in out
+    p.sp.wait_log(r"reply \d+: removed from the viewer")
+    assert replies_in_store(rstore) == 0
+    assert secret_text.encode() not in store_bytes(rstore)
