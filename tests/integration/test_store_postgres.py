@@ -125,7 +125,7 @@ def test_unit_tests_on_postgresql(pg):
     # PostgreSQL's own tests ran (not skipped), and so did the common ones.
     for name in ("pg_schema", "pg_reconnect", "pg_sweep_lock", "put_get", "claim_burns",
                  "fail_destroys", "revoke", "sweep_list", "race_connections",
-                 "race_shared_handle", "race_processes"):
+                 "race_shared_handle", "race_processes", "replies"):
         line = ran.get(f"/link_store/{name}")
         assert line and "SKIP" not in line, (name, r.stdout)
     assert "migrated" in r.stderr and "postgresql://sealpost@127.0.0.1" in r.stderr
