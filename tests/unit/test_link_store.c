@@ -180,6 +180,42 @@ test_open(struct fixture *fx, gconstpointer data)
 	g_assert_null(s2);
 }
 
+/* A version 2 file (link v2, before the secure reply) with a link in it is
+ * migrated to 3 on open: the link stays, and a reply capability works. */
+static void
+test_migrate_2_to_3(struct fixture *fx, gconstpointer data)
+{
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	struct link_store_reply_limits lim = { .max_count = 1, .min_interval_s = 0 };
+	struct link_store_link l;
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	int64_t now = 1700000000;
+	sqlite3 *db;
+
+	(void)data;
+	if (pg_url()) {
+		g_test_skip("SQLite's file");
+		return;
+	}
+	make_id(id, 700);
+	g_assert_cmpint(put_msg(fx->s, 700, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	link_store_close(fx->s);
+	fx->s = NULL;
+	/* Back to what schema 2 had. */
+	g_assert_cmpint(sqlite3_open(fx->path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "DROP TABLE replies; DROP TABLE reply_caps; "
+	                             "PRAGMA user_version = 2", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_cmpint(link_store_open(fx->path, &fx->s, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_get(fx->s, id, now, &l, err, sizeof err), ==, LINK_STORE_OK);
+	link_store_link_clear(&l);
+	memset(cap, 7, sizeof cap);
+	g_assert_cmpint(link_store_reply_cap_put(fx->s, id, "a@example.com", now + 100, cap, err,
+	                                         sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now, &lim, "", "", "C", 1, err,
+	                                     sizeof err), ==, LINK_STORE_OK);
+}
+
 static void
 test_open_errors(void)
 {
@@ -1256,6 +1292,7 @@ main(int argc, char **argv)
 	FX("/link_store/v2_expiry", test_v2_expiry);
 	FX("/link_store/v2_race", test_v2_race);
 	FX("/link_store/replies", test_replies);
+	FX("/link_store/migrate_2_to_3", test_migrate_2_to_3);
 #undef FX
 	return g_test_run();
 }
