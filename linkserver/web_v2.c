@@ -471,8 +471,13 @@ web_h_v2_reply(struct web_server *ws, struct web_req *r)
 		return bad_request(ws, r, "Bad Sealpost-Reply-From or Sealpost-In-Reply-To.");
 	/* Stored as binary packets: armor is decoded (and its checksum checked). */
 	sp_buf_init(&packets, ws->reply_max + 1);
-	armored = r->body.len > 0 && memmem(r->body.data, r->body.len, "-----BEGIN PGP MESSAGE",
-	                                    22) != NULL;
+	{
+		size_t lead = 0;
+		while (lead < r->body.len && g_ascii_isspace(r->body.data[lead]))
+			lead++;
+		armored = r->body.len - lead >= 22 &&
+		          memcmp(r->body.data + lead, "-----BEGIN PGP MESSAGE", 22) == 0;
+	}
 	if (armored ? sp_pgp_armor_decode(r->body.data, r->body.len, &packets, err, sizeof err) < 0
 	            : sp_buf_append(&packets, r->body.data, r->body.len) < 0) {
 		ret = respond_error(ws, r, 422, "not-encrypted",

@@ -293,14 +293,18 @@ collector_main(void *arg)
 	pthread_mutex_lock(&rc->lock);
 	while (!rc->stop) {
 		struct timespec ts;
+		int64_t wait = REPLY_POLL_INTERVAL_MS;
 		pthread_mutex_unlock(&rc->lock);
 		if ((rc->store ? reply_collect_once(rc->store, rc->q, err, sizeof err)
 		               : reply_collect_remote_once(rc->url, rc->token_file, rc->q, err,
-		                                           sizeof err)) < 0)
-			sp_log_error("secure replies: %s", err);
+		                                           sizeof err)) < 0) {
+			sp_log_error("secure replies: %s; next look in %d s", err,
+			             REPLY_POLL_RETRY_MS / 1000);
+			wait = REPLY_POLL_RETRY_MS;
+		}
 		clock_gettime(CLOCK_REALTIME, &ts);
-		ts.tv_sec += REPLY_POLL_INTERVAL_MS / 1000;
-		ts.tv_nsec += (long)(REPLY_POLL_INTERVAL_MS % 1000) * 1000000L;
+		ts.tv_sec += wait / 1000;
+		ts.tv_nsec += (long)(wait % 1000) * 1000000L;
 		if (ts.tv_nsec >= 1000000000L) {
 			ts.tv_sec++;
 			ts.tv_nsec -= 1000000000L;

@@ -20,6 +20,9 @@
 
 /* How often `sealpost run` looks for new replies in the store. */
 #define REPLY_POLL_INTERVAL_MS 2000
+/* After a failed look (the store or the remote viewer unavailable): the next
+ * one waits this long, so that an outage is one log line per half minute. */
+#define REPLY_POLL_RETRY_MS 30000
 /* Replies taken from the store per look (the rest wait for the next). */
 #define REPLY_BATCH_MAX 16
 /* Armored ciphertext: base64 characters per line (RFC 4880 6.3: at most 76). */
