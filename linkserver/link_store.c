@@ -1226,6 +1226,36 @@ out:
 }
 
 enum link_store_rc
+link_store_reply_cap_check(struct link_store *s, const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                           const char *link_id, int64_t now, char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int rc;
+
+	if (s->pg)
+		return link_store_pg_reply_cap_check(s->pg, cap, link_id, now, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT 1 FROM reply_caps WHERE cap = ? AND link_id = ? AND expires > ?",
+	                  err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_blob(st, 1, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, link_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rv = LINK_STORE_OK;
+	else if (rc == SQLITE_DONE)
+		rv = LINK_STORE_GONE;
+	else
+		db_err(s, err, errsz, "reading a reply capability");
+	release(s, st);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
 link_store_reply_put(struct link_store *s, const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
                      const char *link_id, int64_t now, const struct link_store_reply_limits *lim,
                      const char *rcpt, const char *in_reply_to, const void *body, size_t len,

@@ -291,6 +291,12 @@ enum link_store_rc link_store_reply_cap_put(struct link_store *s, const char *li
                                             const char *sender, int64_t expires,
                                             const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
                                             char *err, size_t errsz);
+/* Is cap a live capability of link_id?  LINK_STORE_OK or LINK_STORE_GONE
+ * (the viewer asks before it reads a reply's body). */
+enum link_store_rc link_store_reply_cap_check(struct link_store *s,
+                                              const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                                              const char *link_id, int64_t now, char *err,
+                                              size_t errsz);
 /* Store one reply under a live capability, counted in the same transaction.
  * LINK_STORE_GONE: no such capability (or expired); LINK_STORE_FULL: its
  * replies are used up; LINK_STORE_BUSY: too soon after the last one.

@@ -1214,6 +1214,32 @@ link_store_pg_reply_cap_put(struct link_store_pg *p, const char *link_id, const 
 }
 
 enum link_store_rc
+link_store_pg_reply_cap_check(struct link_store_pg *p, const unsigned char *cap,
+                              const char *link_id, int64_t now, char *err, size_t errsz)
+{
+	char vnow[24];
+	const char *vals[] = { (const char *)cap, link_id, vnow };
+	const int lens[] = { LINK_STORE_REPLY_CAP_BYTES, 0, 0 };
+	const int fmts[] = { 1, 0, 0 };
+	struct pg_slot *sl;
+	PGresult *r;
+	enum link_store_rc rv;
+
+	snprintf(vnow, sizeof vnow, "%" PRId64, now);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "SELECT 1 FROM reply_caps WHERE cap = $1 AND link_id = $2 AND expires > $3",
+	        3, vals, lens, fmts, 0, PGRES_TUPLES_OK, true, "reading a reply capability", err,
+	        errsz);
+	release(p, sl);
+	if (r == NULL)
+		return LINK_STORE_ERROR;
+	rv = PQntuples(r) == 1 ? LINK_STORE_OK : LINK_STORE_GONE;
+	PQclear(r);
+	return rv;
+}
+
+enum link_store_rc
 link_store_pg_reply_put(struct link_store_pg *p, const unsigned char *cap, const char *link_id,
                         int64_t now, const struct link_store_reply_limits *lim, const char *rcpt,
                         const char *in_reply_to, const void *body, size_t len, char *err,

@@ -72,4 +72,8 @@ enum link_store_rc link_store_pg_reply_take(struct link_store_pg *p, size_t max,
 enum link_store_rc link_store_pg_reply_delete(struct link_store_pg *p, int64_t id, char *err,
                                               size_t errsz);
 
+enum link_store_rc link_store_pg_reply_cap_check(struct link_store_pg *p,
+                                                 const unsigned char *cap, const char *link_id,
+                                                 int64_t now, char *err, size_t errsz);
+
 #endif

@@ -173,6 +173,7 @@ enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
 #define WEB_REPLY_FROM_HEADER "Sealpost-Reply-From"
 #define WEB_REPLY_IRT_HEADER "Sealpost-In-Reply-To"
 enum MHD_Result web_h_v2_reply(struct web_server *ws, struct web_req *r);
+bool web_v2_reply_guard(struct web_server *ws, struct web_req *r, enum MHD_Result *ret);
 enum MHD_Result web_h_api_replies(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_reply_delete(struct web_server *ws, struct web_req *r);
 /* GET /static/<name>: the v2 page's scripts and style (web_static.c). */

@@ -323,24 +323,9 @@ guard_refused(struct web_server *ws, struct web_req *r, enum MHD_Result *ret)
 			web_conns_extend(r->l->conns, r->wc,
 			                 sp_now_ms() + (int64_t)WEB_UPLOAD_DEADLINE_S * 1000);
 		return false;
-	case GUARD_REPLY: {
-		/* Before any body is read: replies on, and a token of the right
-		 * shape (web_h_v2_reply checks it against the store). */
-		const char *auth = web_header(r, "Authorization");
-		if (ws->reply_max_count == 0) {
-			*ret = web_respond_not_found(ws, r);
-			return true;
-		}
-		if (auth == NULL || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0 ||
-		    strlen(auth + 7) != sodium_base64_ENCODED_LEN(WEB_REPLY_TOKEN_BYTES,
-		                       sodium_base64_VARIANT_URLSAFE_NO_PADDING) - 1) {
-			*ret = web_respond_text(ws, r, MHD_HTTP_UNAUTHORIZED,
-			                        "only someone who opened this message can reply",
-			                        "WWW-Authenticate", "Bearer realm=\"sealpost-reply\"");
-			return true;
-		}
-		return false;
-	}
+	case GUARD_REPLY:
+		/* Before any body is read: a live reply token of this link. */
+		return web_v2_reply_guard(ws, r, ret);
 	case GUARD_NONE:
 		break;
 	}

@@ -437,6 +437,41 @@ reply_meta_ok(const char *v)
 	return true;
 }
 
+/* Before a reply's body is read: replies are on, and the Authorization
+ * header holds a live reply token of this link.  true: refused, *ret is the
+ * answer. */
+bool
+web_v2_reply_guard(struct web_server *ws, struct web_req *r, enum MHD_Result *ret)
+{
+	unsigned char raw[SP_LINK_IDBYTES], tok[WEB_REPLY_TOKEN_BYTES];
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	const char *auth = web_header(r, "Authorization");
+	enum link_store_rc rc;
+
+	if (ws->reply_max_count == 0 || !v2_path(r->url, "reply", raw, id)) {
+		*ret = web_respond_not_found(ws, r);
+		return true;
+	}
+	if (auth == NULL || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0 ||
+	    !b64_exact(auth + 7, tok, sizeof tok)) {
+		*ret = respond_error(ws, r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		                     "Only someone who opened this message can reply.", 0);
+		return true;
+	}
+	crypto_hash_sha256(cap, tok, sizeof tok);
+	sodium_memzero(tok, sizeof tok);
+	rc = link_store_reply_cap_check(ws->store, cap, id, sp_time(), err, sizeof err);
+	if (rc == LINK_STORE_OK)
+		return false;
+	if (rc == LINK_STORE_ERROR)
+		*ret = respond_store(ws, r, rc, err);
+	else
+		*ret = respond_error(ws, r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                     "This reply token is not valid (any more).", 0);
+	return true;
+}
+
 /* POST /v2/<id>/reply: one encrypted OpenPGP message under a reply token
  * (docs/formats.md "Secure reply"). */
 enum MHD_Result

@@ -168,6 +168,12 @@ def test_reply_refused_without_token_or_over_limits(start_reply_proxy, alice_gpg
     assert r.status == 401
     r, j = post_reply(p, s.link, ct, "A" * 43)
     assert r.status == 403 and j["error"] == "forbidden"
+    # The token is checked before the body is read: an unknown token with an
+    # oversized body is 403, not 413.
+    r, j = post_reply(p, s.link, os.urandom(8192), "A" * 43)
+    assert r.status == 403 and j["error"] == "forbidden"
+    r, j = post_reply(p, s.link, os.urandom(8192), None)
+    assert r.status == 401
     # Not an encrypted OpenPGP message: plain text, OpenPGP literal data.
     r, j = post_reply(p, s.link, b"Dear Alice, in clear", token)
     assert r.status == 422 and j["error"] == "not-encrypted"

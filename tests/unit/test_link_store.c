@@ -1220,6 +1220,14 @@ test_replies(struct fixture *fx, gconstpointer data)
 	g_assert_cmpint(link_store_claim_view(fx->s, id, now, &ct, NULL, err, sizeof err), ==,
 	                LINK_STORE_OK);
 	sp_buf_free(&ct);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id, now, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id2, now, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, other, id, now, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id, now + 100, err, sizeof err), ==,
+	                LINK_STORE_GONE);
 	g_assert_cmpint(link_store_reply_put(fx->s, other, id, now, &lim, "", "", "x", 1, err,
 	                                     sizeof err), ==, LINK_STORE_GONE);
 	g_assert_cmpint(link_store_reply_put(fx->s, cap, id2, now, &lim, "", "", "x", 1, err,
