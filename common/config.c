@@ -127,6 +127,16 @@ static const struct key_def keys[] = {
 	{ "linkserver", "trusted_proxies", K_NET_LIST, OFF(linkserver.trusted_proxies),
 	  "127.0.0.0/8, ::1", NULL, 0, 0 },
 	/* The outbox's own listener: loopback only, next to the viewer's default. */
+	/* Secure reply (docs/formats.md "Secure reply"): the largest reply the
+	 * viewer stores (the OpenPGP message as posted), 1 KiB .. 64 MiB. */
+	{ "linkserver", "reply_max_size", K_SIZE, OFF(linkserver.reply_max_size), "10485760", NULL,
+	  1024, 64ULL * 1024 * 1024 },
+	/* Replies per unlock (per reply capability); 0 turns replies off. */
+	{ "linkserver", "reply_max_count", K_UINT, OFF(linkserver.reply_max_count), "3", NULL, 0,
+	  100 },
+	/* The least time between two replies of one unlock. */
+	{ "linkserver", "reply_min_interval", K_DURATION, OFF(linkserver.reply_min_interval), "30s",
+	  NULL, 0, 86400 },
 	{ "linkserver", "outbox_listen", K_LISTEN, OFF(linkserver.outbox_listen), "127.0.0.1:8026",
 	  NULL, 0, 0 },
 

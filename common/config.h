@@ -120,6 +120,9 @@ struct sp_config {
 		bool outbox;
 		struct sp_net_list trusted_proxies;
 		struct sp_listen outbox_listen; /* loopback only, never `listen` */
+		uint64_t reply_max_size;      /* secure reply: bytes of one reply */
+		uint64_t reply_max_count;     /* replies per unlock; 0 = no replies */
+		int64_t reply_min_interval;   /* seconds between two replies of one unlock */
 	} linkserver;
 
 	struct {

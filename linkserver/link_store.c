@@ -67,6 +67,28 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (link_id, attempt)"
 	") WITHOUT ROWID;"
 	"CREATE INDEX pending_expires ON pending(expires);",
+	/* 2 -> 3: secure reply (docs/formats.md "Secure reply").  A reply
+	 * capability per unlock (only its SHA-256; it outlives a burnt link until
+	 * the link would have expired), and the replies, ciphertext only, until
+	 * the proxy has delivered them. */
+	"CREATE TABLE reply_caps ("
+	"  cap BLOB PRIMARY KEY NOT NULL,"       /* SHA-256 of the 32-byte token */
+	"  link_id TEXT NOT NULL,"
+	"  sender TEXT NOT NULL,"                /* the link's sender: the reply's To */
+	"  expires INTEGER NOT NULL,"
+	"  replies INTEGER NOT NULL DEFAULT 0,"
+	"  last INTEGER NOT NULL DEFAULT 0"      /* when the last reply came */
+	") WITHOUT ROWID;"
+	"CREATE INDEX reply_caps_expires ON reply_caps(expires);"
+	"CREATE TABLE replies ("
+	"  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	"  link_id TEXT NOT NULL,"
+	"  created INTEGER NOT NULL,"
+	"  sender TEXT NOT NULL,"
+	"  rcpt TEXT NOT NULL,"                  /* as the browser said: the reply's From */
+	"  in_reply_to TEXT NOT NULL,"           /* as the browser said */
+	"  body BLOB NOT NULL"                   /* the OpenPGP message, as posted */
+	");",
 };
 
 
@@ -1033,6 +1055,14 @@ link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned 
 	pthread_mutex_lock(&s->lock);
 	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
 		goto out;
+	if ((st = prepare(s, "DELETE FROM reply_caps WHERE expires <= ?1", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, now);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "sweeping reply capabilities");
+		goto out;
+	}
+	release(s, st);
 	/* v2 attempts never proven stay counted: they become settled failures. */
 	if ((st = prepare(s, "UPDATE links SET failed = min(max_failed, failed + (SELECT count(*) "
 	                  "FROM pending WHERE pending.link_id = links.id AND pending.expires <= ?1)) "
@@ -1163,4 +1193,227 @@ out:
 	release(s, st);
 	pthread_mutex_unlock(&s->lock);
 	return rv;
+}
+
+/* ---- secure reply (link_store.h) ---- */
+
+enum link_store_rc
+link_store_reply_cap_put(struct link_store *s, const char *link_id, const char *sender,
+                         int64_t expires, const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                         char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+
+	if (s->pg)
+		return link_store_pg_reply_cap_put(s->pg, link_id, sender, expires, cap, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "INSERT INTO reply_caps (cap, link_id, sender, expires) "
+	                  "VALUES (?, ?, ?, ?)", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_blob(st, 1, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, link_id, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 4, expires);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		db_err(s, err, errsz, "storing a reply capability");
+	else
+		rv = LINK_STORE_OK;
+	release(s, st);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_reply_cap_check(struct link_store *s, const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                           const char *link_id, int64_t now, char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	int rc;
+
+	if (s->pg)
+		return link_store_pg_reply_cap_check(s->pg, cap, link_id, now, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT 1 FROM reply_caps WHERE cap = ? AND link_id = ? AND expires > ?",
+	                  err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_blob(st, 1, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
+	sqlite3_bind_text(st, 2, link_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 3, now);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_ROW)
+		rv = LINK_STORE_OK;
+	else if (rc == SQLITE_DONE)
+		rv = LINK_STORE_GONE;
+	else
+		db_err(s, err, errsz, "reading a reply capability");
+	release(s, st);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_reply_put(struct link_store *s, const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                     const char *link_id, int64_t now, const struct link_store_reply_limits *lim,
+                     const char *rcpt, const char *in_reply_to, const void *body, size_t len,
+                     char *err, size_t errsz)
+{
+	sqlite3_stmt *st = NULL;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	char sender[LINK_STORE_SENDER_MAX] = "";
+	int64_t replies, last;
+	int rc;
+
+	if (s->pg)
+		return link_store_pg_reply_put(s->pg, cap, link_id, now, lim, rcpt, in_reply_to, body,
+		                               len, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+		goto out;
+	if ((st = prepare(s, "SELECT sender, replies, last FROM reply_caps "
+	                  "WHERE cap = ? AND expires > ? AND link_id = ?", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_blob(st, 1, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, link_id, -1, SQLITE_STATIC);
+	rc = sqlite3_step(st);
+	if (rc == SQLITE_DONE) {
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	if (rc != SQLITE_ROW) {
+		db_err(s, err, errsz, "reading a reply capability");
+		goto out;
+	}
+	sp_strlcpy(sender, (const char *)sqlite3_column_text(st, 0), sizeof sender);
+	replies = sqlite3_column_int64(st, 1);
+	last = sqlite3_column_int64(st, 2);
+	release(s, st);
+	st = NULL;
+	if ((uint64_t)replies >= lim->max_count) {
+		rv = LINK_STORE_FULL;
+		goto out;
+	}
+	if (replies > 0 && now - last < lim->min_interval_s) {
+		rv = LINK_STORE_BUSY;
+		goto out;
+	}
+	if ((st = prepare(s, "UPDATE reply_caps SET replies = replies + 1, last = ? WHERE cap = ?",
+	                  err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, now);
+	sqlite3_bind_blob(st, 2, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "counting a reply");
+		goto out;
+	}
+	release(s, st);
+	if ((st = prepare(s, "INSERT INTO replies (link_id, created, sender, rcpt, in_reply_to, body) "
+	                  "VALUES (?, ?, ?, ?, ?, ?)", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_text(st, 1, link_id, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, now);
+	sqlite3_bind_text(st, 3, sender, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 4, rcpt, -1, SQLITE_STATIC);
+	sqlite3_bind_text(st, 5, in_reply_to, -1, SQLITE_STATIC);
+	sqlite3_bind_blob64(st, 6, body, len, SQLITE_STATIC);
+	if (sqlite3_step(st) != SQLITE_DONE) {
+		db_err(s, err, errsz, "storing a reply");
+		goto out;
+	}
+	release(s, st);
+	st = NULL;
+	if (exec_sql(s, "COMMIT", err, errsz) < 0)
+		goto out;
+	rv = LINK_STORE_OK;
+out:
+	release(s, st);
+	if (rv != LINK_STORE_OK)
+		rollback(s);
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+enum link_store_rc
+link_store_reply_take(struct link_store *s, size_t max, struct link_store_reply **out, size_t *n,
+                      char *err, size_t errsz)
+{
+	struct link_store_reply *v;
+	sqlite3_stmt *st;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	size_t len = 0;
+	int rc;
+
+	*out = NULL;
+	*n = 0;
+	if (s->pg)
+		return link_store_pg_reply_take(s->pg, max, out, n, err, errsz);
+	v = sp_xcalloc(max ? max : 1, sizeof *v);
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "SELECT id, link_id, created, sender, rcpt, in_reply_to, body "
+	                  "FROM replies ORDER BY id LIMIT ?", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, (int64_t)max);
+	while (len < max && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+		struct link_store_reply *r = &v[len++];
+		r->id = sqlite3_column_int64(st, 0);
+		sp_strlcpy(r->link_id, (const char *)sqlite3_column_text(st, 1), sizeof r->link_id);
+		r->created = sqlite3_column_int64(st, 2);
+		sp_strlcpy(r->sender, (const char *)sqlite3_column_text(st, 3), sizeof r->sender);
+		sp_strlcpy(r->rcpt, (const char *)sqlite3_column_text(st, 4), sizeof r->rcpt);
+		sp_strlcpy(r->in_reply_to, (const char *)sqlite3_column_text(st, 5),
+		           sizeof r->in_reply_to);
+		r->body_len = (size_t)sqlite3_column_bytes(st, 6);
+		r->body = sp_xmalloc(r->body_len ? r->body_len : 1);
+		memcpy(r->body, sqlite3_column_blob(st, 6), r->body_len);
+	}
+	release(s, st);
+	*out = v;
+	*n = len;
+	v = NULL;
+	rv = LINK_STORE_OK;
+out:
+	pthread_mutex_unlock(&s->lock);
+	if (v)
+		free(v);
+	return rv;
+}
+
+enum link_store_rc
+link_store_reply_delete(struct link_store *s, int64_t id, char *err, size_t errsz)
+{
+	sqlite3_stmt *st;
+	enum link_store_rc rv = LINK_STORE_ERROR;
+
+	if (s->pg)
+		return link_store_pg_reply_delete(s->pg, id, err, errsz);
+	pthread_mutex_lock(&s->lock);
+	if ((st = prepare(s, "DELETE FROM replies WHERE id = ?", err, errsz)) == NULL)
+		goto out;
+	sqlite3_bind_int64(st, 1, id);
+	if (sqlite3_step(st) != SQLITE_DONE)
+		db_err(s, err, errsz, "deleting a reply");
+	else
+		rv = sqlite3_changes(s->db) > 0 ? LINK_STORE_OK : LINK_STORE_GONE;
+	release(s, st);
+	if (rv == LINK_STORE_OK)
+		checkpoint(s);
+out:
+	pthread_mutex_unlock(&s->lock);
+	return rv;
+}
+
+void
+link_store_reply_free(struct link_store_reply *v, size_t n)
+{
+	size_t i;
+
+	if (v == NULL)
+		return;
+	for (i = 0; i < n; i++)
+		free(v[i].body);
+	free(v);
 }

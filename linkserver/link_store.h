@@ -13,8 +13,10 @@
  * sp_link_wrap_key()'s wrapped key), created and expiry times, max_views /
  * views, max_failed_attempts / failed attempts, a revoked flag, and (v2) the
  * sender and hint the page shows before the password; per pending v2 attempt,
- * its link, its id and its expiry.  Never a password, a link secret or
- * plaintext.
+ * its link, its id and its expiry; per reply capability (secure reply), the
+ * SHA-256 of its token, its link, sender and expiry and its reply count; per
+ * secure reply, the OpenPGP ciphertext as posted until the proxy delivered
+ * it.  Never a password, a link secret or plaintext.
  *
  * The schema is versioned with PRAGMA user_version and migrated by a table of
  * steps (link_store.c); the database runs in WAL mode with secure_delete on,
@@ -40,7 +42,7 @@
 #include "util.h"
 
 /* The schema this code writes; older files are migrated on open, newer ones refused. */
-#define LINK_STORE_SCHEMA_VERSION 2
+#define LINK_STORE_SCHEMA_VERSION 3
 /* A message id is 128 random bits in lowercase hex, like sp_random_id(). */
 #define LINK_STORE_MSGID_HEXLEN 32
 /* How long one call waits for another process's write lock before failing:
@@ -100,6 +102,7 @@ enum link_store_rc {
 	LINK_STORE_BUSY = 3,   /* evaluate: every attempt the link has left is pending */
 	LINK_STORE_WRONG = 4,  /* prove: the proof was wrong; the attempt stays counted */
 	LINK_STORE_STALE = 5,  /* prove: no such pending attempt (proven already, expired) */
+	LINK_STORE_FULL = 6,   /* reply_put: the capability has used its replies */
 };
 
 struct link_store;
@@ -252,6 +255,66 @@ void link_store_list_free(struct link_store_link *v, size_t n);
 /* Row counts (tests, `sealpost check`). */
 enum link_store_rc link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages,
                                     char *err, size_t errsz);
+
+/* ---- secure reply (docs/formats.md "Secure reply") ----
+ *
+ * An unlock hands the browser a random token; the store keeps only its
+ * SHA-256 (a reply capability) with the link's id and sender, until the link
+ * would have expired (a link burnt by its last view still takes replies).
+ * Replies are kept as posted (OpenPGP ciphertext) until the proxy delivered
+ * them. */
+
+/* SHA-256 of a reply token. */
+#define LINK_STORE_REPLY_CAP_BYTES 32
+/* A reply's From and In-Reply-To as the browser gave them (one header line). */
+#define LINK_STORE_REPLY_META_MAX 1000
+
+struct link_store_reply_limits {
+	uint64_t max_count;     /* replies per capability */
+	int64_t min_interval_s; /* between two replies of one capability */
+};
+
+/* A stored reply (link_store_reply_take()). */
+struct link_store_reply {
+	int64_t id;
+	char link_id[SP_LINK_ID_HEXLEN + 1];
+	int64_t created;
+	char sender[LINK_STORE_SENDER_MAX];        /* the link's sender, as stored at send time */
+	char rcpt[LINK_STORE_REPLY_META_MAX];      /* untrusted: from the browser */
+	char in_reply_to[LINK_STORE_REPLY_META_MAX]; /* untrusted: from the browser */
+	unsigned char *body;
+	size_t body_len;
+};
+
+/* Store a reply capability for link_id (sender: the link's; expires: the link's). */
+enum link_store_rc link_store_reply_cap_put(struct link_store *s, const char *link_id,
+                                            const char *sender, int64_t expires,
+                                            const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                                            char *err, size_t errsz);
+/* Is cap a live capability of link_id?  LINK_STORE_OK or LINK_STORE_GONE
+ * (the viewer asks before it reads a reply's body). */
+enum link_store_rc link_store_reply_cap_check(struct link_store *s,
+                                              const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                                              const char *link_id, int64_t now, char *err,
+                                              size_t errsz);
+/* Store one reply under a live capability, counted in the same transaction.
+ * LINK_STORE_GONE: no such capability (or expired); LINK_STORE_FULL: its
+ * replies are used up; LINK_STORE_BUSY: too soon after the last one.
+ * The capability must be link_id's. */
+enum link_store_rc link_store_reply_put(struct link_store *s,
+                                        const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
+                                        const char *link_id, int64_t now,
+                                        const struct link_store_reply_limits *lim,
+                                        const char *rcpt, const char *in_reply_to,
+                                        const void *body, size_t len, char *err, size_t errsz);
+/* Up to max stored replies, oldest first (free with link_store_reply_free()). */
+enum link_store_rc link_store_reply_take(struct link_store *s, size_t max,
+                                         struct link_store_reply **out, size_t *n, char *err,
+                                         size_t errsz);
+/* Delete a delivered reply.  LINK_STORE_GONE: no such reply. */
+enum link_store_rc link_store_reply_delete(struct link_store *s, int64_t id, char *err,
+                                           size_t errsz);
+void link_store_reply_free(struct link_store_reply *v, size_t n);
 
 /* Is a link with this state usable at `now`? (not revoked, not expired, views left) */
 bool link_store_link_live(const struct link_store_link *l, int64_t now);

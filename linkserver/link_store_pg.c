@@ -80,6 +80,26 @@ static const char *const migrations[] = {
 	"  PRIMARY KEY (link_id, attempt)"
 	");"
 	"CREATE INDEX pending_expires ON pending(expires);",
+	/* 2 -> 3: secure reply (link_store.c has the same step). */
+	"CREATE TABLE reply_caps ("
+	"  cap bytea PRIMARY KEY,"             /* SHA-256 of the 32-byte token */
+	"  link_id text NOT NULL,"
+	"  sender text NOT NULL,"
+	"  expires bigint NOT NULL,"
+	"  replies bigint NOT NULL DEFAULT 0,"
+	"  last bigint NOT NULL DEFAULT 0"
+	");"
+	"CREATE INDEX reply_caps_expires ON reply_caps(expires);"
+	"CREATE TABLE replies ("
+	"  id bigserial PRIMARY KEY,"
+	"  link_id text NOT NULL,"
+	"  created bigint NOT NULL,"
+	"  sender text NOT NULL,"
+	"  rcpt text NOT NULL,"
+	"  in_reply_to text NOT NULL,"
+	"  body bytea NOT NULL"
+	");"
+	"ALTER TABLE replies ALTER COLUMN body SET STORAGE EXTERNAL;",
 };
 
 _Static_assert(SP_ARRAY_LEN(migrations) == LINK_STORE_SCHEMA_VERSION,
@@ -1121,6 +1141,9 @@ link_store_pg_sweep(struct link_store_pg *p, int64_t now, unsigned *n_links, uns
 	if (begin(p, sl, err, errsz) < 0 ||
 	    run_cmd(p, sl, timeout, 0, NULL, false, "setting the sweep timeout", err, errsz) < 0)
 		goto out;
+	if (run_cmd(p, sl, "DELETE FROM reply_caps WHERE expires <= $1", 1, vals, false,
+	            "sweeping reply capabilities", err, errsz) < 0)
+		goto out;
 	/* v2 attempts never proven stay counted: they become settled failures. */
 	if (run_cmd(p, sl, "UPDATE links SET failed = least(max_failed, failed + (SELECT count(*) "
 	            "FROM pending WHERE pending.link_id = links.id AND pending.expires <= $1)) "
@@ -1163,5 +1186,191 @@ out:
 		if (n_messages)
 			*n_messages = dm;
 	}
+	return rv;
+}
+
+/* ---- secure reply ---- */
+
+enum link_store_rc
+link_store_pg_reply_cap_put(struct link_store_pg *p, const char *link_id, const char *sender,
+                            int64_t expires, const unsigned char *cap, char *err, size_t errsz)
+{
+	char vexp[24];
+	const char *vals[] = { (const char *)cap, link_id, sender, vexp };
+	const int lens[] = { LINK_STORE_REPLY_CAP_BYTES, 0, 0, 0 };
+	const int fmts[] = { 1, 0, 0, 0 };
+	struct pg_slot *sl;
+	PGresult *r;
+
+	snprintf(vexp, sizeof vexp, "%" PRId64, expires);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "INSERT INTO reply_caps (cap, link_id, sender, expires) VALUES ($1, $2, $3, $4)",
+	        4, vals, lens, fmts, 0, PGRES_COMMAND_OK, false, "storing a reply capability", err,
+	        errsz);
+	release(p, sl);
+	PQclear(r);
+	return r ? LINK_STORE_OK : LINK_STORE_ERROR;
+}
+
+enum link_store_rc
+link_store_pg_reply_cap_check(struct link_store_pg *p, const unsigned char *cap,
+                              const char *link_id, int64_t now, char *err, size_t errsz)
+{
+	char vnow[24];
+	const char *vals[] = { (const char *)cap, link_id, vnow };
+	const int lens[] = { LINK_STORE_REPLY_CAP_BYTES, 0, 0 };
+	const int fmts[] = { 1, 0, 0 };
+	struct pg_slot *sl;
+	PGresult *r;
+	enum link_store_rc rv;
+
+	snprintf(vnow, sizeof vnow, "%" PRId64, now);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "SELECT 1 FROM reply_caps WHERE cap = $1 AND link_id = $2 AND expires > $3",
+	        3, vals, lens, fmts, 0, PGRES_TUPLES_OK, true, "reading a reply capability", err,
+	        errsz);
+	release(p, sl);
+	if (r == NULL)
+		return LINK_STORE_ERROR;
+	rv = PQntuples(r) == 1 ? LINK_STORE_OK : LINK_STORE_GONE;
+	PQclear(r);
+	return rv;
+}
+
+enum link_store_rc
+link_store_pg_reply_put(struct link_store_pg *p, const unsigned char *cap, const char *link_id,
+                        int64_t now, const struct link_store_reply_limits *lim, const char *rcpt,
+                        const char *in_reply_to, const void *body, size_t len, char *err,
+                        size_t errsz)
+{
+	char vnow[24], sender[LINK_STORE_SENDER_MAX];
+	const char *cvals[] = { (const char *)cap, vnow, link_id };
+	const int clens[] = { LINK_STORE_REPLY_CAP_BYTES, 0, 0 };
+	const int cfmts[] = { 1, 0, 0 };
+	enum link_store_rc rv = LINK_STORE_ERROR;
+	struct pg_slot *sl;
+	PGresult *r;
+	int64_t replies, last;
+
+	if (len > INT32_MAX) {
+		sp_seterr(err, errsz, "link store %s: reply too large", p->label);
+		return LINK_STORE_ERROR;
+	}
+	snprintf(vnow, sizeof vnow, "%" PRId64, now);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	if (begin(p, sl, err, errsz) < 0)
+		goto out;
+	if ((r = run(p, sl, "SELECT link_id, sender, replies, last FROM reply_caps "
+	             "WHERE cap = $1 AND expires > $2 AND link_id = $3 FOR UPDATE", 3, cvals, clens, cfmts, 0,
+	             PGRES_TUPLES_OK, false, "reading a reply capability", err, errsz)) == NULL)
+		goto out;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		rv = LINK_STORE_GONE;
+		goto out;
+	}
+	sp_strlcpy(sender, PQgetvalue(r, 0, 1), sizeof sender);
+	replies = col_i64(r, 0, 2);
+	last = col_i64(r, 0, 3);
+	PQclear(r);
+	if ((uint64_t)replies >= lim->max_count) {
+		rv = LINK_STORE_FULL;
+		goto out;
+	}
+	if (replies > 0 && now - last < lim->min_interval_s) {
+		rv = LINK_STORE_BUSY;
+		goto out;
+	}
+	if ((r = run(p, sl, "UPDATE reply_caps SET replies = replies + 1, last = $2 WHERE cap = $1",
+	             2, cvals, clens, cfmts, 0, PGRES_COMMAND_OK, false, "counting a reply", err,
+	             errsz)) == NULL)
+		goto out;
+	PQclear(r);
+	{
+		const char *vals[] = { link_id, vnow, sender, rcpt, in_reply_to, body };
+		const int lens[] = { 0, 0, 0, 0, 0, (int)len };
+		const int fmts[] = { 0, 0, 0, 0, 0, 1 };
+		if ((r = run(p, sl, "INSERT INTO replies (link_id, created, sender, rcpt, in_reply_to, "
+		             "body) VALUES ($1, $2, $3, $4, $5, $6)", 6, vals, lens, fmts, 0,
+		             PGRES_COMMAND_OK, false, "storing a reply", err, errsz)) == NULL)
+			goto out;
+		PQclear(r);
+	}
+	if (commit(p, sl, err, errsz) < 0)
+		goto out;
+	rv = LINK_STORE_OK;
+out:
+	release(p, sl);
+	return rv;
+}
+
+enum link_store_rc
+link_store_pg_reply_take(struct link_store_pg *p, size_t max, struct link_store_reply **out,
+                         size_t *n, char *err, size_t errsz)
+{
+	char vmax[24];
+	const char *vals[] = { vmax };
+	struct link_store_reply *v;
+	struct pg_slot *sl;
+	PGresult *r;
+	int i, rows;
+
+	snprintf(vmax, sizeof vmax, "%zu", max);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "SELECT id, link_id, created, sender, rcpt, in_reply_to, body FROM replies "
+	        "ORDER BY id LIMIT $1", 1, vals, NULL, NULL, 0, PGRES_TUPLES_OK, true,
+	        "reading replies", err, errsz);
+	release(p, sl);
+	if (r == NULL)
+		return LINK_STORE_ERROR;
+	rows = PQntuples(r);
+	v = sp_xcalloc(rows ? (size_t)rows : 1, sizeof *v);
+	for (i = 0; i < rows; i++) {
+		struct link_store_reply *e = &v[i];
+		unsigned char *b;
+		size_t blen = 0;
+		e->id = col_i64(r, i, 0);
+		sp_strlcpy(e->link_id, PQgetvalue(r, i, 1), sizeof e->link_id);
+		e->created = col_i64(r, i, 2);
+		sp_strlcpy(e->sender, PQgetvalue(r, i, 3), sizeof e->sender);
+		sp_strlcpy(e->rcpt, PQgetvalue(r, i, 4), sizeof e->rcpt);
+		sp_strlcpy(e->in_reply_to, PQgetvalue(r, i, 5), sizeof e->in_reply_to);
+		b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 6), &blen);
+		if (b == NULL)
+			abort();
+		e->body = sp_xmalloc(blen ? blen : 1);
+		memcpy(e->body, b, blen);
+		e->body_len = blen;
+		PQfreemem(b);
+	}
+	PQclear(r);
+	*out = v;
+	*n = (size_t)rows;
+	return LINK_STORE_OK;
+}
+
+enum link_store_rc
+link_store_pg_reply_delete(struct link_store_pg *p, int64_t id, char *err, size_t errsz)
+{
+	char vid[24];
+	const char *vals[] = { vid };
+	struct pg_slot *sl;
+	PGresult *r;
+	enum link_store_rc rv;
+
+	snprintf(vid, sizeof vid, "%" PRId64, id);
+	if ((sl = acquire(p, err, errsz)) == NULL)
+		return LINK_STORE_ERROR;
+	r = run(p, sl, "DELETE FROM replies WHERE id = $1", 1, vals, NULL, NULL, 0,
+	        PGRES_COMMAND_OK, false, "deleting a reply", err, errsz);
+	release(p, sl);
+	if (r == NULL)
+		return LINK_STORE_ERROR;
+	rv = strcmp(PQcmdTuples(r), "0") == 0 ? LINK_STORE_GONE : LINK_STORE_OK;
+	PQclear(r);
 	return rv;
 }

@@ -57,4 +57,23 @@ enum link_store_rc link_store_pg_list(struct link_store_pg *p, struct link_store
 enum link_store_rc link_store_pg_count(struct link_store_pg *p, unsigned *n_links,
                                        unsigned *n_messages, char *err, size_t errsz);
 
+enum link_store_rc link_store_pg_reply_cap_put(struct link_store_pg *p, const char *link_id,
+                                               const char *sender, int64_t expires,
+                                               const unsigned char *cap, char *err, size_t errsz);
+enum link_store_rc link_store_pg_reply_put(struct link_store_pg *p, const unsigned char *cap,
+                                           const char *link_id, int64_t now,
+                                           const struct link_store_reply_limits *lim,
+                                           const char *rcpt, const char *in_reply_to,
+                                           const void *body, size_t len, char *err,
+                                           size_t errsz);
+enum link_store_rc link_store_pg_reply_take(struct link_store_pg *p, size_t max,
+                                            struct link_store_reply **out, size_t *n, char *err,
+                                            size_t errsz);
+enum link_store_rc link_store_pg_reply_delete(struct link_store_pg *p, int64_t id, char *err,
+                                              size_t errsz);
+
+enum link_store_rc link_store_pg_reply_cap_check(struct link_store_pg *p,
+                                                 const unsigned char *cap, const char *link_id,
+                                                 int64_t now, char *err, size_t errsz);
+
 #endif

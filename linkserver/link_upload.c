@@ -1,11 +1,13 @@
 /* link_upload.c - upload link records to a remote viewer (libcurl). */
 #include "link_upload.h"
 
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <curl/curl.h>
+#include <json-glib/json-glib.h>
 #include <sodium.h>
 
 #include "config.h"
@@ -209,6 +211,136 @@ link_upload_revoke(const char *url, const char *token_file, const char *link_id,
 	}
 	sp_buf_init(&reply, LINK_UPLOAD_REPLY_MAX);
 	full = sp_xasprintf("%s%s%s", url, url[0] && url[strlen(url) - 1] == '/' ? "" : "/", link_id);
+	status = request(full, "DELETE", token_file, NULL, 0, &reply, err, errsz);
+	if (status == 200)
+		rv = 0;
+	else if (status == 404)
+		rv = 1;
+	else if (status > 0)
+		reply_err(status, &reply, err, errsz);
+	free(full);
+	sp_buf_free(&reply);
+	return rv;
+}
+
+/* upload_url ".../api/v1/links" -> ".../api/v1/replies[/<id>]". */
+static char *
+replies_url(const char *url, int64_t id, char *err, size_t errsz)
+{
+	size_t n = strlen(url);
+	const char *suffix = "/links";
+
+	if (n > 0 && url[n - 1] == '/')
+		n--;
+	if (n < strlen(suffix) || strncmp(url + n - strlen(suffix), suffix, strlen(suffix)) != 0) {
+		sp_seterr(err, errsz, "[link] upload_url %s does not end in /links: cannot find the "
+		          "viewer's replies", url);
+		return NULL;
+	}
+	n -= strlen(suffix);
+	if (id > 0)
+		return sp_xasprintf("%.*s/replies/%" PRId64, (int)n, url, id);
+	return sp_xasprintf("%.*s/replies", (int)n, url);
+}
+
+static bool
+json_str(JsonObject *o, const char *name, char *dst, size_t dstsz)
+{
+	JsonNode *m = json_object_get_member(o, name);
+	const char *v;
+
+	if (m == NULL || !JSON_NODE_HOLDS_VALUE(m) || json_node_get_value_type(m) != G_TYPE_STRING)
+		return false;
+	v = json_node_get_string(m);
+	if (v == NULL || strlen(v) >= dstsz)
+		return false;
+	sp_strlcpy(dst, v, dstsz);
+	return true;
+}
+
+int
+link_upload_reply_next(const char *url, const char *token_file, struct link_store_reply **out,
+                       char *err, size_t errsz)
+{
+	struct link_store_reply *r = NULL;
+	struct sp_buf reply;
+	JsonParser *p = NULL;
+	JsonObject *o;
+	JsonNode *root, *m;
+	char *full, *b64 = NULL;
+	long status;
+	size_t blen, b64sz;
+	int rv = -1;
+
+	*out = NULL;
+	if ((full = replies_url(url, 0, err, errsz)) == NULL)
+		return -1;
+	sp_buf_init(&reply, LINK_UPLOAD_REPLY_JSON_MAX);
+	status = request(full, "GET", token_file, NULL, 0, &reply, err, errsz);
+	if (status < 0)
+		goto out;
+	if (status == 204) {
+		rv = 0;
+		goto out;
+	}
+	if (status != 200) {
+		reply_err(status, &reply, err, errsz);
+		goto out;
+	}
+	p = json_parser_new();
+	if (reply.len == 0 || !json_parser_load_from_data(p, reply.data, (gssize)reply.len, NULL) ||
+	    (root = json_parser_get_root(p)) == NULL || !JSON_NODE_HOLDS_OBJECT(root))
+		goto bad;
+	o = json_node_get_object(root);
+	r = sp_xcalloc(1, sizeof *r);
+	m = json_object_get_member(o, "id");
+	if (m == NULL || !JSON_NODE_HOLDS_VALUE(m) || json_node_get_value_type(m) != G_TYPE_INT64 ||
+	    (r->id = json_node_get_int(m)) <= 0)
+		goto bad;
+	if (!json_str(o, "link_id", r->link_id, sizeof r->link_id) ||
+	    !json_str(o, "sender", r->sender, sizeof r->sender) ||
+	    !json_str(o, "rcpt", r->rcpt, sizeof r->rcpt) ||
+	    !json_str(o, "in_reply_to", r->in_reply_to, sizeof r->in_reply_to))
+		goto bad;
+	m = json_object_get_member(o, "body");
+	if (m == NULL || !JSON_NODE_HOLDS_VALUE(m) || json_node_get_value_type(m) != G_TYPE_STRING)
+		goto bad;
+	b64sz = strlen(json_node_get_string(m));
+	b64 = sp_xstrdup(json_node_get_string(m));
+	r->body = sp_xmalloc(b64sz / 4 * 3 + 3);
+	if (sodium_base642bin(r->body, b64sz / 4 * 3 + 3, b64, b64sz, NULL, &blen, NULL,
+	                      sodium_base64_VARIANT_ORIGINAL) != 0 || blen == 0)
+		goto bad;
+	r->body_len = blen;
+	*out = r;
+	r = NULL;
+	rv = 1;
+	goto out;
+bad:
+	sp_seterr(err, errsz, "the viewer's reply list is not what this sealpost understands");
+out:
+	if (r)
+		link_store_reply_free(r, 1);
+	free(b64);
+	if (p)
+		g_object_unref(p);
+	free(full);
+	sp_buf_free(&reply);
+	return rv;
+}
+
+int
+link_upload_reply_delete(const char *url, const char *token_file, int64_t id, char *err,
+                         size_t errsz)
+{
+	struct sp_buf reply;
+	char *full;
+	long status;
+	int rv = -1;
+
+	if ((full = replies_url(url, id, err, errsz)) == NULL)
+		return -1;
+	sp_buf_init(&reply, LINK_UPLOAD_REPLY_MAX);
 	status = request(full, "DELETE", token_file, NULL, 0, &reply, err, errsz);
 	if (status == 200)
 		rv = 0;

@@ -31,4 +31,17 @@ int link_upload(const char *url, const char *token_file, const struct link_store
 int link_upload_revoke(const char *url, const char *token_file, const char *link_id,
                        char *err, size_t errsz);
 
+/* Secure replies on the remote viewer (docs/formats.md "Secure reply"): the
+ * viewer's JSON answer for one reply is its ciphertext in base64 and a few
+ * header lines; 64 MiB (the largest reply_max_size) and then some. */
+#define LINK_UPLOAD_REPLY_JSON_MAX ((size_t)64 * 1024 * 1024 / 3 * 4 + 65536)
+
+/* GET <upload_url's /api/v1/replies>: the oldest reply waiting there.
+ * 1 got one (free with link_store_reply_free(out, 1)), 0 none, -1 error. */
+int link_upload_reply_next(const char *url, const char *token_file,
+                           struct link_store_reply **out, char *err, size_t errsz);
+/* DELETE it there once it is queued.  0 done, 1 already gone, -1 error. */
+int link_upload_reply_delete(const char *url, const char *token_file, int64_t id, char *err,
+                             size_t errsz);
+
 #endif

@@ -50,6 +50,9 @@ struct web_server {
 	bool outbox;
 	bool hsts;
 	size_t upload_max;
+	size_t reply_max;            /* [linkserver] reply_max_size */
+	uint64_t reply_max_count;    /* [linkserver] reply_max_count */
+	int64_t reply_min_interval;  /* [linkserver] reply_min_interval, seconds */
 	unsigned char api_token_hash[crypto_generichash_BYTES];
 	bool api_enabled;
 	char outbox_token[WEB_OUTBOX_TOKEN_HEXLEN + 1]; /* the outbox's capability */
@@ -160,6 +163,19 @@ enum MHD_Result web_h_api_revoke(struct web_server *ws, struct web_req *r);
 /* Link v2 (web_v2.c): GET /v2/<id>/params, POST /v2/<id>/evaluate and /unlock. */
 enum MHD_Result web_h_v2_get(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
+/* Secure reply (docs/formats.md "Secure reply"): the unlock's reply token
+ * (32 random bytes, base64url) comes in this response header; a reply carries
+ * it as "Authorization: Bearer <token>", and the two optional header values
+ * the browser gives for the delivered mail. */
+#define WEB_REPLY_TOKEN_HEADER "Sealpost-Reply-Token"
+#define WEB_REPLY_TOKEN_BYTES 32
+#define WEB_REPLY_MAX_HEADER "Sealpost-Reply-Max-Size"
+#define WEB_REPLY_FROM_HEADER "Sealpost-Reply-From"
+#define WEB_REPLY_IRT_HEADER "Sealpost-In-Reply-To"
+enum MHD_Result web_h_v2_reply(struct web_server *ws, struct web_req *r);
+bool web_v2_reply_guard(struct web_server *ws, struct web_req *r, enum MHD_Result *ret);
+enum MHD_Result web_h_api_replies(struct web_server *ws, struct web_req *r);
+enum MHD_Result web_h_api_reply_delete(struct web_server *ws, struct web_req *r);
 /* GET /static/<name>: the v2 page's scripts and style (web_static.c). */
 enum MHD_Result web_h_static(struct web_server *ws, struct web_req *r);
 /* The v2 link page, the same bytes for every link (web_static.c). */

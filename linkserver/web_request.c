@@ -23,8 +23,8 @@
 /* The longest password accepted; generated ones are ~30 characters. */
 #define WEB_PASSWORD_MAX 1024
 
-enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW, BODY_JSON };
-enum guard { GUARD_NONE, GUARD_OUTBOX, GUARD_API };
+enum body_kind { BODY_NONE, BODY_FORM, BODY_RAW, BODY_JSON, BODY_REPLY };
+enum guard { GUARD_NONE, GUARD_OUTBOX, GUARD_API, GUARD_REPLY };
 
 typedef enum MHD_Result (*web_handler)(struct web_server *ws, struct web_req *r);
 
@@ -47,7 +47,11 @@ static const struct web_route routes[] = {
 	{ SIDE_PUBLIC, "GET", "/static/", true, BODY_NONE, GUARD_NONE, web_h_static },
 	{ SIDE_PUBLIC, "POST", "/api/v1/links", false, BODY_RAW, GUARD_API, web_h_api_upload },
 	{ SIDE_PUBLIC, "DELETE", "/api/v1/links/", true, BODY_NONE, GUARD_API, web_h_api_revoke },
+	{ SIDE_PUBLIC, "GET", "/api/v1/replies", false, BODY_NONE, GUARD_API, web_h_api_replies },
+	{ SIDE_PUBLIC, "DELETE", "/api/v1/replies/", true, BODY_NONE, GUARD_API,
+	  web_h_api_reply_delete },
 	{ SIDE_PUBLIC, "GET", "/v2/", true, BODY_NONE, GUARD_NONE, web_h_v2_get },
+	{ SIDE_PUBLIC, "POST", "/v2/", true, BODY_REPLY, GUARD_REPLY, web_h_v2_reply },
 	{ SIDE_PUBLIC, "POST", "/v2/", true, BODY_JSON, GUARD_NONE, web_h_v2_post },
 	{ SIDE_PUBLIC, "GET", NULL, true, BODY_NONE, GUARD_NONE, web_h_link_get },
 	{ SIDE_PUBLIC, "POST", NULL, true, BODY_FORM, GUARD_NONE, web_h_link_post },
@@ -70,6 +74,10 @@ path_matches(struct web_server *ws, enum web_side side, const struct web_route *
 	const char *p = rt->path ? rt->path : ws->link_path;
 
 	if (rt->side != side)
+		return false;
+	/* The reply route is the one "/v2/" path that ends in "/reply". */
+	if (rt->body == BODY_REPLY &&
+	    (strlen(url) < 6 || strcmp(url + strlen(url) - 6, "/reply") != 0))
 		return false;
 	return rt->prefix ? strncmp(url, p, strlen(p)) == 0 : strcmp(url, p) == 0;
 }
@@ -315,6 +323,9 @@ guard_refused(struct web_server *ws, struct web_req *r, enum MHD_Result *ret)
 			web_conns_extend(r->l->conns, r->wc,
 			                 sp_now_ms() + (int64_t)WEB_UPLOAD_DEADLINE_S * 1000);
 		return false;
+	case GUARD_REPLY:
+		/* Before any body is read: a live reply token of this link. */
+		return web_v2_reply_guard(ws, r, ret);
 	case GUARD_NONE:
 		break;
 	}
@@ -353,6 +364,7 @@ web_req_begin(struct web_server *ws, struct web_req *r, const char *url, const c
 		return MHD_YES;
 	}
 	r->body_max = r->route->body == BODY_RAW ? ws->upload_max :
+	              r->route->body == BODY_REPLY ? ws->reply_max :
 	              r->route->body == BODY_JSON ? WEB_V2_BODY_MAX : WEB_FORM_MAX;
 	r->body.limit = r->body_max;
 	clen = web_header(r, "Content-Length");

@@ -417,6 +417,9 @@ server_configure(struct web_server *ws, const struct sp_config *cfg, char *err, 
 	 * encryption overhead (well under 1/64) and the links' wrapped keys. */
 	ws->upload_max = (size_t)cfg->proxy.max_message_size + (size_t)cfg->proxy.max_message_size / 64 +
 	                 (size_t)LINK_STORE_LINKS_MAX * (LINK_STORE_WRAPPED_MAX + 32) + 4096;
+	ws->reply_max = (size_t)cfg->linkserver.reply_max_size;
+	ws->reply_max_count = cfg->linkserver.reply_max_count;
+	ws->reply_min_interval = cfg->linkserver.reply_min_interval;
 	if (web_api_load_token(ws, cfg->link.upload_token_file, err, errsz) < 0)
 		return -1;
 	/* The outbox's capability: made at the first start, kept (0600) in the

@@ -7,6 +7,10 @@
  *   GET  /v2/<id_b64>/params    {"params", "sender", "hint"}        counts nothing
  *   POST /v2/<id_b64>/evaluate  {"blinded"} -> {"evaluated", "attempt"}   counts one attempt
  *   POST /v2/<id_b64>/unlock    {"attempt", "proof"} -> sealed key || message blob
+ *                               (+ headers Sealpost-Reply-Token: a reply capability,
+ *                               Sealpost-Reply-Max-Size: [linkserver] reply_max_size)
+ *   POST /v2/<id_b64>/reply     Authorization: Bearer <reply token>; body: one
+ *                               encrypted OpenPGP message -> 202 {"status": "stored"}
  *
  * Errors are JSON {"error": CODE, "message": TEXT} with CODE one of
  * bad-request, gone, destroyed, busy, wait, wrong-password, stale-attempt,
@@ -21,6 +25,7 @@
 #include <json-glib/json-glib.h>
 
 #include "link_v2.h"
+#include "pgp_packets.h"
 #include "log.h"
 
 /* Where the v2 routes live (web_request.c's table). */
@@ -311,6 +316,32 @@ out:
 	return ret;
 }
 
+/* A reply capability for the link just opened: a random token for the
+ * browser, its SHA-256 in the store until the link would have expired.  No
+ * token (token[0] == '\0') when replies are off or the store fails: the
+ * message is released all the same, only the reply form is lost. */
+static void
+reply_token(struct web_server *ws, const struct link_store_link *l,
+            char token[WEB_V2_B64_MAX + 1])
+{
+	unsigned char raw[WEB_REPLY_TOKEN_BYTES], cap[LINK_STORE_REPLY_CAP_BYTES];
+	char err[SP_ERRLEN];
+
+	token[0] = '\0';
+	if (ws->reply_max_count == 0)
+		return;
+	randombytes_buf(raw, sizeof raw);
+	crypto_hash_sha256(cap, raw, sizeof raw);
+	if (link_store_reply_cap_put(ws->store, l->id, l->sender, l->expires, cap, err,
+	                             sizeof err) != LINK_STORE_OK) {
+		sp_log_error("viewer: link %s: no reply capability: %s", l->id, err);
+	} else {
+		sodium_bin2base64(token, WEB_V2_B64_MAX + 1, raw, sizeof raw,
+		                  sodium_base64_VARIANT_URLSAFE_NO_PADDING);
+	}
+	sodium_memzero(raw, sizeof raw);
+}
+
 /* POST /v2/<id>/unlock: the proof; the sealed key and the blob, or 403. */
 static enum MHD_Result
 unlock(struct web_server *ws, struct web_req *r, const unsigned char raw[SP_LINK_IDBYTES],
@@ -319,7 +350,8 @@ unlock(struct web_server *ws, struct web_req *r, const unsigned char raw[SP_LINK
 	static const char *const names[] = { "attempt", "proof" };
 	unsigned char attempt[SP_LINK2_ATTEMPT_BYTES], proof[SP_LINK2_PROOF_BYTES];
 	unsigned char sealed[SP_LINK2_SEALED_KEY_BYTES];
-	char vals[2][WEB_V2_B64_MAX + 1], err[SP_ERRLEN];
+	char vals[2][WEB_V2_B64_MAX + 1], err[SP_ERRLEN], token[WEB_V2_B64_MAX + 1] = "";
+	char maxsz[24];
 	struct link_store_link l = { 0 };
 	struct sp_buf out;
 	enum link_store_rc rc;
@@ -351,8 +383,12 @@ unlock(struct web_server *ws, struct web_req *r, const unsigned char raw[SP_LINK
 		web_tarpit_succeeded(ws->tarpit, r->client, id, sp_now_ms());
 		sp_log_info("viewer: link %s opened (view %" PRIu64 "%s)", id, views,
 		            l.max_views != 0 && views >= l.max_views ? ", last: deleted" : "");
+		reply_token(ws, &l, token);
+		snprintf(maxsz, sizeof maxsz, "%zu", ws->reply_max);
 		ret = web_respond(ws, r, MHD_HTTP_OK, WEB_CSP_NONE, "application/octet-stream", &out,
-		                  NULL, NULL, NULL, NULL);
+		                  token[0] ? WEB_REPLY_TOKEN_HEADER : NULL, token[0] ? token : NULL,
+		                  token[0] ? WEB_REPLY_MAX_HEADER : NULL, token[0] ? maxsz : NULL);
+		sodium_memzero(token, sizeof token);
 		break;
 	case LINK_STORE_WRONG:
 		wait = web_tarpit_failed(ws->tarpit, r->client, id, sp_now_ms());
@@ -382,6 +418,147 @@ out:
 	sodium_memzero(proof, sizeof proof);
 	sodium_memzero(attempt, sizeof attempt);
 	sp_buf_wipe(&out);
+	return ret;
+}
+
+/* A header value the browser gives for the reply's From or In-Reply-To:
+ * printable ASCII, no CR/LF, one header line long.  Untrusted: it only fills
+ * headers of the mail delivered to the link's sender, never its routing. */
+static bool
+reply_meta_ok(const char *v)
+{
+	size_t i, n = v ? strlen(v) : 0;
+
+	if (n >= LINK_STORE_REPLY_META_MAX)
+		return false;
+	for (i = 0; i < n; i++)
+		if (v[i] < 0x20 || v[i] > 0x7e)
+			return false;
+	return true;
+}
+
+/* Before a reply's body is read: replies are on, and the Authorization
+ * header holds a live reply token of this link.  true: refused, *ret is the
+ * answer. */
+bool
+web_v2_reply_guard(struct web_server *ws, struct web_req *r, enum MHD_Result *ret)
+{
+	unsigned char raw[SP_LINK_IDBYTES], tok[WEB_REPLY_TOKEN_BYTES];
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	const char *auth = web_header(r, "Authorization");
+	enum link_store_rc rc;
+
+	if (ws->reply_max_count == 0 || !v2_path(r->url, "reply", raw, id)) {
+		*ret = web_respond_not_found(ws, r);
+		return true;
+	}
+	if (auth == NULL || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0 ||
+	    !b64_exact(auth + 7, tok, sizeof tok)) {
+		*ret = respond_error(ws, r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		                     "Only someone who opened this message can reply.", 0);
+		return true;
+	}
+	crypto_hash_sha256(cap, tok, sizeof tok);
+	sodium_memzero(tok, sizeof tok);
+	rc = link_store_reply_cap_check(ws->store, cap, id, sp_time(), err, sizeof err);
+	if (rc == LINK_STORE_OK)
+		return false;
+	if (rc == LINK_STORE_ERROR)
+		*ret = respond_store(ws, r, rc, err);
+	else
+		*ret = respond_error(ws, r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                     "This reply token is not valid (any more).", 0);
+	return true;
+}
+
+/* POST /v2/<id>/reply: one encrypted OpenPGP message under a reply token
+ * (docs/formats.md "Secure reply"). */
+enum MHD_Result
+web_h_v2_reply(struct web_server *ws, struct web_req *r)
+{
+	unsigned char raw[SP_LINK_IDBYTES], tok[WEB_REPLY_TOKEN_BYTES];
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	const char *auth = web_header(r, "Authorization");
+	const char *ct = web_header(r, "Content-Type");
+	const char *from = web_header(r, WEB_REPLY_FROM_HEADER);
+	const char *irt = web_header(r, WEB_REPLY_IRT_HEADER);
+	struct link_store_reply_limits lim = { ws->reply_max_count, ws->reply_min_interval };
+	struct sp_buf packets;
+	enum link_store_rc rc;
+	enum MHD_Result ret;
+	bool armored;
+
+	if (!v2_path(r->url, "reply", raw, id))
+		return web_respond_not_found(ws, r);
+	if (auth == NULL || g_ascii_strncasecmp(auth, "Bearer ", 7) != 0 ||
+	    !b64_exact(auth + 7, tok, sizeof tok))
+		return respond_error(ws, r, MHD_HTTP_UNAUTHORIZED, "unauthorized",
+		                     "Only someone who opened this message can reply.", 0);
+	crypto_hash_sha256(cap, tok, sizeof tok);
+	sodium_memzero(tok, sizeof tok);
+	if (ct == NULL || (g_ascii_strncasecmp(ct, "application/pgp-encrypted", 25) != 0 &&
+	                   g_ascii_strncasecmp(ct, "application/octet-stream", 24) != 0))
+		return respond_error(ws, r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE, "bad-request",
+		                     "Expected an OpenPGP message (application/pgp-encrypted).", 0);
+	if (!reply_meta_ok(from) || !reply_meta_ok(irt))
+		return bad_request(ws, r, "Bad Sealpost-Reply-From or Sealpost-In-Reply-To.");
+	/* Stored as binary packets: armor is decoded (and its checksum checked). */
+	sp_buf_init(&packets, ws->reply_max + 1);
+	{
+		size_t lead = 0;
+		while (lead < r->body.len && g_ascii_isspace(r->body.data[lead]))
+			lead++;
+		armored = r->body.len - lead >= 22 &&
+		          memcmp(r->body.data + lead, "-----BEGIN PGP MESSAGE", 22) == 0;
+	}
+	if (armored ? sp_pgp_armor_decode(r->body.data, r->body.len, &packets, err, sizeof err) < 0
+	            : sp_buf_append(&packets, r->body.data, r->body.len) < 0) {
+		ret = respond_error(ws, r, 422, "not-encrypted",
+		                    "The reply is not an encrypted OpenPGP message.", 0);
+		goto out;
+	}
+	if (sp_pgp_packets_check((const unsigned char *)packets.data, packets.len, err,
+	                         sizeof err) < 0) {
+		sp_log_info("viewer: link %s: reply refused: %s", id, err);
+		ret = respond_error(ws, r, 422, "not-encrypted",
+		                    "The reply is not an encrypted OpenPGP message.", 0);
+		goto out;
+	}
+	/* The token answers only on its own link's path. */
+	rc = link_store_reply_put(ws->store, cap, id, sp_time(), &lim, from ? from : "",
+	                          irt ? irt : "", packets.data, packets.len, err, sizeof err);
+	switch (rc) {
+	case LINK_STORE_OK: {
+		JsonBuilder *jb = json_builder_new();
+		sp_log_info("viewer: link %s: reply stored (%zu bytes of ciphertext)", id, packets.len);
+		json_builder_begin_object(jb);
+		json_builder_set_member_name(jb, "status");
+		json_builder_add_string_value(jb, "stored");
+		json_builder_end_object(jb);
+		ret = respond_json(ws, r, MHD_HTTP_ACCEPTED, jb, NULL, NULL);
+		break;
+	}
+	case LINK_STORE_GONE:
+		ret = respond_error(ws, r, MHD_HTTP_FORBIDDEN, "forbidden",
+		                    "This reply token is not valid (any more).", 0);
+		break;
+	case LINK_STORE_FULL:
+		ret = respond_error(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, "too-many",
+		                    "No more replies can be sent from this message.", 0);
+		break;
+	case LINK_STORE_BUSY:
+		ret = respond_error(ws, r, MHD_HTTP_TOO_MANY_REQUESTS, "wait",
+		                    "Please wait a little before sending another reply.",
+		                    ws->reply_min_interval * 1000);
+		break;
+	default:
+		ret = respond_store(ws, r, rc, err);
+		break;
+	}
+out:
+	sp_buf_free(&packets);
 	return ret;
 }
 

@@ -310,6 +310,18 @@ server_run(struct server *srv)
 			sp_log_error("%s", err);
 			return 1;
 		}
+		/* Secure replies wait in the store the embedded viewer writes, or
+		 * on the remote viewer links are uploaded to. */
+		const struct sp_config *c = srv->cfg;
+		bool embedded = srv->store && c->linkserver.mode == SP_LINKSERVER_EMBEDDED;
+		bool remote = c->link.upload_url[0] != '\0';
+		if ((embedded || remote) &&
+		    reply_collector_start(embedded ? srv->store : NULL, c->link.upload_url,
+		                          c->link.upload_token_file, srv->queue, &srv->replies, err,
+		                          sizeof err) < 0) {
+			sp_log_error("%s", err);
+			return 1;
+		}
 	}
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_JOINABLE);
@@ -357,6 +369,8 @@ server_run(struct server *srv)
 	/* Every session that ended is joined: none is still tearing down its
 	 * thread-local state (OpenSSL's) while the process exits. */
 	reap_ended(srv);
+	reply_collector_stop(srv->replies);
+	srv->replies = NULL;
 	queue_runner_stop(srv->runner);
 	srv->runner = NULL;
 	return atomic_load(&srv->active) == 0 ? 0 : 1;

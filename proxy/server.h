@@ -11,6 +11,7 @@
 #include "config.h"
 #include "queue.h"
 #include "queue_runner.h"
+#include "reply_deliver.h"
 #include "smtp_server.h"
 #include "web_server.h"
 
@@ -30,6 +31,7 @@ struct server {
 	unsigned n_listen;
 	struct queue *queue;
 	struct queue_runner *runner;
+	struct reply_collector *replies; /* secure replies out of the store */
 	struct link_store *store;
 	struct web_server *web;
 	int stop_pipe[2];

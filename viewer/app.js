@@ -230,6 +230,8 @@ function render(doc) {
 	show("att-card", doc.attachments.length > 0);
 	show("intro", false);
 	show("message");
+	if (doc.senderKey && replyCap)
+		setupReply(doc, replyCap);
 }
 
 function downloadLink(bytes, name) {
@@ -265,6 +267,197 @@ function renderOriginal(bytes) {
 	show("att-card");
 	show("intro", false);
 	show("message");
+}
+
+// ---- the secure reply (docs/formats.md "Secure reply") ----
+//
+// The unlock's answer carries a reply token; with the view document's
+// sender_key, the page offers a reply form.  The reply is a MIME entity with
+// protected headers, encrypted here with OpenPGP.js to the sender's key and
+// posted under the token: the viewer and the proxy only see ciphertext.
+
+let replyCap = null;
+const TOKEN_RE = /^[A-Za-z0-9_-]{43}$/;
+// Of the viewer's limit on one reply (ciphertext): what attachments may take,
+// after base64 (4/3) and the text, headers and OpenPGP framing.
+const REPLY_ATTACH_SHARE = 0.7;
+
+function replyCapability(res, idb) {
+	const token = res.headers.get("Sealpost-Reply-Token");
+	const max = Number(res.headers.get("Sealpost-Reply-Max-Size"));
+	if (!token || !TOKEN_RE.test(token) || !Number.isSafeInteger(max) || max <= 0)
+		return null;
+	return { token, max, idb };
+}
+
+// Printable ASCII of one header line, or "".
+function asciiLine(v) {
+	return typeof v === "string" && /^[\x20-\x7e]{1,900}$/.test(v) ? v : "";
+}
+
+// The bare address of "Name <a@b>" or "a@b", or "".
+function addressOf(v) {
+	if (typeof v !== "string")
+		return "";
+	const m = /<([^<>\s]+@[^<>\s]+)>\s*$/.exec(v) || /^\s*([^<>\s,]+@[^<>\s,]+)\s*$/.exec(v);
+	return m ? asciiLine(m[1]) : "";
+}
+
+function msgId(v) {
+	const s = asciiLine(v);
+	if (!s || !s.includes("@") || /[\s<>]/.test(s.replace(/^<(.*)>$/, "$1")))
+		return "";
+	return s.startsWith("<") ? s : `<${s}>`;
+}
+
+function randomHex(n) {
+	return sodium.to_hex(sodium.randombytes_buf(n));
+}
+
+// RFC 2047 for a header value that is not plain ASCII.
+function encodedWord(v) {
+	if (/^[\x20-\x7e]*$/.test(v))
+		return v;
+	return `=?UTF-8?B?${sodium.to_base64(sodium.from_string(v), sodium.base64_variants.ORIGINAL)}?=`;
+}
+
+function base64Lines(bytes) {
+	const b = sodium.to_base64(bytes, sodium.base64_variants.ORIGINAL);
+	const out = [];
+	for (let i = 0; i < b.length; i += 76)
+		out.push(b.slice(i, i + 76));
+	return out.join("\r\n");
+}
+
+// RFC 2231 for a file name that is not plain ASCII (or has quotes).
+function filenameParam(name) {
+	if (/^[\x20-\x7e]*$/.test(name) && !/["\\]/.test(name))
+		return `filename="${name}"`;
+	return "filename*=UTF-8''" + encodeURIComponent(name).replace(/['()*]/g,
+		(c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
+}
+
+function buildReply(doc, text, files) {
+	const boundary = "sp-" + randomHex(16);
+	const from = addressOf(doc.to), to = addressOf(doc.from), irt = msgId(doc.messageId);
+	const subject = "Re: " + (doc.subject || "").replace(/^\s*re:\s*/i, "");
+	const h = [
+		`Content-Type: multipart/mixed; boundary="${boundary}"; hp="cipher"`,
+		"MIME-Version: 1.0",
+	];
+	if (from)
+		h.push(`From: <${from}>`);
+	if (to)
+		h.push(`To: <${to}>`);
+	h.push(`Subject: ${encodedWord(subject.replace(/[\r\n]+/g, " "))}`);
+	h.push(`Date: ${new Date().toUTCString()}`);
+	h.push(`Message-ID: <${randomHex(16)}@sealpost.reply>`);
+	if (irt)
+		h.push(`In-Reply-To: ${irt}`, `References: ${irt}`);
+	const parts = [h.join("\r\n") + "\r\n\r\n"];
+	parts.push(`--${boundary}\r\nContent-Type: text/plain; charset=utf-8\r\n` +
+	           `Content-Transfer-Encoding: base64\r\n\r\n` +
+	           base64Lines(sodium.from_string(text.replace(/\r?\n/g, "\r\n"))) + "\r\n");
+	for (const f of files)
+		parts.push(`--${boundary}\r\nContent-Type: application/octet-stream\r\n` +
+		           `Content-Disposition: attachment; ${filenameParam(f.name)}\r\n` +
+		           `Content-Transfer-Encoding: base64\r\n\r\n` + base64Lines(f.bytes) + "\r\n");
+	parts.push(`--${boundary}--\r\n`);
+	return sodium.from_string(parts.join(""));
+}
+
+function replyStatus(text, ok = false) {
+	$("reply-status").textContent = text;
+	$("reply-status").className = ok ? "ok" : "";
+}
+
+function replyError(text) {
+	$("reply-error").textContent = text;
+	show("reply-error", text !== "");
+}
+
+async function replyRefusal(res) {
+	let code = "";
+	try {
+		code = (await json(res)).error || "";
+	} catch (e) {
+		code = "";
+	}
+	if (res.status === 401 || res.status === 403)
+		return "This page may no longer send replies for this message.";
+	if (res.status === 413)
+		return "The reply with its attachments is too large.";
+	if (res.status === 429 && code === "wait")
+		return "Please wait a little before sending another reply.";
+	if (res.status === 429)
+		return "No more replies can be sent from this message.";
+	return "The reply could not be sent. Please try again later.";
+}
+
+function setupReply(doc, cap) {
+	const limit = Math.floor(cap.max * REPLY_ATTACH_SHARE);
+	const to = addressOf(doc.from);
+	$("reply-to").textContent = to || "the sender";
+	$("reply-limit").textContent = `Attachments: up to ${size(limit)} in total.`;
+	show("reply-card");
+	$("reply-form").addEventListener("submit", async (ev) => {
+		ev.preventDefault();
+		const button = $("reply-send"), text = $("reply-text"), input = $("reply-files");
+		replyError("");
+		const picked = Array.from(input.files || []);
+		const total = picked.reduce((n, f) => n + f.size, 0);
+		if (total > limit) {
+			replyError(`The attachments are ${size(total)}; at most ${size(limit)} in total.`);
+			return;
+		}
+		button.disabled = text.disabled = input.disabled = true;
+		try {
+			replyStatus("Encrypting your reply…");
+			const files = [];
+			for (const f of picked)
+				files.push({ name: f.name, bytes: new Uint8Array(await f.arrayBuffer()) });
+			const entity = buildReply(doc, text.value, files);
+			let ct;
+			try {
+				const openpgp = await import("./openpgp.mjs");
+				const key = await openpgp.readKey({ armoredKey: doc.senderKey });
+				const message = await openpgp.createMessage({ binary: entity });
+				ct = await openpgp.encrypt({ message, encryptionKeys: key, format: "binary" });
+			} catch (e) {
+				throw new Stop("The reply cannot be encrypted to the sender's key.");
+			}
+			sodium.memzero(entity);
+			if (ct.length > cap.max)
+				throw new Stop("The reply with its attachments is too large.");
+			replyStatus("Sending your reply…");
+			const headers = { "Authorization": `Bearer ${cap.token}`,
+			                  "Content-Type": "application/pgp-encrypted" };
+			const from = addressOf(doc.to), irt = msgId(doc.messageId);
+			if (from)
+				headers["Sealpost-Reply-From"] = from;
+			if (irt)
+				headers["Sealpost-In-Reply-To"] = irt;
+			let res;
+			try {
+				res = await fetch(`/v2/${cap.idb}/reply`, { method: "POST", cache: "no-store",
+				                  credentials: "same-origin", redirect: "error",
+				                  referrerPolicy: "no-referrer", headers, body: ct });
+			} catch (e) {
+				throw new Stop("The viewer cannot be reached. Check your connection and try again.");
+			}
+			if (res.status !== 202)
+				throw new Stop(await replyRefusal(res));
+			text.value = "";
+			input.value = "";
+			replyStatus("Your reply was sent. Only the sender can read it.", true);
+		} catch (e) {
+			replyStatus("");
+			replyError(e instanceof Stop ? e.message
+			           : "Something went wrong in this page. Please reload it and try again.");
+		} finally {
+			button.disabled = text.disabled = input.disabled = false;
+		}
+	});
 }
 
 // ---- the unlock ----
@@ -307,6 +500,7 @@ async function unlock(link, paramsBytes, params, password) {
 		                                        proof: v2.b64urlEncode(proof) });
 		if (res.status !== 200)
 			return await refusal(res);
+		replyCap = replyCapability(res, idb);
 		status("Downloading the encrypted message…");
 		const blob = await readBody(res, progress);
 		if (blob.length < v2.SEALED_KEY_BYTES)

@@ -2,7 +2,7 @@
 """build.py [--c OUT.c] [--dir OUTDIR] - the viewer's browser assets.
 
 Takes our own files (page.html, page.css, app.js, linkv2.js) and the pinned
-libsodium-wrappers-sumo ESM build from node_modules (installed by
+libsodium-wrappers-sumo and OpenPGP.js ESM builds from node_modules (installed by
 `npm ci --prefix viewer` from package-lock.json), and writes
 
   --c OUT.c    the asset table compiled into sealpost (linkserver/web_assets.h):
@@ -24,6 +24,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 NM = os.path.join(HERE, "node_modules")
 WRAPPERS = "libsodium-wrappers-sumo/dist/modules-sumo-esm/libsodium-wrappers.mjs"
 SUMO = "libsodium-sumo/dist/modules-sumo-esm/libsodium-sumo.mjs"
+# OpenPGP.js, the browser ESM build (secure reply: encrypts to sender_key).
+OPENPGP = "openpgp/dist/openpgp.min.mjs"
 BARE_IMPORT = b'import e from"libsodium-sumo";'
 REL_IMPORT = b'import e from"./libsodium-sumo.mjs";'
 
@@ -44,7 +46,7 @@ def read(path: str) -> bytes:
 def check_node_modules() -> None:
     """node_modules must hold exactly what package-lock.json pins."""
     lock = json.loads(read(os.path.join(HERE, "package-lock.json")))
-    for name in ("libsodium-wrappers-sumo", "libsodium-sumo"):
+    for name in ("libsodium-wrappers-sumo", "libsodium-sumo", "openpgp"):
         want = lock["packages"][f"node_modules/{name}"]["version"]
         pj = os.path.join(NM, name, "package.json")
         if not os.path.exists(pj):
@@ -67,6 +69,7 @@ def assets() -> list:
         ("linkv2.js", JS, read(os.path.join(HERE, "linkv2.js"))),
         ("sodium.mjs", JS, wrappers.replace(BARE_IMPORT, REL_IMPORT)),
         ("libsodium-sumo.mjs", JS, read(os.path.join(NM, SUMO))),
+        ("openpgp.mjs", JS, read(os.path.join(NM, OPENPGP))),
     ]
 
 

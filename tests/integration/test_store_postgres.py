@@ -125,7 +125,7 @@ def test_unit_tests_on_postgresql(pg):
     # PostgreSQL's own tests ran (not skipped), and so did the common ones.
     for name in ("pg_schema", "pg_reconnect", "pg_sweep_lock", "put_get", "claim_burns",
                  "fail_destroys", "revoke", "sweep_list", "race_connections",
-                 "race_shared_handle", "race_processes"):
+                 "race_shared_handle", "race_processes", "replies"):
         line = ran.get(f"/link_store/{name}")
         assert line and "SKIP" not in line, (name, r.stdout)
     assert "migrated" in r.stderr and "postgresql://sealpost@127.0.0.1" in r.stderr
@@ -408,8 +408,9 @@ def test_node_needs_no_more_than_dml_once_migrated(pg, db, tmp_path):
     eml.write_bytes(simple_message())
     r = v.cli("mklink", v.store, str(eml), "3600", "0", "10", v.base_url, "pw")
     assert r.returncode != 0 and "permission denied" in r.stderr, r.stderr
-    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, attempts, '
-            f'sealpost_schema TO "{role}"; GRANT USAGE ON attempts_ticket_seq TO "{role}"',
+    pg.psql(f'GRANT SELECT, INSERT, UPDATE, DELETE ON links, messages, attempts, pending, '
+            f'reply_caps, replies, sealpost_schema TO "{role}"; '
+            f'GRANT USAGE ON attempts_ticket_seq, replies_id_seq TO "{role}"',
             db=name)
     v.start()
     try:

@@ -26,7 +26,7 @@ BUILD = Path(os.environ.get("SEALPOST_BUILD_DIR", REPO / "build"))
 PAGE_CSP = ("default-src 'none'; script-src 'self' 'wasm-unsafe-eval'; style-src 'self'; "
             "connect-src 'self'; img-src 'self' data:; frame-src 'self' blob:; base-uri 'none'; "
             "form-action 'self'; frame-ancestors 'none'")
-ASSETS = ["page.css", "app.js", "linkv2.js", "sodium.mjs", "libsodium-sumo.mjs"]
+ASSETS = ["page.css", "app.js", "linkv2.js", "sodium.mjs", "libsodium-sumo.mjs", "openpgp.mjs"]
 ID1, ID2 = "fWnT1smj3HiWYNehHEWTKw", "TPDtnir1I3Lx8C9IlWWCfA"   # from tests/vectors/link-v2.txt
 SECRET = "i3_IcM_xqcFsylwf7u_MKg"
 

@@ -66,7 +66,8 @@ fx_setup(struct fixture *fx, gconstpointer data)
 	g_assert_nonnull(fx->dir);
 	if (pg_url()) {
 		pg_exec("SET client_min_messages = warning; "
-		        "DROP TABLE IF EXISTS pending, attempts, links, messages, sealpost_schema CASCADE");
+		        "DROP TABLE IF EXISTS replies, reply_caps, pending, attempts, links, messages, "
+		        "sealpost_schema CASCADE");
 		fx->path = g_strdup(pg_url());
 	} else {
 		fx->path = g_build_filename(fx->dir, "sub", "links.sqlite", NULL);
@@ -177,6 +178,42 @@ test_open(struct fixture *fx, gconstpointer data)
 	g_assert_cmpint(link_store_open(fx->path, &s2, err, sizeof err), ==, LINK_STORE_ERROR);
 	g_assert_nonnull(strstr(err, "newer"));
 	g_assert_null(s2);
+}
+
+/* A version 2 file (link v2, before the secure reply) with a link in it is
+ * migrated to 3 on open: the link stays, and a reply capability works. */
+static void
+test_migrate_2_to_3(struct fixture *fx, gconstpointer data)
+{
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	struct link_store_reply_limits lim = { .max_count = 1, .min_interval_s = 0 };
+	struct link_store_link l;
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	int64_t now = 1700000000;
+	sqlite3 *db;
+
+	(void)data;
+	if (pg_url()) {
+		g_test_skip("SQLite's file");
+		return;
+	}
+	make_id(id, 700);
+	g_assert_cmpint(put_msg(fx->s, 700, 1, now, 100, 0, 3, NULL), ==, LINK_STORE_OK);
+	link_store_close(fx->s);
+	fx->s = NULL;
+	/* Back to what schema 2 had. */
+	g_assert_cmpint(sqlite3_open(fx->path, &db), ==, SQLITE_OK);
+	g_assert_cmpint(sqlite3_exec(db, "DROP TABLE replies; DROP TABLE reply_caps; "
+	                             "PRAGMA user_version = 2", NULL, NULL, NULL), ==, SQLITE_OK);
+	sqlite3_close(db);
+	g_assert_cmpint(link_store_open(fx->path, &fx->s, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_get(fx->s, id, now, &l, err, sizeof err), ==, LINK_STORE_OK);
+	link_store_link_clear(&l);
+	memset(cap, 7, sizeof cap);
+	g_assert_cmpint(link_store_reply_cap_put(fx->s, id, "a@example.com", now + 100, cap, err,
+	                                         sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now, &lim, "", "", "C", 1, err,
+	                                     sizeof err), ==, LINK_STORE_OK);
 }
 
 static void
@@ -1156,6 +1193,82 @@ test_v2_race(struct fixture *fx, gconstpointer data)
 	assert_counts(fx->s, 0, 0);
 }
 
+/* Secure reply: a capability outlives its burnt link, takes replies only on
+ * its own link and within the limits, keeps them in order until deleted, and
+ * goes at the sweep once the link would have expired. */
+static void
+test_replies(struct fixture *fx, gconstpointer data)
+{
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES], other[LINK_STORE_REPLY_CAP_BYTES];
+	struct link_store_reply_limits lim = { .max_count = 2, .min_interval_s = 10 };
+	struct link_store_reply *v = NULL;
+	char id[SP_LINK_ID_HEXLEN + 1], id2[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	struct sp_buf ct;
+	int64_t now = 1700000000;
+	size_t n = 0;
+
+	(void)data;
+	make_id(id, 900);
+	make_id(id2, 901);
+	memset(cap, 0xA5, sizeof cap);
+	memset(other, 0x5A, sizeof other);
+	g_assert_cmpint(put_msg(fx->s, 900, 2, now, 100, 1, 3, NULL), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_cap_put(fx->s, id, "Alice <alice@example.com>", now + 100,
+	                                         cap, err, sizeof err), ==, LINK_STORE_OK);
+	/* The link's last view burns it; the capability stays. */
+	sp_buf_init(&ct, 0);
+	g_assert_cmpint(link_store_claim_view(fx->s, id, now, &ct, NULL, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	sp_buf_free(&ct);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id, now, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id2, now, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, other, id, now, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_cap_check(fx->s, cap, id, now + 100, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_put(fx->s, other, id, now, &lim, "", "", "x", 1, err,
+	                                     sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id2, now, &lim, "", "", "x", 1, err,
+	                                     sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now, &lim, "dave@example.org",
+	                                     "<1@example.com>", "CIPHER-1", 8, err, sizeof err),
+	                ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now + 9, &lim, "", "", "CIPHER-X", 8,
+	                                     err, sizeof err), ==, LINK_STORE_BUSY);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now + 10, &lim, "", "", "CIPHER-2", 8,
+	                                     err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now + 50, &lim, "", "", "CIPHER-3", 8,
+	                                     err, sizeof err), ==, LINK_STORE_FULL);
+	g_assert_cmpint(link_store_reply_take(fx->s, 16, &v, &n, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(n, ==, 2);
+	g_assert_cmpstr(v[0].link_id, ==, id);
+	g_assert_cmpstr(v[0].sender, ==, "Alice <alice@example.com>");
+	g_assert_cmpstr(v[0].rcpt, ==, "dave@example.org");
+	g_assert_cmpstr(v[0].in_reply_to, ==, "<1@example.com>");
+	g_assert_cmpuint(v[0].body_len, ==, 8);
+	g_assert_cmpmem(v[0].body, 8, "CIPHER-1", 8);
+	g_assert_cmpmem(v[1].body, v[1].body_len, "CIPHER-2", 8);
+	g_assert_cmpint(link_store_reply_delete(fx->s, v[0].id, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_delete(fx->s, v[0].id, err, sizeof err), ==,
+	                LINK_STORE_GONE);
+	link_store_reply_free(v, n);
+	g_assert_cmpint(link_store_reply_take(fx->s, 16, &v, &n, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(n, ==, 1);
+	g_assert_cmpmem(v[0].body, v[0].body_len, "CIPHER-2", 8);
+	link_store_reply_free(v, n);
+	/* At the link's expiry the capability goes; stored replies stay. */
+	lim.max_count = 100;
+	g_assert_cmpint(link_store_sweep(fx->s, now + 100, NULL, NULL, err, sizeof err), ==,
+	                LINK_STORE_OK);
+	g_assert_cmpint(link_store_reply_put(fx->s, cap, id, now + 60, &lim, "", "", "CIPHER-4", 8,
+	                                     err, sizeof err), ==, LINK_STORE_GONE);
+	g_assert_cmpint(link_store_reply_take(fx->s, 16, &v, &n, err, sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(n, ==, 1);
+	link_store_reply_free(v, n);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1186,6 +1299,8 @@ main(int argc, char **argv)
 	FX("/link_store/v2_pending_cap", test_v2_pending_cap);
 	FX("/link_store/v2_expiry", test_v2_expiry);
 	FX("/link_store/v2_race", test_v2_race);
+	FX("/link_store/replies", test_replies);
+	FX("/link_store/migrate_2_to_3", test_migrate_2_to_3);
 #undef FX
 	return g_test_run();
 }
