@@ -26,22 +26,28 @@ DUMMY_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 LINE = re.compile(r"^(\S+)\s+(match|DIFFERS|missing):?\s*(.*)$")
 
 
-@pytest.fixture
-def viewer(start_sealpost, upstream, tmp_path, monkeypatch):
-    """A running sealpost whose embedded viewer serves v2 pages; returns
-    (config path, links' base URL, port)."""
-    monkeypatch.setenv("SEALPOST_TEST_LINK_V1", "0")
+def start_viewer(start_sealpost, upstream, tmp_path, tls=None):
+    """A running sealpost whose embedded viewer serves v2 pages (over TLS
+    with tls = a pki.Cert); returns (config path, links' base URL, port)."""
     port = free_port()
-    base = f"http://127.0.0.1:{port}/s/"
+    base = f"{'https' if tls else 'http'}://127.0.0.1:{port}/s/"
     cfg = {
         "policy": {"no_key": "link"},
         "link": {"store": str(tmp_path / "store" / "links.sqlite"), "base_url": base, "expiry": "3d"},
         "linkserver": {"mode": "embedded", "listen": f"127.0.0.1:{port}"},
         "queue": {"dir": str(tmp_path / "queue")},
     }
+    if tls:
+        cfg["linkserver"].update(tls_cert=str(tls.cert_path), tls_key=str(tls.key_path))
     sp = start_sealpost(upstream, extra=cfg, name="viewer")
     wait_http("127.0.0.1", port, proc=sp.proc)
     return sp.config_path, base, port
+
+
+@pytest.fixture
+def viewer(start_sealpost, upstream, tmp_path, monkeypatch):
+    monkeypatch.setenv("SEALPOST_TEST_LINK_V1", "0")
+    return start_viewer(start_sealpost, upstream, tmp_path)
 
 
 def get(url: str) -> bytes:
@@ -134,6 +140,26 @@ def test_one_altered_byte_and_a_missing_script_are_named(cli, viewer):
     assert "check FAILED: 2 of" in r.stdout, r.stdout
 
 
+def test_tls_is_verified_against_the_system_store_or_ca_file(cli, start_sealpost, upstream, tmp_path,
+                                                           pki, monkeypatch):
+    monkeypatch.setenv("SEALPOST_TEST_LINK_V1", "0")
+    conf, base, port = start_viewer(start_sealpost, upstream, tmp_path, tls=pki.server)
+    assert base.startswith("https://")
+    # A private CA the system store does not know: refused, nothing compared.
+    r = cli("check", "-c", str(conf), "--viewer", timeout=120)
+    assert r.rc == 1, str(r)
+    assert "FAILED: cannot fetch https://" in r.stdout and "certificate" in r.stdout.lower(), r.stdout
+    assert not verdicts(r.stdout), r.stdout
+    # The wrong CA given: still refused.
+    r = cli("check", "-c", str(conf), "--viewer", "--ca-file", str(pki.untrusted_ca_path), timeout=120)
+    assert r.rc == 1 and not verdicts(r.stdout), str(r)
+    # Its CA given: every file compared, and all match.
+    r = cli("check", "-c", str(conf), "--viewer", "--ca-file", str(pki.ca_path), timeout=120)
+    assert r.rc == 0, str(r)
+    v = verdicts(r.stdout)
+    assert "app.js" in v and all(x[0] == "match" for x in v.values()), r.stdout
+
+
 def test_unreachable_viewer_fails_clearly(cli):
     port = free_port()   # nothing listens there
     r = cli("check", "--viewer", f"http://127.0.0.1:{port}/s/", timeout=120)
@@ -151,4 +177,7 @@ def test_usage_errors(cli, upstream, write_file, tmp_path):
     r = cli("check", "--viewer", "ftp://example.org/s/", timeout=60)
     assert r.rc == 2 and "not an http(s) URL" in r.stderr, str(r)
     r = cli("check", "--viewer", "http://a.example/s/", "http://b.example/s/", timeout=60)
+    assert r.rc == 2, str(r)
+    # --ca-file belongs to --viewer.
+    r = cli("check", "-c", str(f), "--ca-file", str(f), timeout=60)
     assert r.rc == 2, str(r)
