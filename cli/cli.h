@@ -15,6 +15,11 @@
 
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+/* `check --viewer`: base is the links' base URL (check_viewer.c).  Returns
+ * EXIT_OK when the viewer serves this build's page and scripts, EXIT_RUNTIME
+ * when one differs, is missing or the viewer is unreachable, EXIT_USAGE for a
+ * bad URL. */
+int check_viewer(const char *base, const char *ca_file);
 int cmd_passwd(int argc, char **argv);
 int cmd_keygen(int argc, char **argv);
 int cmd_open(int argc, char **argv);

@@ -54,13 +54,18 @@ struct report {
 };
 
 static const char usage[] =
-	"usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n\n"
+	"usage: sealpost check [-c FILE] [--json] [--rcpt ADDR...]\n"
+	"       sealpost check [-c FILE] --viewer [--ca-file FILE] [URL]\n\n"
 	"Validates the config, the OpenPGP keyring and the sodium recipients file,\n"
 	"connects to the upstream (TLS, certificate, AUTH) and reports each step;\n"
 	"for each --rcpt address, prints the form it would get and\n"
 	"why (key fingerprint and validity, sodium key, link, or the refusal reason).\n"
 	"--json prints the same as one JSON object.  Exit status 1 on any problem, 2 on\n"
-	"a config error.\n";
+	"a config error.\n\n"
+	"--viewer fetches the link page and its scripts from the viewer at URL (default:\n"
+	"[link] base_url) and compares each with the SHA-256 this build was made with;\n"
+	"TLS is verified against the system store, or --ca-file FILE (PEM).  Exit\n"
+	"status 0 when every file matches, 1 otherwise.\n";
 
 static void
 check_upstream(struct report *r, struct relay *relay)
@@ -333,13 +338,42 @@ print_json(const struct report *r)
 	printf("]}\n");
 }
 
+/* `check --viewer [URL]`: only the viewer, nothing else of the config. */
+static int
+run_check_viewer(const struct cli_command *cmd, int argc, char **argv, int first, const char *cfgpath,
+                 const char *ca_file, size_t n_addrs, bool json, const char **addrs)
+{
+	struct sp_config cfg;
+	int rv;
+
+	free(addrs);
+	if (n_addrs || json || argc - first > 1)
+		return cli_usage_error(cmd);
+	if (argc - first == 1)
+		return check_viewer(argv[first], ca_file);
+	if ((rv = cli_load_config(cfgpath, false, &cfg)) != 0)
+		return rv;
+	if (cfg.link.base_url[0] == '\0') {
+		fprintf(stderr, "sealpost: check --viewer: no [link] base_url in %s; give the viewer's URL\n",
+		        cfg.path);
+		sp_config_free(&cfg);
+		return EXIT_USAGE;
+	}
+	rv = check_viewer(cfg.link.base_url, ca_file);
+	sp_config_free(&cfg);
+	return rv;
+}
+
 int
 cmd_check(int argc, char **argv)
 {
 	const char **addrs = sp_xcalloc((size_t)argc + 1, sizeof *addrs);
 	size_t n_addrs = 0, i;
-	bool json = false;
+	bool json = false, viewer = false;
+	const char *ca_file = NULL;
 	const struct cli_option opts[] = {
+		{ .name = "viewer", .letter = 'V', .flag = &viewer },
+		{ .name = "ca-file", .letter = 'C', .value = &ca_file },
 		{ .name = "rcpt", .letter = 'r', .list = addrs, .n_list = &n_addrs },
 		{ .name = "json", .letter = 'j', .flag = &json },
 		{ 0 },
@@ -358,6 +392,12 @@ cmd_check(int argc, char **argv)
 	if ((rv = cli_parse_args(&cmd, argc, argv, &cfgpath, &first)) != CLI_CONTINUE) {
 		free(addrs);
 		return rv;
+	}
+	if (viewer)
+		return run_check_viewer(&cmd, argc, argv, first, cfgpath, ca_file, n_addrs, json, addrs);
+	if (ca_file) {
+		free(addrs);
+		return cli_usage_error(&cmd);
 	}
 	/* `--rcpt a@x b@y`: further addresses after the first. */
 	for (; first < argc; first++)
