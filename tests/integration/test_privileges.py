@@ -81,7 +81,12 @@ def test_drops_to_configured_user_after_binding(sealpost_bin, upstream):
             st = token.stat()
             assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o600), \
                 (st.st_uid, oct(st.st_mode))
-            out = subprocess.run([str(sealpost_bin), "outbox", "-c", str(sp.config_path)],
+            # The build tree may sit under a root-only directory (a mktemp -d
+            # clone): the unprivileged client runs a copy from the work dir.
+            client = work / "sealpost"
+            shutil.copy(sealpost_bin, client)
+            client.chmod(0o755)
+            out = subprocess.run([str(client), "outbox", "-c", str(sp.config_path)],
                                  capture_output=True, text=True, timeout=WAIT,
                                  env=base_env(work), user=nobody.pw_uid, group=nobody.pw_gid,
                                  extra_groups=[], cwd=work)
