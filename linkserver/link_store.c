@@ -27,6 +27,11 @@ struct link_store {
 	 * literal; release() finds them by sqlite3_sql()): preparing on every
 	 * request was a quarter of the viewer's CPU.  Used under `lock` only. */
 	GHashTable *stmts;
+	/* The connection commits with synchronous = NORMAL (relaxed) instead of
+	 * FULL: set by the one kind of transaction that may (change_link's
+	 * callers say which), put back by every other write before it begins
+	 * (write_sync).  Under `lock`. */
+	bool relaxed;
 };
 
 /* A link is live while this holds; everything else is swept.  `?1` is now. */
@@ -128,6 +133,35 @@ static void
 checkpoint(struct link_store *s)
 {
 	sqlite3_wal_checkpoint_v2(s->db, NULL, SQLITE_CHECKPOINT_TRUNCATE, NULL, NULL);
+}
+
+/* Every write says, before it begins, how its commit is synced: durable
+ * (synchronous = FULL: the WAL is fsynced before COMMIT returns) or relaxed
+ * (NORMAL: durable with the next FULL commit or checkpoint, which fsync the
+ * whole WAL before them; the durable state is always a prefix of the commit
+ * order, so a power cut can drop a relaxed commit only together with every
+ * commit after it, and a process crash drops nothing).  Only a wrong proof
+ * is relaxed (link_store_prove).  Outside a transaction, under `lock`.
+ * Returns 0, or -1 with err set and nothing written. */
+static int
+write_sync(struct link_store *s, bool durable, char *err, size_t errsz)
+{
+	if (s->relaxed == !durable)
+		return 0;
+	if (exec_sql(s, durable ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL",
+	             err, errsz) < 0)
+		return -1;
+	s->relaxed = !durable;
+	return 0;
+}
+
+/* write_sync, then BEGIN IMMEDIATE.  Returns 0, or -1 with err set. */
+static int
+begin_write(struct link_store *s, bool durable, char *err, size_t errsz)
+{
+	if (write_sync(s, durable, err, errsz) < 0)
+		return -1;
+	return exec_sql(s, "BEGIN IMMEDIATE", err, errsz);
 }
 
 static sqlite3_stmt *
@@ -400,7 +434,7 @@ link_store_put(struct link_store *s, const struct link_store_new_msg *m,
 	                  "max_views, max_failed, sender, hint) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
 	                  err, errsz)) == NULL)
 		goto out;
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+	if (begin_write(s, true, err, errsz) < 0)
 		goto out;
 	sqlite3_bind_text(sm, 1, id, -1, SQLITE_STATIC);
 	sqlite3_bind_int64(sm, 2, m->created);
@@ -537,10 +571,10 @@ out:
  * for every connection and process.  1 found, 0 not there (the transaction is
  * open either way), -1 error (the caller rolls back). */
 static int
-begin_with_link(struct link_store *s, const char *id, struct link_store_link *l, char *err,
-                size_t errsz)
+begin_with_link(struct link_store *s, const char *id, bool durable, struct link_store_link *l,
+                char *err, size_t errsz)
 {
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+	if (begin_write(s, durable, err, errsz) < 0)
 		return -1;
 	return load_link(s, id, l, err, errsz);
 }
@@ -572,7 +606,7 @@ delete_dead(struct link_store *s, const char *id, int64_t now, char *err, size_t
 	struct link_store_link l;
 	int found;
 
-	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
+	if ((found = begin_with_link(s, id, true, &l, err, errsz)) < 0)
 		goto fail;
 	/* Re-check inside the transaction: it may have been deleted meanwhile. */
 	if (found == 1 && !link_store_link_live(&l, now) &&
@@ -638,40 +672,48 @@ out:
 	return rv;
 }
 
+/* How one change to one link is committed (change_link). */
+struct change {
+	bool durable; /* in: the commit is fsynced (write_sync); false only for a wrong proof */
+	bool commit;  /* out: commit although the result is not LINK_STORE_OK */
+	bool deleted; /* out: links or messages were deleted (commit, then checkpoint) */
+};
+
 /* One change to one link, inside change_link()'s transaction: l is the link as
  * read in it.  Returns LINK_STORE_OK (committed), another result (committed
- * when it set *deleted, else rolled back) or LINK_STORE_ERROR (rolled back). */
+ * when it set ch->commit or ch->deleted, else rolled back) or LINK_STORE_ERROR
+ * (rolled back). */
 typedef enum link_store_rc (*link_change_fn)(struct link_store *s, const char *id,
-                                             struct link_store_link *l, void *arg, bool *deleted,
-                                             char *err, size_t errsz);
+                                             struct link_store_link *l, void *arg,
+                                             struct change *ch, char *err, size_t errsz);
 
 /* Every change to one link has this shape: under the store's lock, in a write
  * transaction that read the link first (begin_with_link), fn decides and
  * writes; the transaction is committed or rolled back in one place, and a
  * committed delete moves the WAL back (checkpoint).  An unknown link is
- * LINK_STORE_GONE without calling fn.  *deleted says fn deleted rows that
- * are now committed. */
+ * LINK_STORE_GONE without calling fn.  On return ch->deleted says fn deleted
+ * rows that are now committed. */
 static enum link_store_rc
-change_link(struct link_store *s, const char *id, link_change_fn fn, void *arg, bool *deleted,
-            char *err, size_t errsz)
+change_link(struct link_store *s, const char *id, link_change_fn fn, void *arg,
+            struct change *ch, char *err, size_t errsz)
 {
 	struct link_store_link l;
 	enum link_store_rc rv = LINK_STORE_ERROR;
 	bool committed = false;
 	int found;
 
-	*deleted = false;
+	ch->commit = ch->deleted = false;
 	if (!link_store_id_valid(id))
 		return LINK_STORE_GONE;
 	pthread_mutex_lock(&s->lock);
-	if ((found = begin_with_link(s, id, &l, err, errsz)) < 0)
+	if ((found = begin_with_link(s, id, ch->durable, &l, err, errsz)) < 0)
 		goto out;
 	if (found == 0) {
 		rv = LINK_STORE_GONE;
 		goto out;
 	}
-	rv = fn(s, id, &l, arg, deleted, err, errsz);
-	if (rv == LINK_STORE_OK || (rv != LINK_STORE_ERROR && *deleted)) {
+	rv = fn(s, id, &l, arg, ch, err, errsz);
+	if (rv == LINK_STORE_OK || (rv != LINK_STORE_ERROR && (ch->commit || ch->deleted))) {
 		if (exec_sql(s, "COMMIT", err, errsz) < 0)
 			rv = LINK_STORE_ERROR;
 		else
@@ -680,8 +722,8 @@ change_link(struct link_store *s, const char *id, link_change_fn fn, void *arg, 
 out:
 	if (!committed) {
 		rollback(s);
-		*deleted = false;
-	} else if (*deleted) {
+		ch->deleted = false;
+	} else if (ch->deleted) {
 		checkpoint(s);
 	}
 	pthread_mutex_unlock(&s->lock);
@@ -698,7 +740,7 @@ struct claim {
  * dead one is deleted (GONE). */
 static enum link_store_rc
 claim_view(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
-           bool *deleted, char *err, size_t errsz)
+           struct change *ch, char *err, size_t errsz)
 {
 	struct claim *c = arg;
 	sqlite3_stmt *st;
@@ -707,7 +749,7 @@ claim_view(struct link_store *s, const char *id, struct link_store_link *l, void
 	if (!link_store_link_live(l, c->now)) {
 		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
 			return LINK_STORE_ERROR;
-		*deleted = true;
+		ch->deleted = true;
 		return LINK_STORE_GONE;
 	}
 	if ((st = prepare(s, "SELECT ciphertext FROM messages WHERE id = ?", err, errsz)) == NULL)
@@ -735,7 +777,7 @@ claim_view(struct link_store *s, const char *id, struct link_store_link *l, void
 	if (l->max_views != 0 && l->views >= l->max_views) {
 		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
 			return LINK_STORE_ERROR;
-		*deleted = true;
+		ch->deleted = true;
 	}
 	return LINK_STORE_OK;
 }
@@ -746,13 +788,13 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
 {
 	struct claim c = { .now = now, .ciphertext = ciphertext };
 	enum link_store_rc rv;
-	bool deleted;
+	struct change ch = { .durable = true };
 
 	if (s->pg)
 		return link_store_id_valid(id) ? link_store_pg_claim_view(s->pg, id, now, ciphertext,
 		                                                          views_out, err, errsz)
 		                               : LINK_STORE_GONE;
-	rv = change_link(s, id, claim_view, &c, &deleted, err, errsz);
+	rv = change_link(s, id, claim_view, &c, &ch, err, errsz);
 	if (rv == LINK_STORE_OK && views_out)
 		*views_out = c.views;
 	return rv;
@@ -762,7 +804,7 @@ link_store_claim_view(struct link_store *s, const char *id, int64_t now, struct 
  * dead is deleted. */
 static enum link_store_rc
 count_failure(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
-              bool *deleted, char *err, size_t errsz)
+              struct change *ch, char *err, size_t errsz)
 {
 	const int64_t *now = arg;
 
@@ -775,7 +817,7 @@ count_failure(struct link_store *s, const char *id, struct link_store_link *l, v
 	if (!link_store_link_live(l, *now)) {
 		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
 			return LINK_STORE_ERROR;
-		*deleted = true;
+		ch->deleted = true;
 	}
 	return LINK_STORE_OK;
 }
@@ -785,16 +827,16 @@ link_store_fail(struct link_store *s, const char *id, int64_t now, bool *destroy
                 char *err, size_t errsz)
 {
 	enum link_store_rc rv;
-	bool deleted;
+	struct change ch = { .durable = true };
 
 	if (destroyed)
 		*destroyed = false;
 	if (s->pg)
 		return link_store_id_valid(id) ? link_store_pg_fail(s->pg, id, now, destroyed, err, errsz)
 		                               : LINK_STORE_GONE;
-	rv = change_link(s, id, count_failure, &now, &deleted, err, errsz);
+	rv = change_link(s, id, count_failure, &now, &ch, err, errsz);
 	if (rv == LINK_STORE_OK && destroyed)
-		*destroyed = deleted;
+		*destroyed = ch.deleted;
 	return rv;
 }
 
@@ -854,7 +896,7 @@ struct evaluate {
 
 static enum link_store_rc
 evaluate_attempt(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
-                 bool *deleted, char *err, size_t errsz)
+                 struct change *ch, char *err, size_t errsz)
 {
 	struct evaluate *e = arg;
 	sqlite3_stmt *st;
@@ -864,7 +906,7 @@ evaluate_attempt(struct link_store *s, const char *id, struct link_store_link *l
 	if (!link_store_link_live(l, e->now)) {
 		if (delete_links(s, id, l->message_id, false, err, errsz) < 0)
 			return LINK_STORE_ERROR;
-		*deleted = true;
+		ch->deleted = true;
 		return LINK_STORE_GONE;
 	}
 	if (count_pending(s, id, e->now, &pending, &expired, err, errsz) < 0)
@@ -910,7 +952,7 @@ link_store_evaluate(struct link_store *s, const char *id, int64_t now,
 {
 	struct evaluate e = { .now = now, .attempt = attempt, .out = out };
 	enum link_store_rc rv;
-	bool deleted;
+	struct change ch = { .durable = true };
 
 	if (out)
 		memset(out, 0, sizeof *out);
@@ -918,7 +960,7 @@ link_store_evaluate(struct link_store *s, const char *id, int64_t now,
 		return link_store_id_valid(id) ? link_store_pg_evaluate(s->pg, id, now, attempt, out,
 		                                                        err, errsz)
 		                               : LINK_STORE_GONE;
-	rv = change_link(s, id, evaluate_attempt, &e, &deleted, err, errsz);
+	rv = change_link(s, id, evaluate_attempt, &e, &ch, err, errsz);
 	if (rv != LINK_STORE_OK && out)
 		link_store_link_clear(out);
 	return rv;
@@ -934,7 +976,7 @@ struct prove {
 
 static enum link_store_rc
 prove_attempt(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
-              bool *deleted, char *err, size_t errsz)
+              struct change *ch, char *err, size_t errsz)
 {
 	struct prove *p = arg;
 	sqlite3_stmt *st;
@@ -960,16 +1002,15 @@ prove_attempt(struct link_store *s, const char *id, struct link_store_link *l, v
 		return LINK_STORE_STALE; /* rolled back: nothing changed */
 	if (expires <= p->now || !p->valid) {
 		/* The attempt stays counted: it moves into the settled failures. */
-		bool gone = false;
-		if (count_failure(s, id, l, &p->now, &gone, err, errsz) != LINK_STORE_OK)
+		if (count_failure(s, id, l, &p->now, ch, err, errsz) != LINK_STORE_OK)
 			return LINK_STORE_ERROR;
-		p->destroyed = gone;
-		*deleted = true; /* commit the removal whatever else happened */
+		p->destroyed = ch->deleted;
+		ch->commit = true; /* commit the removal whatever else happened */
 		return expires <= p->now ? LINK_STORE_STALE : LINK_STORE_WRONG;
 	}
-	rc = claim_view(s, id, l, &p->claim, deleted, err, errsz);
+	rc = claim_view(s, id, l, &p->claim, ch, err, errsz);
 	if (rc == LINK_STORE_GONE)
-		*deleted = true;
+		ch->commit = true; /* a dead link: the attempt's removal with it */
 	return rc;
 }
 
@@ -981,8 +1022,13 @@ link_store_prove(struct link_store *s, const char *id, int64_t now,
 {
 	struct prove p = { .now = now, .attempt = attempt, .valid = valid,
 	                   .claim = { .now = now, .ciphertext = ciphertext } };
+	/* A wrong proof's commit is relaxed (write_sync): the attempt it settles
+	 * was counted durably when it was evaluated, and an evaluated attempt
+	 * counts against max_failed_attempts until it is settled or, once
+	 * expired, swept into the failures; so losing this commit to a power cut
+	 * gives a guesser nothing back (docs/formats.md "Link v2"). */
+	struct change ch = { .durable = valid };
 	enum link_store_rc rv;
-	bool deleted;
 
 	if (destroyed)
 		*destroyed = false;
@@ -991,7 +1037,7 @@ link_store_prove(struct link_store *s, const char *id, int64_t now,
 		                                                     ciphertext, views_out, destroyed,
 		                                                     err, errsz)
 		                               : LINK_STORE_GONE;
-	rv = change_link(s, id, prove_attempt, &p, &deleted, err, errsz);
+	rv = change_link(s, id, prove_attempt, &p, &ch, err, errsz);
 	if (rv == LINK_STORE_OK && views_out)
 		*views_out = p.claim.views;
 	if (destroyed && rv != LINK_STORE_ERROR)
@@ -1020,26 +1066,26 @@ link_store_pending_count(struct link_store *s, const char *id, unsigned *n, char
 
 static enum link_store_rc
 revoke_link(struct link_store *s, const char *id, struct link_store_link *l, void *arg,
-            bool *deleted, char *err, size_t errsz)
+            struct change *ch, char *err, size_t errsz)
 {
 	const bool *whole_message = arg;
 
 	if (delete_links(s, id, l->message_id, *whole_message, err, errsz) < 0)
 		return LINK_STORE_ERROR;
-	*deleted = true;
+	ch->deleted = true;
 	return LINK_STORE_OK;
 }
 
 enum link_store_rc
 link_store_revoke(struct link_store *s, const char *id, bool whole_message, char *err, size_t errsz)
 {
-	bool deleted;
+	struct change ch = { .durable = true };
 
 	if (s->pg)
 		return link_store_id_valid(id) ? link_store_pg_revoke(s->pg, id, whole_message, err,
 		                                                      errsz)
 		                               : LINK_STORE_GONE;
-	return change_link(s, id, revoke_link, &whole_message, &deleted, err, errsz);
+	return change_link(s, id, revoke_link, &whole_message, &ch, err, errsz);
 }
 
 enum link_store_rc
@@ -1053,7 +1099,7 @@ link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links, unsigned 
 	if (s->pg)
 		return link_store_pg_sweep(s->pg, now, n_links, n_messages, err, errsz);
 	pthread_mutex_lock(&s->lock);
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+	if (begin_write(s, true, err, errsz) < 0)
 		goto out;
 	if ((st = prepare(s, "DELETE FROM reply_caps WHERE expires <= ?1", err, errsz)) == NULL)
 		goto out;
@@ -1271,7 +1317,7 @@ link_store_reply_put(struct link_store *s, const unsigned char cap[LINK_STORE_RE
 		return link_store_pg_reply_put(s->pg, cap, link_id, now, lim, rcpt, in_reply_to, body,
 		                               len, err, errsz);
 	pthread_mutex_lock(&s->lock);
-	if (exec_sql(s, "BEGIN IMMEDIATE", err, errsz) < 0)
+	if (begin_write(s, true, err, errsz) < 0)
 		goto out;
 	if ((st = prepare(s, "SELECT sender, replies, last FROM reply_caps "
 	                  "WHERE cap = ? AND expires > ? AND link_id = ?", err, errsz)) == NULL)
