@@ -316,3 +316,47 @@ def test_view_document_shows_headers_text_html_and_attachments(tmp_path, browser
         assert console_problems(browser) == []
     finally:
         v.stop()
+
+
+def test_v2_page_on_a_phone_with_the_keyboard_only(start_proxy, upstream, browser):  # noqa: F811
+    """Issue 15 item 6: a phone-sized window, no mouse.  Tab reaches the
+    password field, Enter opens the message, Tab reaches the attachment and
+    Enter downloads it; nothing is wider than the screen (no sideways
+    scrolling) and every field has its label."""
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    p = start_proxy(upstream)
+    r = send_rich(p, "correct horse " + os.urandom(3).hex())
+    browser.set_window_size(360, 740)
+    browser.get(r.link.url)
+    wait = WebDriverWait(browser, 60)
+    wait.until(EC.visibility_of_element_located((By.ID, "pw")))
+    assert browser.execute_script("return window.innerWidth") <= 400
+
+    def fits() -> bool:
+        return browser.execute_script(
+            "return document.documentElement.scrollWidth <= window.innerWidth")
+
+    def tab_to(pred, limit: int = 40) -> None:
+        for _ in range(limit):
+            if pred(browser.switch_to.active_element):
+                return
+            ActionChains(browser).send_keys(Keys.TAB).perform()
+        raise AssertionError("Tab never reached the element")
+
+    assert fits()
+    for field in browser.find_elements(By.CSS_SELECTOR, "input:not([type=hidden]), textarea"):
+        if field.is_displayed():
+            fid = field.get_attribute("id")
+            assert browser.find_elements(By.CSS_SELECTOR, f"label[for={fid}]"), fid
+    tab_to(lambda e: e.get_attribute("id") == "pw")
+    ActionChains(browser).send_keys(r.password + Keys.ENTER).perform()
+    wait.until(EC.visibility_of_element_located((By.ID, "message")))
+    assert browser.find_element(By.ID, "subject").text == r.subject
+    assert fits()
+    tab_to(lambda e: e.tag_name == "a" and e.text == "figures.bin")
+    ActionChains(browser).send_keys(Keys.ENTER).perform()
+    got = wait_download(browser.downloads, len(r.attachment))
+    assert got.read_bytes() == r.attachment
+    assert console_problems(browser) == []
