@@ -46,6 +46,19 @@ function paint() {
 	return new Promise((resolve) => requestAnimationFrame(() => setTimeout(resolve, 0)));
 }
 
+// The progress bar while a message decrypts: updated after every chunk,
+// painted about every 4 MB (a paint waits for the next frame).
+function decryptProgress() {
+	let painted = 0;
+	return (done, total) => {
+		progress(done, total);
+		if (done - painted < 4 * 1024 * 1024)
+			return undefined;
+		painted = done;
+		return paint();
+	};
+}
+
 // An error the page explains in words; `final`: no point trying again here.
 class Stop extends Error {
 	constructor(message, final = true) {
@@ -518,7 +531,8 @@ async function unlock(link, paramsBytes, params, password) {
 		await paint();
 		let plain;
 		try {
-			plain = v2.openMessage(sodium, blob.subarray(v2.SEALED_KEY_BYTES), key, progress);
+			plain = await v2.openMessage(sodium, blob.subarray(v2.SEALED_KEY_BYTES), key,
+			                             decryptProgress());
 			wipe.push(plain);
 			if (v2.isViewDoc(plain))
 				render(v2.parseViewDoc(plain));

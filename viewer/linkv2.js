@@ -289,9 +289,10 @@ export function unwrapKey(sodium, params, sealed, linkId, kwk) {
 
 // ---- the message blob: SPLNKMSG, version 1, chunked stream ----
 
-// The plaintext; onProgress(done, total) after every chunk.  Every rule of
-// formats.md "Chunked stream": FINAL last and only last, nothing after it.
-export function openMessage(sodium, blob, key, onProgress) {
+// The plaintext; onProgress(done, total) after every chunk, awaited, so the
+// page can let the browser paint its progress bar between chunks.  Every rule
+// of formats.md "Chunked stream": FINAL last and only last, nothing after it.
+export async function openMessage(sodium, blob, key, onProgress) {
 	const fail = (why) => { throw new LinkError("stream", why); };
 	if (blob.length < 9 + STREAM_HEADER + CHUNK_OVERHEAD ||
 	    !bytesEqual(blob.subarray(0, 8), enc.encode(MAGIC_MSG)))
@@ -326,7 +327,7 @@ export function openMessage(sodium, blob, key, onProgress) {
 		n += r.message.length;
 		sodium.memzero(r.message);
 		if (onProgress)
-			onProgress(off, blob.length);
+			await onProgress(off, blob.length);
 		if (r.tag === sodium.crypto_secretstream_xchacha20poly1305_TAG_FINAL) {
 			if (off !== blob.length)
 				fail("bytes after the end of the message");

@@ -360,3 +360,42 @@ def test_v2_page_on_a_phone_with_the_keyboard_only(start_proxy, upstream, browse
     got = wait_download(browser.downloads, len(r.attachment))
     assert got.read_bytes() == r.attachment
     assert console_problems(browser) == []
+
+
+def test_progress_moves_while_a_large_message_decrypts(tmp_path, browser):
+    """Issue 15: the page shows progress while it works.  A 12 MB message:
+    a recorder on every animation frame sees the bar strictly between empty
+    and full while the status says "Decrypting" (a decryption that never
+    gave the browser a frame would only ever show it full)."""
+    att = os.urandom(12 * 1024 * 1024)
+    header = {"v": 1, "from": "Alice <alice@example.com>", "to": "dave@example.org", "cc": None,
+              "date": None, "subject": "Large", "message_id": None, "text": "see attached",
+              "html": None, "sender_key": None, "html_refused": False, "truncated": False,
+              "attachments": [{"name": "big.bin", "type": "application/octet-stream",
+                               "size": len(att)}]}
+    v = Viewer(tmp_path / "viewer")
+    v.write_config()
+    v.start()
+    try:
+        frag = store_v2_link(v.store, view_document(header, [att]), "open sesame",
+                             "alice@example.com", "")
+        browser.get(v.base_url + frag)
+        wait = WebDriverWait(browser, 60)
+        wait.until(EC.visibility_of_element_located((By.ID, "pw")))
+        browser.execute_script("""
+            window.seen = [];
+            const p = document.getElementById("progress");
+            const s = document.getElementById("status");
+            (function frame() {
+                if (s.textContent.startsWith("Decrypting"))
+                    window.seen.push(p.value / p.max);
+                requestAnimationFrame(frame);
+            })();""")
+        browser.find_element(By.ID, "pw").send_keys("open sesame\n")
+        wait.until(EC.visibility_of_element_located((By.ID, "message")))
+        seen = browser.execute_script("return window.seen")
+        assert any(0 < x < 1 for x in seen), seen
+        assert browser.find_element(By.ID, "subject").text == "Large"
+        assert console_problems(browser) == []
+    finally:
+        v.stop()
