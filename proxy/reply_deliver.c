@@ -8,6 +8,7 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <time.h>
 
 #include <gmime/gmime.h>
@@ -16,11 +17,26 @@
 #include "link_upload.h"
 #include "log.h"
 
+/* Replies queued whose removal (from the store, or DELETE on the remote
+ * viewer) failed: the next pass only retries the removal, so that a reply is
+ * never queued twice by this process.  Bounded: while it is full, no new
+ * reply is taken. */
+struct reply_unremoved {
+	struct {
+		int64_t id;
+		/* BLAKE2b of link, body: a viewer whose store was reset may give
+		 * an id again to another reply, which must not be skipped */
+		unsigned char digest[crypto_generichash_BYTES];
+	} e[REPLY_UNREMOVED_MAX];
+	size_t n;
+};
+
 struct reply_collector {
 	struct link_store *store;   /* embedded: the store; else NULL and: */
 	const char *url;            /* [link] upload_url */
 	const char *token_file;     /* [link] upload_token_file */
 	struct queue *q;
+	struct reply_unremoved unremoved;
 	pthread_t tid;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -227,8 +243,61 @@ out:
 	return rv;
 }
 
+static void
+reply_digest(const struct link_store_reply *r, unsigned char d[crypto_generichash_BYTES])
+{
+	crypto_generichash_state st;
+
+	crypto_generichash_init(&st, NULL, 0, crypto_generichash_BYTES);
+	crypto_generichash_update(&st, (const unsigned char *)r->link_id, strlen(r->link_id) + 1);
+	crypto_generichash_update(&st, r->body, r->body_len);
+	crypto_generichash_final(&st, d, crypto_generichash_BYTES);
+}
+
+/* The slot of reply r if it was queued and not yet removed, else -1. */
+static ssize_t
+unremoved_find(const struct reply_unremoved *u, const struct link_store_reply *r)
+{
+	unsigned char d[crypto_generichash_BYTES];
+
+	reply_digest(r, d);
+	for (size_t i = 0; i < u->n; i++)
+		if (u->e[i].id == r->id && sodium_memcmp(u->e[i].digest, d, sizeof d) == 0)
+			return (ssize_t)i;
+	return -1;
+}
+
+/* Note the outcome of removing reply r after it was queued: removed, or
+ * (removed false) still there, to be removed, never queued, next time. */
+static void
+unremoved_note(struct reply_unremoved *u, const struct link_store_reply *r, bool removed)
+{
+	ssize_t i = unremoved_find(u, r);
+
+	if (i >= 0 && removed) {
+		u->e[i] = u->e[--u->n];
+	} else if (i < 0 && !removed && u->n < REPLY_UNREMOVED_MAX) {
+		u->e[u->n].id = r->id;
+		reply_digest(r, u->e[u->n].digest);
+		u->n++;
+	}
+}
+
+/* No new reply while REPLY_UNREMOVED_MAX queued ones wait for their removal.
+ * Returns 0, or -1 with err set. */
+static int
+unremoved_room(const struct reply_unremoved *u, char *err, size_t errsz)
+{
+	if (u->n < REPLY_UNREMOVED_MAX)
+		return 0;
+	sp_seterr(err, errsz, "%zu queued replies could not be removed from the viewer; "
+	          "no new reply is taken until they are", u->n);
+	return -1;
+}
+
 int
-reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t errsz)
+reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
+                   char *err, size_t errsz)
 {
 	struct link_store_reply *v = NULL;
 	size_t n = 0, i;
@@ -238,12 +307,21 @@ reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t 
 		return -1;
 	for (i = 0; i < n; i++) {
 		char why[SP_ERRLEN];
-		int rc = queue_one(q, &v[i]);
-		if (rc < 0)
-			continue; /* stays in the store for the next pass */
-		queued += rc == 0;
-		if (link_store_reply_delete(store, v[i].id, why, sizeof why) == LINK_STORE_ERROR)
-			sp_log_error("reply %" PRId64 ": %s", v[i].id, why);
+		bool removed;
+		int rc = 0;
+		if (unremoved_find(u, &v[i]) < 0) {
+			if (unremoved_room(u, err, errsz) < 0) {
+				queued = queued ? queued : -1;
+				break;
+			}
+			if ((rc = queue_one(q, &v[i])) < 0)
+				continue; /* stays in the store for the next pass */
+			queued += rc == 0;
+		}
+		removed = link_store_reply_delete(store, v[i].id, why, sizeof why) != LINK_STORE_ERROR;
+		unremoved_note(u, &v[i], removed);
+		if (!removed)
+			sp_log_error("reply %" PRId64 ": %s; it stays queued once", v[i].id, why);
 		else
 			sp_log_info("reply %" PRId64 ": removed from the store", v[i].id);
 	}
@@ -254,30 +332,44 @@ reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t 
 }
 
 int
-reply_collect_remote_once(const char *url, const char *token_file, struct queue *q, char *err,
-                          size_t errsz)
+reply_collect_remote_once(const char *url, const char *token_file, struct queue *q,
+                          struct reply_unremoved *u, char *err, size_t errsz)
 {
 	int queued = 0, i;
 
 	for (i = 0; i < REPLY_BATCH_MAX; i++) {
 		struct link_store_reply *r = NULL;
 		char why[SP_ERRLEN];
-		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc;
+		bool removed;
+		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc = 0;
 		if (got < 0) {
 			queued = queued ? queued : -1;
 			break;
 		}
 		if (got == 0)
 			break;
-		rc = queue_one(q, r);
-		if (rc >= 0 && link_upload_reply_delete(url, token_file, r->id, why, sizeof why) < 0)
-			sp_log_error("reply %" PRId64 ": cannot delete it on the viewer: %s", r->id, why);
-		else if (rc >= 0)
-			sp_log_info("reply %" PRId64 ": removed from the viewer", r->id);
+		if (unremoved_find(u, r) < 0) {
+			if (unremoved_room(u, err, errsz) < 0) {
+				link_store_reply_free(r, 1);
+				queued = queued ? queued : -1;
+				break;
+			}
+			if ((rc = queue_one(q, r)) < 0) {
+				link_store_reply_free(r, 1);
+				break; /* the queue failed: stays on the viewer for the next pass */
+			}
+			queued += rc == 0;
+		}
+		removed = link_upload_reply_delete(url, token_file, r->id, why, sizeof why) == 0;
+		unremoved_note(u, r, removed);
+		if (!removed) {
+			sp_log_error("reply %" PRId64 ": cannot delete it on the viewer: %s; "
+			             "it stays queued once", r->id, why);
+			link_store_reply_free(r, 1);
+			break; /* the viewer would hand out the same reply again */
+		}
+		sp_log_info("reply %" PRId64 ": removed from the viewer", r->id);
 		link_store_reply_free(r, 1);
-		if (rc < 0)
-			break; /* the queue failed: stays on the viewer for the next pass */
-		queued += rc == 0;
 	}
 	if (queued > 0)
 		queue_kick(q);
@@ -295,9 +387,9 @@ collector_main(void *arg)
 		struct timespec ts;
 		int64_t wait = REPLY_POLL_INTERVAL_MS;
 		pthread_mutex_unlock(&rc->lock);
-		if ((rc->store ? reply_collect_once(rc->store, rc->q, err, sizeof err)
-		               : reply_collect_remote_once(rc->url, rc->token_file, rc->q, err,
-		                                           sizeof err)) < 0) {
+		if ((rc->store ? reply_collect_once(rc->store, rc->q, &rc->unremoved, err, sizeof err)
+		               : reply_collect_remote_once(rc->url, rc->token_file, rc->q,
+		                                           &rc->unremoved, err, sizeof err)) < 0) {
 			sp_log_error("secure replies: %s; next look in %d s", err,
 			             REPLY_POLL_RETRY_MS / 1000);
 			wait = REPLY_POLL_RETRY_MS;

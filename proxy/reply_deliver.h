@@ -27,8 +27,13 @@
 #define REPLY_BATCH_MAX 16
 /* Armored ciphertext: base64 characters per line (RFC 4880 6.3: at most 76). */
 #define REPLY_ARMOR_LINE 64
+/* Replies queued whose removal from the store or the viewer failed, kept so
+ * that they are not queued again (reply_deliver.c); while this many wait, no
+ * new reply is taken. */
+#define REPLY_UNREMOVED_MAX 64
 
 struct reply_collector;
+struct reply_unremoved;
 
 /* The mail for one reply (CRLF line endings, not dot-stuffed); *to receives
  * the bare address of the link's sender (free()).  -1 with err when the
@@ -37,13 +42,15 @@ int reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char 
                      size_t errsz);
 
 /* One pass: queue every stored reply, delete each queued one from the store.
- * Returns how many were queued, or -1 with err set. */
-int reply_collect_once(struct link_store *store, struct queue *q, char *err, size_t errsz);
+ * A reply in u (queued before, its removal failed) is not queued again, only
+ * removed.  Returns how many were queued, or -1 with err set. */
+int reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
+                       char *err, size_t errsz);
 
 /* The same for a remote viewer ([link] upload_url): fetch replies over the
  * upload API with the bearer token, delete each there once queued. */
 int reply_collect_remote_once(const char *url, const char *token_file, struct queue *q,
-                              char *err, size_t errsz);
+                              struct reply_unremoved *u, char *err, size_t errsz);
 
 /* A thread running one of them every REPLY_POLL_INTERVAL_MS: on store when
  * it is not NULL (embedded viewer), else on the remote viewer of url. */

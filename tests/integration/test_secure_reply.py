@@ -15,6 +15,7 @@ import email.policy
 import base64
 import json
 import os
+import re
 import sqlite3
 from email.message import EmailMessage
 from pathlib import Path
@@ -293,12 +294,10 @@ def test_reply_from_the_page_in_chromium(start_reply_proxy, upstream, browser, t
         home.kill_agent()
 
 
-def test_remote_viewer_reply_collected_over_the_api(start_proxy, upstream, sealpost_bin,
-                                                    tmp_path, request, alice_gpg):
-    """[link] upload_url: the reply waits on the remote viewer; the proxy
-    fetches it with the upload token (GET /api/v1/replies), delivers it and
-    deletes it there (DELETE /api/v1/replies/<id>).  Without the token the
-    API answers 401 and gives nothing."""
+def remote_viewer_unlocked(start_proxy, upstream, sealpost_bin, tmp_path, request):
+    """A remote viewer ([link] upload_url) and a proxy sending to it; a link
+    sent and unlocked over HTTP: (proxy, the viewer's store, its Web, the
+    sent message, the reply token, the original Message-ID)."""
     token = tmp_path / "upload.token"
     token.write_text(base64.urlsafe_b64encode(os.urandom(32)).decode() + "\n")
     token.chmod(0o600)
@@ -321,6 +320,17 @@ def test_remote_viewer_reply_collected_over_the_api(start_proxy, upstream, sealp
     reply_token = r.header(TOKEN_HEADER)
     assert reply_token
     irt = email.message_from_bytes(s.msg, policy=email.policy.default)["Message-ID"]
+    return p, rstore, web, s, reply_token, irt
+
+
+def test_remote_viewer_reply_collected_over_the_api(start_proxy, upstream, sealpost_bin,
+                                                    tmp_path, request, alice_gpg):
+    """[link] upload_url: the reply waits on the remote viewer; the proxy
+    fetches it with the upload token (GET /api/v1/replies), delivers it and
+    deletes it there (DELETE /api/v1/replies/<id>).  Without the token the
+    API answers 401 and gives nothing."""
+    p, rstore, web, s, reply_token, irt = remote_viewer_unlocked(
+        start_proxy, upstream, sealpost_bin, tmp_path, request)
     secret_text = f"remote-reply-{os.urandom(6).hex()}"
     ct = alice_gpg.encrypt(f"Subject: Re\r\n\r\n{secret_text}\r\n".encode(), [ALICE])
     # The collection API wants the upload token.
@@ -339,3 +349,64 @@ def test_remote_viewer_reply_collected_over_the_api(start_proxy, upstream, sealp
     p.sp.wait_log(r"reply \d+: removed from the viewer")
     assert replies_in_store(rstore) == 0
     assert secret_text.encode() not in store_bytes(rstore)
+
+
+def test_remote_reply_is_not_queued_again_when_its_delete_fails(start_proxy, upstream,
+                                                                 sealpost_bin, tmp_path,
+                                                                 request, alice_gpg):
+    """The remote viewer cannot delete a collected reply (its store refuses
+    deletes, a trigger): the proxy queued it once, and on the next looks only
+    asks again to delete it.  Once the viewer can, the reply is removed; the
+    sender got exactly one mail for it."""
+    p, rstore, web, s, reply_token, irt = remote_viewer_unlocked(
+        start_proxy, upstream, sealpost_bin, tmp_path, request)
+    db = sqlite3.connect(rstore, timeout=10)
+    with db:
+        db.execute("CREATE TRIGGER test_no_delete BEFORE DELETE ON replies "
+                   "BEGIN SELECT RAISE(ABORT, 'deletes refused by the test'); END")
+    ct = alice_gpg.encrypt(f"Subject: Re\r\n\r\nonce-{os.urandom(4).hex()}\r\n".encode(), [ALICE])
+    h = {"Content-Type": "application/pgp-encrypted", "Authorization": f"Bearer {reply_token}",
+         "Sealpost-Reply-From": DAVE, "Sealpost-In-Reply-To": irt}
+    r = web.request("POST", f"/v2/{s.link.id_b64}/reply", body=ct, headers=h)
+    assert r.status == 202, r.body
+    wait_reply(upstream, irt)
+    # Two failed deletes: the second look found the same reply on the viewer.
+    rx = r"reply (\d+): cannot delete it on the viewer"
+    p.sp.wait_log(rx + r"(?s:.*)" + rx, timeout=60)
+    with db:
+        db.execute("DROP TRIGGER test_no_delete")
+    db.close()
+    p.sp.wait_log(r"reply \d+: removed from the viewer", timeout=60)
+    assert replies_in_store(rstore) == 0
+    assert len(re.findall(r"reply \d+ \(link [^)]*\): queued as", p.sp.log())) == 1
+    answers = [rec for rec in upstream.messages
+               if email.message_from_bytes(rec.content, policy=email.policy.default)["In-Reply-To"] == irt]
+    assert len(answers) == 1
+
+
+def test_embedded_reply_is_not_queued_again_when_its_delete_fails(start_reply_proxy, alice_gpg,
+                                                                  upstream):
+    """The same with the embedded viewer: the proxy's own store refuses the
+    delete; the reply is queued once, removed once the store lets it."""
+    p = start_reply_proxy(upstream, reply_min_interval="0")
+    s, token, orig = unlock(p, "correct horse battery")
+    irt = orig["Message-ID"]
+    db = sqlite3.connect(p.store, timeout=10)
+    with db:
+        db.execute("CREATE TRIGGER test_no_delete BEFORE DELETE ON replies "
+                   "BEGIN SELECT RAISE(ABORT, 'deletes refused by the test'); END")
+    ct = alice_gpg.encrypt(f"Subject: Re\r\n\r\nonce-{os.urandom(4).hex()}\r\n".encode(), [ALICE])
+    r, _ = post_reply(p, s.link, ct, token, irt=irt)
+    assert r.status == 202, r.body
+    wait_reply(upstream, irt)
+    rx = r"reply \d+: [^\n]*deletes refused by the test"
+    p.sp.wait_log(rx + r"(?s:.*)" + rx, timeout=60)
+    with db:
+        db.execute("DROP TRIGGER test_no_delete")
+    db.close()
+    p.sp.wait_log(r"reply \d+: removed from the store", timeout=60)
+    assert replies_in_store(p.store) == 0
+    assert len(re.findall(r"reply \d+ \(link [^)]*\): queued as", p.sp.log())) == 1
+    answers = [rec for rec in upstream.messages
+               if email.message_from_bytes(rec.content, policy=email.policy.default)["In-Reply-To"] == irt]
+    assert len(answers) == 1
