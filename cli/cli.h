@@ -13,6 +13,9 @@
 #define EXIT_RUNTIME 1
 #define EXIT_USAGE 2
 
+/* The subcommands: each is the main of `sealpost <name>`.  It prints its own
+ * errors on stderr and returns the exit status: EXIT_OK, EXIT_RUNTIME or
+ * EXIT_USAGE (its man page says which failure is which). */
 int cmd_run(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 /* `check --viewer`: base is the links' base URL (check_viewer.c).  Returns
@@ -70,10 +73,12 @@ int cli_parse_args(const struct cli_command *cmd, int argc, char **argv, const c
 /* Print the usage on stderr; returns EXIT_USAGE. */
 int cli_usage_error(const struct cli_command *cmd);
 
-/* Find and load the config for a subcommand; prints the error and returns
- * EXIT_USAGE on failure, else 0. */
+/* Find and load the config for a subcommand.  Returns 0 (EXIT_OK) with cfg
+ * loaded, or EXIT_USAGE with the error printed on stderr. */
 int cli_load_config(const char *explicit_path, bool need_upstream, struct sp_config *cfg);
-/* Read a secret from the terminal without echo, or a line from stdin. */
+/* Read a secret from the terminal without echo, or a line from stdin.
+ * Returns it (sodium_malloc'd: sodium_free()), or NULL when it is longer than
+ * 1023 bytes (said on stderr) or sodium_malloc fails (nothing said). */
 char *cli_read_secret(const char *prompt);
 
 #endif

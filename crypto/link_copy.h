@@ -41,7 +41,10 @@ struct sp_link_settings {
 	char sender[SP_LINK_SENDER_MAX]; /* "Name <addr>" from From:, shown before the password */
 };
 
-/* Bad header values are the sender's mistake: -1 with err (554 5.6.0). */
+/* The settings for message m: cfg's defaults, then its X-Sealpost-* headers.
+ * Returns 0 with *s filled (clear it with sp_link_settings_clear()), or -1
+ * with err set for a bad header value, the sender's mistake (554 5.6.0); *s
+ * then holds nothing to free. */
 int sp_link_settings_read(const struct sp_mime *m, const struct sp_config *cfg, struct sp_link_settings *s,
                           char *err, size_t errsz);
 void sp_link_settings_clear(struct sp_link_settings *s);
@@ -72,7 +75,8 @@ struct sp_link_bundle {
  * v2 links (the default) seal the message rendered now as a view document
  * (crypto/view_doc.h), with sender_key (the sender's armored OpenPGP public
  * key, or NULL) as its "sender_key".  A message that cannot be rendered is
- * an error (-1 with err), never sealed in another form. */
+ * an error, never sealed in another form.  Returns 0 with *out (free it with
+ * sp_link_bundle_free()), or -1 with err set and *out untouched. */
 int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, const struct sp_blob *msg,
                         const char *sender_key, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
@@ -81,7 +85,9 @@ void sp_link_bundle_free(struct sp_link_bundle *b);
 bool sp_link_make_v1(void);
 
 /* The notification for one grant: the client's outer headers (Subject from
- * the template), multipart/alternative text + HTML from the templates. */
+ * the template), multipart/alternative text + HTML from the templates,
+ * appended to out.  Returns 0, or -1 with err set (a template that cannot be
+ * read, out's limit); out's length is then as on entry. */
 int sp_link_notification(const struct sp_config *cfg, const struct sp_mime *m, const struct sp_link_bundle *b,
                          const struct sp_link_grant *g, struct sp_buf *out, char *err, size_t errsz);
 

@@ -54,30 +54,37 @@
 
 /* A fresh per-link key: a uniformly random non-zero scalar (GenerateKeyPair). */
 void sp_oprf_keygen(unsigned char sk[SP_OPRF_SCALARBYTES]);
-/* DeriveKeyPair(seed, info) of RFC 9497, section 3.2.1; pk may be NULL. */
+/* DeriveKeyPair(seed, info) of RFC 9497, section 3.2.1; pk may be NULL.
+ * Returns 0 with sk (and pk), or -1 with err set (info longer than
+ * SP_OPRF_INFO_MAX, or no non-zero scalar in 256 tries); sk is then zero. */
 int sp_oprf_derive_keypair(const unsigned char seed[SP_OPRF_SEEDBYTES], const void *info, size_t info_len,
                            unsigned char sk[SP_OPRF_SCALARBYTES], unsigned char pk[SP_OPRF_ELEMENTBYTES],
                            char *err, size_t errsz);
 /* BlindEvaluate: evaluated = sk * blinded.  blinded comes off the wire: it is
- * rejected (-1) unless it is the canonical encoding of a ristretto255 element
- * other than the identity.  sk must be a valid non-zero scalar. */
+ * rejected unless it is the canonical encoding of a ristretto255 element
+ * other than the identity.  sk must be a valid non-zero scalar.  Returns 0
+ * with evaluated, or -1 with err set (a bad sk or blinded). */
 int sp_oprf_blind_evaluate(const unsigned char sk[SP_OPRF_SCALARBYTES],
                            const unsigned char blinded[SP_OPRF_ELEMENTBYTES],
                            unsigned char evaluated[SP_OPRF_ELEMENTBYTES], char *err, size_t errsz);
-/* Is sk a canonical, non-zero scalar (a key read back from a store)? */
+/* Is sk a canonical, non-zero scalar (a key read back from a store)?
+ * Returns 1 or 0. */
 int sp_oprf_key_valid(const unsigned char sk[SP_OPRF_SCALARBYTES]);
 
 /* ---- client ---- */
 
-/* Blind(input): a fresh random blind; blinded = blind * HashToGroup(input). */
+/* Blind(input): a fresh random blind; blinded = blind * HashToGroup(input).
+ * Returns 0 with blind and blinded, or -1 with err set (input too long, or
+ * hashing to the identity); blind is then zero. */
 int sp_oprf_blind(const void *input, size_t len, unsigned char blind[SP_OPRF_SCALARBYTES],
                   unsigned char blinded[SP_OPRF_ELEMENTBYTES], char *err, size_t errsz);
 /* The same with the blind given (known-answer tests); blind must be a
- * canonical non-zero scalar. */
+ * canonical non-zero scalar.  Returns 0 with blinded, or -1 with err set. */
 int sp_oprf_blind_det(const void *input, size_t len, const unsigned char blind[SP_OPRF_SCALARBYTES],
                       unsigned char blinded[SP_OPRF_ELEMENTBYTES], char *err, size_t errsz);
 /* Finalize(input, blind, evaluated): evaluated comes off the wire and gets the
- * same checks as in sp_oprf_blind_evaluate(). */
+ * same checks as in sp_oprf_blind_evaluate().  Returns 0 with out, or -1 with
+ * err set (out not written). */
 int sp_oprf_finalize(const void *input, size_t len, const unsigned char blind[SP_OPRF_SCALARBYTES],
                      const unsigned char evaluated[SP_OPRF_ELEMENTBYTES],
                      unsigned char out[SP_OPRF_OUTPUTBYTES], char *err, size_t errsz);
@@ -86,13 +93,17 @@ int sp_oprf_finalize(const void *input, size_t len, const unsigned char blind[SP
 
 /* Evaluate(sk, input): the output without blinding, for whoever holds sk and
  * input (the proxy writing a link v2 record).  Equal to blind + blind_evaluate
- * + finalize. */
+ * + finalize.  Returns 0 with out, or -1 with err set (out not written). */
 int sp_oprf_evaluate(const unsigned char sk[SP_OPRF_SCALARBYTES], const void *input, size_t len,
                      unsigned char out[SP_OPRF_OUTPUTBYTES], char *err, size_t errsz);
 
-/* ---- building blocks (exposed for tests) ---- */
+/* ---- building blocks (exposed for tests) ----
+ * These take no err: each returns 0, or -1 (no err) only for arguments out of
+ * the bounds above, which the callers above check first. */
 
-/* expand_message_xmd(msg, DST, outlen) with SHA-512 (RFC 9380, 5.3.1). */
+/* expand_message_xmd(msg, DST, outlen) with SHA-512 (RFC 9380, 5.3.1).
+ * Returns 0, or -1 (no err) if dst, outlen or len is outside the SP_XMD_*
+ * bounds. */
 int sp_expand_message_xmd_sha512(const void *msg, size_t len, const void *dst, size_t dstlen,
                                  unsigned char *out, size_t outlen);
 /* HashToGroup(input): hash_to_ristretto255 with DST "HashToGroup-" || contextString. */

@@ -53,10 +53,12 @@ struct sp_view {
 	                                        * sp_view_render(), NULL when none */
 };
 
-/* Parse data[0..len).  Returns 0, or -1 with err when it is not a message at
- * all.  The HTML body is sanitised here, with its cid: images inlined: m->html
- * is safe to put into the message frame as it is.  A format=flowed text/plain
- * body (RFC 3676) is reflowed. */
+/* Parse data[0..len).  Returns 0 with *out filled (free it with
+ * sp_view_free()), or -1 with err set when it is not a message at all (*out
+ * is then empty).  The HTML body is sanitised here, with its cid: images
+ * inlined: m->html is safe to put into the message frame as it is; an HTML
+ * body the sanitiser refuses is no error but html_refused.  A format=flowed
+ * text/plain body (RFC 3676) is reflowed. */
 int sp_view_render(const void *data, size_t len, struct sp_view *out, char *err, size_t errsz);
 void sp_view_free(struct sp_view *m);
 void sp_view_attachment_clear(struct sp_view_attachment *a);
@@ -66,7 +68,7 @@ void sp_view_attachment_clear(struct sp_view_attachment *a);
  * before a soft break is deleted too), a flowed line followed by one of another
  * quote depth or by the signature separator "-- " is a hard break, quoted
  * paragraphs get their ">" prefix back (">> " for depth 2).  Lines end in LF.
- * Malloc'd; the caller wipes and frees it. */
+ * Malloc'd, never NULL; the caller wipes and frees it. */
 char *sp_view_flowed(const char *text, bool delsp);
 
 #endif

@@ -34,11 +34,13 @@
 #define LINK_RECORD_MAGIC_LEN 8
 #define LINK_RECORD_CONTENT_TYPE "application/vnd.sealpost.link-record.v1"
 
-/* Serialise m (created is not sent: the viewer stamps its own clock). */
+/* Serialise m, appended to out (created is not sent: the viewer stamps its own
+ * clock).  Returns 0, or -1 with err set (m out of the format's bounds, or
+ * out's limit; out may then hold part of the record). */
 int link_record_encode(const struct link_store_new_msg *m, struct sp_buf *out, char *err, size_t errsz);
 /* Parse data into m: m->ciphertext and the wrapped blobs point into data;
  * m->links, m->sender and m->hint are allocated (link_record_free).  created
- * is left 0. */
+ * is left 0.  Returns 0, or -1 with err set (*m then empty, nothing to free). */
 int link_record_decode(const void *data, size_t len, struct link_store_new_msg *m, char *err, size_t errsz);
 void link_record_free(struct link_store_new_msg *m);
 

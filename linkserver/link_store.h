@@ -29,7 +29,10 @@
  * max_views = 1 exactly one of any number of concurrent unlocks wins.
  *
  * Errors: functions return enum link_store_rc; on LINK_STORE_ERROR one line is
- * written into err (it never contains a blob).
+ * written into err (it never contains a blob).  The other results are outcomes,
+ * not errors: they leave err alone, except LINK_STORE_EXISTS, which names the
+ * link id in it.  Each prototype says which results it returns; a malformed
+ * link id answers as an unknown one.
  */
 #ifndef SP_LINK_STORE_H
 #define SP_LINK_STORE_H
@@ -153,18 +156,23 @@ bool link_store_is_url(const char *store);
 char *link_store_label(const char *store);
 
 /* Open (SQLite: creating the file 0600 and its directory 0700; PostgreSQL:
- * connecting once) and migrate. */
+ * connecting once) and migrate.  Returns LINK_STORE_OK with *out, or
+ * LINK_STORE_ERROR with err set and *out NULL. */
 enum link_store_rc link_store_open(const char *path, struct link_store **out, char *err, size_t errsz);
 void link_store_close(struct link_store *s);
 
 /* Store a message and all its links atomically; msg_id (optional) receives the
- * new message id.  LINK_STORE_EXISTS when a link id is taken (nothing stored). */
+ * new message id.  Returns LINK_STORE_OK, LINK_STORE_EXISTS with err set when
+ * a link id is taken (nothing stored), or LINK_STORE_ERROR with err set (also
+ * for a message that breaks the limits above). */
 enum link_store_rc link_store_put(struct link_store *s, const struct link_store_new_msg *m,
                                   char msg_id[LINK_STORE_MSGID_HEXLEN + 1], char *err, size_t errsz);
 
 /* A live link's state and wrapped blob (free with link_store_link_clear()).
  * A link that exists but is expired, revoked or used up is deleted (with its
- * message when no link remains) and answers LINK_STORE_GONE like an unknown one. */
+ * message when no link remains) and answers LINK_STORE_GONE like an unknown one.
+ * Returns LINK_STORE_OK with *out, or LINK_STORE_GONE, or LINK_STORE_ERROR with
+ * err set (also for a damaged key blob); *out is zeroed but on OK. */
 enum link_store_rc link_store_get(struct link_store *s, const char *id, int64_t now,
                                   struct link_store_link *out, char *err, size_t errsz);
 void link_store_link_clear(struct link_store_link *l);
@@ -172,14 +180,18 @@ void link_store_link_clear(struct link_store_link *l);
 /* Count one view, atomically: when the link is live and has views left, views
  * is incremented, the message ciphertext is appended to `ciphertext`, and a link
  * that has now used its last view is deleted (with an orphaned message) in the
- * same transaction.  Otherwise LINK_STORE_GONE and nothing is returned.
- * views_out (optional) receives the new count. */
+ * same transaction.  Returns LINK_STORE_OK with *views_out (optional) the new
+ * count, LINK_STORE_GONE (unknown or dead: nothing appended), or
+ * LINK_STORE_ERROR with err set (also when ciphertext's limit is too small). */
 enum link_store_rc link_store_claim_view(struct link_store *s, const char *id, int64_t now,
                                          struct sp_buf *ciphertext, uint64_t *views_out,
                                          char *err, size_t errsz);
 
 /* Record one failed unlock; at max_failed the link is destroyed (and its
- * message when no link remains): *destroyed (optional) says so. */
+ * message when no link remains): *destroyed (optional) says so.  Returns
+ * LINK_STORE_OK (also for a link found dead, which is deleted then, with
+ * *destroyed true), LINK_STORE_GONE for an unknown link, or LINK_STORE_ERROR
+ * with err set. */
 enum link_store_rc link_store_fail(struct link_store *s, const char *id, int64_t now,
                                    bool *destroyed, char *err, size_t errsz);
 
@@ -191,8 +203,9 @@ enum link_store_rc link_store_fail(struct link_store *s, const char *id, int64_t
  * has; *ticket (> 0) goes to link_store_attempt_end().  The registration is
  * ordered with every change to the link (the same row locks).  SQLite:
  * *others = 0 and *ticket = 0 (the viewer counts its own process's attempts).
- * LINK_STORE_GONE: a malformed id, or (PostgreSQL) no such link; nothing is
- * registered then. */
+ * Returns LINK_STORE_OK, LINK_STORE_GONE (a malformed id, or on PostgreSQL no
+ * such link: nothing registered, *others and *ticket 0), or (PostgreSQL)
+ * LINK_STORE_ERROR with err set. */
 enum link_store_rc link_store_attempt_begin(struct link_store *s, const char *id, int64_t now,
                                             uint64_t *others, int64_t *ticket, char *err,
                                             size_t errsz);
@@ -213,8 +226,10 @@ void link_store_attempt_end(struct link_store *s, int64_t ticket);
  * attempt left (failed + pending < max_failed, pending <
  * LINK_STORE_PENDING_MAX), and record `attempt` as pending until
  * now + LINK_STORE_PENDING_TTL_S.  out (optional) receives the link with its
- * record (free with link_store_link_clear()).  LINK_STORE_BUSY: every attempt
- * left is pending; LINK_STORE_GONE: dead or unknown; nothing recorded then. */
+ * record (free with link_store_link_clear()).  Returns LINK_STORE_OK,
+ * LINK_STORE_BUSY (every attempt left is pending), LINK_STORE_GONE (dead or
+ * unknown; a dead one is deleted), or LINK_STORE_ERROR with err set (also for
+ * a damaged key blob); on any but OK nothing is recorded and *out is empty. */
 enum link_store_rc link_store_evaluate(struct link_store *s, const char *id, int64_t now,
                                        const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES],
                                        struct link_store_link *out, char *err, size_t errsz);
@@ -224,35 +239,42 @@ enum link_store_rc link_store_evaluate(struct link_store *s, const char *id, int
  * *views_out, the last view burns the link) and return LINK_STORE_OK; when not
  * valid, count a failure (*destroyed when that was the last one) and return
  * LINK_STORE_WRONG.  LINK_STORE_STALE: no such attempt pending (proven once
- * already, or expired: an expired one is counted as a failure here);
- * LINK_STORE_GONE: the link is dead, or its views are used up. */
+ * already, or expired: an expired one is counted as a failure here, and
+ * *destroyed says whether that was the last);
+ * LINK_STORE_GONE: the link is unknown, dead, or its views are used up
+ * (nothing appended); LINK_STORE_ERROR with err set: nothing changed. */
 enum link_store_rc link_store_prove(struct link_store *s, const char *id, int64_t now,
                                     const unsigned char attempt[LINK_STORE_ATTEMPT_BYTES],
                                     bool valid, struct sp_buf *ciphertext, uint64_t *views_out,
                                     bool *destroyed, char *err, size_t errsz);
-/* Pending v2 attempts of a link (tests, the outbox). */
+/* Pending v2 attempts of a link (tests, the outbox).  Returns LINK_STORE_OK
+ * with *n (0 for an unknown link), or LINK_STORE_ERROR with err set and *n 0. */
 enum link_store_rc link_store_pending_count(struct link_store *s, const char *id,
                                             unsigned *n, char *err, size_t errsz);
 
 /* Delete now: the link, or (whole_message) every link of its message; the
- * message goes when no link remains.  LINK_STORE_GONE if there was no such link. */
+ * message goes when no link remains.  Returns LINK_STORE_OK, LINK_STORE_GONE
+ * if there was no such link, or LINK_STORE_ERROR with err set. */
 enum link_store_rc link_store_revoke(struct link_store *s, const char *id, bool whole_message,
                                      char *err, size_t errsz);
 
 /* Count expired pending v2 attempts as failures and remove them, then delete
  * expired, revoked and used-up links (those whose failures reached the cap
- * with them), then messages without links.
- * Counts (optional) say how many rows went. */
+ * with them), then messages without links.  Returns LINK_STORE_OK with the
+ * counts (optional) saying how many rows went, or LINK_STORE_ERROR with err
+ * set. */
 enum link_store_rc link_store_sweep(struct link_store *s, int64_t now, unsigned *n_links,
                                     unsigned *n_messages, char *err, size_t errsz);
 
 /* Every link (wrapped == NULL), newest first, for the outbox and tools; free
- * with link_store_list_free(). */
+ * with link_store_list_free().  Returns LINK_STORE_OK with *out and *n, or
+ * LINK_STORE_ERROR with err set (*out NULL, *n 0). */
 enum link_store_rc link_store_list(struct link_store *s, struct link_store_link **out, size_t *n,
                                    char *err, size_t errsz);
 void link_store_list_free(struct link_store_link *v, size_t n);
 
-/* Row counts (tests, `sealpost check`). */
+/* Row counts (tests, `sealpost check`).  Returns LINK_STORE_OK with the
+ * counts (each optional), or LINK_STORE_ERROR with err set. */
 enum link_store_rc link_store_count(struct link_store *s, unsigned *n_links, unsigned *n_messages,
                                     char *err, size_t errsz);
 
@@ -286,32 +308,38 @@ struct link_store_reply {
 	size_t body_len;
 };
 
-/* Store a reply capability for link_id (sender: the link's; expires: the link's). */
+/* Store a reply capability for link_id (sender: the link's; expires: the
+ * link's).  Returns LINK_STORE_OK, or LINK_STORE_ERROR with err set. */
 enum link_store_rc link_store_reply_cap_put(struct link_store *s, const char *link_id,
                                             const char *sender, int64_t expires,
                                             const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
                                             char *err, size_t errsz);
-/* Is cap a live capability of link_id?  LINK_STORE_OK or LINK_STORE_GONE
- * (the viewer asks before it reads a reply's body). */
+/* Is cap a live capability of link_id (the viewer asks before it reads a
+ * reply's body)?  Returns LINK_STORE_OK, LINK_STORE_GONE, or LINK_STORE_ERROR
+ * with err set. */
 enum link_store_rc link_store_reply_cap_check(struct link_store *s,
                                               const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
                                               const char *link_id, int64_t now, char *err,
                                               size_t errsz);
 /* Store one reply under a live capability, counted in the same transaction.
- * LINK_STORE_GONE: no such capability (or expired); LINK_STORE_FULL: its
- * replies are used up; LINK_STORE_BUSY: too soon after the last one.
- * The capability must be link_id's. */
+ * The capability must be link_id's.  Returns LINK_STORE_OK, LINK_STORE_GONE
+ * (no such capability, or expired), LINK_STORE_FULL (its replies are used
+ * up), LINK_STORE_BUSY (too soon after the last one), or LINK_STORE_ERROR with
+ * err set; nothing is stored but on OK. */
 enum link_store_rc link_store_reply_put(struct link_store *s,
                                         const unsigned char cap[LINK_STORE_REPLY_CAP_BYTES],
                                         const char *link_id, int64_t now,
                                         const struct link_store_reply_limits *lim,
                                         const char *rcpt, const char *in_reply_to,
                                         const void *body, size_t len, char *err, size_t errsz);
-/* Up to max stored replies, oldest first (free with link_store_reply_free()). */
+/* Up to max stored replies, oldest first (free with link_store_reply_free()).
+ * Returns LINK_STORE_OK with *out and *n (0: none), or LINK_STORE_ERROR with
+ * err set (*out NULL, *n 0). */
 enum link_store_rc link_store_reply_take(struct link_store *s, size_t max,
                                          struct link_store_reply **out, size_t *n, char *err,
                                          size_t errsz);
-/* Delete a delivered reply.  LINK_STORE_GONE: no such reply. */
+/* Delete a delivered reply.  Returns LINK_STORE_OK, LINK_STORE_GONE (no such
+ * reply), or LINK_STORE_ERROR with err set. */
 enum link_store_rc link_store_reply_delete(struct link_store *s, int64_t id, char *err,
                                            size_t errsz);
 void link_store_reply_free(struct link_store_reply *v, size_t n);

@@ -14,6 +14,13 @@
  * statement that finds its connection dropped before any change is retried
  * once on a fresh one.  A database that is down or slow gives LINK_STORE_ERROR
  * (the viewer's 503) within the timeouts below, never a hang.
+ *
+ * Each link_store_pg_* function returns exactly what its link_store_*
+ * namesake in link_store.h says, with the same out-parameters, and sets err
+ * in the same cases (LINK_STORE_ERROR; LINK_STORE_EXISTS).  link_store.c
+ * resets the out-parameters first, and answers LINK_STORE_GONE itself for a
+ * malformed id where a call looks a link up (get, claim_view, fail,
+ * attempt_begin, evaluate, prove, revoke).
  */
 #ifndef SP_LINK_STORE_PG_H
 #define SP_LINK_STORE_PG_H

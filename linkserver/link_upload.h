@@ -22,12 +22,13 @@
 #define LINK_UPLOAD_REPLY_MAX 4096
 
 /* POST the message with its links to url (the viewer's /api/v1/links).
- * 0 when the viewer stored it, -1 with err otherwise. */
+ * Returns 0 when the viewer stored it (201), or -1 with err set otherwise
+ * (the transport's error, or the viewer's status and answer). */
 int link_upload(const char *url, const char *token_file, const struct link_store_new_msg *m,
                 char *err, size_t errsz);
 
 /* DELETE url/<link_id>: revoke the whole message on the remote viewer.
- * 0 done, 1 no such link there, -1 error. */
+ * Returns 0 done (200), 1 no such link there (404), or -1 with err set. */
 int link_upload_revoke(const char *url, const char *token_file, const char *link_id,
                        char *err, size_t errsz);
 
@@ -37,10 +38,12 @@ int link_upload_revoke(const char *url, const char *token_file, const char *link
 #define LINK_UPLOAD_REPLY_JSON_MAX ((size_t)64 * 1024 * 1024 / 3 * 4 + 65536)
 
 /* GET <upload_url's /api/v1/replies>: the oldest reply waiting there.
- * 1 got one (free with link_store_reply_free(out, 1)), 0 none, -1 error. */
+ * Returns 1 with *out (free with link_store_reply_free(*out, 1)), 0 none
+ * (204), or -1 with err set; *out is NULL but on 1. */
 int link_upload_reply_next(const char *url, const char *token_file,
                            struct link_store_reply **out, char *err, size_t errsz);
-/* DELETE it there once it is queued.  0 done, 1 already gone, -1 error. */
+/* DELETE it there once it is queued.  Returns 0 done (200), 1 already gone
+ * (404), or -1 with err set. */
 int link_upload_reply_delete(const char *url, const char *token_file, int64_t id, char *err,
                              size_t errsz);
 

@@ -79,6 +79,8 @@ bool web_client_key(const struct sockaddr *sa, const struct sp_net_list *trusted
 
 struct web_tarpit;
 
+/* A tarpit remembering at most max_clients clients (0: WEB_TARPIT_MAX_CLIENTS).
+ * Never NULL. */
 struct web_tarpit *web_tarpit_new(unsigned max_clients);
 void web_tarpit_free(struct web_tarpit *t);
 /* Before a password attempt.  Returns 0: go ahead now; > 0: go ahead after

@@ -30,11 +30,12 @@ struct web_conn;
 
 /* At most per_client_max connections per client key; a request gets
  * budget_ms from the start of its connection (or the end of the previous
- * response) to arrive whole. */
+ * response) to arrive whole.  Never NULL. */
 struct web_conns *web_conns_new(unsigned per_client_max, int64_t budget_ms);
 void web_conns_free(struct web_conns *cs);
 
-/* The key a peer is counted under ("127.0.0.2", "2001:db8:1:2::/64"). */
+/* The key a peer is counted under ("127.0.0.2", "2001:db8:1:2::/64").
+ * Returns false for an unknown address family. */
 bool web_conns_key(const struct sockaddr *sa, char out[WEB_CLIENT_KEYLEN]);
 
 /* May this peer open one more connection?  (An unknown address family: yes,

@@ -11,7 +11,9 @@
 
 
 /* RFC 8187 / RFC 3986 percent-encoding of every byte outside unreserved
- * (ALPHA / DIGIT / "-" / "." / "_" / "~"): for filename*=UTF-8''... */
+ * (ALPHA / DIGIT / "-" / "." / "_" / "~"): for filename*=UTF-8''..., appended
+ * to b.  Returns 0, or -1 (no err: the only failure is b's limit, and b may
+ * then hold part of the encoding). */
 int web_percent_encode(struct sp_buf *b, const char *s, size_t len);
 
 /* A file name safe to put in a quoted Content-Disposition filename="": printable

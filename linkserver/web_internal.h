@@ -97,15 +97,19 @@ struct web_req {
 
 /* ---- web_request.c ---- */
 
-/* The request's state, made when its raw target is known (before decoding). */
+/* The request's state, made when its raw target is known (before decoding).
+ * Never NULL. */
 struct web_req *web_req_new(struct web_listener *l, struct MHD_Connection *c,
                             struct web_conn *wc, const char *uri);
 void web_req_free(struct web_req *r);
 /* First call for a request: route it, run the guard, prepare for its body.
- * Returns MHD_YES with *done false to go on reading. */
+ * Returns MHD_YES with *done false to go on reading; else *done is true and
+ * the request has been answered (a refusal queued): MHD_YES, or MHD_NO when
+ * the response could not be queued. */
 enum MHD_Result web_req_begin(struct web_server *ws, struct web_req *r, const char *url,
                               const char *method, bool *done);
-/* A piece of the body: MHD_NO hangs up (past the route's limit). */
+/* A piece of the body.  Returns MHD_YES, or MHD_NO to hang up (past the
+ * route's limit, or a form the post processor refuses). */
 enum MHD_Result web_req_body(struct web_req *r, const char *data, size_t n);
 /* The whole request is in: its route's handler answers it. */
 enum MHD_Result web_req_handle(struct web_server *ws, struct web_req *r);
@@ -125,7 +129,10 @@ enum web_csp { WEB_CSP_PAGE, WEB_CSP_MESSAGE, WEB_CSP_NONE };
 #define WEB_TEXT "text/plain; charset=utf-8"
 
 /* Queue a response: takes body (may be NULL), adds the headers every response
- * carries, plus up to two optional extra headers (h1/h2 NULL: none). */
+ * carries, plus up to two optional extra headers (h1/h2 NULL: none).  Each
+ * web_respond* returns what MHD_queue_response() did: MHD_YES queued, or
+ * MHD_NO (libmicrohttpd then closes the connection).  No err: a caller has
+ * nothing to add to a failure to answer. */
 enum MHD_Result web_respond(struct web_server *ws, struct web_req *r, unsigned status,
                             enum web_csp csp, const char *ctype, struct sp_buf *body,
                             const char *h1, const char *v1, const char *h2, const char *v2);
@@ -150,7 +157,11 @@ enum MHD_Result web_respond_store_error(struct web_server *ws, struct web_req *r
 enum MHD_Result web_respond_store_miss(struct web_server *ws, struct web_req *r,
                                        enum link_store_rc rc, const char *err);
 
-/* ---- the handlers (web_view.c, web_download.c, web_api.c, web_outbox_page.c) ---- */
+/* ---- the handlers (web_view.c, web_download.c, web_api.c, web_outbox_page.c) ----
+ *
+ * Every handler answers the request itself, errors included (a page or a JSON
+ * error with its status, the store's failures logged and a 503), and returns
+ * as web_respond(). */
 
 enum MHD_Result web_h_index(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_robots(struct web_server *ws, struct web_req *r);
@@ -173,6 +184,9 @@ enum MHD_Result web_h_v2_post(struct web_server *ws, struct web_req *r);
 #define WEB_REPLY_FROM_HEADER "Sealpost-Reply-From"
 #define WEB_REPLY_IRT_HEADER "Sealpost-In-Reply-To"
 enum MHD_Result web_h_v2_reply(struct web_server *ws, struct web_req *r);
+/* The guard of POST /v2/<id>/reply, before its body is read (a bearer token
+ * of a live reply capability).  Returns false to go on, or true with the
+ * refusal answered and its result in *ret. */
 bool web_v2_reply_guard(struct web_server *ws, struct web_req *r, enum MHD_Result *ret);
 enum MHD_Result web_h_api_replies(struct web_server *ws, struct web_req *r);
 enum MHD_Result web_h_api_reply_delete(struct web_server *ws, struct web_req *r);
@@ -183,7 +197,8 @@ enum MHD_Result web_v2_page(struct web_server *ws, struct web_req *r);
 
 /* The attachment (form fields dl, part) of link `id` (web_download.c). */
 enum MHD_Result web_download(struct web_server *ws, struct web_req *r, const char *id);
-/* Is link `id` in the store now?  LINK_STORE_OK, _GONE, or _ERROR with err. */
+/* Is link `id` in the store now?  Returns LINK_STORE_OK, LINK_STORE_GONE, or
+ * LINK_STORE_ERROR with err set (link_store_get()'s results). */
 enum link_store_rc web_link_check(struct web_server *ws, const char *id, char *err,
                                   size_t errsz);
 /* Link `id` is gone: the downloads it gave end now (their bytes are wiped). */
@@ -193,7 +208,9 @@ void web_downloads_end(struct web_server *ws, const char *id);
 unsigned web_outbox_guard(struct web_server *ws, struct web_req *r);
 /* Is the request's bearer token the upload API's? */
 bool web_api_authorized(struct web_server *ws, struct web_req *r);
-/* Read [link] upload_token_file (unset: the API stays off).  0, or -1 with err. */
+/* Read [link] upload_token_file (unset: the API stays off).  Returns 0 (also
+ * for no path), or -1 with err set (unreadable, or not one line of at least
+ * 22 characters without spaces). */
 int web_api_load_token(struct web_server *ws, const char *path, char *err, size_t errsz);
 
 #endif

@@ -61,11 +61,12 @@ size_t web_outbox_count(void);
 
 /* The outbox token of this state directory, from WEB_OUTBOX_TOKEN_FILE.  With
  * create, a missing file is made first (and the directory, 0700); the file must
- * be a regular file that only its owner can read.  0, or -1 with err (which
- * never holds the token). */
+ * be a regular file that only its owner can read.  Returns 0 with out, or -1
+ * with err set (which never holds the token) and out "". */
 int web_outbox_token(const char *state_dir, bool create, char out[WEB_OUTBOX_TOKEN_HEXLEN + 1],
                      char *err, size_t errsz);
-/* "http://127.0.0.1:8026/outbox/<token>" for [linkserver] outbox_listen; malloc'd. */
+/* "http://127.0.0.1:8026/outbox/<token>" for [linkserver] outbox_listen;
+ * malloc'd, never NULL. */
 char *web_outbox_url(const struct sp_listen *l, const char *token);
 
 #endif

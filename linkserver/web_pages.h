@@ -16,7 +16,11 @@
 #include "util.h"
 #include "view_render.h"
 
-/* "'sha256-...'" of the stylesheet, for style-src. */
+/* "'sha256-...'" of the stylesheet, for style-src.
+ *
+ * The web_page_* builders append a whole page to b and return 0, or -1 (no
+ * err) only when b's limit is reached (b then holds part of the page); the
+ * viewer's page buffers have no limit. */
 const char *web_pages_style_source(void);
 
 enum web_form_note {

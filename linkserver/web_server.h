@@ -36,7 +36,8 @@
 
 struct web_server;
 
-/* Bind [linkserver] listen and start serving.  0, or -1 with err. */
+/* Bind [linkserver] listen (and outbox_listen) and start serving.  Returns 0
+ * with *out, or -1 with err set and *out NULL. */
 int web_server_start(const struct sp_config *cfg, struct link_store *store,
                      struct web_server **out, char *err, size_t errsz);
 /* Stop serving, wait for the threads, wipe what the server held. */

@@ -38,6 +38,7 @@
 
 struct web_sessions;
 
+/* Never NULL. */
 struct web_sessions *web_sessions_new(size_t max_bytes, unsigned max_sessions);
 void web_sessions_free(struct web_sessions *ss);
 
@@ -47,16 +48,19 @@ void web_sessions_new_cap(char cap[WEB_SESSION_CAPLEN + 1]);
 /* Keep the attachments of m (moved out of m: m->att becomes empty) for link_id
  * under cap, until now_ms + WEB_SESSION_TTL_MS or link_expires_ms, whichever is
  * first.  last_view: issued by the view that used the link up (the link is no
- * longer in the store).  With no attachments nothing is kept.  Returns 0, or -1
- * when they are larger than the whole bound or cap is malformed. */
+ * longer in the store).  With no attachments nothing is kept.  Returns 0, or
+ * -1 when they are larger than the whole bound or cap is malformed (no err:
+ * the caller logs it, and the downloads answer as expired); m keeps its
+ * attachments then. */
 int web_sessions_add(struct web_sessions *ss, const char *cap, const char *link_id,
                      struct sp_view *m, int64_t now_ms, int64_t link_expires_ms,
                      bool last_view);
 
-/* A copy of attachment `part` for (cap, link_id), or -1 (unknown, expired,
- * another link's capability, no such part).  *last_view (optional) says whether
- * the capability came from the view that used the link up.  Free the copy with
- * sp_view_attachment_clear(). */
+/* A copy of attachment `part` for (cap, link_id).  Returns 0 with *copy (free
+ * it with sp_view_attachment_clear()), or -1 (no err, *copy empty: unknown,
+ * expired, another link's capability, no such part; the caller answers 410
+ * for all alike).  *last_view (optional) says whether the capability came
+ * from the view that used the link up (false on -1). */
 int web_sessions_get(struct web_sessions *ss, const char *cap, const char *link_id, size_t part,
                      int64_t now_ms, struct sp_view_attachment *copy, bool *last_view);
 

@@ -35,25 +35,34 @@
 struct reply_collector;
 struct reply_unremoved;
 
-/* The mail for one reply (CRLF line endings, not dot-stuffed); *to receives
- * the bare address of the link's sender (free()).  -1 with err when the
- * stored sender is not one address. */
+/* The mail for one reply (CRLF line endings, not dot-stuffed), appended to
+ * out.  Returns 0 with *to the bare address of the link's sender (free()),
+ * or -1 with err set when the stored sender is not one address (*to NULL,
+ * out unchanged). */
 int reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char **to, char *err,
                      size_t errsz);
 
 /* One pass: queue every stored reply, delete each queued one from the store.
  * A reply in u (queued before, its removal failed) is not queued again, only
- * removed.  Returns how many were queued, or -1 with err set. */
+ * removed.  Returns how many were queued (0 or more), or -1 with err set when
+ * the store cannot be read or u is full.  A reply that cannot be queued is
+ * logged and left for the next pass; one that can never be delivered is
+ * logged and deleted. */
 int reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
                        char *err, size_t errsz);
 
 /* The same for a remote viewer ([link] upload_url): fetch replies over the
- * upload API with the bearer token, delete each there once queued. */
+ * upload API with the bearer token, delete each there once queued.  Returns
+ * as reply_collect_once(), -1 with err set when the first fetch fails; a
+ * fetch that fails after some were queued ends the pass with their count
+ * (err then holds the failure nonetheless). */
 int reply_collect_remote_once(const char *url, const char *token_file, struct queue *q,
                               struct reply_unremoved *u, char *err, size_t errsz);
 
 /* A thread running one of them every REPLY_POLL_INTERVAL_MS: on store when
- * it is not NULL (embedded viewer), else on the remote viewer of url. */
+ * it is not NULL (embedded viewer), else on the remote viewer of url.
+ * Returns 0 with *out (stop it with reply_collector_stop()), or -1 with err
+ * set when the thread cannot start. */
 int reply_collector_start(struct link_store *store, const char *url, const char *token_file,
                           struct queue *q, struct reply_collector **out, char *err,
                           size_t errsz);
