@@ -454,8 +454,12 @@ sp_link_notification(const struct sp_config *cfg, const struct sp_mime *m, const
 	}
 	rv = 0;
 out:
-	if (rv < 0)
+	if (rv < 0) {
+		/* What was written may hold the link (a secret). */
+		if (out->len > start)
+			sodium_memzero(out->data + start, out->len - start);
 		out->len = start;
+	}
 	if (alt)
 		g_object_unref(alt);
 	if (tp)

@@ -343,6 +343,8 @@ reply_collect_remote_once(const char *url, const char *token_file, struct queue 
 		bool removed;
 		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc = 0;
 		if (got < 0) {
+			if (queued)
+				sp_log_error("secure replies: %s", err); /* the caller sees a count */
 			queued = queued ? queued : -1;
 			break;
 		}

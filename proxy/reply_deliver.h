@@ -54,8 +54,8 @@ int reply_collect_once(struct link_store *store, struct queue *q, struct reply_u
 /* The same for a remote viewer ([link] upload_url): fetch replies over the
  * upload API with the bearer token, delete each there once queued.  Returns
  * as reply_collect_once(), -1 with err set when the first fetch fails; a
- * fetch that fails after some were queued ends the pass with their count
- * (err then holds the failure nonetheless). */
+ * fetch that fails after some were queued is logged here and ends the pass
+ * with their count. */
 int reply_collect_remote_once(const char *url, const char *token_file, struct queue *q,
                               struct reply_unremoved *u, char *err, size_t errsz);
 
