@@ -1,9 +1,10 @@
-/* pgp_packets.c - the OpenPGP packet walker and armor decoder (see pgp_packets.h). */
+/* pgp_packets.c - the OpenPGP packet walker, armor decoder and encoder (see pgp_packets.h). */
 #include "pgp_packets.h"
 
 #include <string.h>
 
 #include <glib.h>
+#include <sodium.h>
 
 enum {
 	TAG_PKESK = 1,
@@ -222,6 +223,28 @@ crc24(uint32_t crc, const unsigned char *p, size_t n)
 		}
 	}
 	return crc & 0xffffff;
+}
+
+void
+sp_pgp_armor_encode(const unsigned char *p, size_t n, struct sp_buf *out)
+{
+	const size_t chunk = SP_PGP_ARMOR_LINE / 4 * 3;
+	char line[SP_PGP_ARMOR_LINE + 1];
+	unsigned char c[3];
+	char cs[8];
+	uint32_t crc = crc24(0xb704ce, p, n);
+
+	sp_buf_printf(out, "-----BEGIN PGP MESSAGE-----\r\n\r\n");
+	for (size_t off = 0; off < n; off += chunk) {
+		size_t k = n - off < chunk ? n - off : chunk;
+		sodium_bin2base64(line, sizeof line, p + off, k, sodium_base64_VARIANT_ORIGINAL);
+		sp_buf_printf(out, "%s\r\n", line);
+	}
+	c[0] = (unsigned char)(crc >> 16);
+	c[1] = (unsigned char)(crc >> 8);
+	c[2] = (unsigned char)crc;
+	sodium_bin2base64(cs, sizeof cs, c, 3, sodium_base64_VARIANT_ORIGINAL);
+	sp_buf_printf(out, "=%s\r\n-----END PGP MESSAGE-----\r\n", cs);
 }
 
 /* The next line of [*p, end) without its line break and trailing blanks. */

@@ -46,6 +46,14 @@ int sp_pgp_packets_check(const unsigned char *p, size_t n, char *err, size_t err
  * out.  Returns 0, or -1 with err set. */
 int sp_pgp_armor_decode(const char *p, size_t n, struct sp_buf *out, char *err, size_t errsz);
 
+/* Armored output: base64 characters per line (RFC 4880 6.3: at most 76). */
+#define SP_PGP_ARMOR_LINE 64
+
+/* Append the ASCII armor (RFC 4880 6.2) of the packets p[0..n) to out as a
+ * "PGP MESSAGE" block with CRLF lines and the CRC-24 checksum: what
+ * sp_pgp_armor_decode() reads back. */
+void sp_pgp_armor_encode(const unsigned char *p, size_t n, struct sp_buf *out);
+
 /* Both: is the text one armored, encrypted OpenPGP message, nothing else?
  * true yes; false no, and err says what it is instead. */
 bool sp_pgp_armored_is_encrypted(const char *p, size_t n, char *err, size_t errsz);

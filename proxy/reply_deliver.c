@@ -16,6 +16,7 @@
 
 #include "link_upload.h"
 #include "log.h"
+#include "pgp_packets.h"
 
 /* Replies queued whose removal (from the store, or DELETE on the remote
  * viewer) failed: the next pass only retries the removal, so that a reply is
@@ -100,48 +101,6 @@ msgid_of(const char *v)
 	return sp_xasprintf("<%.*s>", (int)n, v);
 }
 
-/* RFC 4880 6.1 CRC-24 of the packets (the armor checksum). */
-static uint32_t
-crc24(const unsigned char *p, size_t n)
-{
-	uint32_t crc = 0xB704CEu;
-	size_t i;
-	int b;
-
-	for (i = 0; i < n; i++) {
-		crc ^= (uint32_t)p[i] << 16;
-		for (b = 0; b < 8; b++) {
-			crc <<= 1;
-			if (crc & 0x1000000u)
-				crc ^= 0x1864CFBu;
-		}
-	}
-	return crc & 0xFFFFFFu;
-}
-
-/* ASCII armor (RFC 4880 6.2) of the packets, CRLF lines. */
-static void
-armor(struct sp_buf *out, const unsigned char *p, size_t n)
-{
-	size_t chunk = REPLY_ARMOR_LINE / 4 * 3, off;
-	char line[REPLY_ARMOR_LINE + 1];
-	unsigned char c[3];
-	char cs[8];
-	uint32_t crc = crc24(p, n);
-
-	sp_buf_printf(out, "-----BEGIN PGP MESSAGE-----\r\n\r\n");
-	for (off = 0; off < n; off += chunk) {
-		size_t k = n - off < chunk ? n - off : chunk;
-		sodium_bin2base64(line, sizeof line, p + off, k, sodium_base64_VARIANT_ORIGINAL);
-		sp_buf_printf(out, "%s\r\n", line);
-	}
-	c[0] = (unsigned char)(crc >> 16);
-	c[1] = (unsigned char)(crc >> 8);
-	c[2] = (unsigned char)crc;
-	sodium_bin2base64(cs, sizeof cs, c, 3, sodium_base64_VARIANT_ORIGINAL);
-	sp_buf_printf(out, "=%s\r\n-----END PGP MESSAGE-----\r\n", cs);
-}
-
 int
 reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char **to, char *err,
                  size_t errsz)
@@ -189,7 +148,7 @@ reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char **to
 	              "Content-Description: OpenPGP encrypted message\r\n"
 	              "Content-Disposition: inline; filename=\"encrypted.asc\"\r\n\r\n",
 	              boundary, boundary, boundary);
-	armor(out, r->body, r->body_len);
+	sp_pgp_armor_encode(r->body, r->body_len, out);
 	sp_buf_printf(out, "\r\n--sp-%s--\r\n", boundary);
 	g_free(date);
 	free(rcpt);

@@ -25,8 +25,6 @@
 #define REPLY_POLL_RETRY_MS 30000
 /* Replies taken from the store per look (the rest wait for the next). */
 #define REPLY_BATCH_MAX 16
-/* Armored ciphertext: base64 characters per line (RFC 4880 6.3: at most 76). */
-#define REPLY_ARMOR_LINE 64
 /* Replies queued whose removal from the store or the viewer failed, kept so
  * that they are not queued again (reply_deliver.c); while this many wait, no
  * new reply is taken. */

@@ -29,6 +29,7 @@ from pki import TestPKI  # noqa: E402
 from sealpost import (Sealpost, free_port, hash_password, merge_config,  # noqa: E402
                       run_cli, sealpost_binary)
 from upstream import Script, Upstream  # noqa: E402
+from browser import AVAILABLE as BROWSER_AVAILABLE, MISSING as BROWSER_MISSING, open_browser  # noqa: E402
 
 # Fixed credentials used across the suite.
 CLIENT_USER = "alice"
@@ -210,3 +211,14 @@ def _dev_null_intact():
     yield
     st = _os.stat("/dev/null")
     assert _stat.S_ISCHR(st.st_mode), "/dev/null is no longer a character device after this test"
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium through selenium (tests/integration/browser.py), its
+    downloads under tmp_path; skipped where Chromium or its driver is missing."""
+    if not BROWSER_AVAILABLE:
+        pytest.skip(BROWSER_MISSING)
+    drv = open_browser(tmp_path)
+    yield drv
+    drv.quit()

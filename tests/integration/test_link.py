@@ -35,7 +35,7 @@ from typing import Optional, Sequence
 
 import pytest
 
-from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser, wait_download
+from browser import By, EC, WebDriverWait, wait_download
 from clients import Reply, assert_reply
 from gpgkeys import GpgHome, Identity, kill_all_agents, make_identity, packet_keyids
 from linkmode import (PASSWORD_RE, LinkServer, Notification, Receipt, Tracker, Web,
@@ -935,14 +935,6 @@ def test_revoke_cli(start_link, upstream, keys):
 # =====================================================================================
 # 9. A real browser
 # =====================================================================================
-
-@pytest.fixture
-def browser(tmp_path):
-    if not AVAILABLE:
-        pytest.skip(MISSING)
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 def test_browser_through_the_proxy(start_link, upstream, keys, browser):

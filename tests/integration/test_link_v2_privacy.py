@@ -19,9 +19,8 @@ import socket
 import threading
 from pathlib import Path
 
-import pytest
 
-from browser import AVAILABLE, MISSING, By, open_browser
+from browser import By
 from sealpost import free_port
 # The v2 proxy fixture and its sender's side; the rich message and its unlock.
 from test_link_v2 import start_proxy, v2_links  # noqa: F401
@@ -101,14 +100,6 @@ class RecordingProxy:
         with self.lock:
             return bytes(self.up) + bytes(self.down)
 
-
-@pytest.fixture
-def browser(tmp_path):
-    if not AVAILABLE:
-        pytest.skip(MISSING)
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 def test_wire_store_and_log_hold_no_password_secret_or_message(start_proxy, upstream,  # noqa: F811

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser
+from browser import By, EC, WebDriverWait
 from test_viewer_v2_page import console_problems
 from gpgkeys import GpgHome, short_home
 from linkmode import LinkServer, Web, wait_http
@@ -212,14 +212,6 @@ def test_reply_count_limit(start_reply_proxy, alice_gpg, upstream):
     r, j = post_reply(p, s2.link, ct, token)
     assert r.status == 403
 
-
-@pytest.fixture
-def browser(tmp_path):
-    if not AVAILABLE:
-        pytest.skip(MISSING)
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 def wait_reply(up: Upstream, irt: str):

@@ -14,19 +14,13 @@ import time
 
 import pytest
 
-from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser, wait_download
+from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, wait_download
 from linkmode import Tracker
 from viewer import Viewer, rich_message
 
 # Collected and skipped (not a module-level skip): pytest then exits 0, not 5.
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=MISSING)
 
-
-@pytest.fixture
-def browser(tmp_path):
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 def test_browser_opens_message_downloads_and_loads_nothing_remote(tmp_path, browser):

@@ -23,19 +23,13 @@ import zlib
 
 import pytest
 
-from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser
+from browser import AVAILABLE, MISSING, By, EC, WebDriverWait
 from viewer import Viewer
 
 pytestmark = pytest.mark.skipif(not AVAILABLE, reason=MISSING)
 
 PASSWORD = "correct horse battery"
 
-
-@pytest.fixture
-def browser(tmp_path):
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 class ConnCounter:

@@ -24,10 +24,9 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from pathlib import Path
 
-import pytest
 from nacl import bindings as nb
 
-from browser import AVAILABLE, MISSING, By, EC, WebDriverWait, open_browser, wait_download
+from browser import By, EC, WebDriverWait, wait_download
 from clients import smtplib_send
 # test_link_v2.py's proxy with v2 links and its sender's side (fixtures too).
 from test_link_v2 import ALICE, B64, DAVE, Link, send, start_proxy, v2_links  # noqa: F401
@@ -37,14 +36,6 @@ from viewer import Viewer
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
 import link_v2 as lv  # noqa: E402
 
-
-@pytest.fixture
-def browser(tmp_path):
-    if not AVAILABLE:
-        pytest.skip(MISSING)
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
 
 
 def tiny_png(w: int = 3, h: int = 2) -> bytes:

@@ -100,14 +100,6 @@ def test_two_clean_builds_give_identical_assets(tmp_path):
 
 # ---- in the browser ----
 
-@pytest.fixture
-def browser(tmp_path):
-    if not AVAILABLE:
-        pytest.skip(MISSING)
-    drv = open_browser(tmp_path)
-    yield drv
-    drv.quit()
-
 
 def console_problems(drv) -> list[str]:
     """Console entries that are CSP violations or script errors (a 404/410

@@ -305,6 +305,35 @@ replace(const char *s, const char *from, const char *to)
 	return g_strdup_printf("%.*s%s%s", (int)(at - s), s, to, at + strlen(from));
 }
 
+/* The encoder: gpg's packets armored again carry gpg's own checksum, decode
+ * to the same bytes, and keep every line within SP_PGP_ARMOR_LINE. */
+static void
+test_armor_encode(void)
+{
+	GByteArray *a = packets_of("pkesk-seipd.asc");
+	struct sp_buf out, back;
+	char why[SP_ERRLEN];
+	char **lines;
+
+	sp_buf_init(&out, 0);
+	sp_buf_init(&back, 0);
+	sp_pgp_armor_encode(a->data, a->len, &out);
+	g_assert_true(g_str_has_prefix(out.data, "-----BEGIN PGP MESSAGE-----\r\n\r\n"));
+	g_assert_true(g_str_has_suffix(out.data, "\r\n=QFqB\r\n-----END PGP MESSAGE-----\r\n"));
+	lines = g_strsplit(out.data, "\r\n", -1);
+	for (char **l = lines; *l; l++) {
+		g_assert_cmpuint(strlen(*l), <=, SP_PGP_ARMOR_LINE);
+		g_assert_null(strchr(*l, '\n'));
+	}
+	g_strfreev(lines);
+	if (sp_pgp_armor_decode(out.data, out.len, &back, why, sizeof why) < 0)
+		g_error("decoding our own armor: %s", why);
+	g_assert_cmpmem(back.data, back.len, a->data, a->len);
+	sp_buf_free(&out);
+	sp_buf_free(&back);
+	g_byte_array_unref(a);
+}
+
 static void
 test_armor(void)
 {
@@ -376,5 +405,6 @@ main(int argc, char **argv)
 	g_test_add_func("/pgp_packets/partial", test_partial);
 	g_test_add_func("/pgp_packets/esk_limit", test_esk_limit);
 	g_test_add_func("/pgp_packets/armor", test_armor);
+	g_test_add_func("/pgp_packets/armor_encode", test_armor_encode);
 	return g_test_run();
 }
