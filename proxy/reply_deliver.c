@@ -18,18 +18,18 @@
 #include "log.h"
 #include "pgp_packets.h"
 
-/* Replies queued whose removal (from the store, or DELETE on the remote
- * viewer) failed: the next pass only retries the removal, so that a reply is
- * never queued twice by this process.  Bounded: while it is full, no new
- * reply is taken. */
+/* The reply queued whose removal (from the store, or DELETE on the remote
+ * viewer) failed: the next passes only retry the removal, so that a reply is
+ * never queued twice by this process.  One is enough: both hand out replies
+ * oldest first and a pass stops at the first failed removal, so the
+ * remembered reply comes back first while it is there, and anything else
+ * coming first means it is gone. */
 struct reply_unremoved {
-	struct {
-		int64_t id;
-		/* BLAKE2b of link, body: a viewer whose store was reset may give
-		 * an id again to another reply, which must not be skipped */
-		unsigned char digest[crypto_generichash_BYTES];
-	} e[REPLY_UNREMOVED_MAX];
-	size_t n;
+	bool have;
+	int64_t id;
+	/* BLAKE2b of link id and body: a viewer whose store was reset may give
+	 * the id again to another reply, which must not be skipped */
+	unsigned char digest[crypto_generichash_BYTES];
 };
 
 struct reply_collector {
@@ -213,45 +213,31 @@ reply_digest(const struct link_store_reply *r, unsigned char d[crypto_generichas
 	crypto_generichash_final(&st, d, crypto_generichash_BYTES);
 }
 
-/* The slot of reply r if it was queued and not yet removed, else -1. */
-static ssize_t
-unremoved_find(const struct reply_unremoved *u, const struct link_store_reply *r)
+/* Is r the remembered reply?  If not, whatever was remembered is gone from
+ * the store or viewer (see struct reply_unremoved) and is forgotten. */
+static bool
+unremoved_is(struct reply_unremoved *u, const struct link_store_reply *r)
 {
 	unsigned char d[crypto_generichash_BYTES];
 
+	if (!u->have)
+		return false;
 	reply_digest(r, d);
-	for (size_t i = 0; i < u->n; i++)
-		if (u->e[i].id == r->id && sodium_memcmp(u->e[i].digest, d, sizeof d) == 0)
-			return (ssize_t)i;
-	return -1;
+	if (u->id == r->id && sodium_memcmp(u->digest, d, sizeof d) == 0)
+		return true;
+	u->have = false;
+	return false;
 }
 
-/* Note the outcome of removing reply r after it was queued: removed, or
- * (removed false) still there, to be removed, never queued, next time. */
+/* After removing r: forget it, or (removed false) remember it. */
 static void
 unremoved_note(struct reply_unremoved *u, const struct link_store_reply *r, bool removed)
 {
-	ssize_t i = unremoved_find(u, r);
-
-	if (i >= 0 && removed) {
-		u->e[i] = u->e[--u->n];
-	} else if (i < 0 && !removed && u->n < REPLY_UNREMOVED_MAX) {
-		u->e[u->n].id = r->id;
-		reply_digest(r, u->e[u->n].digest);
-		u->n++;
+	u->have = !removed;
+	if (!removed) {
+		u->id = r->id;
+		reply_digest(r, u->digest);
 	}
-}
-
-/* No new reply while REPLY_UNREMOVED_MAX queued ones wait for their removal.
- * Returns 0, or -1 with err set. */
-static int
-unremoved_room(const struct reply_unremoved *u, char *err, size_t errsz)
-{
-	if (u->n < REPLY_UNREMOVED_MAX)
-		return 0;
-	sp_seterr(err, errsz, "%zu queued replies could not be removed from the viewer; "
-	          "no new reply is taken until they are", u->n);
-	return -1;
 }
 
 int
@@ -264,25 +250,25 @@ reply_collect_once(struct link_store *store, struct queue *q, struct reply_unrem
 
 	if (link_store_reply_take(store, REPLY_BATCH_MAX, &v, &n, err, errsz) != LINK_STORE_OK)
 		return -1;
+	if (n == 0)
+		u->have = false; /* nothing left: not the remembered one either */
 	for (i = 0; i < n; i++) {
 		char why[SP_ERRLEN];
 		bool removed;
-		int rc = 0;
-		if (unremoved_find(u, &v[i]) < 0) {
-			if (unremoved_room(u, err, errsz) < 0) {
-				queued = queued ? queued : -1;
-				break;
-			}
+		int rc;
+		if (!unremoved_is(u, &v[i])) {
 			if ((rc = queue_one(q, &v[i])) < 0)
-				continue; /* stays in the store for the next pass */
+				break; /* stays in the store for the next pass */
 			queued += rc == 0;
 		}
+		/* GONE: someone else removed it; removed all the same */
 		removed = link_store_reply_delete(store, v[i].id, why, sizeof why) != LINK_STORE_ERROR;
 		unremoved_note(u, &v[i], removed);
-		if (!removed)
+		if (!removed) {
 			sp_log_error("reply %" PRId64 ": %s; it stays queued once", v[i].id, why);
-		else
-			sp_log_info("reply %" PRId64 ": removed from the store", v[i].id);
+			break; /* oldest first: the next pass starts with it */
+		}
+		sp_log_info("reply %" PRId64 ": removed from the store", v[i].id);
 	}
 	link_store_reply_free(v, n);
 	if (queued)
@@ -300,28 +286,26 @@ reply_collect_remote_once(const char *url, const char *token_file, struct queue 
 		struct link_store_reply *r = NULL;
 		char why[SP_ERRLEN];
 		bool removed;
-		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc = 0;
+		int got = link_upload_reply_next(url, token_file, &r, err, errsz), rc;
 		if (got < 0) {
 			if (queued)
 				sp_log_error("secure replies: %s", err); /* the caller sees a count */
 			queued = queued ? queued : -1;
 			break;
 		}
-		if (got == 0)
+		if (got == 0) {
+			u->have = false; /* nothing left: not the remembered one either */
 			break;
-		if (unremoved_find(u, r) < 0) {
-			if (unremoved_room(u, err, errsz) < 0) {
-				link_store_reply_free(r, 1);
-				queued = queued ? queued : -1;
-				break;
-			}
+		}
+		if (!unremoved_is(u, r)) {
 			if ((rc = queue_one(q, r)) < 0) {
 				link_store_reply_free(r, 1);
 				break; /* the queue failed: stays on the viewer for the next pass */
 			}
 			queued += rc == 0;
 		}
-		removed = link_upload_reply_delete(url, token_file, r->id, why, sizeof why) == 0;
+		/* 404: someone else removed it; removed all the same */
+		removed = link_upload_reply_delete(url, token_file, r->id, why, sizeof why) >= 0;
 		unremoved_note(u, r, removed);
 		if (!removed) {
 			sp_log_error("reply %" PRId64 ": cannot delete it on the viewer: %s; "

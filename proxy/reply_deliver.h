@@ -25,10 +25,6 @@
 #define REPLY_POLL_RETRY_MS 30000
 /* Replies taken from the store per look (the rest wait for the next). */
 #define REPLY_BATCH_MAX 16
-/* Replies queued whose removal from the store or the viewer failed, kept so
- * that they are not queued again (reply_deliver.c); while this many wait, no
- * new reply is taken. */
-#define REPLY_UNREMOVED_MAX 64
 
 struct reply_collector;
 struct reply_unremoved;
@@ -40,12 +36,13 @@ struct reply_unremoved;
 int reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char **to, char *err,
                      size_t errsz);
 
-/* One pass: queue every stored reply, delete each queued one from the store.
- * A reply in u (queued before, its removal failed) is not queued again, only
- * removed.  Returns how many were queued (0 or more), or -1 with err set when
- * the store cannot be read or u is full.  A reply that cannot be queued is
- * logged and left for the next pass; one that can never be delivered is
- * logged and deleted. */
+/* One pass: queue the stored replies, oldest first, deleting each queued one
+ * from the store; the pass ends at the first that cannot be queued or
+ * deleted (logged; the next pass starts with it).  The reply u remembers
+ * (queued before, its removal failed) is not queued again, only removed.
+ * Returns how many were queued (0 or more), or -1 with err set when the
+ * store cannot be read.  One that can never be delivered is logged and
+ * deleted. */
 int reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
                        char *err, size_t errsz);
 
