@@ -77,8 +77,8 @@ int cli_usage_error(const struct cli_command *cmd);
  * loaded, or EXIT_USAGE with the error printed on stderr. */
 int cli_load_config(const char *explicit_path, bool need_upstream, struct sp_config *cfg);
 /* Read a secret from the terminal without echo, or a line from stdin.
- * Returns it (sodium_malloc'd: sodium_free()), or NULL when it is longer than
- * 1023 bytes (said on stderr) or sodium_malloc fails (nothing said). */
-char *cli_read_secret(const char *prompt);
+ * Returns it (sodium_malloc'd: sodium_free()), or NULL with err set when it
+ * is longer than 1023 bytes or sodium_malloc fails. */
+char *cli_read_secret(const char *prompt, char *err, size_t errsz);
 
 #endif

@@ -125,7 +125,7 @@ cli_load_config(const char *explicit_path, bool need_upstream, struct sp_config 
 }
 
 char *
-cli_read_secret(const char *prompt)
+cli_read_secret(const char *prompt, char *err, size_t errsz)
 {
 	struct termios old, noecho;
 	bool tty = isatty(STDIN_FILENO);
@@ -133,8 +133,10 @@ cli_read_secret(const char *prompt)
 	size_t n = 0;
 	int c;
 
-	if (buf == NULL)
+	if (buf == NULL) {
+		sp_seterr(err, errsz, "cannot allocate protected memory for the secret");
 		return NULL;
+	}
 	if (tty) {
 		fprintf(stderr, "%s", prompt);
 		tcgetattr(STDIN_FILENO, &old);
@@ -147,7 +149,7 @@ cli_read_secret(const char *prompt)
 			/* Never shorten a secret silently. */
 			if (tty)
 				tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
-			fprintf(stderr, "sealpost: longer than 1023 bytes\n");
+			sp_seterr(err, errsz, "longer than 1023 bytes");
 			sodium_free(buf);
 			return NULL;
 		}

@@ -27,11 +27,13 @@ cmd_passwd(int argc, char **argv)
 		fprintf(stderr, "sealpost: passwd: a user name cannot contain ':'\n");
 		return EXIT_USAGE;
 	}
-	pass = cli_read_secret("Password: ");
-	if (pass == NULL || pass[0] == '\0') {
+	if ((pass = cli_read_secret("Password: ", err, sizeof err)) == NULL) {
+		fprintf(stderr, "sealpost: passwd: %s\n", err);
+		return EXIT_USAGE;
+	}
+	if (pass[0] == '\0') {
 		fprintf(stderr, "sealpost: passwd: empty password\n");
-		if (pass)
-			sodium_free(pass);
+		sodium_free(pass);
 		return EXIT_USAGE;
 	}
 	if (sp_users_hash(pass, hash, sizeof hash, err, sizeof err) < 0) {

@@ -43,6 +43,24 @@ def test_help(cli, args, words):
         assert w in out, f"{w!r} not in help:\n{out}"
 
 
+@pytest.mark.parametrize("line,reason", [
+    (b"a" * 1024, "longer than 1023 bytes"),
+    (b"", "empty password"),
+])
+def test_passwd_refuses_a_password_with_one_reason(cli, line, reason):
+    """One line on stderr that says why, never a shortened secret, no hash."""
+    r = cli("passwd", "alice", input=line + b"\n")
+    assert r.rc == 2, str(r)
+    assert r.stderr.strip().splitlines() == [f"sealpost: passwd: {reason}"], str(r)
+    assert r.stdout == ""
+
+
+def test_passwd_takes_1023_bytes(cli):
+    r = cli("passwd", "alice", input=b"a" * 1023 + b"\n", timeout=60)
+    assert r.rc == 0, str(r)
+    assert r.stdout.startswith("alice:$argon2id$"), str(r)
+
+
 def test_unknown_command_is_usage_error(cli):
     r = cli("frobnicate")
     assert r.rc == 2, str(r)
