@@ -170,6 +170,26 @@ reply_err(long status, const struct sp_buf *reply, char *err, size_t errsz)
 	          clean);
 }
 
+/* DELETE full: 0 deleted (200), 1 not there (404), or -1 with err set. */
+static int
+delete_at(const char *full, const char *token_file, char *err, size_t errsz)
+{
+	struct sp_buf reply;
+	long status;
+	int rv = -1;
+
+	sp_buf_init(&reply, LINK_UPLOAD_REPLY_MAX);
+	status = request(full, "DELETE", token_file, NULL, 0, &reply, err, errsz);
+	if (status == 200)
+		rv = 0;
+	else if (status == 404)
+		rv = 1;
+	else if (status >= 0)
+		reply_err(status, &reply, err, errsz);
+	sp_buf_free(&reply);
+	return rv;
+}
+
 int
 link_upload(const char *url, const char *token_file, const struct link_store_new_msg *m,
             char *err, size_t errsz)
@@ -200,26 +220,16 @@ int
 link_upload_revoke(const char *url, const char *token_file, const char *link_id, char *err,
                    size_t errsz)
 {
-	struct sp_buf reply;
 	char *full;
-	long status;
-	int rv = -1;
+	int rv;
 
 	if (!link_store_id_valid(link_id)) {
 		sp_seterr(err, errsz, "not a link id: expected 32 lowercase hex digits");
 		return -1;
 	}
-	sp_buf_init(&reply, LINK_UPLOAD_REPLY_MAX);
 	full = sp_xasprintf("%s%s%s", url, url[0] && url[strlen(url) - 1] == '/' ? "" : "/", link_id);
-	status = request(full, "DELETE", token_file, NULL, 0, &reply, err, errsz);
-	if (status == 200)
-		rv = 0;
-	else if (status == 404)
-		rv = 1;
-	else if (status > 0)
-		reply_err(status, &reply, err, errsz);
+	rv = delete_at(full, token_file, err, errsz);
 	free(full);
-	sp_buf_free(&reply);
 	return rv;
 }
 
@@ -333,22 +343,12 @@ int
 link_upload_reply_delete(const char *url, const char *token_file, int64_t id, char *err,
                          size_t errsz)
 {
-	struct sp_buf reply;
 	char *full;
-	long status;
-	int rv = -1;
+	int rv;
 
 	if ((full = replies_url(url, id, err, errsz)) == NULL)
 		return -1;
-	sp_buf_init(&reply, LINK_UPLOAD_REPLY_MAX);
-	status = request(full, "DELETE", token_file, NULL, 0, &reply, err, errsz);
-	if (status == 200)
-		rv = 0;
-	else if (status == 404)
-		rv = 1;
-	else if (status > 0)
-		reply_err(status, &reply, err, errsz);
+	rv = delete_at(full, token_file, err, errsz);
 	free(full);
-	sp_buf_free(&reply);
 	return rv;
 }
