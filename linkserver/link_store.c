@@ -1254,7 +1254,8 @@ link_store_reply_cap_put(struct link_store *s, const char *link_id, const char *
 	if (s->pg)
 		return link_store_pg_reply_cap_put(s->pg, link_id, sender, expires, cap, err, errsz);
 	pthread_mutex_lock(&s->lock);
-	if ((st = prepare(s, "INSERT INTO reply_caps (cap, link_id, sender, expires) "
+	if (write_sync(s, true, err, errsz) < 0 ||
+	    (st = prepare(s, "INSERT INTO reply_caps (cap, link_id, sender, expires) "
 	                  "VALUES (?, ?, ?, ?)", err, errsz)) == NULL)
 		goto out;
 	sqlite3_bind_blob(st, 1, cap, LINK_STORE_REPLY_CAP_BYTES, SQLITE_STATIC);
@@ -1437,7 +1438,8 @@ link_store_reply_delete(struct link_store *s, int64_t id, char *err, size_t errs
 	if (s->pg)
 		return link_store_pg_reply_delete(s->pg, id, err, errsz);
 	pthread_mutex_lock(&s->lock);
-	if ((st = prepare(s, "DELETE FROM replies WHERE id = ?", err, errsz)) == NULL)
+	if (write_sync(s, true, err, errsz) < 0 ||
+	    (st = prepare(s, "DELETE FROM replies WHERE id = ?", err, errsz)) == NULL)
 		goto out;
 	sqlite3_bind_int64(st, 1, id);
 	if (sqlite3_step(st) != SQLITE_DONE)

@@ -1269,6 +1269,151 @@ test_replies(struct fixture *fx, gconstpointer data)
 	link_store_reply_free(v, n);
 }
 
+/* ---- durability: which commits fsync ----
+ *
+ * A VFS that forwards every call to the default one and counts the syncs of
+ * "-wal" files: registered as the default before any store is opened (SQLite
+ * runs only), it changes nothing but lets a test see which commits are
+ * fsynced (docs/formats.md "Durability"). */
+
+static sqlite3_vfs *real_vfs;
+static sqlite3_vfs count_vfs;
+static unsigned wal_syncs;
+
+struct count_file {
+	sqlite3_file base;
+	bool wal;
+	sqlite3_file *real; /* follows this struct, real_vfs->szOsFile bytes */
+};
+
+#define REAL(f) (((struct count_file *)(f))->real)
+
+static int cf_close(sqlite3_file *f) { return REAL(f)->pMethods->xClose(REAL(f)); }
+static int cf_read(sqlite3_file *f, void *b, int n, sqlite3_int64 o)
+	{ return REAL(f)->pMethods->xRead(REAL(f), b, n, o); }
+static int cf_write(sqlite3_file *f, const void *b, int n, sqlite3_int64 o)
+	{ return REAL(f)->pMethods->xWrite(REAL(f), b, n, o); }
+static int cf_truncate(sqlite3_file *f, sqlite3_int64 n)
+	{ return REAL(f)->pMethods->xTruncate(REAL(f), n); }
+static int
+cf_sync(sqlite3_file *f, int flags)
+{
+	if (((struct count_file *)f)->wal)
+		__atomic_add_fetch(&wal_syncs, 1, __ATOMIC_SEQ_CST);
+	return REAL(f)->pMethods->xSync(REAL(f), flags);
+}
+static int cf_size(sqlite3_file *f, sqlite3_int64 *n) { return REAL(f)->pMethods->xFileSize(REAL(f), n); }
+static int cf_lock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xLock(REAL(f), l); }
+static int cf_unlock(sqlite3_file *f, int l) { return REAL(f)->pMethods->xUnlock(REAL(f), l); }
+static int cf_reserved(sqlite3_file *f, int *r)
+	{ return REAL(f)->pMethods->xCheckReservedLock(REAL(f), r); }
+static int cf_fcntl(sqlite3_file *f, int op, void *a)
+	{ return REAL(f)->pMethods->xFileControl(REAL(f), op, a); }
+static int cf_sector(sqlite3_file *f) { return REAL(f)->pMethods->xSectorSize(REAL(f)); }
+static int cf_devchar(sqlite3_file *f) { return REAL(f)->pMethods->xDeviceCharacteristics(REAL(f)); }
+static int cf_shm_map(sqlite3_file *f, int pg, int sz, int ext, void volatile **p)
+	{ return REAL(f)->pMethods->xShmMap(REAL(f), pg, sz, ext, p); }
+static int cf_shm_lock(sqlite3_file *f, int off, int n, int fl)
+	{ return REAL(f)->pMethods->xShmLock(REAL(f), off, n, fl); }
+static void cf_shm_barrier(sqlite3_file *f) { REAL(f)->pMethods->xShmBarrier(REAL(f)); }
+static int cf_shm_unmap(sqlite3_file *f, int del) { return REAL(f)->pMethods->xShmUnmap(REAL(f), del); }
+static int cf_fetch(sqlite3_file *f, sqlite3_int64 o, int n, void **p)
+	{ return REAL(f)->pMethods->xFetch(REAL(f), o, n, p); }
+static int cf_unfetch(sqlite3_file *f, sqlite3_int64 o, void *p)
+	{ return REAL(f)->pMethods->xUnfetch(REAL(f), o, p); }
+
+static const sqlite3_io_methods count_io = {
+	3, cf_close, cf_read, cf_write, cf_truncate, cf_sync, cf_size, cf_lock, cf_unlock,
+	cf_reserved, cf_fcntl, cf_sector, cf_devchar, cf_shm_map, cf_shm_lock, cf_shm_barrier,
+	cf_shm_unmap, cf_fetch, cf_unfetch,
+};
+
+static int
+cf_open(sqlite3_vfs *vfs, const char *name, sqlite3_file *f, int flags, int *out_flags)
+{
+	struct count_file *c = (struct count_file *)f;
+	int rc;
+
+	c->real = (sqlite3_file *)(c + 1);
+	c->wal = (flags & SQLITE_OPEN_WAL) != 0;
+	rc = real_vfs->xOpen(real_vfs, name, c->real, flags, out_flags);
+	/* SQLite calls xClose whenever pMethods is set, so set it only when the
+	 * real file is open. */
+	c->base.pMethods = c->real->pMethods ? &count_io : NULL;
+	return rc;
+}
+
+static int cv_delete(sqlite3_vfs *v, const char *n, int sync) { return real_vfs->xDelete(real_vfs, n, sync); }
+static int cv_access(sqlite3_vfs *v, const char *n, int fl, int *r) { return real_vfs->xAccess(real_vfs, n, fl, r); }
+static int cv_full(sqlite3_vfs *v, const char *n, int sz, char *out)
+	{ return real_vfs->xFullPathname(real_vfs, n, sz, out); }
+static int cv_random(sqlite3_vfs *v, int n, char *out) { return real_vfs->xRandomness(real_vfs, n, out); }
+static int cv_sleep(sqlite3_vfs *v, int us) { return real_vfs->xSleep(real_vfs, us); }
+static int cv_time(sqlite3_vfs *v, sqlite3_int64 *t) { return real_vfs->xCurrentTimeInt64(real_vfs, t); }
+static int cv_lasterr(sqlite3_vfs *v, int n, char *out) { return real_vfs->xGetLastError(real_vfs, n, out); }
+
+static void
+count_vfs_register(void)
+{
+	real_vfs = sqlite3_vfs_find(NULL);
+	g_assert_nonnull(real_vfs);
+	count_vfs = (sqlite3_vfs){
+		.iVersion = 2, .szOsFile = (int)sizeof(struct count_file) + real_vfs->szOsFile,
+		.mxPathname = real_vfs->mxPathname, .zName = "sp-count-syncs",
+		.xOpen = cf_open, .xDelete = cv_delete, .xAccess = cv_access,
+		.xFullPathname = cv_full, .xRandomness = cv_random, .xSleep = cv_sleep,
+		.xGetLastError = cv_lasterr, .xCurrentTimeInt64 = cv_time,
+	};
+	g_assert_cmpint(sqlite3_vfs_register(&count_vfs, 1), ==, SQLITE_OK);
+}
+
+static unsigned
+syncs_since(unsigned *mark)
+{
+	unsigned now = __atomic_load_n(&wal_syncs, __ATOMIC_SEQ_CST), d = now - *mark;
+
+	*mark = now;
+	return d;
+}
+
+/* Evaluate, a valid proof and every other write fsync the WAL before they
+ * return; a wrong proof's commit does not (it only settles an attempt that
+ * Evaluate counted durably), and the next durable write is durable again. */
+static void
+test_v2_sync(struct fixture *fx, gconstpointer data)
+{
+	char id[SP_LINK_ID_HEXLEN + 1], err[SP_ERRLEN];
+	unsigned char cap[LINK_STORE_REPLY_CAP_BYTES];
+	unsigned mark = 0;
+	bool destroyed;
+
+	if (pg_url())
+		return;
+	g_assert_cmpint(put_msg(fx->s, 4700, 1, V2_NOW, 100000, 0, 10, NULL), ==, LINK_STORE_OK);
+	make_id(id, 4700);
+	syncs_since(&mark);
+	g_assert_cmpint(v2_eval(fx->s, id, 1, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpuint(syncs_since(&mark), >=, 1);
+	g_assert_cmpint(v2_prove(fx->s, id, 1, false, V2_NOW, &destroyed), ==, LINK_STORE_WRONG);
+	g_assert_false(destroyed);
+	g_assert_cmpuint(syncs_since(&mark), ==, 0);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 1);
+	/* The writes after it, each durable again: an autocommit one ... */
+	memset(cap, 7, sizeof cap);
+	g_assert_cmpint(link_store_reply_cap_put(fx->s, id, "a@example.com", V2_NOW + 100, cap, err,
+	                                         sizeof err), ==, LINK_STORE_OK);
+	g_assert_cmpuint(syncs_since(&mark), >=, 1);
+	/* ... a wrong proof again, then a valid one (its view counts). */
+	g_assert_cmpint(v2_eval(fx->s, id, 2, V2_NOW), ==, LINK_STORE_OK);
+	g_assert_cmpint(v2_eval(fx->s, id, 3, V2_NOW), ==, LINK_STORE_OK);
+	syncs_since(&mark);
+	g_assert_cmpint(v2_prove(fx->s, id, 2, false, V2_NOW, NULL), ==, LINK_STORE_WRONG);
+	g_assert_cmpuint(syncs_since(&mark), ==, 0);
+	g_assert_cmpint(v2_prove(fx->s, id, 3, true, V2_NOW, NULL), ==, LINK_STORE_OK);
+	g_assert_cmpuint(syncs_since(&mark), >=, 1);
+	g_assert_cmpuint(v2_failed(fx->s, id), ==, 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1301,6 +1446,9 @@ main(int argc, char **argv)
 	FX("/link_store/v2_race", test_v2_race);
 	FX("/link_store/replies", test_replies);
 	FX("/link_store/migrate_2_to_3", test_migrate_2_to_3);
+	FX("/link_store/v2_sync", test_v2_sync);
 #undef FX
+	if (!pg_url())
+		count_vfs_register();
 	return g_test_run();
 }
