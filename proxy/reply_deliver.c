@@ -240,6 +240,19 @@ unremoved_note(struct reply_unremoved *u, const struct link_store_reply *r, bool
 	}
 }
 
+/* A pass ends on a failed removal (err says which): with nothing queued it
+ * is a failed look (-1: the caller logs it and waits REPLY_POLL_RETRY_MS, so
+ * a viewer that cannot delete is not a log line every 2 s); else it is
+ * logged here and the count returned. */
+static int
+unremoved_failed(int queued, const char *err)
+{
+	if (queued <= 0)
+		return -1;
+	sp_log_error("secure replies: %s", err);
+	return queued;
+}
+
 int
 reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
                    char *err, size_t errsz)
@@ -265,7 +278,8 @@ reply_collect_once(struct link_store *store, struct queue *q, struct reply_unrem
 		removed = link_store_reply_delete(store, v[i].id, why, sizeof why) != LINK_STORE_ERROR;
 		unremoved_note(u, &v[i], removed);
 		if (!removed) {
-			sp_log_error("reply %" PRId64 ": %s; it stays queued once", v[i].id, why);
+			sp_seterr(err, errsz, "reply %" PRId64 ": %s; it stays queued once", v[i].id, why);
+			queued = unremoved_failed(queued, err);
 			break; /* oldest first: the next pass starts with it */
 		}
 		sp_log_info("reply %" PRId64 ": removed from the store", v[i].id);
@@ -308,8 +322,9 @@ reply_collect_remote_once(const char *url, const char *token_file, struct queue 
 		removed = link_upload_reply_delete(url, token_file, r->id, why, sizeof why) >= 0;
 		unremoved_note(u, r, removed);
 		if (!removed) {
-			sp_log_error("reply %" PRId64 ": cannot delete it on the viewer: %s; "
-			             "it stays queued once", r->id, why);
+			sp_seterr(err, errsz, "reply %" PRId64 ": cannot delete it on the viewer: %s; "
+			          "it stays queued once", r->id, why);
+			queued = unremoved_failed(queued, err);
 			link_store_reply_free(r, 1);
 			break; /* the viewer would hand out the same reply again */
 		}

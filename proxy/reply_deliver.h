@@ -41,8 +41,8 @@ int reply_build_mail(const struct link_store_reply *r, struct sp_buf *out, char 
  * deleted (logged; the next pass starts with it).  The reply u remembers
  * (queued before, its removal failed) is not queued again, only removed.
  * Returns how many were queued (0 or more), or -1 with err set when the
- * store cannot be read.  One that can never be delivered is logged and
- * deleted. */
+ * store cannot be read or, with nothing queued, a removal failed.  One that
+ * can never be delivered is logged and deleted. */
 int reply_collect_once(struct link_store *store, struct queue *q, struct reply_unremoved *u,
                        char *err, size_t errsz);
 
