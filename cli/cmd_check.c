@@ -197,7 +197,7 @@ print_text(const struct report *r)
 		char *store = link_store_label(cfg->link.store); /* no database password */
 		/* The form of the links the proxy makes (docs/formats.md). */
 		printf("link        %s%s (%s)\n", cfg->link.base_url,
-		       sp_link_make_v1() ? "<token>" : "<link-id>#<link-secret>",
+		       sp_link_make_v1(cfg) ? "<token>" : "<link-id>#<link-secret>",
 		       cfg->link.upload_url[0] ? cfg->link.upload_url : store);
 		free(store);
 	}

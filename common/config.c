@@ -113,6 +113,7 @@ static const struct key_def keys[] = {
 	{ "link", "expiry", K_DURATION, OFF(link.expiry), "14d", NULL, 60, 366 * 86400 },
 	{ "link", "max_views", K_UINT, OFF(link.max_views), "0", NULL, 0, 1000000 },
 	{ "link", "max_failed_attempts", K_UINT, OFF(link.max_failed_attempts), "10", NULL, 1, 1000 },
+	{ "link", "version", K_UINT, OFF(link.version), "2", NULL, 1, 2 },
 	{ "link", "upload_url", K_URL, OFF(link.upload_url), "", NULL, 0, 0 },
 	{ "link", "upload_token_file", K_PATH, OFF(link.upload_token_file), "", NULL, 0, 0 },
 	{ "link", "templates", K_PATH, OFF(link.templates), "", NULL, 0, 0 },

@@ -107,6 +107,7 @@ struct sp_config {
 		int64_t expiry;
 		uint64_t max_views;
 		uint64_t max_failed_attempts;
+		uint64_t version;      /* 2; 1 only while a remote viewer is older (configuration.md) */
 		char *upload_url;
 		char *upload_token_file;
 		char *templates;       /* "" = the built-in notification templates */

@@ -323,7 +323,7 @@ build_links(struct compose_ctx *cx, struct sp_copies *out, char *err, size_t err
 		int r;
 		build_as_is(cx, &view, err, errsz);
 		sp_copy_blob(&view, &b, &one);
-		sender_key = sp_link_make_v1() ? NULL : link_sender_key(cx);
+		sender_key = sp_link_make_v1(cx->cfg) ? NULL : link_sender_key(cx);
 		r = sp_link_bundle_make(cx->cfg, cx->env, &b, sender_key, idx, n, &settings, &out->link, err, errsz);
 		free(sender_key);
 		if (out->link)

@@ -133,11 +133,9 @@ kdf_init(void)
 }
 
 bool
-sp_link_make_v1(void)
+sp_link_make_v1(const struct sp_config *cfg)
 {
-	const char *v = getenv(SP_LINK_TEST_V1_ENV);
-
-	return v != NULL && strcmp(v, "1") == 0;
+	return cfg->link.version == 1;
 }
 
 /* A v2 link's plaintext: the message rendered now (the recipient's browser
@@ -207,7 +205,7 @@ sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *env, 
 	b->max_failed = cfg->link.max_failed_attempts;
 	sp_strlcpy(b->hint, s->hint, sizeof b->hint);
 	sp_strlcpy(b->sender, s->sender, sizeof b->sender);
-	v1 = sp_link_make_v1();
+	v1 = sp_link_make_v1(cfg);
 	b->v = sp_xcalloc(n ? n : 1, sizeof *b->v);
 	sp_link_key_new(key);
 	if (v1) {

@@ -24,11 +24,6 @@
 #define SP_LINK_HINT_MAX 200
 /* The sender as the v2 page names it: a display name and an address. */
 #define SP_LINK_SENDER_MAX 520
-/* Test seam: with this environment variable set to "1" the proxy makes v1
- * links (43-character token, unlocked by the viewer) as before link v2, so
- * that the v1 unlock path, which links already in stores keep until they
- * expire, stays tested.  Never set it in production. */
-#define SP_LINK_TEST_V1_ENV "SEALPOST_TEST_LINK_V1"
 /* Template files bigger than this are a mistake. */
 #define SP_LINK_TEMPLATE_MAX (64 * 1024)
 
@@ -81,8 +76,9 @@ int sp_link_bundle_make(const struct sp_config *cfg, const struct sp_envelope *e
                         const char *sender_key, const size_t *rcpts, size_t n, const struct sp_link_settings *s,
                         struct sp_link_bundle **out, char *err, size_t errsz);
 void sp_link_bundle_free(struct sp_link_bundle *b);
-/* Does this process make v1 links (SP_LINK_TEST_V1_ENV, tests only)? */
-bool sp_link_make_v1(void);
+/* Does cfg make v1 links ([link] version = 1: 43-character token, unlocked
+ * by the viewer, for a remote viewer not yet upgraded; docs/configuration.md)? */
+bool sp_link_make_v1(const struct sp_config *cfg);
 
 /* The notification for one grant: the client's outer headers (Subject from
  * the template), multipart/alternative text + HTML from the templates,

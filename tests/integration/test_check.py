@@ -38,9 +38,14 @@ def test_every_outcome_readable_and_json(cli, upstream, write_file, tmp_path, se
     assert "rcpt        dave@example.com: link" in out, out
     assert "not-an-address: FAILED: not a mail address" in out, out
     assert "link        https://mail.example.org/s/" in out, out
-    # The harness makes v1 links (SEALPOST_TEST_LINK_V1=1): check says which form.
+    # The harness makes v1 links ([link] version = 1): check says which form,
+    # and the default, 2, is the v2 form.
     assert "link        https://mail.example.org/s/<token> (" in out, out
     assert out.rstrip().endswith("check FAILED"), out
+    v2 = text.replace("version = 1\n", "version = 2\n")
+    assert v2 != text
+    out2 = run_check(cli, write_file, v2, "dave@example.com").stdout
+    assert "link        https://mail.example.org/s/<link-id>#<link-secret> (" in out2, out2
 
     r = run_check(cli, write_file, text, CAROL, "dave@example.com", json_out=True)
     assert r.rc == 0, str(r)

@@ -113,6 +113,8 @@ def test_unknown_section(cli, upstream, write_file, tmp_path):
     ("upstream", "port", "smtp"),
     ("policy", "no_key", "encrypt-somehow"),
     ("log", "level", "chatty"),
+    ("link", "version", "3"),
+    ("link", "version", "0"),
 ])
 def test_bad_value(cli, upstream, write_file, tmp_path, section, key, value):
     text = config_text(upstream, tmp_path, **{section: {key: value}})
