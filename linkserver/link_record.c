@@ -33,18 +33,20 @@ link_record_encode(const struct link_store_new_msg *m, struct sp_buf *out, char 
 {
 	size_t i;
 	int rv = 0;
+	bool v1;
 
 	if (m->n_links == 0 || m->n_links > LINK_STORE_LINKS_MAX || m->max_views > UINT32_MAX ||
 	    m->max_failed == 0 || m->max_failed > UINT32_MAX || m->ciphertext_len == 0) {
 		sp_seterr(err, errsz, "link record: limits out of range");
 		return -1;
 	}
-	rv |= sp_buf_append(out, LINK_RECORD_MAGIC, LINK_RECORD_MAGIC_LEN);
+	v1 = m->sender == NULL && m->hint == NULL;
+	rv |= sp_buf_append(out, v1 ? LINK_RECORD_MAGIC_V1 : LINK_RECORD_MAGIC, LINK_RECORD_MAGIC_LEN);
 	rv |= put_be(out, (uint64_t)m->expires, 8);
 	rv |= put_be(out, m->max_views, 4);
 	rv |= put_be(out, m->max_failed, 4);
 	rv |= put_be(out, m->n_links, 2);
-	{
+	if (!v1) {
 		const char *sender = m->sender ? m->sender : "", *hint = m->hint ? m->hint : "";
 		if (strlen(sender) >= LINK_STORE_SENDER_MAX || strlen(hint) >= LINK_STORE_HINT_MAX) {
 			sp_seterr(err, errsz, "link record: sender or hint too long");

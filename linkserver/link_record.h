@@ -35,8 +35,10 @@
 #define LINK_RECORD_CONTENT_TYPE "application/vnd.sealpost.link-record.v1"
 
 /* Serialise m, appended to out (created is not sent: the viewer stamps its own
- * clock).  Returns 0, or -1 with err set (m out of the format's bounds, or
- * out's limit; out may then hold part of the record). */
+ * clock): a version 2 record, or version 1 (what a sealpost 0.1 viewer reads)
+ * when m->sender and m->hint are both NULL, as for [link] version = 1.
+ * Returns 0, or -1 with err set (m out of the format's bounds, or out's
+ * limit; out may then hold part of the record). */
 int link_record_encode(const struct link_store_new_msg *m, struct sp_buf *out, char *err, size_t errsz);
 /* Parse data into m: m->ciphertext and the wrapped blobs point into data;
  * m->links, m->sender and m->hint are allocated (link_record_free).  created

@@ -28,8 +28,12 @@ link_publish(const struct sp_config *cfg, struct link_store *store, const struct
 	m.expires = b->expires;
 	m.max_views = b->max_views;
 	m.max_failed = b->max_failed;
-	m.sender = b->sender;
-	m.hint = b->hint;
+	/* v1 links (a viewer older than v2 may take them) go in a v1 record:
+	 * no sender and hint, which only the v2 page shows. */
+	if (!sp_link_make_v1(cfg)) {
+		m.sender = b->sender;
+		m.hint = b->hint;
+	}
 	m.links = links;
 	m.n_links = b->n;
 	if (cfg->link.upload_url[0]) {
