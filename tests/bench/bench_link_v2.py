@@ -43,8 +43,7 @@ sys.path.insert(0, str(HERE.parent / "integration"))
 sys.path.insert(0, str(HERE.parent / "vectors"))
 sys.path.insert(0, str(HERE))
 import link_v2 as lv  # noqa: E402
-from nacl import bindings as nb  # noqa: E402
-from viewer import Viewer, simple_message  # noqa: E402
+from viewer import Viewer, simple_message, store_v2_link  # noqa: E402
 
 DUMMY_ID = "AAAAAAAAAAAAAAAAAAAAAA"
 # sealpost's Argon2id for links (crypto/link_envelope.h SP_LINK_ARGON2_*).
@@ -63,42 +62,6 @@ def log(*a):
 def machine() -> str:
     la = os.getloadavg()
     return f"{os.cpu_count()} cores, load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}"
-
-
-def seal_blob(key: bytes, plain: bytes) -> bytes:
-    head = b"SPLNKMSG\x01"
-    st = nb.crypto_secretstream_xchacha20poly1305_state()
-    out = [head, nb.crypto_secretstream_xchacha20poly1305_init_push(st, key)]
-    n = max(1, -(-len(plain) // 65536))
-    for i in range(n):
-        tag = (nb.crypto_secretstream_xchacha20poly1305_TAG_FINAL if i == n - 1
-               else nb.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
-        out.append(nb.crypto_secretstream_xchacha20poly1305_push(
-            st, plain[i * 65536:(i + 1) * 65536], head if i == 0 else None, tag))
-    return b"".join(out)
-
-
-def store_v2_link(store: Path, plain: bytes, password: str, ops: int, mem_kib: int,
-                  max_failed: int) -> tuple[str, str]:
-    """A v2 link (record by tests/vectors/link_v2.py) in the viewer's store;
-    returns (id_b64, secret_b64)."""
-    link_id, secret = os.urandom(16), os.urandom(16)
-    key = nb.crypto_secretstream_xchacha20poly1305_keygen()
-    k = lv.scalar(int.from_bytes(os.urandom(64), "little") % (lv.L - 1) + 1)
-    rec = lv.make_record(key, password.encode(), link_id, secret, ops, mem_kib, os.urandom(16),
-                         os.urandom(24), k)["record"]
-    now = int(time.time())
-    msg_id = os.urandom(16).hex()
-    db = sqlite3.connect(store, timeout=30)
-    with db:
-        db.execute("INSERT INTO messages (id, created, ciphertext) VALUES (?, ?, ?)",
-                   (msg_id, now, seal_blob(key, plain)))
-        db.execute("INSERT INTO links (id, message_id, wrapped, created, expires, max_views, "
-                   "max_failed, sender, hint) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
-                   (link_id.hex(), msg_id, rec, now, now + 86400, max_failed,
-                    "alice@example.com", "bench"))
-    db.close()
-    return lv.b64url(link_id), lv.b64url(secret)
 
 
 def start_viewer(work: Path) -> Viewer:
@@ -132,7 +95,8 @@ def bench_wrong(work: Path, seconds: int) -> dict:
     log("wrong passwords: v2 (evaluate + failing unlock) vs v1 (Argon2id per POST)")
     v = start_viewer(work / "wrong")
     try:
-        ids = [store_v2_link(v.store, b"x" * 100, "right", 1, 8, V2_MAX_FAILED)[0] for _ in range(V2_LINKS)]
+        ids = [store_v2_link(v.store, b"x" * 100, "right", "alice@example.com", "bench",
+                             ops=1, mem_kib=8, max_failed=V2_MAX_FAILED, ttl=86400)[0] for _ in range(V2_LINKS)]
         (work / "links").write_text("\n".join(ids) + "\n")
         t0 = time.monotonic()
         pool = [lv.b64url(lv.r255_from_hash(os.urandom(64))) for _ in range(BLINDED_POOL)]
@@ -268,7 +232,8 @@ def bench_browser(work: Path, runs: int) -> dict:
     try:
         for i in range(runs):
             pw = "bench " + os.urandom(4).hex()
-            id_b64, secret = store_v2_link(v.store, plain, pw, OPS, MEM_KIB, 10)
+            id_b64, secret = store_v2_link(v.store, plain, pw, "alice@example.com", "bench",
+                                           ops=OPS, mem_kib=MEM_KIB, max_failed=10, ttl=86400)
             d = work / f"chromium{i}"
             d.mkdir()
             drv = open_browser(d)

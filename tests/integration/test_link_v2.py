@@ -36,6 +36,7 @@ from upstream import Upstream
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
 import link_v2 as lv  # noqa: E402
+import vectors  # noqa: E402  (the SPLNKMSG stream)
 
 PRIVATE = ("Bcc", "X-Sealpost-*")
 ALICE = "alice@example.com"
@@ -586,19 +587,6 @@ def test_remote_viewer_gets_the_v2_record_sender_and_hint(start_proxy, upstream,
 # ---- several viewer nodes on one PostgreSQL store ------------------------------------------
 
 
-def seal_blob(key: bytes, plain: bytes) -> bytes:
-    """An SPLNKMSG stream (docs/formats.md), written with PyNaCl."""
-    magic = b"SPLNKMSG\x01"
-    state = nb.crypto_secretstream_xchacha20poly1305_state()
-    header = nb.crypto_secretstream_xchacha20poly1305_init_push(state, key)
-    out, chunks = [magic, header], [plain[i:i + 65536] for i in range(0, len(plain), 65536)] or [b""]
-    for i, c in enumerate(chunks):
-        tag = (nb.crypto_secretstream_xchacha20poly1305_TAG_FINAL if i == len(chunks) - 1
-               else nb.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
-        out.append(nb.crypto_secretstream_xchacha20poly1305_push(state, c, magic if i == 0 else None, tag))
-    return b"".join(out)
-
-
 def upload_v2(node, token: str, plain: bytes, password: str, max_views: int = 0,
               max_failed: int = 10) -> Link:
     """A v2 link made here, in Python (the record by tests/vectors/link_v2.py),
@@ -609,7 +597,7 @@ def upload_v2(node, token: str, plain: bytes, password: str, max_views: int = 0,
     k = lv.scalar(int.from_bytes(os.urandom(64), "little") % (lv.L - 1) + 1)
     rec = lv.make_record(key, password.encode(), link_id, secret, 1, 8, os.urandom(16),
                          os.urandom(24), k)["record"]
-    ct = seal_blob(key, plain)
+    ct = vectors.link_seal(key, os.urandom(24), plain)
     sender, hint = b"Alice <alice@example.com>", b""
     body = (b"SPLINKR\x02" + struct.pack(">qIIH", int(time.time()) + 3600, max_views, max_failed, 1)
             + struct.pack(">H", len(sender)) + sender + struct.pack(">H", len(hint)) + hint

@@ -15,26 +15,17 @@ import email.policy
 import json
 import os
 import re
-import sqlite3
 import struct
-import sys
-import time
 import zlib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from pathlib import Path
-
-from nacl import bindings as nb
 
 from browser import By, EC, WebDriverWait, wait_download
 from clients import smtplib_send
 # test_link_v2.py's proxy with v2 links and its sender's side (fixtures too).
 from test_link_v2 import ALICE, B64, DAVE, Link, send, start_proxy, v2_links  # noqa: F401
 from test_viewer_v2_page import console_problems
-from viewer import Viewer
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vectors"))
-import link_v2 as lv  # noqa: E402
+from viewer import Viewer, store_v2_link
 
 
 
@@ -216,43 +207,9 @@ def test_v2_wrong_passwords_destroy_the_link_and_the_page_says_so(start_proxy, u
 # the proxy's side), then stored in the real viewer's SQLite store.  The
 # viewer and the browser are the real ones.
 
-def seal_blob(key: bytes, plain: bytes) -> bytes:
-    """The SPLNKMSG chunked stream (docs/formats.md), with PyNaCl."""
-    head = b"SPLNKMSG\x01"
-    st = nb.crypto_secretstream_xchacha20poly1305_state()
-    out = [head, nb.crypto_secretstream_xchacha20poly1305_init_push(st, key)]
-    n = max(1, -(-len(plain) // 65536))
-    for i in range(n):
-        tag = (nb.crypto_secretstream_xchacha20poly1305_TAG_FINAL if i == n - 1
-               else nb.crypto_secretstream_xchacha20poly1305_TAG_MESSAGE)
-        out.append(nb.crypto_secretstream_xchacha20poly1305_push(
-            st, plain[i * 65536:(i + 1) * 65536], head if i == 0 else None, tag))
-    return b"".join(out)
-
-
 def view_document(header: dict, attachments: list[bytes]) -> bytes:
     j = json.dumps(header).encode()
     return b"SPVIEWD1" + len(j).to_bytes(4, "big") + j + b"".join(attachments)
-
-
-def store_v2_link(store: Path, plain: bytes, password: str, sender: str, hint: str) -> str:
-    """A v2 link to `plain` in the viewer's store; returns the path#fragment."""
-    link_id, secret = os.urandom(16), os.urandom(16)
-    key = nb.crypto_secretstream_xchacha20poly1305_keygen()
-    k = lv.scalar(int.from_bytes(os.urandom(64), "little") % (lv.L - 1) + 1)
-    rec = lv.make_record(key, password.encode(), link_id, secret, 2, 8192, os.urandom(16),
-                         os.urandom(24), k)["record"]
-    now = int(time.time())
-    msg_id = os.urandom(16).hex()
-    db = sqlite3.connect(store, timeout=10)
-    with db:
-        db.execute("INSERT INTO messages (id, created, ciphertext) VALUES (?, ?, ?)",
-                   (msg_id, now, seal_blob(key, plain)))
-        db.execute("INSERT INTO links (id, message_id, wrapped, created, expires, max_views, "
-                   "max_failed, sender, hint) VALUES (?, ?, ?, ?, ?, 0, 5, ?, ?)",
-                   (link_id.hex(), msg_id, rec, now, now + 3600, sender, hint))
-    db.close()
-    return f"{lv.b64url(link_id)}#{lv.b64url(secret)}"
 
 
 def test_view_document_shows_headers_text_html_and_attachments(tmp_path, browser):
@@ -272,9 +229,9 @@ def test_view_document_shows_headers_text_html_and_attachments(tmp_path, browser
     v.write_config()
     v.start()
     try:
-        frag = store_v2_link(v.store, view_document(header, [att1, att2]), "open sesame",
-                             "joerg@example.com", "the usual")
-        browser.get(v.base_url + frag)
+        link_id, secret = store_v2_link(v.store, view_document(header, [att1, att2]),
+                                        "open sesame", "joerg@example.com", "the usual")
+        browser.get(f"{v.base_url}{link_id}#{secret}")
         wait = WebDriverWait(browser, 60)
         wait.until(EC.visibility_of_element_located((By.ID, "pw")))
         assert "joerg@example.com" in browser.find_element(By.ID, "from-line").text
@@ -368,9 +325,9 @@ def test_progress_moves_while_a_large_message_decrypts(tmp_path, browser):
     v.write_config()
     v.start()
     try:
-        frag = store_v2_link(v.store, view_document(header, [att]), "open sesame",
-                             "alice@example.com", "")
-        browser.get(v.base_url + frag)
+        link_id, secret = store_v2_link(v.store, view_document(header, [att]), "open sesame",
+                                        "alice@example.com", "")
+        browser.get(f"{v.base_url}{link_id}#{secret}")
         wait = WebDriverWait(browser, 60)
         wait.until(EC.visibility_of_element_located((By.ID, "pw")))
         browser.execute_script("""

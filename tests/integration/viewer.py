@@ -24,6 +24,7 @@ import signal
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -31,6 +32,9 @@ from pathlib import Path
 from ports import free_port  # noqa: F401  (re-exported)
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tests" / "vectors"))
+import link_v2 as lv  # noqa: E402  (the independent v2 implementation)
+import vectors  # noqa: E402  (the independent SPLNKMSG stream)
 DEFAULT_HARNESS = REPO / "build" / "tests" / "viewer_harness"
 
 SANITIZER_PATTERNS = [
@@ -302,6 +306,33 @@ class Viewer:
         headers = {"Content-Type": "application/x-www-form-urlencoded"}
         headers.update(kw.pop("headers", {}))
         return self.request("POST", path, body=body, headers=headers, **kw)
+
+
+def store_v2_link(store: Path, plain: bytes, password: str, sender: str, hint: str,
+                  ops: int = 2, mem_kib: int = 8192, max_failed: int = 5,
+                  ttl: int = 3600) -> tuple[str, str]:
+    """A v2 link to `plain` written straight into a viewer's SQLite store: the
+    record by tests/vectors/link_v2.py and the message blob by
+    tests/vectors/vectors.py, both independent of the proxy's C.  Returns
+    (link id, link secret), base64url."""
+    link_id, secret = os.urandom(16), os.urandom(16)
+    key = os.urandom(32)
+    k = lv.scalar(int.from_bytes(os.urandom(64), "little") % (lv.L - 1) + 1)
+    rec = lv.make_record(key, password.encode(), link_id, secret, ops, mem_kib, os.urandom(16),
+                         os.urandom(24), k)["record"]
+    now = int(time.time())
+    msg_id = os.urandom(16).hex()
+    db = sqlite3.connect(store, timeout=30)
+    try:
+        with db:
+            db.execute("INSERT INTO messages (id, created, ciphertext) VALUES (?, ?, ?)",
+                       (msg_id, now, vectors.link_seal(key, os.urandom(24), plain)))
+            db.execute("INSERT INTO links (id, message_id, wrapped, created, expires, max_views, "
+                       "max_failed, sender, hint) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?)",
+                       (link_id.hex(), msg_id, rec, now, now + ttl, max_failed, sender, hint))
+    finally:
+        db.close()
+    return lv.b64url(link_id), lv.b64url(secret)
 
 
 class Forwarder:
