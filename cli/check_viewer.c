@@ -60,7 +60,7 @@ fetch(const char *url, const char *ca_file, long *status, char hex[65], char *er
 	*status = 0;
 	hex[0] = '\0';
 	if (c == NULL) {
-		snprintf(err, errsz, "cannot start an HTTP client");
+		sp_seterr(err, errsz, "cannot start an HTTP client");
 		return -1;
 	}
 	crypto_hash_sha256_init(&f.sha);
@@ -86,11 +86,11 @@ fetch(const char *url, const char *ca_file, long *status, char hex[65], char *er
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
 	curl_easy_cleanup(c);
 	if (f.too_big || rc == CURLE_FILESIZE_EXCEEDED) {
-		snprintf(err, errsz, "response larger than %u bytes", CHECK_VIEWER_MAX_BODY);
+		sp_seterr(err, errsz, "response larger than %u bytes", CHECK_VIEWER_MAX_BODY);
 		return -1;
 	}
 	if (rc != CURLE_OK) {
-		snprintf(err, errsz, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
+		sp_seterr(err, errsz, "%s", cerr[0] ? cerr : curl_easy_strerror(rc));
 		return -1;
 	}
 	crypto_hash_sha256_final(&f.sha, md);
@@ -112,18 +112,18 @@ viewer_urls(const char *base, char **page, char **static_prefix, char *err, size
 	if (u == NULL || curl_url_set(u, CURLUPART_URL, base, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
 	    (strcmp(scheme, "https") != 0 && strcmp(scheme, "http") != 0)) {
-		snprintf(err, errsz, "not an http(s) URL: %s", base);
+		sp_seterr(err, errsz, "not an http(s) URL: %s", base);
 		goto out;
 	}
 	if (strchr(base, '?') || strchr(base, '#')) {
-		snprintf(err, errsz, "the viewer URL is the links' base, without query or fragment: %s", base);
+		sp_seterr(err, errsz, "the viewer URL is the links' base, without query or fragment: %s", base);
 		goto out;
 	}
 	if (curl_url_set(u, CURLUPART_PATH, "/", 0) != CURLUE_OK ||
 	    curl_url_set(u, CURLUPART_USER, NULL, 0) != CURLUE_OK ||
 	    curl_url_set(u, CURLUPART_PASSWORD, NULL, 0) != CURLUE_OK ||
 	    curl_url_get(u, CURLUPART_URL, &origin, 0) != CURLUE_OK) {
-		snprintf(err, errsz, "not an http(s) URL: %s", base);
+		sp_seterr(err, errsz, "not an http(s) URL: %s", base);
 		goto out;
 	}
 	*page = sp_xasprintf("%s%s%s", base, n && base[n - 1] == '/' ? "" : "/", CHECK_VIEWER_DUMMY_ID);
